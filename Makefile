@@ -1,0 +1,42 @@
+# Two set-up commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DB ?= demo.duckdb
+
+.PHONY: help demo test check format lint typecheck bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/forensics: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	touch $@
+
+demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb and summarise it
+	rm -f $(DEMO_DB) $(DEMO_DB).wal
+	$(BIN)/forensics --db $(DEMO_DB) ingest sample_data/
+	$(BIN)/forensics --db $(DEMO_DB) sql -f sample_data/summary.sql
+
+test: $(BIN)/forensics  ## run the whole test suite
+	$(BIN)/python -m pytest
+
+format: $(BIN)/forensics  ## ruff format
+	$(BIN)/ruff format forensics tests benchmarks
+
+lint: $(BIN)/forensics  ## ruff check
+	$(BIN)/ruff check forensics tests benchmarks
+	$(BIN)/ruff format --check forensics tests benchmarks
+
+typecheck: $(BIN)/forensics  ## mypy --strict on forensics/
+	$(BIN)/mypy
+
+check: lint typecheck test  ## everything CI cares about
+
+bench: $(BIN)/forensics  ## ingest benchmark (see benchmarks/README.md)
+	$(BIN)/python benchmarks/ingest.py
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DB)

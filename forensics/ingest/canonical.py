@@ -1,0 +1,133 @@
+"""From staging columns to canonical `requests` rows: the steps every format shares.
+
+Credentials become fingerprints (and JWT claims), strings are scrubbed of anything that looks
+like a key, request and response bodies give prompt shape and tool calls, paths give the
+endpoint, and client addresses are joined to the enrichment ranges. All of it is three SQL
+statements per chunk, run by `pipeline.py`.
+"""
+
+from __future__ import annotations
+
+from forensics.normalize import REQUEST_BODY, RESPONSE_BODY
+
+CANONICAL = f"""
+CREATE OR REPLACE TEMP TABLE canon AS
+WITH s AS (
+  SELECT *, auth_token(auth_header) AS _tok,
+         CASE WHEN req_payload IS NOT NULL
+              THEN try(json_transform(req_payload, '{REQUEST_BODY}')) END AS _rq,
+         CASE WHEN resp_payload IS NOT NULL
+              THEN try(json_transform(resp_payload, '{RESPONSE_BODY}')) END AS _rs
+  FROM staged WHERE _error IS NULL
+), t AS (
+  SELECT *, is_jwt(_tok) AS _is_jwt, jwt_claims(_tok) AS _claims, jwt_header(_tok) AS _jh,
+         coalesce(regexp_matches(auth_header, '(?i)^\\s*basic\\s'), false) AS _basic,
+         cred_fp(coalesce(api_key, _tok,
+             nullif(regexp_extract(uri, '(?i)[?&](?:api[_-]?key|key)=([^&]+)', 1), ''))) AS _kfp,
+         last_user_text(_rq) AS _last_user,
+         coalesce(strip_port(client_ip), first_xff(xff)) AS _ip
+  FROM s
+)
+SELECT
+  ts, request_id, $source_id::INTEGER AS source_id, line_no, $format::VARCHAR AS format,
+  tenant_id,
+  coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),
+           json_extract_string(_claims, '$.sub')) AS user_id,
+  coalesce(credential_id, _kfp) AS credential_id,
+  CASE WHEN _is_jwt THEN 'jwt' WHEN _basic THEN 'basic'
+       WHEN coalesce(credential_id, _kfp) IS NOT NULL THEN 'api_key' END AS credential_type,
+  _kfp AS key_fingerprint,
+  json_extract_string(_claims, '$.jti') AS token_id,
+  json_extract_string(_claims, '$.iss') AS issuer,
+  json_extract_string(_jh, '$.kid') AS key_id,
+  epoch_claim(_claims, '$.iat') AS token_iat,
+  epoch_claim(_claims, '$.exp') AS token_exp,
+  CASE WHEN json_type(_claims, '$.scp') = 'ARRAY' THEN json_extract_string(_claims, '$.scp[*]')
+       ELSE string_split(coalesce(json_extract_string(_claims, '$.scope'),
+                                  json_extract_string(_claims, '$.scp')), ' ') END AS scopes,
+  coalesce(json_extract_string(_claims, '$.client_id'), json_extract_string(_claims, '$.azp'),
+           json_extract_string(_claims, '$.cid')) AS client_id,
+  _ip AS client_ip,
+  scrub(xff) AS xff,
+  asn, as_org, NULL::VARCHAR AS asn_category,
+  upper(nullif(trim(country), '')) AS country, city, lat, lon,
+  CASE WHEN asn IS NOT NULL OR country IS NOT NULL THEN 'log' END AS geo_source,
+  scrub(user_agent) AS user_agent,
+  scrub(origin) AS origin,
+  scrub(referer) AS referer,
+  host,
+  upper(method) AS method,
+  scrub(split_part(uri, '?', 1)) AS path,
+  scrub(nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), '')) AS query,
+  route,
+  coalesce(nullif(endpoint_of(upstream_uri), 'other'), endpoint_of(uri)) AS endpoint,
+  lower(provider) AS provider,
+  coalesce(model, _rq.model) AS model,
+  coalesce(response_model, _rs.model) AS response_model,
+  model_family_of(coalesce(response_model, _rs.model, model, _rq.model)) AS model_family,
+  coalesce(stream, _rq.stream) AS stream,
+  prompt_chars_of(_rq) AS prompt_chars,
+  prompt_fp(_last_user) AS prompt_prefix_fp,
+  CASE WHEN $keep_prompts THEN scrub(_last_user) END AS prompt_text,
+  input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens,
+  coalesce(tool_calls, tool_calls_of(_rs)) AS tool_calls,
+  coalesce(finish_reason, finish_reason_of(_rs)) AS finish_reason,
+  coalesce(error_code, _rs.error.code, _rs.error.type) AS error_code,
+  session_id,
+  status,
+  upstream_status,
+  error_type_of(status, coalesce(error_code, _rs.error.code, _rs.error.type),
+                coalesce(finish_reason, finish_reason_of(_rs))) AS error_type,
+  latency_ms, request_bytes, response_bytes, log_cost,
+  NULL::DOUBLE AS est_cost_usd
+FROM t
+"""
+
+# Distinct client addresses of the chunk, looked up in every enrichment database loaded.
+IP_LOOKUP = """
+CREATE OR REPLACE TEMP TABLE ipgeo AS
+WITH ips AS (
+  SELECT DISTINCT client_ip AS ip, ip_num(client_ip) AS n FROM canon
+  WHERE client_ip IS NOT NULL AND ip_num(client_ip) IS NOT NULL
+), probes AS (
+  SELECT ip, n, db.source_id FROM ips CROSS JOIN (SELECT DISTINCT source_id FROM ip_ranges) db
+), hits AS (
+  SELECT p.ip, p.source_id, r.asn, r.as_org, r.country, r.city, r.lat, r.lon
+  FROM probes p ASOF JOIN ip_ranges r ON p.source_id = r.source_id AND p.n >= r.ip_start
+  WHERE p.n <= r.ip_end
+)
+SELECT h.ip,
+  arg_max(h.asn, h.source_id) FILTER (h.asn IS NOT NULL AND h.asn > 0) AS asn,
+  arg_max(h.as_org, h.source_id) FILTER (h.asn IS NOT NULL AND h.asn > 0) AS as_org,
+  arg_max(h.country, h.source_id) FILTER (h.country IS NOT NULL) AS country,
+  arg_max(h.city, h.source_id) FILTER (h.city IS NOT NULL) AS city,
+  arg_max(h.lat, h.source_id) FILTER (h.lat IS NOT NULL) AS lat,
+  arg_max(h.lon, h.source_id) FILTER (h.lon IS NOT NULL) AS lon,
+  string_agg(DISTINCT s.format, '+' ORDER BY s.format) AS geo_source
+FROM hits h JOIN sources s USING (source_id)
+GROUP BY h.ip
+"""
+
+NO_IP_LOOKUP = """
+CREATE OR REPLACE TEMP TABLE ipgeo AS
+SELECT NULL::VARCHAR AS ip, NULL::BIGINT AS asn, NULL::VARCHAR AS as_org, NULL::VARCHAR AS country,
+       NULL::VARCHAR AS city, NULL::DOUBLE AS lat, NULL::DOUBLE AS lon,
+       NULL::VARCHAR AS geo_source WHERE false
+"""
+
+INSERT_REQUESTS = """
+INSERT INTO requests BY NAME
+SELECT c.* REPLACE (
+  coalesce(c.asn, g.asn) AS asn,
+  coalesce(c.as_org, g.as_org, ai.name) AS as_org,
+  ai.category AS asn_category,
+  coalesce(c.country, upper(g.country)) AS country,
+  coalesce(c.city, g.city) AS city,
+  coalesce(c.lat, g.lat, cc.lat) AS lat,
+  coalesce(c.lon, g.lon, cc.lon) AS lon,
+  coalesce(c.geo_source, g.geo_source) AS geo_source)
+FROM canon c
+LEFT JOIN ipgeo g ON g.ip = c.client_ip
+LEFT JOIN asn_info ai ON ai.asn = coalesce(c.asn, g.asn)
+LEFT JOIN country_centroids cc ON cc.country = coalesce(c.country, upper(g.country))
+"""

@@ -1,0 +1,282 @@
+"""Ingest: one transaction per file, every record accounted for.
+
+For each file: hash it (same content already in the case -> skipped), pick the format, then in
+one transaction insert the `sources` row, stream the file through DuckDB chunk by chunk, and
+check that read = loaded + quarantined before committing. A crash mid-file leaves nothing of it.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from forensics import __version__
+from forensics.errors import ForensicsError, InputError
+from forensics.ingest import canonical, reader
+from forensics.ingest.base import Adapter, Counts, Format, Options
+from forensics.ingest.formats import FORMATS, detect_format
+
+# (bytes of the file consumed, records done) since the last call
+Progress = Callable[[int, int], None]
+QUARANTINE_RAW_CHARS = 2000
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str | None = None
+    status: str = "loaded"  # loaded | skipped | failed
+    source_id: int | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    lines_blank: int = 0
+    message: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.rows_quarantined
+
+
+def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> Iterator[reader.Chunk]:
+    """Read and decompress the next chunk while DuckDB parses this one."""
+    slots: queue.Queue[reader.Chunk | BaseException | None] = queue.Queue(maxsize=2)
+
+    def produce() -> None:
+        try:
+            source = (
+                reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
+            )
+            for chunk in source:
+                slots.put(chunk)
+            slots.put(None)
+        except BaseException as e:  # handed to the consumer, raised there
+            slots.put(e)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    while True:
+        item = slots.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    worker.join()
+
+
+def _stage_chunk(con: duckdb.DuckDBPyConnection, chunk: reader.Chunk) -> int:
+    """Put the chunk's lines in temp table chunk_lines; return how many were blank."""
+    if chunk.line_numbers is not None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE chunk_lines AS SELECT unnest($nos)::BIGINT AS line_no,"
+            " unnest(string_split($text, chr(10))) AS line",
+            {"nos": chunk.line_numbers, "text": chunk.text},
+        )
+        if not chunk.line_numbers:
+            con.execute("DELETE FROM chunk_lines")
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE chunk_lines AS SELECT $first + i AS line_no,"
+            " rtrim(l, chr(13)) AS line FROM (SELECT unnest(range(len(ls))) AS i, unnest(ls) AS l"
+            " FROM (SELECT string_split($text, chr(10)) AS ls))",
+            {"first": chunk.first_line, "text": chunk.text},
+        )
+    rows = con.execute(
+        "SELECT count(*) FILTER (WHERE trim(line) = '') FROM chunk_lines"
+    ).fetchall()
+    con.execute(f"DELETE FROM chunk_lines WHERE trim(line) = '' OR line = '{reader.BAD_LINE}'")
+    return int(rows[0][0])
+
+
+def _quarantine_rows(
+    con: duckdb.DuckDBPyConnection, source_id: int, rows: list[tuple[int, str, str]]
+) -> None:
+    if rows:
+        con.executemany(
+            "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
+            [[source_id, line, reason, raw, QUARANTINE_RAW_CHARS] for line, reason, raw in rows],
+        )
+
+
+def _has_ip_ranges(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT EXISTS (SELECT 1 FROM ip_ranges)").fetchall()[0][0])
+
+
+def load_requests(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    adapter: Adapter,
+    options: Options,
+    source_id: int,
+    progress: Progress | None,
+) -> tuple[Counts, list[str]]:
+    staging_sql = "CREATE OR REPLACE TEMP TABLE staged AS " + adapter.staging(options).sql()
+    lookup = canonical.IP_LOOKUP if _has_ip_ranges(con) else canonical.NO_IP_LOOKUP
+    params = {"source_id": source_id, "format": adapter.name, "keep_prompts": options.keep_prompts}
+    counts = Counts()
+    warnings: list[str] = []
+    end = reader.ReadEnd()
+    document = reader.is_json_document(reader.head_lines(path, 2))
+    last_offset = 0
+    for chunk in _chunks_in_background(path, end, document):
+        counts.blank += _stage_chunk(con, chunk)
+        _quarantine_rows(con, source_id, chunk.bad_lines)
+        con.execute(staging_sql)
+        con.execute(
+            "INSERT INTO quarantine SELECT $sid, line_no, _error, left(scrub(_raw), $n)"
+            " FROM staged WHERE _error IS NOT NULL",
+            {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
+        )
+        con.execute(canonical.CANONICAL, params)
+        con.execute(lookup)
+        con.execute(canonical.INSERT_REQUESTS)
+        good, bad = con.execute(
+            "SELECT count(*) FILTER (WHERE _error IS NULL), count(*) FILTER (WHERE _error IS NOT NULL)"
+            " FROM staged"
+        ).fetchall()[0]
+        counts.loaded += good
+        counts.quarantined += bad + len(chunk.bad_lines)
+        if progress is not None:
+            progress(chunk.raw_offset - last_offset, good + bad + len(chunk.bad_lines))
+        last_offset = chunk.raw_offset
+    if end.problem:
+        _quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
+        counts.quarantined += 1
+        warnings.append(f"{path}:{end.next_line}: {end.problem}")
+    counts.read = counts.loaded + counts.quarantined
+    return counts, warnings
+
+
+def _check_reconciles(
+    con: duckdb.DuckDBPyConnection, fmt: Format, source_id: int, counts: Counts, path: Path
+) -> None:
+    table = fmt.table
+    loaded = (
+        f"(SELECT count(*) FROM {table} WHERE {fmt.source_column} = $s)"
+        if fmt.source_column
+        else str(counts.loaded)
+    )
+    stored = con.execute(
+        f"SELECT {loaded}, (SELECT count(*) FROM quarantine WHERE source_id = $s)",
+        {"s": source_id},
+    ).fetchall()[0]
+    if (stored[0], stored[1]) != (counts.loaded, counts.quarantined) or counts.read != (
+        counts.loaded + counts.quarantined
+    ):
+        raise InputError(
+            path,
+            f"counts do not reconcile: read {counts.read}, stored {stored[0]} in {table}"
+            f" and {stored[1]} in quarantine; nothing from this file was kept",
+        )
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    fmt: str | None = None,
+    options: Options | None = None,
+    progress: Progress | None = None,
+) -> FileResult:
+    options = options or Options()
+    result = FileResult(str(path))
+    size = path.stat().st_size
+    digest = reader.sha256_file(path)
+    known = con.execute(
+        "SELECT source_id, format FROM sources WHERE sha256 = $h", {"h": digest}
+    ).fetchall()
+    if known:
+        result.status, result.source_id, result.format = "skipped", known[0][0], known[0][1]
+        result.message = f"same content already ingested as source {known[0][0]}"
+        if progress is not None:
+            progress(size, 0)
+        return result
+    head = reader.head_lines(path)
+    if not head and fmt is None:
+        result.status, result.message = "skipped", "empty file: no records"
+        return result
+    name = fmt or detect_format(path, head)
+    result.format = name
+    format_ = FORMATS[name]
+    format_.check_options(options)
+    source_options = {"keep_prompts": options.keep_prompts}
+    if options.mapping is not None:
+        source_options["mapping"] = str(options.mapping.resolve())  # type: ignore[assignment]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        source_id = int(con.execute("SELECT nextval('source_ids')").fetchall()[0][0])
+        con.execute(
+            "INSERT INTO sources VALUES ($id, $path, $sha, $bytes, $fmt, $kind, now(), $ver,"
+            " 0, 0, 0, 0, $opts)",
+            {
+                "id": source_id,
+                "path": str(path.resolve()),
+                "sha": digest,
+                "bytes": size,
+                "fmt": name,
+                "kind": format_.kind,
+                "ver": __version__,
+                "opts": json.dumps(source_options),
+            },
+        )
+        if isinstance(format_, Adapter):
+            counts, warnings = load_requests(con, path, format_, options, source_id, progress)
+        else:
+            counts, warnings = format_.load(con, path, source_id, options)
+            if progress is not None:
+                progress(size, counts.read)
+        _check_reconciles(con, format_, source_id, counts, path)
+        con.execute(
+            "UPDATE sources SET rows_read = $r, rows_loaded = $l, rows_quarantined = $q,"
+            " lines_blank = $b, ingested_at = now() WHERE source_id = $id",
+            {
+                "r": counts.read,
+                "l": counts.loaded,
+                "q": counts.quarantined,
+                "b": counts.blank,
+                "id": source_id,
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    result.source_id = source_id
+    result.rows_read, result.rows_loaded = counts.read, counts.loaded
+    result.rows_quarantined, result.lines_blank = counts.quarantined, counts.blank
+    result.warnings = warnings
+    return result
+
+
+def ingest_paths(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    *,
+    fmt: str | None = None,
+    options: Options | None = None,
+    progress: Progress | None = None,
+    on_file: Callable[[Path], None] | None = None,
+) -> list[FileResult]:
+    """Ingest each file on its own; a file that fails is reported and the others still load."""
+    results = []
+    for path in files:
+        if on_file is not None:
+            on_file(path)
+        try:
+            results.append(ingest_file(con, path, fmt=fmt, options=options, progress=progress))
+        except ForensicsError as e:
+            results.append(FileResult(str(path), fmt, "failed", message=str(e)))
+        except duckdb.Error as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            results.append(FileResult(str(path), fmt, "failed", message=f"{path}: {first}"))
+    return results
+
+

@@ -1,0 +1,266 @@
+"""Small reference tables the user brings: revocations, allowlist, ASN categories.
+
+These are hand-kept CSV files of a few rows to a few thousand, so Python's csv module reads them
+(quoted fields with commas included) and DuckDB validates and converts them as a set. Every bad
+row goes to quarantine with its line, like any other record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from forensics.errors import InputError
+from forensics.ingest import reader
+from forensics.ingest.base import Counts, Options, ReferenceFormat
+from forensics.secrets import BEARER_PATTERN, KEY_PATTERN
+
+QUARANTINE_RAW_CHARS = 2000
+
+
+def read_csv_rows(
+    path: Path, expected: list[str], required: int
+) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str, str]], int]:
+    """(line, fields) of well-formed rows, quarantine tuples for the others, blank count."""
+    end = reader.ReadEnd()
+    text = "\n".join(chunk.text for chunk in reader.read_chunks(path, end))
+    bad: list[tuple[int, str, str]] = []
+    lines = text.split("\n")
+    rows: list[tuple[int, list[str]]] = []
+    blank = 0
+    header_seen = False
+    for number, fields in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        line = lines[number - 1] if number <= len(lines) else ""
+        if not fields or all(not f.strip() for f in fields):
+            blank += 1
+            continue
+        if not header_seen:
+            header = [f.strip().lower() for f in fields]
+            if header[: len(expected)] != expected[: len(header)] or len(header) < required:
+                raise InputError(
+                    path,
+                    f"expected a CSV header {','.join(expected)}, found {','.join(fields)[:200]}",
+                    line=number,
+                )
+            header_seen = True
+            continue
+        if not (required <= len(fields) <= len(expected)):
+            bad.append((number, f"expected {required} to {len(expected)} fields, found {len(fields)}",
+                        line))
+            continue
+        rows.append((number, [f.strip() for f in fields] + [""] * (len(expected) - len(fields))))
+    if end.problem:
+        bad.append((end.next_line, end.problem, ""))
+    return rows, bad, blank
+
+
+def _insert_checked(
+    con: duckdb.DuckDBPyConnection,
+    source_id: int,
+    names: list[str],
+    rows: list[tuple[int, list[str]]],
+    bad: list[tuple[int, str, str]],
+    checked_sql: str,
+    inserts: list[str],
+) -> Counts:
+    """Register rows as table `ref_rows`, quarantine where `checked_sql` gives an _error."""
+    columns: dict[str, list[object]] = {"line_no": [n for n, _ in rows]}
+    for i, name in enumerate(names):
+        columns[name] = [fields[i] for _, fields in rows]
+    arrow = pa.table({k: pa.array(v, type=pa.int64() if k == "line_no" else pa.string())
+                      for k, v in columns.items()})
+    con.register("ref_rows_arrow", arrow)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE ref_rows AS SELECT * FROM ref_rows_arrow")
+    finally:
+        con.unregister("ref_rows_arrow")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ref_checked AS {checked_sql}")
+    con.execute(
+        "INSERT INTO quarantine SELECT $sid, c.line_no, c._error,"
+        " left(scrub(array_to_string([" + ", ".join(f"coalesce(r.{n}, '')" for n in names)
+        + "], ',')), $n) FROM ref_checked c JOIN ref_rows r USING (line_no)"
+        " WHERE c._error IS NOT NULL",
+        {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
+    )
+    if bad:
+        con.executemany(
+            "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
+            [[source_id, line, reason, raw, QUARANTINE_RAW_CHARS] for line, reason, raw in bad],
+        )
+    for statement in inserts:
+        con.execute(statement, {"sid": source_id} if "$sid" in statement else None)
+    good, failed = con.execute(
+        "SELECT count(*) FILTER (WHERE _error IS NULL), count(*) FILTER (WHERE _error IS NOT NULL)"
+        " FROM ref_checked"
+    ).fetchall()[0]
+    return Counts(read=good + failed + len(bad), loaded=good, quarantined=failed + len(bad))
+
+
+# A credential column holds either an id as logged or a raw secret: secrets are fingerprinted.
+_CREDENTIAL = (
+    f"CASE WHEN regexp_full_match({{v}}, '{KEY_PATTERN}')"
+    f" OR regexp_matches({{v}}, '{BEARER_PATTERN}') THEN cred_fp(auth_token({{v}}))"
+    " ELSE {v} END"
+)
+_TIME = (
+    "CASE WHEN {v} = '' THEN NULL WHEN regexp_full_match({v}, '[0-9]{{13}}') THEN epoch_ts({v}, 'ms')"
+    " WHEN regexp_full_match({v}, '[0-9]{{9,10}}(\\.[0-9]+)?') THEN epoch_ts({v}, 's')"
+    " ELSE TRY_CAST({v} AS TIMESTAMPTZ) END"
+)
+
+
+class Revocations(ReferenceFormat):
+    name = "revocations"
+    description = "CSV credential_id,revoked_at (ids as logged, or raw keys: fingerprinted)"
+    table = "revocations"
+    columns = ["credential_id", "revoked_at"]
+
+    def sniff(self, head: list[str]) -> bool:
+        return head[0].strip().lower().replace(" ", "").startswith("credential_id,revoked_at")
+
+    def load(
+        self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
+    ) -> tuple[Counts, list[str]]:
+        rows, bad, blank = read_csv_rows(path, self.columns, 2)
+        checked = f"""
+            SELECT line_no, {_CREDENTIAL.format(v="credential_id")} AS credential_id,
+                   {_TIME.format(v="revoked_at")} AS revoked_at,
+                   CASE WHEN credential_id = '' THEN 'credential_id is empty'
+                        WHEN {_TIME.format(v="revoked_at")} IS NULL
+                        THEN 'revoked_at is not a timestamp: ' || left(revoked_at, 60)
+                        WHEN NOT plausible_ts({_TIME.format(v="revoked_at")})
+                        THEN 'revoked_at is out of range: ' || left(revoked_at, 60) END AS _error
+            FROM ref_rows"""
+        insert = (
+            "INSERT INTO revocations SELECT credential_id, revoked_at, $sid, line_no"
+            " FROM ref_checked WHERE _error IS NULL"
+        )
+        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
+        counts.blank = blank
+        return counts, []
+
+
+ALLOW_KINDS = ("asn", "ip", "cidr", "tenant", "credential", "user_agent")
+
+
+class Allowlist(ReferenceFormat):
+    name = "allowlist"
+    description = "CSV kind,value,detectors,reason,expires (kind: " + ", ".join(ALLOW_KINDS) + ")"
+    table = "allowlist"
+    columns = ["kind", "value", "detectors", "reason", "expires"]
+
+    def sniff(self, head: list[str]) -> bool:
+        return head[0].strip().lower().replace(" ", "").startswith("kind,value,detectors")
+
+    def load(
+        self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
+    ) -> tuple[Counts, list[str]]:
+        rows, bad, blank = read_csv_rows(path, self.columns, 2)
+        kinds = ", ".join(f"'{k}'" for k in ALLOW_KINDS)
+        value = (
+            "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS', '')"
+            f" WHEN 'credential' THEN {_CREDENTIAL.format(v='value')}"
+            " WHEN 'cidr' THEN lower(value) WHEN 'ip' THEN lower(value) ELSE value END"
+        )
+        checked = f"""
+            SELECT line_no, lower(kind) AS kind, {value} AS value,
+              list_filter(regexp_split_to_array(detectors, '[;| ,]+'), lambda d: d <> '')
+                  AS detectors,
+              nullif(reason, '') AS reason,
+              {_TIME.format(v="expires")} AS expires,
+              CASE WHEN lower(kind) NOT IN ({kinds})
+                     THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || left(kind, 40)
+                   WHEN value = '' THEN 'value is empty'
+                   WHEN lower(kind) = 'asn'
+                        AND TRY_CAST(regexp_replace(upper(value), '^AS', '') AS BIGINT) IS NULL
+                     THEN 'asn is not a number: ' || left(value, 40)
+                   WHEN lower(kind) = 'ip' AND ip_num(value) IS NULL
+                     THEN 'not an IP address: ' || left(value, 60)
+                   WHEN lower(kind) = 'cidr' AND (ip_num(split_part(value, '/', 1)) IS NULL
+                        OR TRY_CAST(split_part(value, '/', 2) AS INTEGER) IS NULL)
+                     THEN 'not a CIDR block: ' || left(value, 60)
+                   WHEN expires <> '' AND {_TIME.format(v="expires")} IS NULL
+                     THEN 'expires is not a timestamp: ' || left(expires, 60)
+              END AS _error
+            FROM ref_rows"""
+        insert = (
+            "INSERT INTO allowlist SELECT kind, value, detectors, reason, expires, $sid, line_no"
+            " FROM ref_checked WHERE _error IS NULL"
+        )
+        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
+        counts.blank = blank
+        return counts, []
+
+
+_X4B = re.compile(r"^AS\d+\s*(#.*)?$", re.IGNORECASE)
+CATEGORIES = ("hosting", "enterprise_egress", "privacy_relay", "mobile", "isp", "education",
+              "government", "other")
+
+
+class AsnCategories(ReferenceFormat):
+    """`asn,category,name` CSV, or a plain ASN list (`AS123 # name`, one per line: hosting)."""
+
+    name = "asn-categories"
+    description = "CSV asn,category,name, or an `AS<n> # name` list (hosting/datacenter ASNs)"
+    table = "asn_info"
+    source_column = None
+
+    def sniff(self, head: list[str]) -> bool:
+        first = head[0].strip().lower().replace(" ", "")
+        return first.startswith("asn,category") or all(_X4B.match(h.strip()) for h in head[:5])
+
+    def load(
+        self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
+    ) -> tuple[Counts, list[str]]:
+        head = reader.head_lines(path, 1)
+        if head and head[0].strip().lower().replace(" ", "").startswith("asn,category"):
+            rows, bad, blank = read_csv_rows(path, ["asn", "category", "name"], 2)
+        else:
+            rows, bad, blank = self._read_list(path, options.extra.get("category", "hosting"))
+        cats = ", ".join(f"'{c}'" for c in CATEGORIES)
+        checked = f"""
+            SELECT line_no, TRY_CAST(regexp_replace(upper(asn), '^AS', '') AS BIGINT) AS asn,
+                   lower(category) AS category, nullif(name, '') AS name,
+                   CASE WHEN TRY_CAST(regexp_replace(upper(asn), '^AS', '') AS BIGINT) IS NULL
+                          THEN 'asn is not a number: ' || left(asn, 40)
+                        WHEN lower(category) NOT IN ({cats})
+                          THEN 'category must be one of {", ".join(CATEGORIES)}: '
+                               || left(category, 40) END AS _error
+            FROM ref_rows"""
+        inserts = [
+            "DELETE FROM asn_info WHERE asn IN (SELECT asn FROM ref_checked WHERE _error IS NULL)",
+            "INSERT INTO asn_info SELECT asn, any_value(category), any_value(name),"
+            " 'source ' || $sid FROM ref_checked WHERE _error IS NULL GROUP BY asn",
+        ]
+        # asn_info keeps one row per ASN (the user's file overrides the shipped row), so the
+        # table is not reconciled by source; `loaded` counts the rows read, duplicates included.
+        counts = _insert_checked(con, source_id, ["asn", "category", "name"], rows, bad,
+                                 checked, inserts)
+        counts.blank = blank
+        return counts, []
+
+    def _read_list(
+        self, path: Path, category: str
+    ) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str, str]], int]:
+        end = reader.ReadEnd()
+        text = "\n".join(chunk.text for chunk in reader.read_chunks(path, end))
+        rows: list[tuple[int, list[str]]] = []
+        bad: list[tuple[int, str, str]] = []
+        blank = 0
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                blank += 1
+                continue
+            if _X4B.match(line.strip()):
+                asn, _, name = line.partition("#")
+                rows.append((number, [asn.strip(), category, name.strip()]))
+            else:
+                bad.append((number, "expected `AS<number> # name`", line))
+        if end.problem:
+            bad.append((end.next_line, end.problem, ""))
+        return rows, bad, blank

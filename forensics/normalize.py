@@ -1,0 +1,165 @@
+"""Normalisation shared by every adapter, as SQL macros evaluated inside DuckDB.
+
+endpoint from the path, model family from the model name, error type from status and error
+payload, the prompt prefix fingerprint, prompt text out of request bodies, tool calls and finish
+reason out of response bodies, and IP addresses as numbers for range joins.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# Request bodies of the chat-like APIs, read once into a struct (OpenAI chat / completions /
+# embeddings / responses, Anthropic messages, Gemini generateContent).
+REQUEST_BODY = (
+    '{"model":"VARCHAR","stream":"BOOLEAN","user":"VARCHAR","metadata":{"user_id":"VARCHAR"},'
+    '"messages":[{"role":"VARCHAR","content":"JSON"}],"system":"JSON","input":"JSON",'
+    '"prompt":"JSON","contents":[{"role":"VARCHAR","parts":[{"text":"VARCHAR"}]}]}'
+)
+RESPONSE_BODY = (
+    '{"model":"VARCHAR","choices":[{"finish_reason":"VARCHAR","message":{"tool_calls":["JSON"]}}],'
+    '"stop_reason":"VARCHAR","content":[{"type":"VARCHAR"}],"output":[{"type":"VARCHAR"}],'
+    '"candidates":[{"finishReason":"VARCHAR","content":{"parts":[{"functionCall":"JSON"}]}}],'
+    '"error":{"code":"VARCHAR","type":"VARCHAR"},"status":"VARCHAR"}'
+)
+
+# Earliest and latest instant a log record may carry before we call its unit wrong.
+PLAUSIBLE_FROM = "1995-01-01"
+PLAUSIBLE_TO = "2100-01-01"
+
+MACROS = [
+    # --- time ---------------------------------------------------------------------------
+    f"""CREATE OR REPLACE TEMP MACRO plausible_ts(t) AS
+        t >= TIMESTAMPTZ '{PLAUSIBLE_FROM}' AND t < TIMESTAMPTZ '{PLAUSIBLE_TO}'""",
+    # An epoch number whose unit the format fixes (s, ms, us, ns), as TIMESTAMPTZ.
+    """CREATE OR REPLACE TEMP MACRO epoch_ts(v, unit) AS
+        try(to_timestamp(TRY_CAST(v AS DOUBLE) / CASE unit WHEN 's' THEN 1 WHEN 'ms' THEN 1e3
+            WHEN 'us' THEN 1e6 WHEN 'ns' THEN 1e9 END))""",
+    # int-or-string time fields (Cloudflare): digits are epoch in the given unit, else ISO 8601.
+    """CREATE OR REPLACE TEMP MACRO flex_ts(v, unit) AS
+        CASE WHEN v IS NULL THEN NULL
+             WHEN regexp_full_match(v, '[0-9]+(\\.[0-9]+)?') THEN epoch_ts(v, unit)
+             ELSE TRY_CAST(v AS TIMESTAMPTZ) END""",
+    # --- network ------------------------------------------------------------------------
+    # IPv4 mapped into ::ffff:0:0/96, IPv6 expanded; both as one 128-bit number.
+    """CREATE OR REPLACE TEMP MACRO ip_num(ip) AS
+        CASE WHEN ip IS NULL THEN NULL
+             WHEN regexp_full_match(ip, '[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN
+                 TRY_CAST(281470681743360 + TRY_CAST(split_part(ip, '.', 1) AS UBIGINT) * 16777216
+                  + TRY_CAST(split_part(ip, '.', 2) AS UBIGINT) * 65536
+                  + TRY_CAST(split_part(ip, '.', 3) AS UBIGINT) * 256
+                  + TRY_CAST(split_part(ip, '.', 4) AS UBIGINT) AS UHUGEINT)
+             WHEN regexp_full_match(ip, '[0-9A-Fa-f:]+') AND contains(ip, ':') THEN
+                 TRY_CAST('0x' || ip6_hex(
+                     CASE WHEN contains(ip, '::') THEN string_split(split_part(ip, '::', 1), ':')
+                          ELSE string_split(ip, ':') END,
+                     CASE WHEN contains(ip, '::') THEN string_split(split_part(ip, '::', 2), ':')
+                          ELSE [] END) AS UHUGEINT)
+        END""",
+    """CREATE OR REPLACE TEMP MACRO ip6_hex(head, tail) AS
+        CASE WHEN len(list_filter(head, lambda g: g <> '')) + len(list_filter(tail,
+                  lambda g: g <> '')) <= 8
+             THEN array_to_string(list_transform(
+                 list_filter(head, lambda g: g <> '')
+                 || list_transform(range(8 - len(list_filter(head, lambda g: g <> ''))
+                                     - len(list_filter(tail, lambda g: g <> ''))), lambda i: '0')
+                 || list_filter(tail, lambda g: g <> ''),
+                 lambda g: lpad(lower(g), 4, '0')), '') END""",
+    # The first address of an X-Forwarded-For chain, or an ip:port / [v6]:port stripped.
+    """CREATE OR REPLACE TEMP MACRO first_xff(x) AS
+        nullif(trim(split_part(x, ',', 1)), '')""",
+    """CREATE OR REPLACE TEMP MACRO strip_port(a) AS
+        CASE WHEN a IS NULL OR a IN ('', '-') THEN NULL
+             WHEN starts_with(a, '[') THEN regexp_extract(a, '^\\[([^\\]]+)\\]', 1)
+             WHEN regexp_matches(a, '^[0-9.]+:[0-9]+$') THEN split_part(a, ':', 1)
+             ELSE a END""",
+    # --- request shape ------------------------------------------------------------------
+    """CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
+        CASE WHEN p IS NULL THEN NULL
+        ELSE (WITH q AS (SELECT lower(split_part(p, '?', 1)) AS s)
+        SELECT CASE
+            WHEN regexp_matches(s, '/chat/completions/?$|(^|/)chat/?$|/v1/messages/?$'
+                                   || '|:(stream)?generatecontent$|/converse(-stream)?$') THEN 'chat'
+            WHEN regexp_matches(s, '/responses/?$') THEN 'responses'
+            WHEN regexp_matches(s, '/completions/?$|/v1/complete/?$') THEN 'completions'
+            WHEN regexp_matches(s, '/embeddings?/?$|:(batch)?embedcontents?$') THEN 'embeddings'
+            WHEN regexp_matches(s, '/images/') THEN 'images'
+            WHEN regexp_matches(s, '/audio/|/realtime') THEN 'audio'
+            WHEN regexp_matches(s, '/moderations/?$') THEN 'moderation'
+            ELSE 'other' END FROM q) END""",
+    # Dated and versioned snapshot names map to their family: gpt-4o-2024-08-06 -> gpt-4o,
+    # claude-3-5-sonnet-20241022 -> claude-3-5-sonnet, gemini-1.5-pro-002 -> gemini-1.5-pro.
+    """CREATE OR REPLACE TEMP MACRO model_family_of(m) AS
+        CASE WHEN m IS NULL OR trim(m) = '' THEN NULL ELSE
+        regexp_replace(regexp_replace(regexp_replace(
+            regexp_replace(lower(trim(m)), '^.*/', ''),
+            '^(anthropic|openai|meta|mistral|cohere|amazon|ai21)\\.', ''),
+            '(-v[0-9]+(:[0-9]+)?|@[0-9]{8}|@latest)$', ''),
+            '(-[0-9]{4}-[0-9]{2}-[0-9]{2}|-[0-9]{8}|-[0-9]{4}|-[0-9]{3}|-latest)$', '') END""",
+    """CREATE OR REPLACE TEMP MACRO error_type_of(status, code, finish) AS
+        CASE WHEN regexp_matches(lower(coalesce(code, '') || ' ' || coalesce(finish, '')),
+                                 'content_filter|content_policy|safety|moderation|prohibited')
+                  THEN 'content_filter'
+             WHEN status = 429 THEN 'rate_limited'
+             WHEN status IN (401, 403, 407) THEN 'auth'
+             WHEN status BETWEEN 400 AND 499 THEN 'invalid'
+             WHEN status >= 500 THEN 'server'
+             END""",
+    # 64-bit fingerprint of the normalised first 64 characters (lower case, white space
+    # collapsed, digits as 0), stable across DuckDB versions (SHA-256 based, not hash()).
+    """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
+        CASE WHEN t IS NULL THEN NULL ELSE
+        ('0x' || substr(sha256(left(trim(regexp_replace(regexp_replace(lower(t), '\\s+', ' ', 'g'),
+                                              '[0-9]', '0', 'g')), 64)), 1, 16))::UBIGINT END""",
+    # Text of one message content: a string, or a list of parts with text.
+    """CREATE OR REPLACE TEMP MACRO content_text(c) AS
+        CASE WHEN c IS NULL THEN NULL
+             WHEN json_type(c) = 'VARCHAR' THEN json_extract_string(c, '$')
+             WHEN json_type(c) = 'ARRAY' THEN array_to_string(list_filter(list_transform(
+                  json_extract(c, '$[*]'), lambda e: CASE WHEN json_type(e) = 'VARCHAR'
+                      THEN json_extract_string(e, '$') ELSE json_extract_string(e, '$.text') END),
+                  lambda x: x IS NOT NULL), chr(10))
+             END""",
+    # The last thing the user said: last user message, else the input / prompt.
+    """CREATE OR REPLACE TEMP MACRO last_user_text(rq) AS
+        coalesce(
+            content_text(list_filter(rq.messages, lambda m: m.role = 'user')[-1].content),
+            array_to_string(list_filter(rq.contents, lambda c: coalesce(c.role, 'user') = 'user')[-1]
+                .parts.list_transform(lambda x: x.text), chr(10)),
+            CASE WHEN json_type(rq.input) = 'ARRAY' AND json_type(rq.input, '$[0]') = 'OBJECT'
+                 THEN content_text(json_extract(rq.input, '$[-1].content'))
+                 ELSE content_text(rq.input) END,
+            content_text(rq.prompt))""",
+    # All prompt text in the request: every message, the system prompt, input and prompt.
+    """CREATE OR REPLACE TEMP MACRO prompt_chars_of(rq) AS
+        CASE WHEN rq IS NULL THEN NULL ELSE
+        CAST(nullif(coalesce(list_sum(list_transform(rq.messages,
+                        lambda m: length(coalesce(content_text(m.content), '')))), 0)
+             + coalesce(length(content_text(rq.system)), 0)
+             + coalesce(list_sum(list_transform(rq.contents, lambda c: coalesce(list_sum(
+                        list_transform(c.parts, lambda x: length(coalesce(x.text, '')))), 0))), 0)
+             + coalesce(CASE WHEN json_type(rq.input) = 'ARRAY'
+                             AND json_type(rq.input, '$[0]') = 'OBJECT'
+                        THEN list_sum(list_transform(json_extract(rq.input, '$[*].content'),
+                             lambda c: length(coalesce(content_text(c), ''))))
+                        ELSE length(content_text(rq.input)) END, 0)
+             + coalesce(length(content_text(rq.prompt)), 0), 0) AS INTEGER) END""",
+    """CREATE OR REPLACE TEMP MACRO tool_calls_of(rs) AS
+        CASE WHEN rs IS NULL THEN NULL ELSE CAST(
+            coalesce(list_sum(list_transform(rs.choices,
+                lambda c: coalesce(len(c.message.tool_calls), 0))), 0)
+          + coalesce(len(list_filter(rs.content,
+                lambda c: c.type IN ('tool_use', 'server_tool_use'))), 0)
+          + coalesce(len(list_filter(rs.output, lambda o: o.type LIKE '%_call')), 0)
+          + coalesce(list_sum(list_transform(rs.candidates, lambda c: coalesce(len(list_filter(
+                c.content.parts, lambda x: x.functionCall IS NOT NULL)), 0))), 0)
+            AS INTEGER) END""",
+    """CREATE OR REPLACE TEMP MACRO finish_reason_of(rs) AS
+        coalesce(rs.choices[1].finish_reason, rs.stop_reason,
+                 lower(rs.candidates[1].finishReason))""",
+]
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in MACROS:
+        con.execute(statement)

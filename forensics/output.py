@@ -1,0 +1,95 @@
+"""Writing query results: a readable table, CSV, JSON, JSON lines or Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+import duckdb
+
+from forensics.errors import UsageError
+
+FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+MAX_CELL = 60
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(_plain(value)) if isinstance(value, dict | list) else str(_plain(value))
+    text = text.replace("\n", "\\n").replace("\t", " ")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def write_table(names: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    out.write("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    for r in cells:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def write_result(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    fmt: str,
+    out: TextIO,
+    path: Path | None = None,
+    params: dict[str, Any] | None = None,
+) -> int:
+    """Run `query` and write its rows; returns the row count."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if path is not None and fmt != "table":
+        copy_format = {"csv": "CSV, HEADER", "json": "JSON, ARRAY true", "jsonl": "JSON",
+                       "parquet": "PARQUET"}[fmt]
+        copied = con.execute(
+            f"COPY ({query.strip().rstrip(';')}) TO '{_quote(path)}' ({copy_format})", params
+        ).fetchall()
+        return int(copied[0][0]) if copied else 0
+    if fmt == "parquet":
+        raise UsageError("parquet output needs a file", hint="add -o FILE.parquet")
+    result = con.execute(query, params)
+    names = [d[0] for d in result.description or []]
+    rows = result.fetchall()
+    if fmt == "table":
+        write_table(names, rows, out)
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow(
+                [json.dumps(_plain(v)) if isinstance(v, dict | list) else _plain(v) for v in row]
+            )
+    elif fmt == "json":
+        json.dump([dict(zip(names, map(_plain, r), strict=True)) for r in rows], out, indent=1)
+        out.write("\n")
+    else:
+        for r in rows:
+            out.write(json.dumps(dict(zip(names, map(_plain, r), strict=True))) + "\n")
+    return len(rows)
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,276 @@
+"""The case-database contract: every table and column, its type, meaning and standard name.
+
+This module is the one place the schema is written down. `db.py` creates the tables from it and
+`forensics schema` prints it, so the documentation cannot drift from the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    standard: str = ""  # the OpenTelemetry / ECS attribute it corresponds to, if any
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+C = Column
+
+META = Table(
+    "meta",
+    "Case settings: schema version, creating tool version, per-case fingerprint salt.",
+    (
+        C("key", "VARCHAR PRIMARY KEY", "setting name"),
+        C("value", "VARCHAR", "setting value"),
+    ),
+)
+
+SOURCES = Table(
+    "sources",
+    "One row per ingested file: what it was, its hash, and how every record was accounted for.",
+    (
+        C("source_id", "INTEGER PRIMARY KEY", "case-local id of the file"),
+        C("path", "VARCHAR", "absolute path at ingest time", "file.path"),
+        C("sha256", "VARCHAR", "SHA-256 of the file bytes as on disk", "file.hash.sha256"),
+        C("bytes", "BIGINT", "file size on disk", "file.size"),
+        C("format", "VARCHAR", "adapter that parsed it (kong, combined, envoy, ...)"),
+        C("kind", "VARCHAR", "requests | reference | enrichment | usage"),
+        C("ingested_at", "TIMESTAMPTZ", "when the ingest committed", "event.ingested"),
+        C("tool_version", "VARCHAR", "forensics version that ingested it"),
+        C("rows_read", "BIGINT", "records read (non-blank lines or array elements)"),
+        C("rows_loaded", "BIGINT", "records stored in the target table"),
+        C("rows_quarantined", "BIGINT", "records stored in quarantine instead"),
+        C("lines_blank", "BIGINT", "blank lines (no record, not counted as read)"),
+        C("options", "JSON", "ingest options that shaped the rows (mapping file, keep-prompts)"),
+    ),
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    "Every record that could not be loaded, with where it was and why. Raw text is redacted.",
+    (
+        C("source_id", "INTEGER", "file it came from (sources.source_id)"),
+        C("line_no", "BIGINT", "1-based line number in the decompressed file", "log.file.line"),
+        C("error", "VARCHAR", "why it could not be loaded", "error.message"),
+        C("raw", "VARCHAR", "the record, credentials replaced by fingerprints, cut to 2,000 chars"),
+    ),
+)
+
+REQUESTS = Table(
+    "requests",
+    "One row per API request seen at the gateway, in canonical columns.",
+    (
+        C("ts", "TIMESTAMPTZ", "request start, UTC", "@timestamp"),
+        C("request_id", "VARCHAR", "gateway's own request id", "http.request.id"),
+        C("source_id", "INTEGER", "file it came from (sources.source_id)"),
+        C("line_no", "BIGINT", "1-based line in that file", "log.file.line"),
+        C("format", "VARCHAR", "adapter that parsed it"),
+        C("tenant_id", "VARCHAR", "tenant: consumer, team, project or workspace", "organization.id"),
+        C("user_id", "VARCHAR", "end user named by the request or basic auth", "enduser.id"),
+        C("credential_id", "VARCHAR", "credential: gateway credential id or key fingerprint"),
+        C("credential_type", "VARCHAR", "api_key | jwt | oauth | basic | unknown"),
+        C("key_fingerprint", "VARCHAR", "cred:<hmac 12 hex>:<last 4> of a raw key seen in the log"),
+        C("token_id", "VARCHAR", "JWT jti"),
+        C("issuer", "VARCHAR", "JWT iss"),
+        C("key_id", "VARCHAR", "JWT header kid"),
+        C("token_iat", "TIMESTAMPTZ", "JWT iat"),
+        C("token_exp", "TIMESTAMPTZ", "JWT exp"),
+        C("scopes", "VARCHAR[]", "JWT scope / scp"),
+        C("client_id", "VARCHAR", "JWT client_id / azp / cid"),
+        C("client_ip", "VARCHAR", "client address after the gateway's real-IP handling", "client.address"),
+        C("xff", "VARCHAR", "X-Forwarded-For chain as logged", "http.request.header.x-forwarded-for"),
+        C("asn", "BIGINT", "autonomous system of client_ip", "source.as.number"),
+        C("as_org", "VARCHAR", "AS organisation name", "source.as.organization.name"),
+        C("asn_category", "VARCHAR", "hosting | enterprise_egress | privacy_relay | mobile | isp"),
+        C("country", "VARCHAR", "ISO 3166 alpha-2, upper case", "client.geo.country_iso_code"),
+        C("city", "VARCHAR", "city name when known", "client.geo.locality.name"),
+        C("lat", "DOUBLE", "latitude (city, or country centroid)", "client.geo.location.lat"),
+        C("lon", "DOUBLE", "longitude (city, or country centroid)", "client.geo.location.lon"),
+        C("geo_source", "VARCHAR", "where asn/country came from: log | mmdb | iptoasn"),
+        C("user_agent", "VARCHAR", "User-Agent, credentials scrubbed", "user_agent.original"),
+        C("origin", "VARCHAR", "Origin header (browser calls)", "http.request.header.origin"),
+        C("referer", "VARCHAR", "Referer header", "http.request.referrer"),
+        C("host", "VARCHAR", "requested host", "server.address"),
+        C("method", "VARCHAR", "HTTP method", "http.request.method"),
+        C("path", "VARCHAR", "URL path without query string", "url.path"),
+        C("query", "VARCHAR", "query string, credentials scrubbed", "url.query"),
+        C("route", "VARCHAR", "gateway route name", "http.route"),
+        C("endpoint", "VARCHAR", "chat | responses | completions | embeddings | images | audio"
+          " | moderation | other", "gen_ai.operation.name"),
+        C("provider", "VARCHAR", "AI provider behind the gateway", "gen_ai.provider.name"),
+        C("model", "VARCHAR", "model requested", "gen_ai.request.model"),
+        C("response_model", "VARCHAR", "model that answered", "gen_ai.response.model"),
+        C("model_family", "VARCHAR", "model without date/version suffix (gpt-4o, claude-3-5-sonnet)"),
+        C("stream", "BOOLEAN", "streaming request"),
+        C("prompt_chars", "INTEGER", "characters of prompt text in the request body"),
+        C("prompt_prefix_fp", "UBIGINT", "64-bit hash of the normalised first 64 chars of the last"
+          " user message"),
+        C("prompt_text", "VARCHAR", "last user message, only with --keep-prompts",
+          "gen_ai.input.messages"),
+        C("input_tokens", "BIGINT", "input tokens, cached included", "gen_ai.usage.input_tokens"),
+        C("output_tokens", "BIGINT", "output tokens", "gen_ai.usage.output_tokens"),
+        C("cached_input_tokens", "BIGINT", "input tokens read from cache",
+          "gen_ai.usage.cache_read.input_tokens"),
+        C("reasoning_tokens", "BIGINT", "reasoning tokens (part of output)"),
+        C("total_tokens", "BIGINT", "total tokens as reported"),
+        C("tool_calls", "INTEGER", "tool calls in the response"),
+        C("finish_reason", "VARCHAR", "first finish / stop reason", "gen_ai.response.finish_reasons"),
+        C("error_code", "VARCHAR", "provider error code or type (content_filter, ...)"),
+        C("session_id", "VARCHAR", "session or conversation id", "session.id"),
+        C("status", "INTEGER", "HTTP status sent to the client", "http.response.status_code"),
+        C("upstream_status", "INTEGER", "HTTP status from the upstream provider"),
+        C("error_type", "VARCHAR", "rate_limited | content_filter | auth | invalid | server", "error.type"),
+        C("latency_ms", "DOUBLE", "request duration in ms", "event.duration"),
+        C("request_bytes", "BIGINT", "request size in bytes", "http.request.body.size"),
+        C("response_bytes", "BIGINT", "response size in bytes", "http.response.body.size"),
+        C("log_cost", "DOUBLE", "cost as the gateway logged it (Kong ai.proxy.usage.cost)"),
+        C("est_cost_usd", "DOUBLE", "estimated cost in USD from the prices table"),
+    ),
+)
+
+USAGE = Table(
+    "usage",
+    "Provider-side usage buckets (OpenAI Usage API, Anthropic usage report, LiteLLM daily spend).",
+    (
+        C("bucket_start", "TIMESTAMPTZ", "bucket start"),
+        C("bucket_end", "TIMESTAMPTZ", "bucket end"),
+        C("bucket_width", "VARCHAR", "1m | 1h | 1d"),
+        C("provider", "VARCHAR", "provider", "gen_ai.provider.name"),
+        C("org_id", "VARCHAR", "organisation"),
+        C("project_id", "VARCHAR", "project / workspace / team", "organization.id"),
+        C("api_key_id", "VARCHAR", "provider's key id (never the key)"),
+        C("user_id", "VARCHAR", "provider user", "enduser.id"),
+        C("model", "VARCHAR", "model", "gen_ai.request.model"),
+        C("operation", "VARCHAR", "completions | embeddings | images | ..."),
+        C("service_tier", "VARCHAR", "service tier"),
+        C("batch", "BOOLEAN", "batch API"),
+        C("requests", "BIGINT", "number of requests"),
+        C("input_tokens", "BIGINT", "input tokens, cached included", "gen_ai.usage.input_tokens"),
+        C("cached_input_tokens", "BIGINT", "cache reads", "gen_ai.usage.cache_read.input_tokens"),
+        C("cache_creation_input_tokens", "BIGINT", "cache writes",
+          "gen_ai.usage.cache_creation.input_tokens"),
+        C("output_tokens", "BIGINT", "output tokens", "gen_ai.usage.output_tokens"),
+        C("cost", "DOUBLE", "cost in major currency units"),
+        C("currency", "VARCHAR", "ISO 4217"),
+        C("source_id", "INTEGER", "file it came from"),
+        C("line_no", "BIGINT", "record position in that file"),
+    ),
+)
+
+REVOCATIONS = Table(
+    "revocations",
+    "Credentials revoked or rotated, and when (user-provided CSV).",
+    (
+        C("credential_id", "VARCHAR", "credential id as logged, or the fingerprint of a raw key"),
+        C("revoked_at", "TIMESTAMPTZ", "revocation time, UTC"),
+        C("source_id", "INTEGER", "file it came from"),
+        C("line_no", "BIGINT", "line in that file"),
+    ),
+)
+
+ALLOWLIST = Table(
+    "allowlist",
+    "Known-good principals and networks that suppress findings (user-provided CSV).",
+    (
+        C("kind", "VARCHAR", "asn | ip | cidr | tenant | credential | user_agent"),
+        C("value", "VARCHAR", "the value to match"),
+        C("detectors", "VARCHAR[]", "detector id globs it applies to (empty = all)"),
+        C("reason", "VARCHAR", "why it is allowed (shown on suppressed findings)"),
+        C("expires", "TIMESTAMPTZ", "after this time the entry no longer applies"),
+        C("source_id", "INTEGER", "file it came from"),
+        C("line_no", "BIGINT", "line in that file"),
+    ),
+)
+
+ASN_INFO = Table(
+    "asn_info",
+    "Network categories by AS number: shipped with the package, extended by the user.",
+    (
+        C("asn", "BIGINT", "AS number", "source.as.number"),
+        C("category", "VARCHAR", "hosting | enterprise_egress | privacy_relay | mobile | isp"),
+        C("name", "VARCHAR", "AS organisation", "source.as.organization.name"),
+        C("origin", "VARCHAR", "shipped, or the user file it came from"),
+    ),
+)
+
+IP_RANGES = Table(
+    "ip_ranges",
+    "IP ranges from the enrichment databases (--asn-db), IPv4 mapped into IPv6 numbers.",
+    (
+        C("ip_start", "UHUGEINT", "first address of the range"),
+        C("ip_end", "UHUGEINT", "last address of the range"),
+        C("asn", "BIGINT", "AS number", "source.as.number"),
+        C("as_org", "VARCHAR", "AS organisation", "source.as.organization.name"),
+        C("country", "VARCHAR", "ISO 3166 alpha-2", "source.geo.country_iso_code"),
+        C("city", "VARCHAR", "city", "source.geo.locality.name"),
+        C("lat", "DOUBLE", "latitude", "source.geo.location.lat"),
+        C("lon", "DOUBLE", "longitude", "source.geo.location.lon"),
+        C("source_id", "INTEGER", "enrichment file (sources.source_id)"),
+    ),
+)
+
+COUNTRY_CENTROIDS = Table(
+    "country_centroids",
+    "Approximate geographic centre of each country (shipped), for country-level geography.",
+    (
+        C("country", "VARCHAR PRIMARY KEY", "ISO 3166 alpha-2", "geo.country.iso_code"),
+        C("name", "VARCHAR", "country name", "geo.country.name"),
+        C("lat", "DOUBLE", "latitude", "geo.location.lat"),
+        C("lon", "DOUBLE", "longitude", "geo.location.lon"),
+    ),
+)
+
+PRICES = Table(
+    "prices",
+    "Model prices per million tokens (filled by the provider-usage work).",
+    (
+        C("provider", "VARCHAR", "provider", "gen_ai.provider.name"),
+        C("model_pattern", "VARCHAR", "model name or LIKE pattern"),
+        C("input_per_mtok", "DOUBLE", "USD per 1M input tokens"),
+        C("cached_input_per_mtok", "DOUBLE", "USD per 1M cached input tokens"),
+        C("output_per_mtok", "DOUBLE", "USD per 1M output tokens"),
+        C("effective_from", "DATE", "first day the price applies"),
+        C("origin", "VARCHAR", "shipped, or the user file it came from"),
+    ),
+)
+
+TABLES: tuple[Table, ...] = (
+    META,
+    SOURCES,
+    QUARANTINE,
+    REQUESTS,
+    USAGE,
+    REVOCATIONS,
+    ALLOWLIST,
+    ASN_INFO,
+    IP_RANGES,
+    COUNTRY_CENTROIDS,
+    PRICES,
+)
+
+
+def table(name: str) -> Table:
+    for t in TABLES:
+        if t.name == name:
+            return t
+    raise KeyError(name)

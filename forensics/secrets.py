@@ -1,0 +1,126 @@
+"""Credentials never reach the case: fingerprints, scrubbing and JWT claims, all as SQL macros.
+
+A raw key or bearer token is replaced by ``cred:<12 hex>:<last 4>``: the first 12 hex digits of
+HMAC-SHA256 under the case's own salt, then the key's last four characters (which vendors show
+in their consoles, so an investigator can match a fingerprint to a key they hold).
+
+The key shapes below are facts taken from the gitleaks default rule set (OpenAI, Anthropic,
+Google, AWS, Hugging Face, Perplexity, GitHub, GitLab, Stripe, Slack, DigitalOcean, npm,
+SendGrid, JWT), widened where a provider has several generations of key. They are RE2
+patterns, evaluated by DuckDB inside the insert, never row by row in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import duckdb
+
+# Key shapes, most specific first (RE2, leftmost alternative wins).
+KEY_SHAPES: dict[str, str] = {
+    "anthropic": r"sk-ant-(?:api|admin|sid|oat)[0-9]{2}-[A-Za-z0-9_-]{20,}",
+    "openai": r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}",
+    "generic-sk": r"sk-[A-Za-z0-9]{20,}",  # legacy OpenAI, DeepSeek and other OpenAI-compatible
+    "google": r"AIza[0-9A-Za-z_-]{35}",
+    "aws": r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
+    "huggingface": r"(?:hf_|api_org_)[A-Za-z]{34}",
+    "perplexity": r"pplx-[A-Za-z0-9]{48}",
+    "groq": r"gsk_[A-Za-z0-9]{48,}",
+    "xai": r"xai-[A-Za-z0-9]{60,}",
+    "replicate": r"r8_[A-Za-z0-9]{37}",
+    "github": r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})",
+    "gitlab": r"glpat-[A-Za-z0-9_-]{20}",
+    "stripe": r"(?:sk|rk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}",
+    "slack": r"xox[baprs]-[0-9A-Za-z-]{10,}",
+    "digitalocean": r"do[opr]_v1_[a-f0-9]{64}",
+    "npm": r"npm_[A-Za-z0-9]{36}",
+    "sendgrid": r"SG\.[A-Za-z0-9=_.-]{66}",
+    "jwt": r"ey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*",
+}
+KEY_PATTERN = "(?:" + "|".join(KEY_SHAPES.values()) + ")"
+
+# Secrets recognised by where they stand rather than by their shape (group 1 is the secret).
+BEARER_PATTERN = r"(?i)(?:bearer|basic)\s+([A-Za-z0-9._~+/=:-]{8,})"
+QUERY_PATTERN = (
+    r"(?i)(?:[?&;]|^)(?:api[_-]?key|key|access[_-]?token|token|auth|x-api-key|client_secret"
+    r"|secret)=([^&\s\"']{8,})"
+)
+JSON_FIELD_PATTERN = (
+    r"(?i)\"(?:authorization|proxy-authorization|apikey|api[_-]key|x-api-key|x-goog-api-key"
+    r"|access_token|refresh_token|client_secret|secret|password|token)\"\s*:\s*\""
+    r"(?:(?:bearer|basic|token)\s+)?([^\"]{8,})\""
+)
+ANY_SECRET = "|".join(
+    f"(?i:{p[4:]})" if p.startswith("(?i)") else f"(?:{p})"
+    for p in (KEY_PATTERN, BEARER_PATTERN, QUERY_PATTERN, JSON_FIELD_PATTERN)
+)
+JWT_PATTERN = r"^ey[A-Za-z0-9_-]+\.ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
+
+# Header values that a gateway already redacted: nothing to fingerprint.
+REDACTED_VALUES = ("REDACTED", "[REDACTED]", "***", "<redacted>", "-")
+
+
+def fingerprint(secret: str, salt: bytes) -> str:
+    """The Python twin of the SQL macro ``cred_fp``, for tests and single values."""
+    digest = hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()
+    return f"cred:{digest[:12]}:{secret[-4:]}"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
+    """Define the credential macros on a connection; the salt is baked into the macro text."""
+    key = salt.ljust(64, b"\0") if len(salt) <= 64 else hashlib.sha256(salt).digest().ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in key).hex()
+    opad = bytes(b ^ 0x5C for b in key).hex()
+    redacted = ", ".join(_sql_str(v) for v in REDACTED_VALUES)
+    statements = [
+        # HMAC-SHA256(salt, k) written out: sha256(K^opad || sha256(K^ipad || k)).
+        f"""CREATE OR REPLACE TEMP MACRO cred_fp(k) AS
+            CASE WHEN k IS NULL OR length(trim(k)) = 0 OR trim(k) IN ({redacted}) THEN NULL
+                 WHEN starts_with(k, 'cred:') THEN k
+                 ELSE 'cred:' || substr(sha256(unhex('{opad}')
+                          || unhex(sha256(unhex('{ipad}') || encode(k)))), 1, 12)
+                      || ':' || right(k, 4) END""",
+        # The secret inside an Authorization value: drop the scheme word.
+        """CREATE OR REPLACE TEMP MACRO auth_token(v) AS
+            CASE WHEN v IS NULL THEN NULL
+                 ELSE nullif(trim(regexp_replace(trim(v), '(?i)^(bearer|basic|token|apikey)\\s+',
+                      '')), '') END""",
+        # Every secret a string carries: key shapes, bearer/basic tokens, key=value query
+        # parameters and JSON fields named like credentials (already-fingerprinted and
+        # gateway-redacted values left alone).
+        f"""CREATE OR REPLACE TEMP MACRO secrets_in(t) AS
+            list_distinct(list_filter(
+                regexp_extract_all(t, {_sql_str(KEY_PATTERN)})
+                || regexp_extract_all(t, {_sql_str(BEARER_PATTERN)}, 1)
+                || regexp_extract_all(t, {_sql_str(QUERY_PATTERN)}, 1)
+                || regexp_extract_all(t, {_sql_str(JSON_FIELD_PATTERN)}, 1),
+                lambda m: NOT contains(m, 'cred:') AND m NOT IN ({redacted})))""",
+        f"""CREATE OR REPLACE TEMP MACRO scrub(t) AS
+            CASE WHEN t IS NULL OR NOT regexp_matches(t, {_sql_str(ANY_SECRET)}) THEN t
+                 ELSE list_reduce(list_prepend(t, secrets_in(t)),
+                                  lambda acc, m: replace(acc, m, cred_fp(m))) END""",
+        f"""CREATE OR REPLACE TEMP MACRO is_jwt(t) AS
+            coalesce(regexp_full_match(t, {_sql_str(JWT_PATTERN)}), false)""",
+        # base64url JSON segment of a JWT, decoded without verification.
+        """CREATE OR REPLACE TEMP MACRO b64url_json(s) AS
+            try(decode(from_base64(rpad(replace(replace(s, '-', '+'), '_', '/'),
+                CAST((length(s) + 3) // 4 * 4 AS INTEGER), '=')))::JSON)""",
+        """CREATE OR REPLACE TEMP MACRO jwt_claims(t) AS
+            CASE WHEN is_jwt(t) THEN b64url_json(split_part(t, '.', 2)) END""",
+        """CREATE OR REPLACE TEMP MACRO jwt_header(t) AS
+            CASE WHEN is_jwt(t) THEN b64url_json(split_part(t, '.', 1)) END""",
+        """CREATE OR REPLACE TEMP MACRO epoch_claim(j, name) AS
+            try(to_timestamp(TRY_CAST(json_extract_string(j, name) AS DOUBLE)))""",
+        # Basic auth carries "user:password": the user name is not a secret.
+        """CREATE OR REPLACE TEMP MACRO basic_user(v) AS
+            CASE WHEN regexp_matches(coalesce(v, ''), '(?i)^basic\\s+')
+                 THEN nullif(split_part(try(decode(from_base64(
+                      trim(regexp_replace(v, '(?i)^basic\\s+', ''))))), ':', 1), '') END""",
+    ]
+    for statement in statements:
+        con.execute(statement)
