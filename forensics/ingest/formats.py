@@ -7,10 +7,20 @@ from pathlib import Path
 from forensics.errors import InputError
 from forensics.ingest import enrichment, reference
 from forensics.ingest.base import Format
+from forensics.ingest.cloudflare import Cloudflare
+from forensics.ingest.envoy import Envoy
+from forensics.ingest.jsonl import JsonLines
 from forensics.ingest.kong import Kong
+from forensics.ingest.nginx import Combined, Common, NginxJson
 
 _ALL: list[Format] = [
     Kong(),
+    Combined(),
+    Common(),
+    NginxJson(),
+    Envoy(),
+    Cloudflare(),
+    JsonLines(),
     reference.Revocations(),
     reference.Allowlist(),
     reference.AsnCategories(),

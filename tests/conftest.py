@@ -1,0 +1,53 @@
+"""Shared fixtures: a fresh case file per test, and the shared real data when present."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from forensics import db
+from forensics.ingest.base import Options
+from forensics.ingest.pipeline import FileResult, ingest_file
+
+REPO = Path(__file__).resolve().parent.parent
+REALDATA = REPO.parent / "shared" / "realdata"
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = db.connect(tmp_path / "case.duckdb")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def realdata() -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"real third-party data not found at {REALDATA} (../shared is absent here)")
+    return REALDATA
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    text: str,
+    fmt: str | None = None,
+    name: str = "input.log",
+    options: Options | None = None,
+) -> FileResult:
+    """Write `text` to a file and ingest it; the result must reconcile."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    result = ingest_file(con, path, fmt=fmt, options=options)
+    assert result.status == "loaded", result.message
+    assert result.reconciles
+    return result
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[dict[str, object]]:
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
