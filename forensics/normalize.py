@@ -107,43 +107,47 @@ MACROS = [
              END""",
     # 64-bit fingerprint of the normalised first 64 characters (lower case, white space
     # collapsed, digits as 0), stable across DuckDB versions (SHA-256 based, not hash()).
+    # Only the first 4,096 characters are normalised: 64 survive collapsing unless the
+    # message opens with thousands of blanks.
     """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
         CASE WHEN t IS NULL THEN NULL ELSE
-        ('0x' || substr(sha256(left(trim(regexp_replace(regexp_replace(lower(t), '\\s+', ' ', 'g'),
-                                              '[0-9]', '0', 'g')), 64)), 1, 16))::UBIGINT END""",
-    # Text of one message content: a string, or a list of parts with text.
+        ('0x' || substr(sha256(translate(left(trim(regexp_replace(lower(left(t, 4096)),
+            '\\s+', ' ', 'g')), 64), '123456789', '000000000')), 1, 16))::UBIGINT END""",
+    # Text of one message content: a string, or a list of parts with text (parsed once).
     """CREATE OR REPLACE TEMP MACRO content_text(c) AS
-        CASE WHEN c IS NULL THEN NULL
-             WHEN json_type(c) = 'VARCHAR' THEN json_extract_string(c, '$')
-             WHEN json_type(c) = 'ARRAY' THEN array_to_string(list_filter(list_transform(
-                  json_extract(c, '$[*]'), lambda e: CASE WHEN json_type(e) = 'VARCHAR'
-                      THEN json_extract_string(e, '$') ELSE json_extract_string(e, '$.text') END),
+        CASE json_type(c)
+             WHEN 'VARCHAR' THEN json_extract_string(c, '$')
+             WHEN 'ARRAY' THEN array_to_string(list_filter(list_transform(
+                  json_extract(c, '$[*]'), lambda e: CASE json_type(e)
+                      WHEN 'VARCHAR' THEN json_extract_string(e, '$')
+                      ELSE json_extract_string(e, '$.text') END),
                   lambda x: x IS NOT NULL), chr(10))
              END""",
-    # The last thing the user said: last user message, else the input / prompt.
-    """CREATE OR REPLACE TEMP MACRO last_user_text(rq) AS
-        coalesce(
-            content_text(list_filter(rq.messages, lambda m: m.role = 'user')[-1].content),
-            array_to_string(list_filter(rq.contents, lambda c: coalesce(c.role, 'user') = 'user')[-1]
-                .parts.list_transform(lambda x: x.text), chr(10)),
-            CASE WHEN json_type(rq.input) = 'ARRAY' AND json_type(rq.input, '$[0]') = 'OBJECT'
-                 THEN content_text(json_extract(rq.input, '$[-1].content'))
-                 ELSE content_text(rq.input) END,
-            content_text(rq.prompt))""",
-    # All prompt text in the request: every message, the system prompt, input and prompt.
-    """CREATE OR REPLACE TEMP MACRO prompt_chars_of(rq) AS
+    # Every piece of prompt text in a request body, in order, with who said it: chat
+    # messages, Responses API input items, Gemini contents, the Anthropic system prompt and
+    # plain input / prompt values (embeddings, completions).
+    """CREATE OR REPLACE TEMP MACRO prompt_parts(rq) AS
         CASE WHEN rq IS NULL THEN NULL ELSE
-        CAST(nullif(coalesce(list_sum(list_transform(rq.messages,
-                        lambda m: length(coalesce(content_text(m.content), '')))), 0)
-             + coalesce(length(content_text(rq.system)), 0)
-             + coalesce(list_sum(list_transform(rq.contents, lambda c: coalesce(list_sum(
-                        list_transform(c.parts, lambda x: length(coalesce(x.text, '')))), 0))), 0)
-             + coalesce(CASE WHEN json_type(rq.input) = 'ARRAY'
-                             AND json_type(rq.input, '$[0]') = 'OBJECT'
-                        THEN list_sum(list_transform(json_extract(rq.input, '$[*].content'),
-                             lambda c: length(coalesce(content_text(c), ''))))
-                        ELSE length(content_text(rq.input)) END, 0)
-             + coalesce(length(content_text(rq.prompt)), 0), 0) AS INTEGER) END""",
+          [{'role': 'system', 'text': content_text(rq.system)}]
+          || coalesce(list_transform(rq.messages,
+                 lambda m: {'role': m.role, 'text': content_text(m.content)}), [])
+          || coalesce(list_transform(rq.contents, lambda c: {'role': coalesce(c.role, 'user'),
+                 'text': array_to_string(list_transform(c.parts, lambda x: x.text), chr(10))}),
+                 [])
+          || CASE WHEN json_type(rq.input) = 'ARRAY' AND json_type(rq.input, '$[0]') = 'OBJECT'
+                  THEN list_transform(json_extract(rq.input, '$[*]'), lambda i: {
+                      'role': coalesce(json_extract_string(i, '$.role'), 'user'),
+                      'text': content_text(json_extract(i, '$.content'))})
+                  ELSE [{'role': 'user', 'text': content_text(rq.input)}] END
+          || [{'role': 'user', 'text': content_text(rq.prompt)}]
+        END""",
+    # The last thing the user said, and how much prompt text there is in all.
+    # (Parameter names must not collide with field names used inside prompt_parts.)
+    """CREATE OR REPLACE TEMP MACRO last_user_text(pp) AS
+        list_filter(pp, lambda x: x.role = 'user' AND x.text IS NOT NULL)[-1].text""",
+    """CREATE OR REPLACE TEMP MACRO prompt_chars_of(pp) AS
+        CAST(nullif(list_sum(list_transform(pp, lambda x: coalesce(length(x.text), 0))), 0)
+             AS INTEGER)""",
     """CREATE OR REPLACE TEMP MACRO tool_calls_of(rs) AS
         CASE WHEN rs IS NULL THEN NULL ELSE CAST(
             coalesce(list_sum(list_transform(rs.choices,

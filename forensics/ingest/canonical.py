@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from forensics.normalize import REQUEST_BODY, RESPONSE_BODY
 
-CANONICAL = f"""
+def canonical_sql(staging: str) -> str:
+    """One statement from raw lines to canonical rows (plus _error / _raw for quarantine).
+
+    Staging and canonicalisation run as a single pipeline over the Arrow batches of the chunk,
+    so DuckDB spreads every step over all cores.
+    """
+    return _CANONICAL.replace("{staging}", staging)
+
+
+_CANONICAL = f"""
 CREATE OR REPLACE TEMP TABLE canon AS
 WITH s AS (
   SELECT *, auth_token(auth_header) AS _tok,
@@ -18,17 +27,20 @@ WITH s AS (
               THEN try(json_transform(req_payload, '{REQUEST_BODY}')) END AS _rq,
          CASE WHEN resp_payload IS NOT NULL
               THEN try(json_transform(resp_payload, '{RESPONSE_BODY}')) END AS _rs
-  FROM staged WHERE _error IS NULL
+  FROM ({{staging}}) staged
+), u AS (
+  SELECT *, prompt_parts(_rq) AS _parts FROM s
 ), t AS (
   SELECT *, is_jwt(_tok) AS _is_jwt, jwt_claims(_tok) AS _claims, jwt_header(_tok) AS _jh,
          coalesce(regexp_matches(auth_header, '(?i)^\\s*basic\\s'), false) AS _basic,
          cred_fp(coalesce(api_key, _tok,
              nullif(regexp_extract(uri, '(?i)[?&](?:api[_-]?key|key)=([^&]+)', 1), ''))) AS _kfp,
-         last_user_text(_rq) AS _last_user,
+         last_user_text(_parts) AS _last_user,
          coalesce(strip_port(client_ip), first_xff(xff)) AS _ip
-  FROM s
+  FROM u
 )
 SELECT
+  _error, _raw,
   ts, request_id, $source_id::INTEGER AS source_id, line_no, $format::VARCHAR AS format,
   tenant_id,
   coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),
@@ -66,7 +78,7 @@ SELECT
   coalesce(response_model, _rs.model) AS response_model,
   model_family_of(coalesce(response_model, _rs.model, model, _rq.model)) AS model_family,
   coalesce(stream, _rq.stream) AS stream,
-  prompt_chars_of(_rq) AS prompt_chars,
+  prompt_chars_of(_parts) AS prompt_chars,
   prompt_fp(_last_user) AS prompt_prefix_fp,
   CASE WHEN $keep_prompts THEN scrub(_last_user) END AS prompt_text,
   input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens,
@@ -88,7 +100,7 @@ IP_LOOKUP = """
 CREATE OR REPLACE TEMP TABLE ipgeo AS
 WITH ips AS (
   SELECT DISTINCT client_ip AS ip, ip_num(client_ip) AS n FROM canon
-  WHERE client_ip IS NOT NULL AND ip_num(client_ip) IS NOT NULL
+  WHERE _error IS NULL AND client_ip IS NOT NULL AND ip_num(client_ip) IS NOT NULL
 ), probes AS (
   SELECT ip, n, db.source_id FROM ips CROSS JOIN (SELECT DISTINCT source_id FROM ip_ranges) db
 ), hits AS (
@@ -117,7 +129,7 @@ SELECT NULL::VARCHAR AS ip, NULL::BIGINT AS asn, NULL::VARCHAR AS as_org, NULL::
 
 INSERT_REQUESTS = """
 INSERT INTO requests BY NAME
-SELECT c.* REPLACE (
+SELECT c.* EXCLUDE (_error, _raw) REPLACE (
   coalesce(c.asn, g.asn) AS asn,
   coalesce(c.as_org, g.as_org, ai.name) AS as_org,
   ai.category AS asn_category,
@@ -130,4 +142,5 @@ FROM canon c
 LEFT JOIN ipgeo g ON g.ip = c.client_ip
 LEFT JOIN asn_info ai ON ai.asn = coalesce(c.asn, g.asn)
 LEFT JOIN country_centroids cc ON cc.country = coalesce(c.country, upper(g.country))
+WHERE c._error IS NULL
 """

@@ -71,7 +71,7 @@ class IpToAsn(ReferenceFormat):
                 " string_split(rtrim(l, chr(13)), chr(9)) AS f"
                 " FROM (SELECT unnest(range(len(ls))) AS i, unnest(ls) AS l"
                 " FROM (SELECT string_split($text, chr(10)) AS ls)) WHERE trim(l) <> ''",
-                {"first": chunk.first_line, "text": chunk.text},
+                {"first": chunk.first_line, "text": chunk.decoded()},
             )
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE tsv_checked AS SELECT line_no, line,"

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from forensics import __version__
 from forensics.errors import ForensicsError, InputError
@@ -25,6 +28,8 @@ from forensics.ingest.formats import FORMATS, detect_format
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]
 QUARANTINE_RAW_CHARS = 2000
+# Rows per Arrow batch handed to DuckDB: small enough that both cores get work in a chunk.
+BATCH_ROWS = 2048
 
 
 @dataclass
@@ -45,9 +50,11 @@ class FileResult:
         return self.rows_read == self.rows_loaded + self.rows_quarantined
 
 
-def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> Iterator[reader.Chunk]:
-    """Read and decompress the next chunk while DuckDB parses this one."""
-    slots: queue.Queue[reader.Chunk | BaseException | None] = queue.Queue(maxsize=2)
+def _chunks_in_background(
+    path: Path, end: reader.ReadEnd, document: bool
+) -> Iterator[Prepared]:
+    """Read, decompress and cut the next chunk while DuckDB parses this one."""
+    slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=2)
 
     def produce() -> None:
         try:
@@ -55,7 +62,7 @@ def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> It
                 reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
             )
             for chunk in source:
-                slots.put(chunk)
+                slots.put(prepare(chunk))
             slots.put(None)
         except BaseException as e:  # handed to the consumer, raised there
             slots.put(e)
@@ -72,28 +79,62 @@ def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> It
     worker.join()
 
 
-def _stage_chunk(con: duckdb.DuckDBPyConnection, chunk: reader.Chunk) -> int:
-    """Put the chunk's lines in temp table chunk_lines; return how many were blank."""
-    if chunk.line_numbers is not None:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE chunk_lines AS SELECT unnest($nos)::BIGINT AS line_no,"
-            " unnest(string_split($text, chr(10))) AS line",
-            {"nos": chunk.line_numbers, "text": chunk.text},
-        )
-        if not chunk.line_numbers:
-            con.execute("DELETE FROM chunk_lines")
+def split_lines(data: bytes) -> tuple[pa.Array, int]:
+    """The lines of `data` (newline and a trailing CR removed) as one Arrow array, and how many
+    are empty. numpy finds the line ends and packs the bytes without them; Arrow's cast checks
+    UTF-8 (it raises pa.ArrowInvalid when a line is not)."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(b == 10), len(b))
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    has_cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13) if len(b) else ends < 0
+    lengths = ends - starts - has_cr
+    keep = np.ones(len(b), dtype=bool)
+    keep[ends[:-1]] = False
+    keep[(ends - 1)[has_cr]] = False
+    offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    packed = pa.py_buffer(b[keep].tobytes()) if not keep.all() else pa.py_buffer(data)
+    raw = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets.tobytes()), packed]
+    )
+    return raw.cast(pa.large_string()), int(np.count_nonzero(lengths == 0))
+
+
+@dataclass
+class Prepared:
+    """A chunk as DuckDB will scan it: non-blank lines in small Arrow record batches."""
+
+    chunk: reader.Chunk
+    table: pa.Table
+    blank: int
+
+
+def prepare(chunk: reader.Chunk) -> Prepared:
+    """Cut the chunk into lines (on the reader thread, while DuckDB works on the last one).
+
+    DuckDB scans the record batches in parallel without copying them. Only a chunk holding
+    invalid UTF-8 is decoded line by line in Python, to quarantine exactly those lines.
+    """
+    if chunk.line_numbers is not None and not chunk.line_numbers:
+        lines, blank = pa.array([], pa.large_string()), 0
     else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE chunk_lines AS SELECT $first + i AS line_no,"
-            " rtrim(l, chr(13)) AS line FROM (SELECT unnest(range(len(ls))) AS i, unnest(ls) AS l"
-            " FROM (SELECT string_split($text, chr(10)) AS ls))",
-            {"first": chunk.first_line, "text": chunk.text},
+        try:
+            lines, blank = split_lines(chunk.data)
+        except pa.ArrowInvalid:
+            lines, blank = split_lines(chunk.decoded().encode())
+    if chunk.line_numbers is not None:
+        numbers = pa.array(chunk.line_numbers, pa.int64())
+    else:
+        numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + len(lines)))
+    table = pa.table({"line_no": numbers, "line": lines})
+    if blank or chunk.bad_lines:  # rare: copying the chunk to drop lines is fine then
+        keep = pc.and_(
+            pc.greater(pc.binary_length(lines), 0), pc.not_equal(lines, reader.BAD_LINE)
         )
-    rows = con.execute(
-        "SELECT count(*) FILTER (WHERE trim(line) = '') FROM chunk_lines"
-    ).fetchall()
-    con.execute(f"DELETE FROM chunk_lines WHERE trim(line) = '' OR line = '{reader.BAD_LINE}'")
-    return int(rows[0][0])
+        table = table.filter(keep)
+    return Prepared(chunk, pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS)), blank)
 
 
 def _quarantine_rows(
@@ -118,7 +159,7 @@ def load_requests(
     source_id: int,
     progress: Progress | None,
 ) -> tuple[Counts, list[str]]:
-    staging_sql = "CREATE OR REPLACE TEMP TABLE staged AS " + adapter.staging(options).sql()
+    canonical_sql = canonical.canonical_sql(adapter.staging(options).sql())
     lookup = canonical.IP_LOOKUP if _has_ip_ranges(con) else canonical.NO_IP_LOOKUP
     params = {"source_id": source_id, "format": adapter.name, "keep_prompts": options.keep_prompts}
     counts = Counts()
@@ -126,24 +167,26 @@ def load_requests(
     end = reader.ReadEnd()
     document = reader.is_json_document(reader.head_lines(path, 2))
     last_offset = 0
-    for chunk in _chunks_in_background(path, end, document):
-        counts.blank += _stage_chunk(con, chunk)
+    for prepared in _chunks_in_background(path, end, document):
+        chunk = prepared.chunk
+        counts.blank += prepared.blank
+        con.register("chunk_lines", prepared.table)
         _quarantine_rows(con, source_id, chunk.bad_lines)
-        con.execute(staging_sql)
+        con.execute(canonical_sql, params)
         con.execute(
             "INSERT INTO quarantine SELECT $sid, line_no, _error, left(scrub(_raw), $n)"
-            " FROM staged WHERE _error IS NOT NULL",
+            " FROM canon WHERE _error IS NOT NULL",
             {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
         )
-        con.execute(canonical.CANONICAL, params)
         con.execute(lookup)
         con.execute(canonical.INSERT_REQUESTS)
         good, bad = con.execute(
             "SELECT count(*) FILTER (WHERE _error IS NULL), count(*) FILTER (WHERE _error IS NOT NULL)"
-            " FROM staged"
+            " FROM canon"
         ).fetchall()[0]
         counts.loaded += good
         counts.quarantined += bad + len(chunk.bad_lines)
+        con.unregister("chunk_lines")
         if progress is not None:
             progress(chunk.raw_offset - last_offset, good + bad + len(chunk.bad_lines))
         last_offset = chunk.raw_offset

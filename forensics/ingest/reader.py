@@ -85,14 +85,19 @@ def open_decompressed(path: Path) -> tuple[BinaryIO, BinaryIO]:
 
 @dataclass
 class Chunk:
-    """Whole lines of a file: `text` holds them joined by newlines, first one numbered `first_line`."""
+    """Whole lines of a file as raw bytes joined by newlines; the first is `first_line`."""
 
-    text: str
+    data: bytes
     first_line: int
     line_count: int
-    bad_lines: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
     raw_offset: int = 0  # bytes of the file on disk consumed so far
     line_numbers: list[int] | None = None  # explicit numbers when lines are not consecutive
+    bad_lines: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+
+    def decoded(self) -> str:
+        """The text, with lines that are not UTF-8 replaced by BAD_LINE and put in bad_lines."""
+        text, self.bad_lines = _decode(self.data, self.first_line, self.line_numbers)
+        return text
 
 
 @dataclass
@@ -103,7 +108,9 @@ class ReadEnd:
     next_line: int = 1
 
 
-def _decode(data: bytes, first_line: int) -> tuple[str, list[tuple[int, str, str]]]:
+def _decode(
+    data: bytes, first_line: int, numbers: list[int] | None = None
+) -> tuple[str, list[tuple[int, str, str]]]:
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError:
@@ -115,8 +122,9 @@ def _decode(data: bytes, first_line: int) -> tuple[str, list[tuple[int, str, str
         try:
             out.append(raw_line.decode("utf-8"))
         except UnicodeDecodeError as e:
+            number = numbers[i] if numbers is not None else first_line + i
             bad.append(
-                (first_line + i, f"invalid UTF-8 at byte {e.start}", raw_line.decode("utf-8", "replace"))
+                (number, f"invalid UTF-8 at byte {e.start}", raw_line.decode("utf-8", "replace"))
             )
             out.append(BAD_LINE)
     return "\n".join(out), bad
@@ -143,14 +151,12 @@ def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Ite
                 continue
             body, carry = data[:cut], data[cut + 1 :]
             count = body.count(b"\n") + 1
-            text, bad = _decode(body, line_no)
-            yield Chunk(text, line_no, count, bad, raw.tell())
+            yield Chunk(body, line_no, count, raw.tell())
             line_no += count
         if carry:
             if carry.endswith(b"\r"):
                 carry = carry[:-1]
-            text, bad = _decode(carry, line_no)
-            yield Chunk(text, line_no, 1, bad, raw.tell())
+            yield Chunk(carry, line_no, 1, raw.tell())
             line_no += 1
     finally:
         stream.close()
@@ -203,6 +209,7 @@ def read_json_document(path: Path, end: ReadEnd) -> Iterator[Chunk]:
         stream.close()
         raw.close()
     text, bad = _decode(data, 1)
+    text = text.replace(BAD_LINE, " ")
     decoder = json.JSONDecoder()
     pos = text.index("[") + 1
     elements: list[str] = []
@@ -227,4 +234,5 @@ def read_json_document(path: Path, end: ReadEnd) -> Iterator[Chunk]:
         numbers.append(line)
         pos = after
     end.next_line = text.count("\n") + 2
-    yield Chunk("\n".join(elements), 1, len(elements), bad, len(data), line_numbers=numbers)
+    body = "\n".join(elements).encode()
+    yield Chunk(body, 1, len(elements), len(data), line_numbers=numbers, bad_lines=bad)

@@ -27,15 +27,15 @@ def read_csv_rows(
     path: Path, expected: list[str], required: int
 ) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str, str]], int]:
     """(line, fields) of well-formed rows, quarantine tuples for the others, blank count."""
-    end = reader.ReadEnd()
-    text = "\n".join(chunk.text for chunk in reader.read_chunks(path, end))
-    bad: list[tuple[int, str, str]] = []
+    text, bad = _read_text(path)
     lines = text.split("\n")
     rows: list[tuple[int, list[str]]] = []
     blank = 0
     header_seen = False
     for number, fields in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
         line = lines[number - 1] if number <= len(lines) else ""
+        if fields == [reader.BAD_LINE]:
+            continue  # not UTF-8: already in `bad`
         if not fields or all(not f.strip() for f in fields):
             blank += 1
             continue
@@ -54,9 +54,18 @@ def read_csv_rows(
                         line))
             continue
         rows.append((number, [f.strip() for f in fields] + [""] * (len(expected) - len(fields))))
+    return rows, bad, blank
+
+
+def _read_text(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
+    """The whole (small) file as text; lines that are not UTF-8 and a damaged end as `bad`."""
+    end = reader.ReadEnd()
+    chunks = list(reader.read_chunks(path, end))
+    text = "\n".join(chunk.decoded() for chunk in chunks)
+    bad = [b for chunk in chunks for b in chunk.bad_lines]
     if end.problem:
         bad.append((end.next_line, end.problem, ""))
-    return rows, bad, blank
+    return text, bad
 
 
 def _insert_checked(
@@ -247,12 +256,12 @@ class AsnCategories(ReferenceFormat):
     def _read_list(
         self, path: Path, category: str
     ) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str, str]], int]:
-        end = reader.ReadEnd()
-        text = "\n".join(chunk.text for chunk in reader.read_chunks(path, end))
+        text, bad = _read_text(path)
         rows: list[tuple[int, list[str]]] = []
-        bad: list[tuple[int, str, str]] = []
         blank = 0
         for number, line in enumerate(text.split("\n"), start=1):
+            if line == reader.BAD_LINE:
+                continue
             if not line.strip():
                 blank += 1
                 continue
@@ -261,6 +270,4 @@ class AsnCategories(ReferenceFormat):
                 rows.append((number, [asn.strip(), category, name.strip()]))
             else:
                 bad.append((number, "expected `AS<number> # name`", line))
-        if end.problem:
-            bad.append((end.next_line, end.problem, ""))
         return rows, bad, blank
