@@ -81,7 +81,7 @@ _LEGACY = json.dumps(_AI_BLOCK)
 # Records, one per line or many per array line; r is NULL when the line is not JSON.
 _SOURCE = f"""
 SELECT line_no, line, r, epoch_ts(r.started_at, 'ms') AS ts_,
-       coalesce(r.ai.proxy, CASE WHEN r.ai IS NULL AND contains(line, '"ai"') THEN
+       coalesce(r.ai.proxy, CASE WHEN r.ai.proxy IS NULL AND contains(line, '"ai"') THEN
            try(json_transform(list_filter(json_extract(line, '$.ai.*'),
                lambda b: json_exists(b, '$.usage') OR json_exists(b, '$.meta'))[1], '{_LEGACY}'))
            END) AS ai
@@ -93,7 +93,7 @@ FROM (
 """
 
 _ERROR = """
-CASE WHEN r IS NULL THEN
+CASE WHEN r IS NULL OR NOT regexp_matches(line, '^\\s*[\\[{]') THEN
        CASE WHEN json_valid(line) THEN 'JSON value is not a Kong log record object'
             WHEN NOT regexp_matches(rtrim(line), '[}\\]]$') THEN 'invalid JSON: record is cut off'
             ELSE 'invalid JSON' END
@@ -121,7 +121,11 @@ class Kong(Adapter):
                 "request" in value or "client_ip" in value
             ):
                 return True
-        return bool(head) and '"started_at"' in head[0] and '"client_ip"' in "".join(head)
+        # A pretty-printed array document: look for Kong's keys in the first lines.
+        text = "\n".join(head)
+        return head[0].strip() == "[" and '"started_at"' in text and (
+            '"client_ip"' in text or '"request"' in text
+        )
 
     def staging(self, options: Options) -> Staging:
         h = "r.request.headers"
