@@ -8,14 +8,14 @@ when a slab is not valid UTF-8, to put exactly the offending lines in quarantine
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import io
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import zstandard
 
@@ -23,7 +23,8 @@ from forensics.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-CHUNK_BYTES = 32 * 1024 * 1024
+# Bytes of decompressed text per chunk; FORENSICS_CHUNK_BYTES tunes it (memory vs overhead).
+CHUNK_BYTES = int(os.environ.get("FORENSICS_CHUNK_BYTES", 32 * 1024 * 1024))
 # A line sent to DuckDB in place of one that is not valid UTF-8 (it is quarantined from Python).
 BAD_LINE = "\x00"
 
@@ -71,16 +72,59 @@ def compression_of(path: Path) -> str | None:
     return None
 
 
-def open_decompressed(path: Path) -> tuple[BinaryIO, BinaryIO]:
-    """(decompressed stream, raw file) — the raw file tells how far into the file we are."""
-    raw = path.open("rb")
+RAW_BLOCK = 1024 * 1024
+
+
+class _Decompressor:
+    """gzip or zstd, member after member (concatenated members/frames are read on)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.in_member = False  # input fed to a member that has not ended yet
+        self._new()
+
+    def _new(self) -> None:
+        if self.kind == "gzip":
+            self.obj: Any = zlib.decompressobj(wbits=31)
+        else:
+            self.obj = zstandard.ZstdDecompressor().decompressobj()
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            self.in_member = True
+            out.append(self.obj.decompress(data))
+            if not self.obj.eof:
+                break
+            data = self.obj.unused_data
+            self.in_member = False
+            self._new()
+        return b"".join(out)
+
+
+def iter_blocks(path: Path, end: ReadEnd) -> Iterator[tuple[bytes, int]]:
+    """Decompressed blocks of the file, each with the raw bytes consumed so far.
+
+    A damaged or cut-off compressed stream ends the blocks early: everything decompressed
+    before the damage is yielded, and `end.problem` says what happened.
+    """
     kind = compression_of(path)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
-    if kind == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return io.BufferedReader(reader, 1024 * 1024), raw  # type: ignore[arg-type]
-    return raw, raw
+    with path.open("rb") as raw:
+        if kind is None:
+            for block in iter(lambda: raw.read(RAW_BLOCK), b""):
+                yield block, raw.tell()
+            return
+        dec = _Decompressor(kind)
+        for block in iter(lambda: raw.read(RAW_BLOCK), b""):
+            try:
+                out = dec.feed(block)
+            except (zlib.error, zstandard.ZstdError) as e:
+                end.problem = f"{kind} stream is damaged ({e})"
+                return
+            if out:
+                yield out, raw.tell()
+        if dec.in_member:
+            end.problem = f"{kind} stream is truncated: the file ends inside a compressed block"
 
 
 @dataclass
@@ -132,49 +176,45 @@ def _decode(
 
 def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     """Yield the file as chunks of whole lines; record in `end` how the stream ended."""
-    stream, raw = open_decompressed(path)
     line_no = 1
-    carry = b""
-    try:
-        while True:
-            try:
-                block = stream.read(chunk_bytes)
-            except (EOFError, OSError, zlib.error, zstandard.ZstdError) as e:
-                end.problem = f"compressed stream is damaged or truncated ({e})"
-                block = b""
-            if not block:
-                break
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data  # a line longer than a chunk: keep reading until it ends
-                continue
-            body, carry = data[:cut], data[cut + 1 :]
-            count = body.count(b"\n") + 1
-            yield Chunk(body, line_no, count, raw.tell())
-            line_no += count
-        if carry:
-            if carry.endswith(b"\r"):
-                carry = carry[:-1]
-            yield Chunk(carry, line_no, 1, raw.tell())
-            line_no += 1
-    finally:
-        stream.close()
-        raw.close()
+    pending: list[bytes] = []
+    size = 0
+    offset = 0
+    for block, offset in iter_blocks(path, end):
+        pending.append(block)
+        size += len(block)
+        if size < chunk_bytes:
+            continue
+        data = b"".join(pending)
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending, size = [data], len(data)  # a line longer than a chunk: read on
+            continue
+        body, rest = data[:cut], data[cut + 1 :]
+        pending, size = [rest], len(rest)
+        count = body.count(b"\n") + 1
+        yield Chunk(body, line_no, count, offset)
+        line_no += count
+    data = b"".join(pending)
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    if data:
+        count = data.count(b"\n") + 1
+        yield Chunk(data, line_no, count, offset)
+        line_no += count
     end.next_line = line_no
 
 
 def head_lines(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> list[str]:
     """The first non-blank lines of the decompressed file, for format detection."""
-    stream, raw = open_decompressed(path)
-    try:
-        try:
-            data = stream.read(max_bytes)
-        except (EOFError, OSError, zlib.error, zstandard.ZstdError):
-            data = b""
-    finally:
-        stream.close()
-        raw.close()
+    parts: list[bytes] = []
+    got = 0
+    for block, _ in iter_blocks(path, ReadEnd()):
+        parts.append(block)
+        got += len(block)
+        if got >= max_bytes:
+            break
+    data = b"".join(parts)[:max_bytes]
     text = data.decode("utf-8", "replace")
     lines = text.split("\n")
     if len(data) == max_bytes and len(lines) > 1:
@@ -198,16 +238,7 @@ def read_json_document(path: Path, end: ReadEnd) -> Iterator[Chunk]:
     """
     import json
 
-    stream, raw = open_decompressed(path)
-    try:
-        try:
-            data = stream.read()
-        except (EOFError, OSError, zlib.error, zstandard.ZstdError) as e:
-            end.problem = f"compressed stream is damaged or truncated ({e})"
-            data = b""
-    finally:
-        stream.close()
-        raw.close()
+    data = b"".join(block for block, _ in iter_blocks(path, end))
     text, bad = _decode(data, 1)
     text = text.replace(BAD_LINE, " ")
     decoder = json.JSONDecoder()

@@ -110,17 +110,23 @@ def _insert_checked(
     return Counts(read=good + failed + len(bad), loaded=good, quarantined=failed + len(bad))
 
 
-# A credential column holds either an id as logged or a raw secret: secrets are fingerprinted.
-_CREDENTIAL = (
-    f"CASE WHEN regexp_full_match({{v}}, '{KEY_PATTERN}')"
-    f" OR regexp_matches({{v}}, '{BEARER_PATTERN}') THEN cred_fp(auth_token({{v}}))"
-    " ELSE {v} END"
-)
-_TIME = (
-    "CASE WHEN {v} = '' THEN NULL WHEN regexp_full_match({v}, '[0-9]{{13}}') THEN epoch_ts({v}, 'ms')"
-    " WHEN regexp_full_match({v}, '[0-9]{{9,10}}(\\.[0-9]+)?') THEN epoch_ts({v}, 's')"
-    " ELSE TRY_CAST({v} AS TIMESTAMPTZ) END"
-)
+def _credential(v: str) -> str:
+    """SQL for a credential column: an id as logged stays, a raw secret is fingerprinted."""
+    return (
+        f"CASE WHEN regexp_full_match({v}, '{KEY_PATTERN}')"
+        f" OR regexp_matches({v}, '{BEARER_PATTERN}') THEN cred_fp(auth_token({v}))"
+        f" ELSE {v} END"
+    )
+
+
+def _time(v: str) -> str:
+    """SQL for a time column: ISO 8601 (UTC unless an offset is given), or epoch s / ms."""
+    return (
+        f"CASE WHEN {v} = '' THEN NULL"
+        f" WHEN regexp_full_match({v}, '[0-9]{{13}}') THEN epoch_ts({v}, 'ms')"
+        f" WHEN regexp_full_match({v}, '[0-9]{{9,10}}([.][0-9]+)?') THEN epoch_ts({v}, 's')"
+        f" ELSE TRY_CAST({v} AS TIMESTAMPTZ) END"
+    )
 
 
 class Revocations(ReferenceFormat):
@@ -137,12 +143,12 @@ class Revocations(ReferenceFormat):
     ) -> tuple[Counts, list[str]]:
         rows, bad, blank = read_csv_rows(path, self.columns, 2)
         checked = f"""
-            SELECT line_no, {_CREDENTIAL.format(v="credential_id")} AS credential_id,
-                   {_TIME.format(v="revoked_at")} AS revoked_at,
+            SELECT line_no, {_credential("credential_id")} AS credential_id,
+                   {_time("revoked_at")} AS revoked_at,
                    CASE WHEN credential_id = '' THEN 'credential_id is empty'
-                        WHEN {_TIME.format(v="revoked_at")} IS NULL
+                        WHEN {_time("revoked_at")} IS NULL
                         THEN 'revoked_at is not a timestamp: ' || left(revoked_at, 60)
-                        WHEN NOT plausible_ts({_TIME.format(v="revoked_at")})
+                        WHEN NOT plausible_ts({_time("revoked_at")})
                         THEN 'revoked_at is out of range: ' || left(revoked_at, 60) END AS _error
             FROM ref_rows"""
         insert = (
@@ -173,7 +179,7 @@ class Allowlist(ReferenceFormat):
         kinds = ", ".join(f"'{k}'" for k in ALLOW_KINDS)
         value = (
             "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS', '')"
-            f" WHEN 'credential' THEN {_CREDENTIAL.format(v='value')}"
+            f" WHEN 'credential' THEN {_credential('value')}"
             " WHEN 'cidr' THEN lower(value) WHEN 'ip' THEN lower(value) ELSE value END"
         )
         checked = f"""
@@ -181,7 +187,7 @@ class Allowlist(ReferenceFormat):
               list_filter(regexp_split_to_array(detectors, '[;| ,]+'), lambda d: d <> '')
                   AS detectors,
               nullif(reason, '') AS reason,
-              {_TIME.format(v="expires")} AS expires,
+              {_time("expires")} AS expires,
               CASE WHEN lower(kind) NOT IN ({kinds})
                      THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || left(kind, 40)
                    WHEN value = '' THEN 'value is empty'
@@ -193,7 +199,7 @@ class Allowlist(ReferenceFormat):
                    WHEN lower(kind) = 'cidr' AND (ip_num(split_part(value, '/', 1)) IS NULL
                         OR TRY_CAST(split_part(value, '/', 2) AS INTEGER) IS NULL)
                      THEN 'not a CIDR block: ' || left(value, 60)
-                   WHEN expires <> '' AND {_TIME.format(v="expires")} IS NULL
+                   WHEN expires <> '' AND {_time("expires")} IS NULL
                      THEN 'expires is not a timestamp: ' || left(expires, 60)
               END AS _error
             FROM ref_rows"""
