@@ -76,17 +76,18 @@ MACROS = [
     # --- request shape ------------------------------------------------------------------
     """CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
         CASE WHEN p IS NULL THEN NULL
-        ELSE (WITH q AS (SELECT lower(split_part(p, '?', 1)) AS s)
-        SELECT CASE
-            WHEN regexp_matches(s, '/chat/completions/?$|(^|/)chat/?$|/v1/messages/?$'
-                                   || '|:(stream)?generatecontent$|/converse(-stream)?$') THEN 'chat'
-            WHEN regexp_matches(s, '/responses/?$') THEN 'responses'
-            WHEN regexp_matches(s, '/completions/?$|/v1/complete/?$') THEN 'completions'
-            WHEN regexp_matches(s, '/embeddings?/?$|:(batch)?embedcontents?$') THEN 'embeddings'
-            WHEN regexp_matches(s, '/images/') THEN 'images'
-            WHEN regexp_matches(s, '/audio/|/realtime') THEN 'audio'
-            WHEN regexp_matches(s, '/moderations/?$') THEN 'moderation'
-            ELSE 'other' END FROM q) END""",
+            WHEN regexp_matches(lower(p), '/chat/completions/?($|[?])|(^|/)chat/?($|[?])'
+                 || '|/v1/messages/?($|[?])|:(stream)?generatecontent($|[?])'
+                 || '|/converse(-stream)?($|[?])') THEN 'chat'
+            WHEN regexp_matches(lower(p), '/responses/?($|[?])') THEN 'responses'
+            WHEN regexp_matches(lower(p), '/completions/?($|[?])|/v1/complete/?($|[?])')
+                 THEN 'completions'
+            WHEN regexp_matches(lower(p), '/embeddings?/?($|[?])|:(batch)?embedcontents?($|[?])')
+                 THEN 'embeddings'
+            WHEN regexp_matches(lower(p), '/images/') THEN 'images'
+            WHEN regexp_matches(lower(p), '/audio/|/realtime') THEN 'audio'
+            WHEN regexp_matches(lower(p), '/moderations/?($|[?])') THEN 'moderation'
+            ELSE 'other' END""",
     # Dated and versioned snapshot names map to their family: gpt-4o-2024-08-06 -> gpt-4o,
     # claude-3-5-sonnet-20241022 -> claude-3-5-sonnet, gemini-1.5-pro-002 -> gemini-1.5-pro.
     """CREATE OR REPLACE TEMP MACRO model_family_of(m) AS

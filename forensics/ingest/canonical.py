@@ -38,6 +38,13 @@ WITH s AS (
          last_user_text(_parts) AS _last_user,
          coalesce(strip_port(client_ip), first_xff(xff)) AS _ip
   FROM u
+), v AS (
+  -- Every free-text field scrubbed in one lambda: the patterns are compiled once per chunk.
+  SELECT *, list_transform([xff, user_agent, origin, referer, split_part(uri, '?', 1),
+             nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), ''),
+             CASE WHEN $keep_prompts THEN _last_user END], lambda f: scrub(f)) AS _clean,
+         list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
+  FROM t
 )
 SELECT
   _error, _raw,
@@ -60,19 +67,19 @@ SELECT
   coalesce(json_extract_string(_claims, '$.client_id'), json_extract_string(_claims, '$.azp'),
            json_extract_string(_claims, '$.cid')) AS client_id,
   _ip AS client_ip,
-  scrub(xff) AS xff,
+  _clean[1] AS xff,
   asn, as_org, NULL::VARCHAR AS asn_category,
   upper(nullif(trim(country), '')) AS country, city, lat, lon,
   CASE WHEN asn IS NOT NULL OR country IS NOT NULL THEN 'log' END AS geo_source,
-  scrub(user_agent) AS user_agent,
-  scrub(origin) AS origin,
-  scrub(referer) AS referer,
+  _clean[2] AS user_agent,
+  _clean[3] AS origin,
+  _clean[4] AS referer,
   host,
   upper(method) AS method,
-  scrub(split_part(uri, '?', 1)) AS path,
-  scrub(nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), '')) AS query,
+  _clean[5] AS path,
+  _clean[6] AS query,
   route,
-  coalesce(nullif(endpoint_of(upstream_uri), 'other'), endpoint_of(uri)) AS endpoint,
+  coalesce(nullif(_endpoints[1], 'other'), _endpoints[2]) AS endpoint,
   lower(provider) AS provider,
   coalesce(model, _rq.model) AS model,
   coalesce(response_model, _rs.model) AS response_model,
@@ -80,7 +87,7 @@ SELECT
   coalesce(stream, _rq.stream) AS stream,
   prompt_chars_of(_parts) AS prompt_chars,
   prompt_fp(_last_user) AS prompt_prefix_fp,
-  CASE WHEN $keep_prompts THEN scrub(_last_user) END AS prompt_text,
+  _clean[7] AS prompt_text,
   input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens,
   coalesce(tool_calls, tool_calls_of(_rs)) AS tool_calls,
   coalesce(finish_reason, finish_reason_of(_rs)) AS finish_reason,
@@ -92,7 +99,7 @@ SELECT
                 coalesce(finish_reason, finish_reason_of(_rs))) AS error_type,
   latency_ms, request_bytes, response_bytes, log_cost,
   NULL::DOUBLE AS est_cost_usd
-FROM t
+FROM v
 """
 
 # Distinct client addresses of the chunk, looked up in every enrichment database loaded.
