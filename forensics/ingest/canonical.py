@@ -9,6 +9,9 @@ statements per chunk, run by `pipeline.py`.
 from __future__ import annotations
 
 from forensics.normalize import REQUEST_BODY, RESPONSE_BODY
+from forensics.secrets import ANY_SECRET
+
+ANY_SECRET_SQL = ANY_SECRET.replace("'", "''")
 
 def canonical_sql(staging: str) -> str:
     """One statement from raw lines to canonical rows (plus _error / _raw for quarantine).
@@ -39,20 +42,31 @@ WITH s AS (
          coalesce(strip_port(client_ip), first_xff(xff)) AS _ip
   FROM u
 ), v AS (
-  -- Every free-text field scrubbed in one lambda: the patterns are compiled once per chunk.
-  SELECT *, list_transform([xff, user_agent, origin, referer, split_part(uri, '?', 1),
+  SELECT *, [xff, user_agent, origin, referer, split_part(uri, '?', 1),
              nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), ''),
-             CASE WHEN $keep_prompts THEN _last_user END], lambda f: scrub(f)) AS _clean,
+             CASE WHEN $keep_prompts THEN _last_user END,
+             tenant_id, coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),
+                                 json_extract_string(_claims, '$.sub')),
+             request_id, host, route, session_id, coalesce(model, _rq.model),
+             coalesce(response_model, _rs.model), credential_id,
+             coalesce(error_code, _rs.error.code, _rs.error.type),
+             coalesce(finish_reason, finish_reason_of(_rs)), lower(provider), as_org,
+             city] AS _texts,
          list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
   FROM t
+), w AS (
+  -- Every string from the log is scrubbed of credentials. One regex over all of a row's text
+  -- decides whether any field needs it; the lambda compiles the patterns once per chunk.
+  SELECT *, CASE WHEN regexp_matches(array_to_string(_texts, chr(1)), '{ANY_SECRET_SQL}')
+                 THEN list_transform(_texts, lambda f: scrub(f)) ELSE _texts END AS _clean
+  FROM v
 )
 SELECT
   _error, _raw,
-  ts, request_id, $source_id::INTEGER AS source_id, line_no, $format::VARCHAR AS format,
-  tenant_id,
-  coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),
-           json_extract_string(_claims, '$.sub')) AS user_id,
-  coalesce(credential_id, _kfp) AS credential_id,
+  ts, _clean[10] AS request_id, $source_id::INTEGER AS source_id, line_no, $format::VARCHAR AS format,
+  _clean[8] AS tenant_id,
+  _clean[9] AS user_id,
+  coalesce(_clean[16], _kfp) AS credential_id,
   CASE WHEN _is_jwt THEN 'jwt' WHEN _basic THEN 'basic'
        WHEN coalesce(credential_id, _kfp) IS NOT NULL THEN 'api_key' END AS credential_type,
   _kfp AS key_fingerprint,
@@ -68,38 +82,38 @@ SELECT
            json_extract_string(_claims, '$.cid')) AS client_id,
   _ip AS client_ip,
   _clean[1] AS xff,
-  asn, as_org, NULL::VARCHAR AS asn_category,
-  upper(nullif(trim(country), '')) AS country, city, lat, lon,
+  asn, _clean[20] AS as_org, NULL::VARCHAR AS asn_category,
+  upper(nullif(trim(country), '')) AS country, _clean[21] AS city, lat, lon,
   CASE WHEN asn IS NOT NULL OR country IS NOT NULL THEN 'log' END AS geo_source,
   _clean[2] AS user_agent,
   _clean[3] AS origin,
   _clean[4] AS referer,
-  host,
+  _clean[11] AS host,
   upper(method) AS method,
   _clean[5] AS path,
   _clean[6] AS query,
-  route,
+  _clean[12] AS route,
   coalesce(nullif(_endpoints[1], 'other'), _endpoints[2]) AS endpoint,
-  lower(provider) AS provider,
-  coalesce(model, _rq.model) AS model,
-  coalesce(response_model, _rs.model) AS response_model,
-  model_family_of(coalesce(response_model, _rs.model, model, _rq.model)) AS model_family,
+  _clean[19] AS provider,
+  _clean[14] AS model,
+  _clean[15] AS response_model,
+  model_family_of(coalesce(_clean[15], _clean[14])) AS model_family,
   coalesce(stream, _rq.stream) AS stream,
   prompt_chars_of(_parts) AS prompt_chars,
   prompt_fp(_last_user) AS prompt_prefix_fp,
   _clean[7] AS prompt_text,
   input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens,
   coalesce(tool_calls, tool_calls_of(_rs)) AS tool_calls,
-  coalesce(finish_reason, finish_reason_of(_rs)) AS finish_reason,
-  coalesce(error_code, _rs.error.code, _rs.error.type) AS error_code,
-  session_id,
+  _clean[18] AS finish_reason,
+  _clean[17] AS error_code,
+  _clean[13] AS session_id,
   status,
   upstream_status,
   error_type_of(status, coalesce(error_code, _rs.error.code, _rs.error.type),
                 coalesce(finish_reason, finish_reason_of(_rs))) AS error_type,
   latency_ms, request_bytes, response_bytes, log_cost,
   NULL::DOUBLE AS est_cost_usd
-FROM v
+FROM w
 """
 
 # Distinct client addresses of the chunk, looked up in every enrichment database loaded.
