@@ -117,7 +117,11 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], fmt: str | None,
     from forensics.ingest.reader import expand_paths
     from forensics.progress import run_ingest
 
+    from forensics.ingest.formats import FORMATS
+
     options = Options(keep_prompts=keep_prompts, mapping=mapping, extra={"category": category})
+    if fmt is not None:
+        FORMATS[fmt].check_options(options)  # e.g. jsonl without --mapping: one error, exit 2
     con = _connect(ctx, create=True)
     try:
         jobs: list[tuple[list[Path], str | None]] = []

@@ -65,6 +65,7 @@ def connect(
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as e:
         raise CaseError(f"{path}: cannot open as a DuckDB case: {e}") from e
+    con.execute("SET TimeZone = 'UTC'")  # offset-less times in logs and CSVs are UTC
     if not exists:
         _create(con)
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

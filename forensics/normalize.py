@@ -32,9 +32,14 @@ MACROS = [
     f"""CREATE OR REPLACE TEMP MACRO plausible_ts(t) AS
         t >= TIMESTAMPTZ '{PLAUSIBLE_FROM}' AND t < TIMESTAMPTZ '{PLAUSIBLE_TO}'""",
     # An epoch number whose unit the format fixes (s, ms, us, ns), as TIMESTAMPTZ.
+    # Integers are converted exactly (to microseconds); fractions go through DOUBLE.
     """CREATE OR REPLACE TEMP MACRO epoch_ts(v, unit) AS
-        try(to_timestamp(TRY_CAST(v AS DOUBLE) / CASE unit WHEN 's' THEN 1 WHEN 'ms' THEN 1e3
-            WHEN 'us' THEN 1e6 WHEN 'ns' THEN 1e9 END))""",
+        CASE WHEN regexp_full_match(CAST(v AS VARCHAR), '-?[0-9]+') THEN
+             try(make_timestamp(CAST(CASE unit WHEN 's' THEN TRY_CAST(v AS HUGEINT) * 1000000
+                  WHEN 'ms' THEN TRY_CAST(v AS HUGEINT) * 1000 WHEN 'us' THEN TRY_CAST(v AS HUGEINT)
+                  WHEN 'ns' THEN TRY_CAST(v AS HUGEINT) // 1000 END AS BIGINT))::TIMESTAMPTZ)
+        ELSE try(to_timestamp(TRY_CAST(v AS DOUBLE) / CASE unit WHEN 's' THEN 1 WHEN 'ms' THEN 1e3
+            WHEN 'us' THEN 1e6 WHEN 'ns' THEN 1e9 END)) END""",
     # int-or-string time fields (Cloudflare): digits are epoch in the given unit, else ISO 8601.
     """CREATE OR REPLACE TEMP MACRO flex_ts(v, unit) AS
         CASE WHEN v IS NULL THEN NULL

@@ -51,7 +51,7 @@ WITH s AS (
              coalesce(response_model, _rs.model), credential_id,
              coalesce(error_code, _rs.error.code, _rs.error.type),
              coalesce(finish_reason, finish_reason_of(_rs)), lower(provider), as_org,
-             city] AS _texts,
+             city, left(_raw, 2000)] AS _texts,
          list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
   FROM t
 ), w AS (
@@ -62,7 +62,7 @@ WITH s AS (
   FROM v
 )
 SELECT
-  _error, _raw,
+  _error, _clean[22] AS _raw,
   ts, _clean[10] AS request_id, $source_id::INTEGER AS source_id, line_no, $format::VARCHAR AS format,
   _clean[8] AS tenant_id,
   _clean[9] AS user_id,

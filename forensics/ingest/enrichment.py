@@ -41,7 +41,8 @@ WHERE r.client_ip = g.ip AND (r.asn IS NULL OR r.country IS NULL OR r.city IS NU
 def reenrich(con: duckdb.DuckDBPyConnection) -> int:
     """Fill asn/country/city of loaded requests from the enrichment ranges; rows changed."""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE canon AS SELECT DISTINCT client_ip FROM requests"
+        "CREATE OR REPLACE TEMP TABLE canon AS SELECT DISTINCT client_ip, NULL AS _error"
+        " FROM requests"
         " WHERE client_ip IS NOT NULL AND (asn IS NULL OR country IS NULL OR city IS NULL)"
     )
     con.execute(canonical.IP_LOOKUP)

@@ -174,9 +174,9 @@ def load_requests(
         _quarantine_rows(con, source_id, chunk.bad_lines)
         con.execute(canonical_sql, params)
         con.execute(
-            "INSERT INTO quarantine SELECT $sid, line_no, _error, left(scrub(_raw), $n)"
+            "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
             " FROM canon WHERE _error IS NOT NULL",
-            {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
+            {"sid": source_id},
         )
         con.execute(lookup)
         con.execute(canonical.INSERT_REQUESTS)
@@ -190,6 +190,8 @@ def load_requests(
         if progress is not None:
             progress(chunk.raw_offset - last_offset, good + bad + len(chunk.bad_lines))
         last_offset = chunk.raw_offset
+    con.execute("DROP TABLE IF EXISTS canon")
+    con.execute("DROP TABLE IF EXISTS ipgeo")
     if end.problem:
         _quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
         counts.quarantined += 1

@@ -224,10 +224,14 @@ def head_lines(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> 
 
 def is_json_document(head: list[str]) -> bool:
     """A file that is one (pretty-printed) JSON array rather than one record per line."""
-    if not head or not head[0].lstrip().startswith("["):
+    # Pretty-printers put the opening bracket (and maybe the first brace) on a line of its own;
+    # Logpush's wrapped output puts "[" before the first record and "," before each next one.
+    # A one-line array that is merely cut off is a broken record, not a document.
+    if not head or not head[0].strip().startswith("["):
         return False
-    first = head[0].strip()
-    return not (first.endswith("]") and len(first) > 1)
+    if head[0].strip() in ("[", "[{"):
+        return True
+    return len(head) > 1 and head[1].strip().startswith((",", "]"))
 
 
 def read_json_document(path: Path, end: ReadEnd) -> Iterator[Chunk]:
