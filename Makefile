@@ -17,7 +17,7 @@ $(BIN)/forensics: pyproject.toml
 
 demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb and summarise it
 	rm -f $(DEMO_DB) $(DEMO_DB).wal
-	$(BIN)/forensics --db $(DEMO_DB) ingest sample_data/
+	$(BIN)/forensics --db $(DEMO_DB) ingest --asn-db sample_data/ip2asn-doc.tsv sample_data/logs/
 	$(BIN)/forensics --db $(DEMO_DB) sql -f sample_data/summary.sql
 
 test: $(BIN)/forensics  ## run the whole test suite

@@ -60,8 +60,12 @@ def write_result(
     if fmt not in FORMATS:
         raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if path is not None and fmt != "table":
-        copy_format = {"csv": "CSV, HEADER", "json": "JSON, ARRAY true", "jsonl": "JSON",
-                       "parquet": "PARQUET"}[fmt]
+        copy_format = {
+            "csv": "FORMAT CSV, HEADER",
+            "json": "FORMAT JSON, ARRAY true",
+            "jsonl": "FORMAT JSON",
+            "parquet": "FORMAT PARQUET",
+        }[fmt]
         copied = con.execute(
             f"COPY ({query.strip().rstrip(';')}) TO '{_quote(path)}' ({copy_format})", params
         ).fetchall()

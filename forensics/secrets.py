@@ -47,8 +47,8 @@ QUERY_PATTERN = (
     r"|secret)=([^&\s\"']{8,})"
 )
 JSON_FIELD_PATTERN = (
-    r"(?i)\"(?:authorization|proxy-authorization|apikey|api[_-]key|x-api-key|x-goog-api-key"
-    r"|access_token|refresh_token|client_secret|secret|password|token)\"\s*:\s*\""
+    r"(?i)\"[A-Za-z0-9_.-]*(?:authorization|api[_-]?key|access[_-]?token|refresh[_-]?token"
+    r"|client[_-]?secret|secret|password|token)[A-Za-z0-9_.-]*\"\s*:\s*\""
     r"(?:(?:bearer|basic|token)\s+)?([^\"]{8,})\""
 )
 ANY_SECRET = "|".join(

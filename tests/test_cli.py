@@ -1,0 +1,124 @@
+"""The CLI: exit codes, stdout for data only, stderr for diagnostics, exact error lines."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from forensics import db
+from forensics.cli import cli
+from forensics.schema import TABLES
+from tests.test_ingest_kong import kong_record
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input)
+
+
+def test_ingest_prints_a_reconciled_summary_and_sql_reads_it(tmp_path):
+    log = tmp_path / "k.jsonl"
+    log.write_text(json.dumps(kong_record()) + "\n{oops\n")
+    case = str(tmp_path / "c.duckdb")
+    out = run("--db", case, "ingest", "-q", str(log))
+    assert out.exit_code == 0, out.output
+    assert "1 loaded, 0 skipped, 0 failed: 2 read = 1 loaded + 1 quarantined" in out.stdout
+    again = run("--db", case, "ingest", "-q", str(log))
+    assert "0 loaded, 1 skipped, 0 failed" in again.stdout
+    assert f"Skipped: {log.resolve()}: same content already ingested as source 1" in again.stderr
+    res = run("--db", case, "sql", "SELECT tenant_id, count(*) AS n FROM requests GROUP BY 1",
+              "--format", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout) == [{"tenant_id": "tenant-acme", "n": 1}]
+    assert res.stderr == ""
+    res = run("--db", case, "sql", "--format", "csv", input="SELECT 1 AS a, 'x' AS b")
+    assert res.stdout == "a,b\n1,x\n"
+    q = run("--db", case, "quarantine", "--format", "jsonl")
+    [row] = [json.loads(line) for line in q.stdout.splitlines()]
+    assert (row["line_no"], row["error"]) == (2, "invalid JSON: record is cut off")
+
+
+def test_sql_is_read_only_and_errors_are_one_line(tmp_path):
+    case = tmp_path / "c.duckdb"
+    db.connect(case).close()
+    res = run("--db", str(case), "sql", "DELETE FROM sources")
+    assert res.exit_code == 1
+    assert res.stderr.startswith("Error: ") and "read-only" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    res = run("--db", str(case), "sql", "SELEC nonsense")
+    assert res.exit_code == 1 and res.stderr.startswith("Error: Parser Error")
+
+
+def test_parquet_needs_a_file_and_writes_one(tmp_path):
+    case = tmp_path / "c.duckdb"
+    db.connect(case).close()
+    res = run("--db", str(case), "sql", "SELECT 42 AS x", "--format", "parquet")
+    assert res.exit_code == 2
+    assert res.stderr == "Error: parquet output needs a file\nHint: add -o FILE.parquet\n"
+    out = tmp_path / "x.parquet"
+    res = run("--db", str(case), "sql", "SELECT 42 AS x", "--format", "parquet", "-o", str(out))
+    assert res.exit_code == 0 and res.stdout == ""
+    assert res.stderr == f"1 rows written to {out}\n"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out).to_pylist() == [{"x": 42}]
+
+
+def test_missing_case_and_other_schema_version(tmp_path):
+    res = run("--db", str(tmp_path / "none.duckdb"), "sources")
+    assert res.exit_code == 1
+    assert res.stderr.startswith(f"Error: {tmp_path / 'none.duckdb'}: no case database here")
+    case = tmp_path / "old.duckdb"
+    con = db.connect(case)
+    con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    con.close()
+    res = run("--db", str(case), "sources")
+    assert res.exit_code == 1
+    assert res.stderr.splitlines()[0] == (
+        f"Error: {case}: case schema version 0, this forensics 0.1.0 reads version 1")
+    assert res.stderr.splitlines()[1].startswith("Hint: open it with the forensics version")
+
+
+def test_verify_reports_changed_and_missing_files(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(json.dumps(kong_record()) + "\n")
+    b.write_text(json.dumps(kong_record(client_ip="192.0.2.9")) + "\n")
+    case = str(tmp_path / "c.duckdb")
+    assert run("--db", case, "ingest", "-q", str(a), str(b)).exit_code == 0
+    assert run("--db", case, "verify").exit_code == 0
+    a.write_text(a.read_text() + "\n")
+    b.unlink()
+    res = run("--db", case, "verify")
+    assert res.exit_code == 4
+    assert f"MISMATCH      1  {a.resolve()}" in res.stdout
+    assert f"missing       2  {b.resolve()}" in res.stdout
+    assert res.stderr == "0 ok, 1 mismatched, 1 missing\n"
+
+
+def test_schema_lists_every_table_and_column_with_standard_names():
+    res = run("schema", "--format", "json")
+    doc = json.loads(res.stdout)
+    assert [t["table"] for t in doc] == [t.name for t in TABLES]
+    req = next(t for t in doc if t["table"] == "requests")
+    names = {c["name"]: c for c in req["columns"]}
+    assert names["client_ip"]["standard"] == "client.address"
+    assert names["input_tokens"]["standard"] == "gen_ai.usage.input_tokens"
+    assert all(c["description"] for t in doc for c in t["columns"])
+
+
+def test_jsonl_without_mapping_is_a_usage_error(tmp_path):
+    log = tmp_path / "x.jsonl"
+    log.write_text('{"a": 1}\n')
+    res = run("--db", str(tmp_path / "c.duckdb"), "ingest", "--format", "jsonl", str(log))
+    assert res.exit_code == 2
+    assert res.stderr.startswith("Error: ")
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name, command in cli.commands.items():
+        res = run(name, "--help")
+        assert res.exit_code == 0
+        assert "Example:" in res.stdout, name
+        assert f"forensics {name}" in readme or f"forensics --db" in readme and name in readme, name
