@@ -47,20 +47,30 @@ class ForensicsGroup(click.Group):
 
 def output_options(f: F) -> F:
     f = click.option(
-        "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
         help="Write to this file instead of stdout (needed for parquet).",
     )(f)
     f = click.option(
-        "--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet"]),
-        default="table", show_default=True, help="Output format.",
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json", "jsonl", "parquet"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
     )(f)
     return f
 
 
 @click.group(cls=ForensicsGroup)
 @click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="FORENSICS_DB",
-    default="forensics.duckdb", show_default=True, help="Case database file (env FORENSICS_DB).",
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FORENSICS_DB",
+    default="forensics.duckdb",
+    show_default=True,
+    help="Case database file (env FORENSICS_DB).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="forensics")
@@ -85,22 +95,47 @@ def _connect(ctx: click.Context, *, read_only: bool = False, create: bool = Fals
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(INGEST_FORMATS),
-              help="Format of every PATH (default: detected per file from its first records).")
-@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="iptoasn TSV or MaxMind .mmdb to enrich with (repeatable;"
-              " remembered in the case).")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML column mapping for --format jsonl.")
-@click.option("--keep-prompts", is_flag=True,
-              help="Store the last user message (credentials scrubbed) in requests.prompt_text.")
-@click.option("--category", default="hosting", show_default=True,
-              help="Category for a plain `AS<n> # name` list loaded with asn-categories.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(INGEST_FORMATS),
+    help="Format of every PATH (default: detected per file from its first records).",
+)
+@click.option(
+    "--asn-db",
+    "asn_dbs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="iptoasn TSV or MaxMind .mmdb to enrich with (repeatable; remembered in the case).",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML column mapping for --format jsonl.",
+)
+@click.option(
+    "--keep-prompts",
+    is_flag=True,
+    help="Store the last user message (credentials scrubbed) in requests.prompt_text.",
+)
+@click.option(
+    "--category",
+    default="hosting",
+    show_default=True,
+    help="Category for a plain `AS<n> # name` list loaded with asn-categories.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[str, ...], fmt: str | None,
-           asn_dbs: tuple[Path, ...], mapping: Path | None, keep_prompts: bool, category: str,
-           quiet: bool) -> None:
+def ingest(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    fmt: str | None,
+    asn_dbs: tuple[Path, ...],
+    mapping: Path | None,
+    keep_prompts: bool,
+    category: str,
+    quiet: bool,
+) -> None:
     """Load log files, directories or globs into the case (.gz and .zst are read as is).
 
     Every file is hashed: the same content twice is skipped. Each file loads in one
@@ -114,10 +149,9 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], fmt: str | None,
       forensics ingest --format jsonl --mapping gateway.toml gw.log
     """
     from forensics.ingest.base import Options
+    from forensics.ingest.formats import FORMATS
     from forensics.ingest.reader import expand_paths
     from forensics.progress import run_ingest
-
-    from forensics.ingest.formats import FORMATS
 
     options = Options(keep_prompts=keep_prompts, mapping=mapping, extra={"category": category})
     if fmt is not None:
@@ -139,8 +173,13 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], fmt: str | None,
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
-              default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+)
 def schema(fmt: str) -> None:
     """Every table and column of the case database, what it means, and its OTel / ECS name.
 
@@ -173,19 +212,24 @@ def sources(ctx: click.Context, fmt: str, output: Path | None) -> None:
         con,
         "SELECT source_id, format, rows_read, rows_loaded, rows_quarantined, lines_blank,"
         " bytes, left(sha256, 16) AS sha256_16, ingested_at, path FROM sources ORDER BY source_id"
-        if fmt == "table" else "SELECT * FROM sources ORDER BY source_id",
-        fmt, sys.stdout, output,
+        if fmt == "table"
+        else "SELECT * FROM sources ORDER BY source_id",
+        fmt,
+        sys.stdout,
+        output,
     )
 
 
 @cli.command()
 @click.option("--source", "source_id", type=int, help="Only this source id.")
-@click.option("--limit", type=int, default=100, show_default=True, help="At most this many rows"
-              " (0 = all).")
+@click.option(
+    "--limit", type=int, default=100, show_default=True, help="At most this many rows (0 = all)."
+)
 @output_options
 @click.pass_context
-def quarantine(ctx: click.Context, source_id: int | None, limit: int, fmt: str,
-               output: Path | None) -> None:
+def quarantine(
+    ctx: click.Context, source_id: int | None, limit: int, fmt: str, output: Path | None
+) -> None:
     """Records that could not be loaded, with file, line and reason (credentials redacted).
 
     \b
@@ -202,7 +246,10 @@ def quarantine(ctx: click.Context, source_id: int | None, limit: int, fmt: str,
         con,
         "SELECT q.source_id, s.path, q.line_no, q.error, q.raw FROM quarantine q"
         f" JOIN sources s USING (source_id) {where} ORDER BY q.source_id, q.line_no {lim}",
-        fmt, sys.stdout, output, {"sid": source_id} if source_id is not None else None,
+        fmt,
+        sys.stdout,
+        output,
+        {"sid": source_id} if source_id is not None else None,
     )
 
 
@@ -235,8 +282,9 @@ def verify(ctx: click.Context) -> None:
 @click.option("-f", "--file", "query_file", type=click.File("r"), help="Read the query from FILE.")
 @output_options
 @click.pass_context
-def sql(ctx: click.Context, query: str | None, query_file: Any, fmt: str,
-        output: Path | None) -> None:
+def sql(
+    ctx: click.Context, query: str | None, query_file: Any, fmt: str, output: Path | None
+) -> None:
     """Run a read-only SQL query on the case (argument, -f FILE, or stdin).
 
     stdout carries only the result, so it can be piped; messages go to stderr.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 import duckdb
@@ -57,8 +59,9 @@ def run_ingest(
 
         for files, fmt in jobs:
             results.extend(
-                ingest_paths(con, files, fmt=fmt, options=options, progress=advance,
-                             on_file=on_file)
+                ingest_paths(
+                    con, files, fmt=fmt, options=options, progress=advance, on_file=on_file
+                )
             )
         progress.update(task, description="ingest", completed=total or 1)
     return results
@@ -81,10 +84,11 @@ def print_summary(results: list[FileResult]) -> int:
         )
         for r in results
     ]
-    out = click.get_text_stream("stdout")
+    out: TextIO = sys.stdout
     write_table(
         ["status", "format", "read", "loaded", "quarantined", "skipped", "reconciles", "file"],
-        rows, out,
+        rows,
+        out,
     )
     loaded = [r for r in results if r.status == "loaded"]
     skipped = [r for r in results if r.status == "skipped"]

@@ -18,8 +18,12 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
                     "table": t.name,
                     "description": t.description,
                     "columns": [
-                        {"name": c.name, "type": c.type, "description": c.description,
-                         "standard": c.standard or None}
+                        {
+                            "name": c.name,
+                            "type": c.type,
+                            "description": c.description,
+                            "standard": c.standard or None,
+                        }
                         for c in t.columns
                     ],
                 }

@@ -73,7 +73,9 @@ def _sql_str(value: str) -> str:
 
 def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
     """Define the credential macros on a connection; the salt is baked into the macro text."""
-    key = salt.ljust(64, b"\0") if len(salt) <= 64 else hashlib.sha256(salt).digest().ljust(64, b"\0")
+    key = (
+        salt.ljust(64, b"\0") if len(salt) <= 64 else hashlib.sha256(salt).digest().ljust(64, b"\0")
+    )
     ipad = bytes(b ^ 0x36 for b in key).hex()
     opad = bytes(b ^ 0x5C for b in key).hex()
     redacted = ", ".join(_sql_str(v) for v in REDACTED_VALUES)

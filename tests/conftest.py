@@ -47,7 +47,9 @@ def load(
     return result
 
 
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> list[dict[str, object]]:
+def rows(
+    con: duckdb.DuckDBPyConnection, sql: str, params: object = None
+) -> list[dict[str, object]]:
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description or []]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

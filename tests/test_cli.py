@@ -26,8 +26,14 @@ def test_ingest_prints_a_reconciled_summary_and_sql_reads_it(tmp_path):
     again = run("--db", case, "ingest", "-q", str(log))
     assert "0 loaded, 1 skipped, 0 failed" in again.stdout
     assert f"Skipped: {log.resolve()}: same content already ingested as source 1" in again.stderr
-    res = run("--db", case, "sql", "SELECT tenant_id, count(*) AS n FROM requests GROUP BY 1",
-              "--format", "json")
+    res = run(
+        "--db",
+        case,
+        "sql",
+        "SELECT tenant_id, count(*) AS n FROM requests GROUP BY 1",
+        "--format",
+        "json",
+    )
     assert res.exit_code == 0 and json.loads(res.stdout) == [{"tenant_id": "tenant-acme", "n": 1}]
     assert res.stderr == ""
     res = run("--db", case, "sql", "--format", "csv", input="SELECT 1 AS a, 'x' AS b")
@@ -74,7 +80,8 @@ def test_missing_case_and_other_schema_version(tmp_path):
     res = run("--db", str(case), "sources")
     assert res.exit_code == 1
     assert res.stderr.splitlines()[0] == (
-        f"Error: {case}: case schema version 0, this forensics 0.1.0 reads version 1")
+        f"Error: {case}: case schema version 0, this forensics 0.1.0 reads version 1"
+    )
     assert res.stderr.splitlines()[1].startswith("Hint: open it with the forensics version")
 
 
@@ -117,8 +124,8 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for name, command in cli.commands.items():
+    for name in cli.commands:
         res = run(name, "--help")
         assert res.exit_code == 0
         assert "Example:" in res.stdout, name
-        assert f"forensics {name}" in readme or f"forensics --db" in readme and name in readme, name
+        assert f"forensics {name}" in readme or "forensics --db" in readme and name in readme, name

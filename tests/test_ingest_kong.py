@@ -196,7 +196,9 @@ def test_every_canonical_column_of_the_documented_example(case, tmp_path):
 
 def test_prefix_fingerprint_is_of_the_last_user_message_normalised(case, tmp_path):
     def req(system: str, user: str) -> dict[str, object]:
-        body = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        body = {
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        }
         return kong_record(**{"ai.proxy.payload.request": json.dumps(body)})
 
     load(
@@ -208,7 +210,10 @@ def test_prefix_fingerprint_is_of_the_last_user_message_normalised(case, tmp_pat
             req("Template A", "Translate ticket 991"),
         ),
     )
-    fps = [r[0] for r in case.execute("SELECT prompt_prefix_fp FROM requests ORDER BY line_no").fetchall()]
+    fps = [
+        r[0]
+        for r in case.execute("SELECT prompt_prefix_fp FROM requests ORDER BY line_no").fetchall()
+    ]
     assert fps[0] == fps[1]  # same user prefix, other system prompt: same fingerprint
     assert fps[0] != fps[2]
 
@@ -236,22 +241,44 @@ def test_older_singular_layout_keyed_by_plugin_name(case, tmp_path):
     old = kong_record(ai=None)
     old["ai"] = {
         "ai-proxy": {
-            "meta": {"provider_name": "Anthropic", "request_model": "claude-3-5-sonnet-20241022",
-                     "response_model": "claude-3-5-sonnet-20241022", "request_mode": "stream"},
-            "usage": {"prompt_token": 55, "completion_token": 21, "total_tokens": 76, "cost": 0.001},
+            "meta": {
+                "provider_name": "Anthropic",
+                "request_model": "claude-3-5-sonnet-20241022",
+                "response_model": "claude-3-5-sonnet-20241022",
+                "request_mode": "stream",
+            },
+            "usage": {
+                "prompt_token": 55,
+                "completion_token": 21,
+                "total_tokens": 76,
+                "cost": 0.001,
+            },
         },
         "payload": {"request": json.dumps({"messages": [{"role": "user", "content": "hi"}]})},
     }
     load(case, tmp_path, lines(old))
-    [r] = rows(case, "SELECT provider, model, model_family, stream, input_tokens, output_tokens,"
-                     " total_tokens, log_cost, prompt_chars FROM requests")
-    assert r == {"provider": "anthropic", "model": "claude-3-5-sonnet-20241022",
-                 "model_family": "claude-3-5-sonnet", "stream": True, "input_tokens": 55,
-                 "output_tokens": 21, "total_tokens": 76, "log_cost": 0.001, "prompt_chars": 2}
+    [r] = rows(
+        case,
+        "SELECT provider, model, model_family, stream, input_tokens, output_tokens,"
+        " total_tokens, log_cost, prompt_chars FROM requests",
+    )
+    assert r == {
+        "provider": "anthropic",
+        "model": "claude-3-5-sonnet-20241022",
+        "model_family": "claude-3-5-sonnet",
+        "stream": True,
+        "input_tokens": 55,
+        "output_tokens": 21,
+        "total_tokens": 76,
+        "log_cost": 0.001,
+        "prompt_chars": 2,
+    }
 
 
 def test_batched_http_log_arrays_one_per_line(case, tmp_path):
-    batch = [kong_record(**{"request.id": f"id{i}", "started_at": 1767225600000 + i}) for i in range(3)]
+    batch = [
+        kong_record(**{"request.id": f"id{i}", "started_at": 1767225600000 + i}) for i in range(3)
+    ]
     result = load(case, tmp_path, json.dumps(batch) + "\n" + json.dumps(kong_record()) + "\n")
     assert (result.rows_read, result.rows_loaded) == (4, 4)
     got = case.execute("SELECT line_no, request_id FROM requests ORDER BY ts").fetchall()
@@ -295,8 +322,9 @@ def test_raw_key_header_becomes_a_fingerprint_and_jwt_becomes_claims(case, tmp_p
         tmp_path,
         lines(
             kong_record(authenticated_entity=None, **{"request.headers.apikey": key}),
-            kong_record(authenticated_entity=None,
-                        **{"request.headers.authorization": f"Bearer {JWT}"}),
+            kong_record(
+                authenticated_entity=None, **{"request.headers.authorization": f"Bearer {JWT}"}
+            ),
         ),
     )
     a, b = rows(case, "SELECT * FROM requests ORDER BY line_no")
@@ -321,15 +349,22 @@ def test_raw_key_header_becomes_a_fingerprint_and_jwt_becomes_claims(case, tmp_p
 
 def test_error_types_from_status_and_error_payload(case, tmp_path):
     def resp(status: int, body: dict[str, object] | None) -> dict[str, object]:
-        return kong_record(**{"response.status": status,
-                              "ai.proxy.payload.response": json.dumps(body) if body else None})
+        return kong_record(
+            **{
+                "response.status": status,
+                "ai.proxy.payload.response": json.dumps(body) if body else None,
+            }
+        )
 
     load(
         case,
         tmp_path,
         lines(
             resp(429, {"error": {"type": "rate_limit_error"}}),
-            resp(400, {"error": {"code": "content_policy_violation", "type": "invalid_request_error"}}),
+            resp(
+                400,
+                {"error": {"code": "content_policy_violation", "type": "invalid_request_error"}},
+            ),
             resp(200, {"choices": [{"finish_reason": "content_filter", "message": {}}]}),
             resp(401, None),
             resp(404, None),
@@ -361,7 +396,11 @@ def test_bad_records_are_quarantined_with_line_and_reason(case, tmp_path):
     )
     result = load(case, tmp_path, text)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.lines_blank) == (
-        6, 2, 4, 1)
+        6,
+        2,
+        4,
+        1,
+    )
     got = case.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
     assert got == [
         (2, "started_at 1767225600 is not epoch milliseconds (it would be 1970-01-21)"),
@@ -386,11 +425,17 @@ def test_endpoint_from_upstream_uri_or_path(case, tmp_path):
         lines(
             kong_record(**{"upstream_uri": "/v1/embeddings"}),
             kong_record(upstream_uri=None, **{"request.uri": "/gw/openai/v1/responses"}),
-            kong_record(upstream_uri=None,
-                        **{"request.uri": "/v1beta/models/gemini-1.5-pro:generateContent"}),
+            kong_record(
+                upstream_uri=None,
+                **{"request.uri": "/v1beta/models/gemini-1.5-pro:generateContent"},
+            ),
             kong_record(upstream_uri=None, **{"request.uri": "/anthropic/v1/messages"}),
-            kong_record(upstream_uri=None, **{"request.uri":
-                        "/openai/deployments/prod-gpt4o/chat/completions?api-version=2024-06-01"}),
+            kong_record(
+                upstream_uri=None,
+                **{
+                    "request.uri": "/openai/deployments/prod-gpt4o/chat/completions?api-version=2024-06-01"
+                },
+            ),
             kong_record(upstream_uri=None, **{"request.uri": "/v1/images/generations"}),
             kong_record(upstream_uri=None, **{"request.uri": "/v1/audio/transcriptions"}),
             kong_record(upstream_uri=None, **{"request.uri": "/v1/moderations"}),
@@ -398,8 +443,17 @@ def test_endpoint_from_upstream_uri_or_path(case, tmp_path):
         ),
     )
     got = [r[0] for r in case.execute("SELECT endpoint FROM requests ORDER BY line_no").fetchall()]
-    assert got == ["embeddings", "responses", "chat", "chat", "chat", "images", "audio",
-                   "moderation", "other"]
+    assert got == [
+        "embeddings",
+        "responses",
+        "chat",
+        "chat",
+        "chat",
+        "images",
+        "audio",
+        "moderation",
+        "other",
+    ]
 
 
 def test_sample_record_file_helper_is_kong(tmp_path: Path):

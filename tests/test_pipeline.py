@@ -24,8 +24,12 @@ FORENSICS = [sys.executable, "-m", "forensics"]
 
 
 def kong_text(n: int, start: int = 0) -> str:
-    return lines(*(kong_record(**{"request.id": f"r{start + i}", "started_at": 1767225600000 + i})
-                   for i in range(n)))
+    return lines(
+        *(
+            kong_record(**{"request.id": f"r{start + i}", "started_at": 1767225600000 + i})
+            for i in range(n)
+        )
+    )
 
 
 def test_sources_row_records_hash_size_format_counts(case, tmp_path):
@@ -159,27 +163,47 @@ def test_kill_9_mid_ingest_leaves_none_of_the_file_and_a_rerun_loads_it_whole(tm
     small.write_text(kong_text(7))
     case_path = tmp_path / "case.duckdb"
     env = dict(os.environ, FORENSICS_CHUNK_BYTES=str(4 * 1024 * 1024))
-    subprocess.run([*FORENSICS, "--db", str(case_path), "ingest", "-q", str(small)], check=True,
-                   env=env, capture_output=True)
+    subprocess.run(
+        [*FORENSICS, "--db", str(case_path), "ingest", "-q", str(small)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     # How long a whole ingest of the big file takes here, to kill the next one half way.
     started = time.monotonic()
-    subprocess.run([*FORENSICS, "--db", str(tmp_path / "scratch.duckdb"), "ingest", "-q",
-                    str(big)], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [*FORENSICS, "--db", str(tmp_path / "scratch.duckdb"), "ingest", "-q", str(big)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     whole = time.monotonic() - started
-    proc = subprocess.Popen([*FORENSICS, "--db", str(case_path), "ingest", "-q", str(big)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FORENSICS, "--db", str(case_path), "ingest", "-q", str(big)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(whole * 0.6)
     assert proc.poll() is None, "ingest finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     con = db.connect(case_path)
     assert con.execute("SELECT count(*), count(DISTINCT source_id) FROM requests").fetchall() == [
-        (7, 1)]
+        (7, 1)
+    ]
     assert con.execute("SELECT path FROM sources").fetchall() == [(str(small.resolve()),)]
     con.close()
-    done = subprocess.run([*FORENSICS, "--db", str(case_path), "ingest", "-q", str(big)],
-                          env=env, capture_output=True, text=True, check=True)
-    assert "1 loaded, 0 skipped, 0 failed: 60,000 read = 60,000 loaded + 0 quarantined" in done.stdout
+    done = subprocess.run(
+        [*FORENSICS, "--db", str(case_path), "ingest", "-q", str(big)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (
+        "1 loaded, 0 skipped, 0 failed: 60,000 read = 60,000 loaded + 0 quarantined" in done.stdout
+    )
     con = db.connect(case_path)
     assert con.execute("SELECT count(*) FROM requests").fetchall() == [(60_007,)]
     con.close()

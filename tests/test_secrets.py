@@ -20,8 +20,11 @@ from tests.test_ingest_kong import kong_record
 
 def planted(key: str) -> list[dict[str, object]]:
     """Kong records carrying `key` in every field a gateway log can hold one."""
-    body = {"model": "gpt-4o", "user": f"u {key}",
-            "messages": [{"role": "user", "content": f"here is my key {key} thanks"}]}
+    body = {
+        "model": "gpt-4o",
+        "user": f"u {key}",
+        "messages": [{"role": "user", "content": f"here is my key {key} thanks"}],
+    }
     return [
         kong_record(**{"request.headers.apikey": key}),
         kong_record(**{"request.headers.x-api-key": key}),
@@ -51,7 +54,9 @@ def test_no_raw_key_in_any_table_output_or_file(tmp_path: Path, provider: str):
     key = KEYS[provider]
     records = planted(key)
     text = "".join(json.dumps(r) + "\n" for r in records)
-    text += f'{{"started_at": 1767225600123, "request": {{"headers": {{"apikey": "{key}"\n'  # cut off
+    text += (
+        f'{{"started_at": 1767225600123, "request": {{"headers": {{"apikey": "{key}"\n'  # cut off
+    )
     text += f"garbage line with {key} in it\n"
     path = tmp_path / "leaky.jsonl"
     path.write_text(text)
@@ -70,9 +75,12 @@ def test_no_raw_key_in_any_table_output_or_file(tmp_path: Path, provider: str):
     con.close()
     # nor in anything the CLI prints, in any format
     runner = CliRunner()
-    for args in (["sql", "SELECT * FROM requests", "--format", "jsonl"],
-                 ["sql", "SELECT * FROM quarantine", "--format", "csv"],
-                 ["quarantine", "--format", "json"], ["sources"]):
+    for args in (
+        ["sql", "SELECT * FROM requests", "--format", "jsonl"],
+        ["sql", "SELECT * FROM quarantine", "--format", "csv"],
+        ["quarantine", "--format", "json"],
+        ["sources"],
+    ):
         out = runner.invoke(cli, ["--db", str(case_path), *args])
         assert out.exit_code == 0, out.output
         assert key not in out.output and key not in out.stderr

@@ -83,7 +83,8 @@ class Staging:
             for name, typ in STAGING.items()
         )
         return (
-            f"SELECT line_no, _error, CASE WHEN _error IS NOT NULL THEN line END AS _raw,\n  {cols}\n"
+            "SELECT line_no, _error, CASE WHEN _error IS NOT NULL THEN line END AS _raw,\n"
+            f"  {cols}\n"
             f"FROM (SELECT *, ({self.error}) AS _error FROM ({self.source}) p) p"
         )
 

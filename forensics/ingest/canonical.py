@@ -13,6 +13,7 @@ from forensics.secrets import ANY_SECRET
 
 ANY_SECRET_SQL = ANY_SECRET.replace("'", "''")
 
+
 def canonical_sql(staging: str) -> str:
     """One statement from raw lines to canonical rows (plus _error / _raw for quarantine).
 
@@ -63,7 +64,8 @@ WITH s AS (
 )
 SELECT
   _error, _clean[22] AS _raw,
-  ts, _clean[10] AS request_id, $source_id::INTEGER AS source_id, line_no, $format::VARCHAR AS format,
+  ts, _clean[10] AS request_id, $source_id::INTEGER AS source_id, line_no,
+  $format::VARCHAR AS format,
   _clean[8] AS tenant_id,
   _clean[9] AS user_id,
   coalesce(_clean[16], _kfp) AS credential_id,

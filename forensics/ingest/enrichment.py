@@ -57,8 +57,8 @@ class IpToAsn(ReferenceFormat):
 
     def sniff(self, head: list[str]) -> bool:
         parts = head[0].split("\t")
-        return len(parts) == 5 and parts[2].strip().isdigit() and (
-            "." in parts[0] or ":" in parts[0]
+        return (
+            len(parts) == 5 and parts[2].strip().isdigit() and ("." in parts[0] or ":" in parts[0])
         )
 
     def load(

@@ -39,8 +39,11 @@ def detect_format(path: Path, head: list[str]) -> str:
     if path.suffix.lower() == ".mmdb" or path.name.lower().endswith(".mmdb.gz"):
         return "mmdb"
     if not head:
-        raise InputError(path, "empty file: no records to detect a format from",
-                         hint="nothing to load; pass --format to record it anyway")
+        raise InputError(
+            path,
+            "empty file: no records to detect a format from",
+            hint="nothing to load; pass --format to record it anyway",
+        )
     matches = [f.name for f in FORMATS.values() if f.auto_detect and f.sniff(head)]
     if len(matches) == 1:
         return matches[0]

@@ -117,14 +117,18 @@ class Kong(Adapter):
                 continue
             if isinstance(value, list) and value:
                 value = value[0]
-            if isinstance(value, dict) and "started_at" in value and (
-                "request" in value or "client_ip" in value
+            if (
+                isinstance(value, dict)
+                and "started_at" in value
+                and ("request" in value or "client_ip" in value)
             ):
                 return True
         # A pretty-printed array document: look for Kong's keys in the first lines.
         text = "\n".join(head)
-        return head[0].strip() == "[" and '"started_at"' in text and (
-            '"client_ip"' in text or '"request"' in text
+        return (
+            head[0].strip() == "["
+            and '"started_at"' in text
+            and ('"client_ip"' in text or '"request"' in text)
         )
 
     def staging(self, options: Options) -> Staging:
@@ -140,7 +144,7 @@ class Kong(Adapter):
                 "credential_id": "r.authenticated_entity.id",
                 "auth_header": f'coalesce({h}.authorization, {h}."proxy-authorization")',
                 "api_key": f'coalesce({h}.apikey, {h}."x-api-key", {h}."api-key",'
-                f' {h}."x-goog-api-key", json_extract_string(r.request.querystring, \'$.apikey\'),'
+                f" {h}.\"x-goog-api-key\", json_extract_string(r.request.querystring, '$.apikey'),"
                 " json_extract_string(r.request.querystring, '$.api_key'),"
                 " json_extract_string(r.request.querystring, '$.key'))",
                 "client_ip": "r.client_ip",
@@ -148,7 +152,8 @@ class Kong(Adapter):
                 "user_agent": f'{h}."user-agent"',
                 "origin": f"{h}.origin",
                 "referer": f"{h}.referer",
-                "host": f"coalesce({h}.host, regexp_extract(r.request.url, '^[a-z]+://([^/:]+)', 1))",
+                "host": f"coalesce({h}.host,"
+                " regexp_extract(r.request.url, '^[a-z]+://([^/:]+)', 1))",
                 "method": "r.request.method",
                 "uri": "r.request.uri",
                 "upstream_uri": "r.upstream_uri",

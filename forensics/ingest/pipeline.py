@@ -50,9 +50,7 @@ class FileResult:
         return self.rows_read == self.rows_loaded + self.rows_quarantined
 
 
-def _chunks_in_background(
-    path: Path, end: reader.ReadEnd, document: bool
-) -> Iterator[Prepared]:
+def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> Iterator[Prepared]:
     """Read, decompress and cut the next chunk while DuckDB parses this one."""
     slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=2)
 
@@ -130,9 +128,7 @@ def prepare(chunk: reader.Chunk) -> Prepared:
         numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + len(lines)))
     table = pa.table({"line_no": numbers, "line": lines})
     if blank or chunk.bad_lines:  # rare: copying the chunk to drop lines is fine then
-        keep = pc.and_(
-            pc.greater(pc.binary_length(lines), 0), pc.not_equal(lines, reader.BAD_LINE)
-        )
+        keep = pc.and_(pc.greater(pc.binary_length(lines), 0), pc.not_equal(lines, reader.BAD_LINE))
         table = table.filter(keep)
     return Prepared(chunk, pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS)), blank)
 
@@ -181,7 +177,8 @@ def load_requests(
         con.execute(lookup)
         con.execute(canonical.INSERT_REQUESTS)
         good, bad = con.execute(
-            "SELECT count(*) FILTER (WHERE _error IS NULL), count(*) FILTER (WHERE _error IS NOT NULL)"
+            "SELECT count(*) FILTER (WHERE _error IS NULL),"
+            " count(*) FILTER (WHERE _error IS NOT NULL)"
             " FROM canon"
         ).fetchall()[0]
         counts.loaded += good
@@ -323,5 +320,3 @@ def ingest_paths(
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             results.append(FileResult(str(path), fmt, "failed", message=f"{path}: {first}"))
     return results
-
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import io
 import os
 import zlib
 from collections.abc import Iterator
@@ -38,12 +37,13 @@ def expand_paths(patterns: list[str]) -> list[Path]:
             found.extend(
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
             found.append(path)
         else:
-            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))  # noqa: PTH207
             files = [m for m in matches if m.is_file()]
             if not files:
                 raise InputError(pattern, "no such file, directory or glob match")
@@ -263,7 +263,9 @@ def read_json_document(path: Path, end: ReadEnd) -> Iterator[Chunk]:
         try:
             element, after = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
-            bad.append((line, f"JSON array element does not parse: {e.msg}", text[pos : pos + 2000]))
+            bad.append(
+                (line, f"JSON array element does not parse: {e.msg}", text[pos : pos + 2000])
+            )
             break
         elements.append(json.dumps(element, separators=(",", ":"), ensure_ascii=False))
         numbers.append(line)

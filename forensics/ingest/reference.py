@@ -50,8 +50,13 @@ def read_csv_rows(
             header_seen = True
             continue
         if not (required <= len(fields) <= len(expected)):
-            bad.append((number, f"expected {required} to {len(expected)} fields, found {len(fields)}",
-                        line))
+            bad.append(
+                (
+                    number,
+                    f"expected {required} to {len(expected)} fields, found {len(fields)}",
+                    line,
+                )
+            )
             continue
         rows.append((number, [f.strip() for f in fields] + [""] * (len(expected) - len(fields))))
     return rows, bad, blank
@@ -81,8 +86,12 @@ def _insert_checked(
     columns: dict[str, list[object]] = {"line_no": [n for n, _ in rows]}
     for i, name in enumerate(names):
         columns[name] = [fields[i] for _, fields in rows]
-    arrow = pa.table({k: pa.array(v, type=pa.int64() if k == "line_no" else pa.string())
-                      for k, v in columns.items()})
+    arrow = pa.table(
+        {
+            k: pa.array(v, type=pa.int64() if k == "line_no" else pa.string())
+            for k, v in columns.items()
+        }
+    )
     con.register("ref_rows_arrow", arrow)
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE ref_rows AS SELECT * FROM ref_rows_arrow")
@@ -91,7 +100,8 @@ def _insert_checked(
     con.execute(f"CREATE OR REPLACE TEMP TABLE ref_checked AS {checked_sql}")
     con.execute(
         "INSERT INTO quarantine SELECT $sid, c.line_no, c._error,"
-        " left(scrub(array_to_string([" + ", ".join(f"coalesce(r.{n}, '')" for n in names)
+        " left(scrub(array_to_string(["
+        + ", ".join(f"coalesce(r.{n}, '')" for n in names)
         + "], ',')), $n) FROM ref_checked c JOIN ref_rows r USING (line_no)"
         " WHERE c._error IS NOT NULL",
         {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
@@ -213,8 +223,16 @@ class Allowlist(ReferenceFormat):
 
 
 _X4B = re.compile(r"^AS\d+\s*(#.*)?$", re.IGNORECASE)
-CATEGORIES = ("hosting", "enterprise_egress", "privacy_relay", "mobile", "isp", "education",
-              "government", "other")
+CATEGORIES = (
+    "hosting",
+    "enterprise_egress",
+    "privacy_relay",
+    "mobile",
+    "isp",
+    "education",
+    "government",
+    "other",
+)
 
 
 class AsnCategories(ReferenceFormat):
@@ -254,8 +272,9 @@ class AsnCategories(ReferenceFormat):
         ]
         # asn_info keeps one row per ASN (the user's file overrides the shipped row), so the
         # table is not reconciled by source; `loaded` counts the rows read, duplicates included.
-        counts = _insert_checked(con, source_id, ["asn", "category", "name"], rows, bad,
-                                 checked, inserts)
+        counts = _insert_checked(
+            con, source_id, ["asn", "category", "name"], rows, bad, checked, inserts
+        )
         counts.blank = blank
         return counts, []
 
