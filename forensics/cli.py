@@ -39,7 +39,9 @@ class ForensicsGroup(click.Group):
         except ForensicsError as e:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"Error: {e}", err=True)
+            from forensics.secrets import redact
+
+            click.echo(f"Error: {redact(str(e))}", err=True)
             if e.hint:
                 click.echo(f"Hint: {e.hint}", err=True)
             ctx.exit(int(e.exit_code))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import duckdb
 
@@ -59,6 +60,20 @@ JWT_PATTERN = r"^ey[A-Za-z0-9_-]+\.ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
 
 # Header values that a gateway already redacted: nothing to fingerprint.
 REDACTED_VALUES = ("REDACTED", "[REDACTED]", "***", "<redacted>", "-")
+
+
+_PY_SECRET = re.compile(
+    "|".join(
+        f"(?:{p[4:]})" if p.startswith("(?i)") else f"(?:{p})"
+        for p in (KEY_PATTERN, BEARER_PATTERN, QUERY_PATTERN)
+    ),
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """For messages (errors, warnings) that may quote a log: secrets become [REDACTED]."""
+    return _PY_SECRET.sub("[REDACTED]", text)
 
 
 def fingerprint(secret: str, salt: bytes) -> str:

@@ -24,6 +24,7 @@ from forensics.errors import ForensicsError, InputError
 from forensics.ingest import canonical, reader
 from forensics.ingest.base import Adapter, Counts, Format, Options
 from forensics.ingest.formats import FORMATS, detect_format
+from forensics.secrets import redact
 
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]
@@ -315,8 +316,8 @@ def ingest_paths(
         try:
             results.append(ingest_file(con, path, fmt=fmt, options=options, progress=progress))
         except ForensicsError as e:
-            results.append(FileResult(str(path), fmt, "failed", message=str(e)))
+            results.append(FileResult(str(path), fmt, "failed", message=redact(str(e))))
         except duckdb.Error as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            results.append(FileResult(str(path), fmt, "failed", message=f"{path}: {first}"))
+            results.append(FileResult(str(path), fmt, "failed", message=redact(f"{path}: {first}")))
     return results
