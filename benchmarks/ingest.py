@@ -1,0 +1,441 @@
+"""Ingest benchmark: `forensics ingest` of a composed Kong AI Proxy log against DuckDB's floor.
+
+    .venv/bin/python benchmarks/ingest.py                 # 1,000,000 lines over one day
+    .venv/bin/python benchmarks/ingest.py --lines 200000
+    .venv/bin/python benchmarks/ingest.py --week          # acceptance scenario, PASS/FAIL
+
+Steps, each a fresh process timed from outside (wall clock, peak RSS):
+  floor          CREATE TABLE t AS SELECT * FROM read_json('<file>') into a fresh DuckDB file
+  ingest         forensics --db <fresh> ingest -q <file>
+  ingest+asn     forensics --db <fresh> ingest -q --asn-db <iptoasn.tsv> <file>
+  re-ingest      the same file again into the ingest+asn case (must be skipped)
+
+The generated files are cached in benchmarks/out/ (gitignored) by their parameters; the case
+databases go to --workdir (default: a temporary directory, removed unless --keep).
+Exit status 1 when a correctness check fails; timing targets are reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import kong_gen
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+GNU_TIME = Path("/usr/bin/time")
+TARGET_RATIO = 1.5  # ingest vs floor at 1M lines
+TARGET_RSS_MIB = 2048
+WEEK_RATIO = 2.0
+WEEK_LINES = 185_000
+
+FLOOR_SCRIPT = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("SET enable_progress_bar = false")
+path = sys.argv[2].replace("'", "''")
+t = time.perf_counter()
+con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{path}')")
+n = con.execute("SELECT count(*) FROM t").fetchone()[0]
+con.close()
+print(n, time.perf_counter() - t)
+"""
+
+# Peak RSS of a child when GNU time is missing: run it and read the children's rusage.
+RUSAGE_WRAPPER = """
+import resource, subprocess, sys
+rc = subprocess.run(sys.argv[2:]).returncode
+with open(sys.argv[1], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(rc)
+"""
+
+
+@dataclass
+class Run:
+    step: str
+    seconds: float
+    rss_mib: float
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def forensics_cmd() -> list[str]:
+    """The forensics console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "forensics"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("forensics")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from forensics.cli import cli; cli()"]
+
+
+def timed(step: str, cmd: list[str], workdir: Path) -> Run:
+    """Run `cmd`, returning wall seconds and peak RSS of the process tree's largest member."""
+    report = workdir / f".rss-{os.getpid()}-{time.monotonic_ns()}"
+    if GNU_TIME.exists():
+        wrapped = [str(GNU_TIME), "-v", "-o", str(report), *cmd]
+    else:
+        wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(report), *cmd]
+    started = time.perf_counter()
+    proc = subprocess.run(wrapped, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    rss_kib = 0.0
+    if report.exists():
+        text = report.read_text()
+        report.unlink()
+        match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+        if match:
+            rss_kib = float(match.group(1))
+        elif text.strip().isdigit():
+            rss_kib = float(text.strip())
+    return Run(step, seconds, rss_kib / 1024, proc.stdout, proc.stderr, proc.returncode)
+
+
+def sql(db: Path, query: str) -> list[dict[str, object]]:
+    proc = subprocess.run(
+        [*forensics_cmd(), "--db", str(db), "sql", "--format", "json", query],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"forensics sql failed: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def generate(config: kong_gen.KongConfig) -> tuple[Path, Path]:
+    """The log and the matching iptoasn TSV, generated once per parameter set."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = OUT / f"{config.cache_key()}.jsonl"
+    tsv = OUT / f"ip2asn-v{kong_gen.GENERATOR_VERSION}-s{config.seed}-n{config.network_count}.tsv"
+    if not log.exists():
+        print(f"generating {log.name} ({config.lines:,} lines) ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        partial = log.with_suffix(".partial")
+        n, size = kong_gen.write_kong(partial, config)
+        partial.rename(log)
+        print(
+            f"  {n:,} lines, {size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
+    if not tsv.exists():
+        partial = tsv.with_suffix(".partial")
+        kong_gen.write_iptoasn(partial, config)
+        partial.rename(tsv)
+    return log, tsv
+
+
+def tree_state() -> str:
+    """Commit and whether forensics/ has uncommitted changes (what was measured)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "forensics"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in forensics/" if dirty else "")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    acceptance: bool = True  # False: reported, but does not decide the exit status
+
+
+def loaded_whole(db: Path, log: Path, lines: int) -> Check:
+    rows = sql(
+        db,
+        "SELECT rows_read, rows_loaded, rows_quarantined,"
+        " (SELECT count(*) FROM requests) AS requests FROM sources"
+        " WHERE format = 'kong' AND path = '" + str(log.resolve()).replace("'", "''") + "'",
+    )
+    if len(rows) != 1:
+        return Check("loads whole", False, f"{len(rows)} kong sources rows for {log.name}")
+    r = rows[0]
+    ok = r["rows_read"] == r["rows_loaded"] == r["requests"] == lines and r["rows_quarantined"] == 0
+    return Check(
+        "loads whole",
+        ok,
+        f"{lines:,} lines: read {r['rows_read']:,} = loaded {r['rows_loaded']:,}"
+        f" + quarantined {r['rows_quarantined']:,}; requests table {r['requests']:,}",
+    )
+
+
+def enriched(db: Path) -> Check:
+    r = sql(
+        db,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE asn IS NULL) AS no_asn,"
+        " count(*) FILTER (WHERE country IS NULL) AS no_country,"
+        " count(DISTINCT client_ip) AS ips, count(DISTINCT asn) AS asns,"
+        " count(DISTINCT country) AS countries FROM requests",
+    )[0]
+    ok = r["n"] > 0 and r["no_asn"] == 0 and r["no_country"] == 0
+    return Check(
+        "every row has asn and country",
+        ok,
+        f"{r['n']:,} rows, {r['no_asn']:,} without asn, {r['no_country']:,} without country"
+        f" ({r['ips']:,} IPs in {r['asns']:,} ASes, {r['countries']} countries)",
+    )
+
+
+def tokens_filled(db: Path) -> Check:
+    """Extra: every successful chat record the AI Proxy logged carries its token counts."""
+    r = sql(
+        db,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE input_tokens IS NULL"
+        " OR output_tokens IS NULL) AS missing FROM requests"
+        " WHERE status = 200 AND endpoint = 'chat'",
+    )[0]
+    return Check(
+        "tokens on every 2xx chat record",
+        r["missing"] == 0,
+        f"{r['missing']:,} of {r['n']:,} without input/output tokens"
+        + (" (the 3.6-3.8 ai.<plugin> layout lines)" if r["missing"] else ""),
+        acceptance=False,
+    )
+
+
+def skipped(run: Run, db: Path, lines: int) -> Check:
+    match = re.search(r"(\d+) loaded, (\d+) skipped, (\d+) failed", run.stdout)
+    counts = sql(
+        db,
+        "SELECT (SELECT count(*) FROM requests) AS requests,"
+        " (SELECT count(*) FROM sources WHERE kind = 'requests') AS sources",
+    )[0]
+    ok = (
+        run.returncode == 0
+        and match is not None
+        and match.groups() == ("0", "1", "0")
+        and counts["requests"] == lines
+        and counts["sources"] == 1
+    )
+    said = match.group(0) if match else (run.stdout.strip().splitlines() or ["no output"])[-1]
+    return Check(
+        "second ingest is a no-op",
+        ok,
+        f"{said}; requests still {counts['requests']:,}, request sources {counts['sources']}",
+    )
+
+
+def fmt_row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def print_table(runs: list[Run], lines: int, size: int, floor: float) -> None:
+    header = ["step", "lines", "MB", "seconds", "lines/s", "MB/s", "peak RSS MiB", "x floor"]
+    rows = [header]
+    mb = size / 1e6
+    for r in runs:
+        rows.append(
+            [
+                r.step,
+                f"{lines:,}",
+                f"{mb:,.1f}",
+                f"{r.seconds:,.2f}",
+                f"{lines / r.seconds:,.0f}",
+                f"{mb / r.seconds:,.1f}",
+                f"{r.rss_mib:,.0f}",
+                f"{r.seconds / floor:.2f}",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for i, row in enumerate(rows):
+        print(fmt_row(row, widths))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="forensics ingest benchmark (see benchmarks/README.md)")
+    p.add_argument("--lines", type=int, default=1_000_000, help="lines to generate (1,000,000)")
+    p.add_argument("--days", type=float, default=1.0, help="time span of the log (1 day)")
+    p.add_argument(
+        "--week",
+        action="store_true",
+        help=f"acceptance scenario: {WEEK_LINES:,} lines over 7 days, PASS/FAIL",
+    )
+    p.add_argument("--seed", type=int, default=20261128)
+    p.add_argument(
+        "--repeat", type=int, default=1, help="run each timed step N times, keep the fastest"
+    )
+    p.add_argument("--workdir", type=Path, help="where the case databases go (default: temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the case databases in --workdir")
+    a = p.parse_args(argv)
+    lines = WEEK_LINES if a.week else a.lines
+    days = 7.0 if a.week else a.days
+    config = kong_gen.KongConfig(
+        lines=lines,
+        start=datetime(2026, 11, 16, tzinfo=UTC),
+        duration=timedelta(days=days),
+        seed=a.seed,
+    )
+    log, tsv = generate(config)
+    size = log.stat().st_size
+    workdir = a.workdir or Path(tempfile.mkdtemp(prefix="forensics-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    dbs = {name: workdir / f"{name}.duckdb" for name in ("floor", "ingest", "enriched")}
+    for db in dbs.values():
+        for stale in (db, db.with_name(db.name + ".wal")):
+            stale.unlink(missing_ok=True)
+    import duckdb
+
+    print(
+        f"forensics ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, DuckDB {duckdb.__version__}"
+    )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"tree: {tree_state()}; load average before the run: {load}")
+    print(
+        f"file: {log} ({lines:,} lines over {days:g} days, {size / 1e6:,.1f} MB,"
+        f" {size / lines:,.0f} B/line); iptoasn: {tsv.name}"
+    )
+    print()
+    fx = forensics_cmd()
+    runs: list[Run] = []
+    failures: list[str] = []
+    try:
+        # Each step into a fresh database; with --repeat the steps take turns and the fastest
+        # run of each counts (a shared machine only ever makes a run slower).
+        fresh = [
+            (
+                "floor read_json",
+                "floor",
+                [sys.executable, "-c", FLOOR_SCRIPT, str(dbs["floor"]), str(log)],
+            ),
+            ("ingest", "ingest", [*fx, "--db", str(dbs["ingest"]), "ingest", "-q", str(log)]),
+            (
+                "ingest --asn-db",
+                "enriched",
+                [*fx, "--db", str(dbs["enriched"]), "ingest", "-q", "--asn-db", str(tsv), str(log)],
+            ),
+        ]
+        results: dict[str, Run] = {}
+        for _ in range(max(1, a.repeat)):
+            for name, db_key, cmd in fresh:
+                for stale in (dbs[db_key], dbs[db_key].with_name(dbs[db_key].name + ".wal")):
+                    stale.unlink(missing_ok=True)
+                run = timed(name, cmd, workdir)
+                best = results.get(name)
+                if best is None or (run.returncode == 0 and run.seconds < best.seconds):
+                    if best is not None:
+                        run.rss_mib = max(run.rss_mib, best.rss_mib)
+                    results[name] = run
+                elif best is not None:
+                    best.rss_mib = max(best.rss_mib, run.rss_mib)
+            if results["floor read_json"].returncode != 0:
+                print(results["floor read_json"].stderr, file=sys.stderr)
+                return 1
+        results["re-ingest (skip)"] = timed(
+            "re-ingest (skip)",
+            [*fx, "--db", str(dbs["enriched"]), "ingest", "-q", str(log)],
+            workdir,
+        )
+        floor = results["floor read_json"]
+        floor_rows = int(floor.stdout.strip().splitlines()[-1].split()[0])
+        runs.extend(results.values())
+        for name, run in results.items():
+            if run.returncode != 0:
+                failures.append(f"{name}: exit {run.returncode}: {run.stderr.strip()[-400:]}")
+        print_table(runs, lines, size, floor.seconds)
+        print()
+        checks = [
+            Check(
+                "floor reads every line",
+                floor_rows == lines,
+                f"read_json: {floor_rows:,} rows",
+                acceptance=False,
+            )
+        ]
+        # Checked even after a failed command: what did make it into the case?
+        if dbs["ingest"].exists():
+            checks.append(loaded_whole(dbs["ingest"], log, lines))
+            checks.append(tokens_filled(dbs["ingest"]))
+        if dbs["enriched"].exists():
+            check = loaded_whole(dbs["enriched"], log, lines)
+            check.name += " (--asn-db)"
+            checks.append(check)
+            checks.append(enriched(dbs["enriched"]))
+            checks.append(skipped(results["re-ingest (skip)"], dbs["enriched"], lines))
+        for f in failures:
+            checks.append(Check("command succeeds", False, f))
+        for c in checks:
+            tag = "PASS" if c.ok else ("FAIL" if c.acceptance else "WARN")
+            print(f"{tag}  {c.name}: {c.detail}")
+        plain, enrich = results["ingest"], results["ingest --asn-db"]
+        limit = WEEK_RATIO if a.week else TARGET_RATIO
+        for run in (plain, enrich):
+            ratio = run.seconds / floor.seconds
+            verdict = "PASS" if run.returncode == 0 and ratio <= limit else "FAIL"
+            print(
+                f"{verdict}  time: {run.step} {run.seconds:.1f} s = {ratio:.2f}x floor"
+                f" {floor.seconds:.1f} s (target <= {limit:g}x; timing, not fatal)"
+            )
+        peak = max(plain.rss_mib, enrich.rss_mib)
+        print(
+            f"{'PASS' if peak < TARGET_RSS_MIB else 'FAIL'}  memory: peak RSS {peak:,.0f} MiB"
+            f" (target < {TARGET_RSS_MIB:,} MiB; not fatal)"
+        )
+        bad = [c for c in checks if c.acceptance and not c.ok]
+        if a.week:
+            print()
+            print("week acceptance (185k-line Kong week, AI Proxy payloads, iptoasn enrichment):")
+            week = [
+                ("loads whole", all(c.ok for c in checks if c.name.startswith("loads whole"))),
+                (
+                    "every row has asn and country",
+                    any(c.ok for c in checks if c.name == "every row has asn and country"),
+                ),
+                (
+                    "second ingest is a no-op",
+                    any(c.ok for c in checks if c.name == "second ingest is a no-op"),
+                ),
+                (
+                    f"ingest <= {WEEK_RATIO:g}x read_json floor",
+                    enrich.returncode == 0 and enrich.seconds <= WEEK_RATIO * floor.seconds,
+                ),
+            ]
+            for name, ok in week:
+                print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+        return 1 if bad else 0
+    finally:
+        if not a.keep and a.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif not a.keep:
+            for db in dbs.values():
+                db.unlink(missing_ok=True)
+                db.with_name(db.name + ".wal").unlink(missing_ok=True)
+        else:
+            print(f"\ncase databases kept in {workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
