@@ -15,16 +15,19 @@ ANY_SECRET_SQL = ANY_SECRET.replace("'", "''")
 
 
 def canonical_sql(staging: str) -> str:
-    """One statement from raw lines to canonical rows (plus _error / _raw for quarantine).
+    """One SELECT from raw lines to canonical rows (plus _error / _raw for quarantine).
 
-    Staging and canonicalisation run as a single pipeline over the Arrow batches of the chunk,
-    so DuckDB spreads every step over all cores.
+    It reads `chunk_lines`, and the statements below read its result as `canon` and the IP
+    lookup as `ipgeo`: all three are Arrow tables held in the caller's variables, which DuckDB
+    finds by name (replacement scans). Staging and canonicalisation run as one pipeline over
+    the chunk's Arrow batches, so DuckDB spreads every step over all cores; and inside the
+    file's one transaction nothing of a finished chunk stays in DuckDB's memory (temp tables
+    and registered views would be kept until the commit).
     """
     return _CANONICAL.replace("{staging}", staging)
 
 
 _CANONICAL = f"""
-CREATE OR REPLACE TEMP TABLE canon AS
 WITH s AS (
   SELECT *, auth_token(auth_header) AS _tok,
          CASE WHEN req_payload IS NOT NULL
@@ -118,9 +121,8 @@ SELECT
 FROM w
 """
 
-# Distinct client addresses of the chunk, looked up in every enrichment database loaded.
+# Distinct client addresses of `canon`, looked up in every enrichment database loaded.
 IP_LOOKUP = """
-CREATE OR REPLACE TEMP TABLE ipgeo AS
 WITH ips AS (
   SELECT DISTINCT client_ip AS ip, ip_num(client_ip) AS n FROM canon
   WHERE _error IS NULL AND client_ip IS NOT NULL AND ip_num(client_ip) IS NOT NULL
@@ -144,7 +146,6 @@ GROUP BY h.ip
 """
 
 NO_IP_LOOKUP = """
-CREATE OR REPLACE TEMP TABLE ipgeo AS
 SELECT NULL::VARCHAR AS ip, NULL::BIGINT AS asn, NULL::VARCHAR AS as_org, NULL::VARCHAR AS country,
        NULL::VARCHAR AS city, NULL::DOUBLE AS lat, NULL::DOUBLE AS lon,
        NULL::VARCHAR AS geo_source WHERE false

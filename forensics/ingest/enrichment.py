@@ -40,12 +40,12 @@ WHERE r.client_ip = g.ip AND (r.asn IS NULL OR r.country IS NULL OR r.city IS NU
 
 def reenrich(con: duckdb.DuckDBPyConnection) -> int:
     """Fill asn/country/city of loaded requests from the enrichment ranges; rows changed."""
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE canon AS SELECT DISTINCT client_ip, NULL AS _error"
-        " FROM requests"
+    # `canon` and `ipgeo` are read by the SQL from these variables (replacement scans).
+    canon = con.sql(  # noqa: F841
+        "SELECT DISTINCT client_ip, NULL AS _error FROM requests"
         " WHERE client_ip IS NOT NULL AND (asn IS NULL OR country IS NULL OR city IS NULL)"
-    )
-    con.execute(canonical.IP_LOOKUP)
+    ).to_arrow_table()
+    ipgeo = con.sql(canonical.IP_LOOKUP).to_arrow_table()  # noqa: F841
     return int(con.execute(REENRICH).fetchall()[0][0])
 
 

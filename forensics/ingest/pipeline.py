@@ -156,8 +156,14 @@ def load_requests(
     source_id: int,
     progress: Progress | None,
 ) -> tuple[Counts, list[str]]:
+    """Stream a request log through staging, canonical columns, enrichment and the insert.
+
+    `chunk_lines`, `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
+    from this function's local variables (replacement scans look in the calling frame, so the
+    queries must be issued here, not from a helper).
+    """
     canonical_sql = canonical.canonical_sql(adapter.staging(options).sql())
-    lookup = canonical.IP_LOOKUP if _has_ip_ranges(con) else canonical.NO_IP_LOOKUP
+    enrich = _has_ip_ranges(con)
     params = {"source_id": source_id, "format": adapter.name, "keep_prompts": options.keep_prompts}
     counts = Counts()
     warnings: list[str] = []
@@ -167,29 +173,24 @@ def load_requests(
     for prepared in _chunks_in_background(path, end, document):
         chunk = prepared.chunk
         counts.blank += prepared.blank
-        con.register("chunk_lines", prepared.table)
         _quarantine_rows(con, source_id, chunk.bad_lines)
-        con.execute(canonical_sql, params)
+        chunk_lines = prepared.table  # noqa: F841 - read by the SQL below
+        canon = con.sql(canonical_sql, params=params).to_arrow_table(batch_size=BATCH_ROWS)
         con.execute(
             "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
             " FROM canon WHERE _error IS NOT NULL",
             {"sid": source_id},
         )
-        con.execute(lookup)
+        lookup = canonical.IP_LOOKUP if enrich else canonical.NO_IP_LOOKUP
+        ipgeo = con.sql(lookup).to_arrow_table()  # noqa: F841 - read by INSERT_REQUESTS
         con.execute(canonical.INSERT_REQUESTS)
-        good, bad = con.execute(
-            "SELECT count(*) FILTER (WHERE _error IS NULL),"
-            " count(*) FILTER (WHERE _error IS NOT NULL)"
-            " FROM canon"
-        ).fetchall()[0]
+        bad = canon.num_rows - canon.column("_error").null_count
+        good = canon.num_rows - bad
         counts.loaded += good
         counts.quarantined += bad + len(chunk.bad_lines)
-        con.unregister("chunk_lines")
         if progress is not None:
             progress(chunk.raw_offset - last_offset, good + bad + len(chunk.bad_lines))
         last_offset = chunk.raw_offset
-    con.execute("DROP TABLE IF EXISTS canon")
-    con.execute("DROP TABLE IF EXISTS ipgeo")
     if end.problem:
         _quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
         counts.quarantined += 1
