@@ -47,13 +47,18 @@ MACROS = [
              ELSE TRY_CAST(v AS TIMESTAMPTZ) END""",
     # --- network ------------------------------------------------------------------------
     # IPv4 mapped into ::ffff:0:0/96, IPv6 expanded; both as one 128-bit number.
+    """CREATE OR REPLACE TEMP MACRO ip4_num(ip) AS
+        CASE WHEN list_bool_and(list_transform(string_split(ip, '.'),
+                                               lambda o: TRY_CAST(o AS INTEGER) <= 255))
+        THEN TRY_CAST(281470681743360 + TRY_CAST(split_part(ip, '.', 1) AS UBIGINT) * 16777216
+             + TRY_CAST(split_part(ip, '.', 2) AS UBIGINT) * 65536
+             + TRY_CAST(split_part(ip, '.', 3) AS UBIGINT) * 256
+             + TRY_CAST(split_part(ip, '.', 4) AS UBIGINT) AS UHUGEINT) END""",
     """CREATE OR REPLACE TEMP MACRO ip_num(ip) AS
         CASE WHEN ip IS NULL THEN NULL
-             WHEN regexp_full_match(ip, '[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN
-                 TRY_CAST(281470681743360 + TRY_CAST(split_part(ip, '.', 1) AS UBIGINT) * 16777216
-                  + TRY_CAST(split_part(ip, '.', 2) AS UBIGINT) * 65536
-                  + TRY_CAST(split_part(ip, '.', 3) AS UBIGINT) * 256
-                  + TRY_CAST(split_part(ip, '.', 4) AS UBIGINT) AS UHUGEINT)
+             WHEN regexp_full_match(ip, '(?i)::ffff:[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN
+                 ip4_num(substr(ip, 8))
+             WHEN regexp_full_match(ip, '[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN ip4_num(ip)
              WHEN regexp_full_match(ip, '[0-9A-Fa-f:]+') AND contains(ip, ':') THEN
                  TRY_CAST('0x' || ip6_hex(
                      CASE WHEN contains(ip, '::') THEN string_split(split_part(ip, '::', 1), ':')
@@ -73,11 +78,14 @@ MACROS = [
     # The first address of an X-Forwarded-For chain, or an ip:port / [v6]:port stripped.
     """CREATE OR REPLACE TEMP MACRO first_xff(x) AS
         nullif(trim(split_part(x, ',', 1)), '')""",
+    # ip:port and [v6]:port lose the port; ::ffff:a.b.c.d (dual-stack sockets) is IPv4.
     """CREATE OR REPLACE TEMP MACRO strip_port(a) AS
-        CASE WHEN a IS NULL OR a IN ('', '-') THEN NULL
-             WHEN starts_with(a, '[') THEN regexp_extract(a, '^\\[([^\\]]+)\\]', 1)
-             WHEN regexp_matches(a, '^[0-9.]+:[0-9]+$') THEN split_part(a, ':', 1)
-             ELSE a END""",
+        regexp_replace(
+            CASE WHEN a IS NULL OR a IN ('', '-') THEN NULL
+                 WHEN starts_with(a, '[') THEN regexp_extract(a, '^\\[([^\\]]+)\\]', 1)
+                 WHEN regexp_matches(a, '^[0-9.]+:[0-9]+$') THEN split_part(a, ':', 1)
+                 ELSE a END,
+            '^(?i)::ffff:([0-9]{1,3}(\\.[0-9]{1,3}){3})$', '\\1')""",
     # --- request shape ------------------------------------------------------------------
     """CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
         CASE WHEN p IS NULL THEN NULL
@@ -113,12 +121,17 @@ MACROS = [
              END""",
     # 64-bit fingerprint of the normalised first 64 characters (lower case, white space
     # collapsed, digits as 0), stable across DuckDB versions (SHA-256 based, not hash()).
-    # Only the first 4,096 characters are normalised: 64 survive collapsing unless the
-    # message opens with thousands of blanks.
+    # Normalising a prefix gives the same first 64 characters as normalising the whole text
+    # whenever the prefix still yields more than 64: only the rare message that does not
+    # (long runs of blanks) is normalised whole.
+    """CREATE OR REPLACE TEMP MACRO prompt_norm(t) AS
+        trim(regexp_replace(lower(t), '\\s+', ' ', 'g'))""",
     """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
         CASE WHEN t IS NULL THEN NULL ELSE
-        ('0x' || substr(sha256(translate(left(trim(regexp_replace(lower(left(t, 4096)),
-            '\\s+', ' ', 'g')), 64), '123456789', '000000000')), 1, 16))::UBIGINT END""",
+        ('0x' || substr(sha256(translate(left(
+            CASE WHEN length(t) <= 256 OR length(prompt_norm(left(t, 256))) > 64
+                 THEN prompt_norm(left(t, 256)) ELSE prompt_norm(t) END, 64),
+            '123456789', '000000000')), 1, 16))::UBIGINT END""",
     # Text of one message content: a string, or a list of parts with text (parsed once).
     """CREATE OR REPLACE TEMP MACRO content_text(c) AS
         CASE json_type(c)
