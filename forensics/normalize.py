@@ -11,10 +11,12 @@ import duckdb
 
 # Request bodies of the chat-like APIs, read once into a struct (OpenAI chat / completions /
 # embeddings / responses, Anthropic messages, Gemini generateContent).
+# Content fields are read as VARCHAR: a JSON string arrives unescaped (the common case, no
+# second parse), a list of parts arrives as its JSON text and is parsed by content_text.
 REQUEST_BODY = (
     '{"model":"VARCHAR","stream":"BOOLEAN","user":"VARCHAR","metadata":{"user_id":"VARCHAR"},'
-    '"messages":[{"role":"VARCHAR","content":"JSON"}],"system":"JSON","input":"JSON",'
-    '"prompt":"JSON","contents":[{"role":"VARCHAR","parts":[{"text":"VARCHAR"}]}]}'
+    '"messages":[{"role":"VARCHAR","content":"VARCHAR"}],"system":"VARCHAR","input":"VARCHAR",'
+    '"prompt":"VARCHAR","contents":[{"role":"VARCHAR","parts":[{"text":"VARCHAR"}]}]}'
 )
 RESPONSE_BODY = (
     '{"model":"VARCHAR","choices":[{"finish_reason":"VARCHAR","message":{"tool_calls":["JSON"]}}],'
@@ -124,23 +126,30 @@ MACROS = [
     # Normalising a prefix gives the same first 64 characters as normalising the whole text
     # whenever the prefix still yields more than 64: only the rare message that does not
     # (long runs of blanks) is normalised whole.
+    # (The regex runs only where there is white space to collapse: most prompts have none.)
+    """CREATE OR REPLACE TEMP MACRO collapse_ws(x) AS
+        CASE WHEN contains(x, '  ') OR contains(x, chr(9)) OR contains(x, chr(10))
+                  OR contains(x, chr(13)) OR contains(x, chr(12))
+             THEN regexp_replace(x, '\\s+', ' ', 'g') ELSE x END""",
     """CREATE OR REPLACE TEMP MACRO prompt_norm(t) AS
-        trim(regexp_replace(lower(t), '\\s+', ' ', 'g'))""",
-    """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
+        trim(collapse_ws(lower(t)))""",
+    # n is prompt_norm(left(t, 256)), passed in so that it is computed once per row.
+    """CREATE OR REPLACE TEMP MACRO prompt_fp_from(t, n) AS
         CASE WHEN t IS NULL THEN NULL ELSE
-        ('0x' || substr(sha256(translate(left(
-            CASE WHEN length(t) <= 256 OR length(prompt_norm(left(t, 256))) > 64
-                 THEN prompt_norm(left(t, 256)) ELSE prompt_norm(t) END, 64),
-            '123456789', '000000000')), 1, 16))::UBIGINT END""",
-    # Text of one message content: a string, or a list of parts with text (parsed once).
+        ('0x' || substr(sha256(regexp_replace(left(
+            CASE WHEN length(t) <= 256 OR length(n) > 64 THEN n ELSE prompt_norm(t) END, 64),
+            '[1-9]', '0', 'g')), 1, 16))::UBIGINT END""",
+    """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
+        prompt_fp_from(t, prompt_norm(left(t, 256)))""",
+    # Text of one message content: a plain string, or a list of parts (strings or objects with
+    # text) given as JSON text. A string that merely looks like a list keeps its own text.
     """CREATE OR REPLACE TEMP MACRO content_text(c) AS
-        CASE json_type(c)
-             WHEN 'VARCHAR' THEN json_extract_string(c, '$')
-             WHEN 'ARRAY' THEN array_to_string(list_filter(list_transform(
+        CASE WHEN c IS NULL OR NOT starts_with(c, '[') OR NOT json_valid(c) THEN c
+             ELSE coalesce(nullif(array_to_string(list_filter(list_transform(
                   json_extract(c, '$[*]'), lambda e: CASE json_type(e)
                       WHEN 'VARCHAR' THEN json_extract_string(e, '$')
                       ELSE json_extract_string(e, '$.text') END),
-                  lambda x: x IS NOT NULL), chr(10))
+                  lambda x: x IS NOT NULL), chr(10)), ''), c)
              END""",
     # Every piece of prompt text in a request body, in order, with who said it: chat
     # messages, Responses API input items, Gemini contents, the Anthropic system prompt and
@@ -153,10 +162,10 @@ MACROS = [
           || coalesce(list_transform(rq.contents, lambda c: {'role': coalesce(c.role, 'user'),
                  'text': array_to_string(list_transform(c.parts, lambda x: x.text), chr(10))}),
                  [])
-          || CASE WHEN json_type(rq.input) = 'ARRAY' AND json_type(rq.input, '$[0]') = 'OBJECT'
+          || CASE WHEN starts_with(rq.input, '[{') AND json_valid(rq.input)
                   THEN list_transform(json_extract(rq.input, '$[*]'), lambda i: {
                       'role': coalesce(json_extract_string(i, '$.role'), 'user'),
-                      'text': content_text(json_extract(i, '$.content'))})
+                      'text': content_text(json_extract_string(i, '$.content'))})
                   ELSE [{'role': 'user', 'text': content_text(rq.input)}] END
           || [{'role': 'user', 'text': content_text(rq.prompt)}]
         END""",

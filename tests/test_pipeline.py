@@ -56,6 +56,18 @@ def test_same_content_again_is_skipped_even_under_another_name(case, tmp_path):
     assert case.execute("SELECT count(*) FROM sources").fetchall() == [(1,)]
 
 
+def test_same_size_other_content_loads_and_same_content_is_skipped(case, tmp_path):
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
+    a.write_text(kong_text(3))
+    b.write_text(kong_text(3).replace('"r0"', '"x0"'))  # same size, other bytes
+    c.write_text(kong_text(3))
+    assert a.stat().st_size == b.stat().st_size
+    got = [r.status for r in ingest_paths(case, [a, b, c])]
+    assert got == ["loaded", "loaded", "skipped"]
+    hashes = case.execute("SELECT sha256 FROM sources ORDER BY source_id").fetchall()
+    assert hashes == [(sha256_file(a),), (sha256_file(b),)]
+
+
 @pytest.mark.parametrize("kind", ["gz", "zst"])
 def test_compressed_files_read_transparently(case, tmp_path, kind):
     text = kong_text(50).encode()
@@ -80,6 +92,8 @@ def test_truncated_gzip_loads_what_is_there_and_says_where_it_ends(case, tmp_pat
         "SELECT line_no, error FROM quarantine ORDER BY line_no DESC LIMIT 1"
     ).fetchall()[0]
     assert last[1] == "gzip stream is truncated: the file ends inside a compressed block"
+    # the hash taken while reading covers the whole file on disk
+    assert case.execute("SELECT sha256 FROM sources").fetchall() == [(sha256_file(path),)]
 
 
 def test_invalid_utf8_quarantines_exactly_that_line(case, tmp_path):

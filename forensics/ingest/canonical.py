@@ -46,7 +46,8 @@ WITH s AS (
          coalesce(strip_port(client_ip), first_xff(xff)) AS _ip
   FROM u
 ), v AS (
-  SELECT *, [xff, user_agent, origin, referer, split_part(uri, '?', 1),
+  SELECT *, prompt_norm(left(_last_user, 256)) AS _norm,
+         [xff, user_agent, origin, referer, split_part(uri, '?', 1),
              nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), ''),
              CASE WHEN $keep_prompts THEN _last_user END,
              tenant_id, coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),
@@ -105,7 +106,7 @@ SELECT
   model_family_of(coalesce(_clean[15], _clean[14])) AS model_family,
   coalesce(stream, _rq.stream) AS stream,
   prompt_chars_of(_parts) AS prompt_chars,
-  prompt_fp(_last_user) AS prompt_prefix_fp,
+  prompt_fp_from(_last_user, _norm) AS prompt_prefix_fp,
   _clean[7] AS prompt_text,
   input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens,
   coalesce(tool_calls, tool_calls_of(_rs)) AS tool_calls,

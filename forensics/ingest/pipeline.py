@@ -155,7 +155,7 @@ def load_requests(
     options: Options,
     source_id: int,
     progress: Progress | None,
-) -> tuple[Counts, list[str]]:
+) -> tuple[Counts, list[str], str]:
     """Stream a request log through staging, canonical columns, enrichment and the insert.
 
     `chunk_lines`, `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
@@ -196,7 +196,7 @@ def load_requests(
         counts.quarantined += 1
         warnings.append(f"{path}:{end.next_line}: {end.problem}")
     counts.read = counts.loaded + counts.quarantined
-    return counts, warnings
+    return counts, warnings, end.sha256
 
 
 def _check_reconciles(
@@ -233,10 +233,17 @@ def ingest_file(
     options = options or Options()
     result = FileResult(str(path))
     size = path.stat().st_size
-    digest = reader.sha256_file(path)
-    known = con.execute(
-        "SELECT source_id, format FROM sources WHERE sha256 = $h", {"h": digest}
-    ).fetchall()
+    # Only a file of the same size as one already in the case can have the same content: hash
+    # those first. Any other file is new, and a request log is hashed while it is read.
+    same_size = con.execute("SELECT 1 FROM sources WHERE bytes = $b", {"b": size}).fetchall()
+    digest = reader.sha256_file(path) if same_size else None
+    known = (
+        con.execute(
+            "SELECT source_id, format FROM sources WHERE sha256 = $h", {"h": digest}
+        ).fetchall()
+        if digest
+        else []
+    )
     if known:
         result.status, result.source_id, result.format = "skipped", known[0][0], known[0][1]
         result.message = f"same content already ingested as source {known[0][0]}"
@@ -263,7 +270,7 @@ def ingest_file(
             {
                 "id": source_id,
                 "path": str(path.resolve()),
-                "sha": digest,
+                "sha": None,
                 "bytes": size,
                 "fmt": name,
                 "kind": format_.kind,
@@ -272,16 +279,21 @@ def ingest_file(
             },
         )
         if isinstance(format_, Adapter):
-            counts, warnings = load_requests(con, path, format_, options, source_id, progress)
+            counts, warnings, read_digest = load_requests(
+                con, path, format_, options, source_id, progress
+            )
+            digest = digest or read_digest
         else:
+            digest = digest or reader.sha256_file(path)
             counts, warnings = format_.load(con, path, source_id, options)
             if progress is not None:
                 progress(size, counts.read)
         _check_reconciles(con, format_, source_id, counts, path)
         con.execute(
             "UPDATE sources SET rows_read = $r, rows_loaded = $l, rows_quarantined = $q,"
-            " lines_blank = $b, ingested_at = now() WHERE source_id = $id",
+            " lines_blank = $b, sha256 = $sha, ingested_at = now() WHERE source_id = $id",
             {
+                "sha": digest,
                 "r": counts.read,
                 "l": counts.loaded,
                 "q": counts.quarantined,

@@ -112,14 +112,18 @@ def iter_blocks(path: Path, end: ReadEnd) -> Iterator[tuple[bytes, int]]:
     with path.open("rb") as raw:
         if kind is None:
             for block in iter(lambda: raw.read(RAW_BLOCK), b""):
+                end.hasher.update(block)
                 yield block, raw.tell()
             return
         dec = _Decompressor(kind)
         for block in iter(lambda: raw.read(RAW_BLOCK), b""):
+            end.hasher.update(block)
             try:
                 out = dec.feed(block)
             except (zlib.error, zstandard.ZstdError) as e:
                 end.problem = f"{kind} stream is damaged ({e})"
+                for rest in iter(lambda: raw.read(RAW_BLOCK), b""):
+                    end.hasher.update(rest)
                 return
             if out:
                 yield out, raw.tell()
@@ -150,6 +154,12 @@ class ReadEnd:
 
     problem: str | None = None
     next_line: int = 1
+    # SHA-256 of the raw file, computed on the way (the whole file, even past damage).
+    hasher: Any = field(default_factory=hashlib.sha256)
+
+    @property
+    def sha256(self) -> str:
+        return str(self.hasher.hexdigest())
 
 
 def _decode(
