@@ -50,12 +50,12 @@ MACROS = [
     # --- network ------------------------------------------------------------------------
     # IPv4 mapped into ::ffff:0:0/96, IPv6 expanded; both as one 128-bit number.
     """CREATE OR REPLACE TEMP MACRO ip4_num(ip) AS
-        CASE WHEN list_bool_and(list_transform(string_split(ip, '.'),
-                                               lambda o: TRY_CAST(o AS INTEGER) <= 255))
-        THEN TRY_CAST(281470681743360 + TRY_CAST(split_part(ip, '.', 1) AS UBIGINT) * 16777216
-             + TRY_CAST(split_part(ip, '.', 2) AS UBIGINT) * 65536
-             + TRY_CAST(split_part(ip, '.', 3) AS UBIGINT) * 256
-             + TRY_CAST(split_part(ip, '.', 4) AS UBIGINT) AS UHUGEINT) END""",
+        CASE WHEN regexp_full_match(ip, '((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])[.]){3}'
+                                        || '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])')
+        THEN CAST(281470681743360 + CAST(split_part(ip, '.', 1) AS UBIGINT) * 16777216
+             + CAST(split_part(ip, '.', 2) AS UBIGINT) * 65536
+             + CAST(split_part(ip, '.', 3) AS UBIGINT) * 256
+             + CAST(split_part(ip, '.', 4) AS UBIGINT) AS UHUGEINT) END""",
     """CREATE OR REPLACE TEMP MACRO ip_num(ip) AS
         CASE WHEN ip IS NULL THEN NULL
              WHEN regexp_full_match(ip, '(?i)::ffff:[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN

@@ -122,28 +122,34 @@ SELECT
 FROM w
 """
 
-# Distinct client addresses of `canon`, looked up in every enrichment database loaded.
+# Client addresses of `canon` not yet in `ipgeo` (the file's lookups so far), looked up in
+# every enrichment database loaded. Every address gets a row, found or not, so no address is
+# looked up twice in a file.
 IP_LOOKUP = """
 WITH ips AS (
   SELECT DISTINCT client_ip AS ip, ip_num(client_ip) AS n FROM canon
-  WHERE _error IS NULL AND client_ip IS NOT NULL AND ip_num(client_ip) IS NOT NULL
+  WHERE _error IS NULL AND client_ip IS NOT NULL
+    AND client_ip NOT IN (SELECT ip FROM ipgeo)
 ), probes AS (
   SELECT ip, n, db.source_id FROM ips CROSS JOIN (SELECT DISTINCT source_id FROM ip_ranges) db
+  WHERE n IS NOT NULL
 ), hits AS (
-  SELECT p.ip, p.source_id, r.asn, r.as_org, r.country, r.city, r.lat, r.lon
+  SELECT p.ip, p.source_id, r.asn, r.as_org, r.country, r.city, r.lat, r.lon, s.format
   FROM probes p ASOF JOIN ip_ranges r ON p.source_id = r.source_id AND p.n >= r.ip_start
+  JOIN sources s ON s.source_id = p.source_id
   WHERE p.n <= r.ip_end
+), found AS (
+  SELECT ip,
+    arg_max(asn, source_id) FILTER (asn IS NOT NULL AND asn > 0) AS asn,
+    arg_max(as_org, source_id) FILTER (asn IS NOT NULL AND asn > 0) AS as_org,
+    arg_max(country, source_id) FILTER (country IS NOT NULL) AS country,
+    arg_max(city, source_id) FILTER (city IS NOT NULL) AS city,
+    arg_max(lat, source_id) FILTER (lat IS NOT NULL) AS lat,
+    arg_max(lon, source_id) FILTER (lon IS NOT NULL) AS lon,
+    string_agg(DISTINCT format, '+' ORDER BY format) AS geo_source
+  FROM hits GROUP BY ip
 )
-SELECT h.ip,
-  arg_max(h.asn, h.source_id) FILTER (h.asn IS NOT NULL AND h.asn > 0) AS asn,
-  arg_max(h.as_org, h.source_id) FILTER (h.asn IS NOT NULL AND h.asn > 0) AS as_org,
-  arg_max(h.country, h.source_id) FILTER (h.country IS NOT NULL) AS country,
-  arg_max(h.city, h.source_id) FILTER (h.city IS NOT NULL) AS city,
-  arg_max(h.lat, h.source_id) FILTER (h.lat IS NOT NULL) AS lat,
-  arg_max(h.lon, h.source_id) FILTER (h.lon IS NOT NULL) AS lon,
-  string_agg(DISTINCT s.format, '+' ORDER BY s.format) AS geo_source
-FROM hits h JOIN sources s USING (source_id)
-GROUP BY h.ip
+SELECT ips.ip, found.* EXCLUDE (ip) FROM ips LEFT JOIN found USING (ip)
 """
 
 NO_IP_LOOKUP = """

@@ -45,7 +45,8 @@ def reenrich(con: duckdb.DuckDBPyConnection) -> int:
         "SELECT DISTINCT client_ip, NULL AS _error FROM requests"
         " WHERE client_ip IS NOT NULL AND (asn IS NULL OR country IS NULL OR city IS NULL)"
     ).to_arrow_table()
-    ipgeo = con.sql(canonical.IP_LOOKUP).to_arrow_table()  # noqa: F841
+    ipgeo = con.sql(canonical.NO_IP_LOOKUP).to_arrow_table()
+    ipgeo = con.sql(canonical.IP_LOOKUP).to_arrow_table()  # noqa: F841 - read by REENRICH
     return int(con.execute(REENRICH).fetchall()[0][0])
 
 

@@ -170,6 +170,7 @@ def load_requests(
     end = reader.ReadEnd()
     document = reader.is_json_document(reader.head_lines(path, 2))
     last_offset = 0
+    ipgeo = con.sql(canonical.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
     for prepared in _chunks_in_background(path, end, document):
         chunk = prepared.chunk
         counts.blank += prepared.blank
@@ -181,8 +182,9 @@ def load_requests(
             " FROM canon WHERE _error IS NOT NULL",
             {"sid": source_id},
         )
-        lookup = canonical.IP_LOOKUP if enrich else canonical.NO_IP_LOOKUP
-        ipgeo = con.sql(lookup).to_arrow_table()  # noqa: F841 - read by INSERT_REQUESTS
+        if enrich:
+            fresh = con.sql(canonical.IP_LOOKUP).to_arrow_table()
+            ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
         con.execute(canonical.INSERT_REQUESTS)
         bad = canon.num_rows - canon.column("_error").null_count
         good = canon.num_rows - bad
