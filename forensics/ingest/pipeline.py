@@ -78,27 +78,29 @@ def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> It
     worker.join()
 
 
-def split_lines(data: bytes) -> tuple[pa.Array, int]:
-    """The lines of `data` (newline and a trailing CR removed) as one Arrow array, and how many
-    are empty. numpy finds the line ends and packs the bytes without them; Arrow's cast checks
-    UTF-8 (it raises pa.ArrowInvalid when a line is not)."""
+def split_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
+    """The lines of `data` as an Arrow array without their "\n" / "\r\n", and their lengths.
+
+    numpy finds the newlines; the array first spans the bytes as they are (each line with its
+    newline, no copy), then one Arrow kernel drops the last character of every line. Arrow's
+    cast checks UTF-8 (it raises pa.ArrowInvalid when a line is not).
+    """
+    if not data.endswith(b"\n"):
+        data += b"\n"
     b = np.frombuffer(data, dtype=np.uint8)
-    ends = np.append(np.flatnonzero(b == 10), len(b))
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    has_cr = (ends > starts) & (b[np.maximum(ends - 1, 0)] == 13) if len(b) else ends < 0
-    lengths = ends - starts - has_cr
-    keep = np.ones(len(b), dtype=bool)
-    keep[ends[:-1]] = False
-    keep[(ends - 1)[has_cr]] = False
-    offsets = np.zeros(len(ends) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    packed = pa.py_buffer(b[keep].tobytes()) if not keep.all() else pa.py_buffer(data)
+    ends = np.flatnonzero(b == 10)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    has_cr = (ends > offsets[:-1]) & (b[np.maximum(ends - 1, 0)] == 13)
+    lengths = ends - offsets[:-1] - has_cr
     raw = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets.tobytes()), packed]
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    return raw.cast(pa.large_string()), int(np.count_nonzero(lengths == 0))
+    lines = pc.utf8_slice_codeunits(raw.cast(pa.large_string()), 0, -1)
+    if has_cr.any():
+        lines = pc.utf8_rtrim(lines, characters="\r")
+    return lines, lengths
 
 
 @dataclass
@@ -117,19 +119,22 @@ def prepare(chunk: reader.Chunk) -> Prepared:
     invalid UTF-8 is decoded line by line in Python, to quarantine exactly those lines.
     """
     if chunk.line_numbers is not None and not chunk.line_numbers:
-        lines, blank = pa.array([], pa.large_string()), 0
+        lines, lengths = pa.array([], pa.large_string()), np.zeros(0, dtype=np.int64)
     else:
         try:
-            lines, blank = split_lines(chunk.data)
+            lines, lengths = split_lines(chunk.data)
         except pa.ArrowInvalid:
-            lines, blank = split_lines(chunk.decoded().encode())
+            lines, lengths = split_lines(chunk.decoded().encode())
+    blank = int(np.count_nonzero(lengths == 0))
     if chunk.line_numbers is not None:
         numbers = pa.array(chunk.line_numbers, pa.int64())
     else:
         numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + len(lines)))
     table = pa.table({"line_no": numbers, "line": lines})
     if blank or chunk.bad_lines:  # rare: copying the chunk to drop lines is fine then
-        keep = pc.and_(pc.greater(pc.binary_length(lines), 0), pc.not_equal(lines, reader.BAD_LINE))
+        keep = pa.array(lengths > 0)
+        if chunk.bad_lines:
+            keep = pc.and_(keep, pc.invert(pc.starts_with(lines, reader.BAD_LINE)))
         table = table.filter(keep)
     return Prepared(chunk, pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS)), blank)
 

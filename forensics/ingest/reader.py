@@ -133,7 +133,8 @@ def iter_blocks(path: Path, end: ReadEnd) -> Iterator[tuple[bytes, int]]:
 
 @dataclass
 class Chunk:
-    """Whole lines of a file as raw bytes joined by newlines; the first is `first_line`."""
+    """Whole lines of a file as raw bytes, each ending in a newline (but perhaps the file's
+    last); the first is line `first_line`."""
 
     data: bytes
     first_line: int
@@ -143,8 +144,10 @@ class Chunk:
     bad_lines: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
 
     def decoded(self) -> str:
-        """The text, with lines that are not UTF-8 replaced by BAD_LINE and put in bad_lines."""
-        text, self.bad_lines = _decode(self.data, self.first_line, self.line_numbers)
+        """The text (without a final newline), lines that are not UTF-8 replaced by BAD_LINE
+        and listed in bad_lines."""
+        data = self.data[:-1] if self.data.endswith(b"\n") else self.data
+        text, self.bad_lines = _decode(data, self.first_line, self.line_numbers)
         return text
 
 
@@ -200,9 +203,9 @@ def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Ite
         if cut < 0:
             pending, size = [data], len(data)  # a line longer than a chunk: read on
             continue
-        body, rest = data[:cut], data[cut + 1 :]
+        body, rest = data[: cut + 1], data[cut + 1 :]  # whole lines, each with its newline
         pending, size = [rest], len(rest)
-        count = body.count(b"\n") + 1
+        count = body.count(b"\n")
         yield Chunk(body, line_no, count, offset)
         line_no += count
     data = b"".join(pending)
