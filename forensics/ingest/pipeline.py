@@ -78,7 +78,7 @@ def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> It
     worker.join()
 
 
-def split_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
+def split_lines(data: bytes | bytearray) -> tuple[pa.Array, np.ndarray]:
     """The lines of `data` as an Arrow array without their "\n" / "\r\n", and their lengths.
 
     numpy finds the newlines; the array first spans the bytes as they are (each line with its
@@ -86,7 +86,7 @@ def split_lines(data: bytes) -> tuple[pa.Array, np.ndarray]:
     cast checks UTF-8 (it raises pa.ArrowInvalid when a line is not).
     """
     if not data.endswith(b"\n"):
-        data += b"\n"
+        data = bytes(data) + b"\n"
     b = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(b == 10)
     offsets = np.empty(len(ends) + 1, dtype=np.int64)

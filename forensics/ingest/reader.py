@@ -136,7 +136,7 @@ class Chunk:
     """Whole lines of a file as raw bytes, each ending in a newline (but perhaps the file's
     last); the first is line `first_line`."""
 
-    data: bytes
+    data: bytes | bytearray
     first_line: int
     line_count: int
     raw_offset: int = 0  # bytes of the file on disk consumed so far
@@ -166,13 +166,13 @@ class ReadEnd:
 
 
 def _decode(
-    data: bytes, first_line: int, numbers: list[int] | None = None
+    data: bytes | bytearray, first_line: int, numbers: list[int] | None = None
 ) -> tuple[str, list[tuple[int, str, str]]]:
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError:
         pass
-    lines = data.split(b"\n")
+    lines: list[bytes] = bytes(data).split(b"\n")
     bad: list[tuple[int, str, str]] = []
     out: list[str] = []
     for i, raw_line in enumerate(lines):
@@ -188,32 +188,32 @@ def _decode(
 
 
 def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
-    """Yield the file as chunks of whole lines; record in `end` how the stream ended."""
+    """Yield the file as chunks of whole lines; record in `end` how the stream ended.
+
+    Blocks are appended to one bytearray; when it holds a chunk's worth, the part after the
+    last newline moves to a new buffer and the filled one is handed over whole (no copy).
+    """
     line_no = 1
-    pending: list[bytes] = []
-    size = 0
+    buf = bytearray()
     offset = 0
     for block, offset in iter_blocks(path, end):
-        pending.append(block)
-        size += len(block)
-        if size < chunk_bytes:
+        buf += block
+        if len(buf) < chunk_bytes:
             continue
-        data = b"".join(pending)
-        cut = data.rfind(b"\n")
+        cut = buf.rfind(b"\n")
         if cut < 0:
-            pending, size = [data], len(data)  # a line longer than a chunk: read on
-            continue
-        body, rest = data[: cut + 1], data[cut + 1 :]  # whole lines, each with its newline
-        pending, size = [rest], len(rest)
-        count = body.count(b"\n")
-        yield Chunk(body, line_no, count, offset)
+            continue  # a line longer than a chunk: read on
+        rest = buf[cut + 1 :]
+        del buf[cut + 1 :]
+        count = buf.count(b"\n")
+        yield Chunk(buf, line_no, count, offset)
         line_no += count
-    data = b"".join(pending)
-    if data.endswith(b"\n"):
-        data = data[:-1]
-    if data:
-        count = data.count(b"\n") + 1
-        yield Chunk(data, line_no, count, offset)
+        buf = rest
+    if buf.endswith(b"\n"):
+        del buf[-1:]
+    if buf:
+        count = buf.count(b"\n") + 1
+        yield Chunk(buf, line_no, count, offset)
         line_no += count
     end.next_line = line_no
 
