@@ -392,13 +392,14 @@ def test_bad_records_are_quarantined_with_line_and_reason(case, tmp_path):
         + "\n"
         + '"just a string"\n'
         + '{"client_ip": "198.51.100.7"}\n'
+        + "2026/11/24 03:12:45 [warn] 1290#0: *88213 a client request body is buffered\n"
         + lines(kong_record())
     )
     result = load(case, tmp_path, text)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.lines_blank) == (
-        6,
+        7,
         2,
-        4,
+        5,
         1,
     )
     got = case.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
@@ -407,6 +408,7 @@ def test_bad_records_are_quarantined_with_line_and_reason(case, tmp_path):
         (3, "invalid JSON: record is cut off"),
         (5, "JSON value is not a Kong log record object"),
         (6, "no started_at: not a Kong log record"),
+        (7, "not JSON: not a Kong log record"),
     ]
 
 

@@ -93,7 +93,10 @@ FROM (
 """
 
 _ERROR = """
-CASE WHEN r IS NULL OR NOT regexp_matches(line, '^\\s*[\\[{]') THEN
+CASE WHEN NOT regexp_matches(line, '^\\s*[\\[{]') THEN
+       CASE WHEN json_valid(line) THEN 'JSON value is not a Kong log record object'
+            ELSE 'not JSON: not a Kong log record' END
+     WHEN r IS NULL THEN
        CASE WHEN json_valid(line) THEN 'JSON value is not a Kong log record object'
             WHEN NOT regexp_matches(rtrim(line), '[}\\]]$') THEN 'invalid JSON: record is cut off'
             ELSE 'invalid JSON' END
