@@ -53,3 +53,15 @@ def rows(
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description or []]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def tables_containing(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
+    """Every table (temp tables included) with `text` anywhere in a row."""
+    tables = [t[0] for t in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    return [
+        t
+        for t in tables
+        if con.execute(
+            f"SELECT count(*) FROM {t} WHERE contains(CAST({t} AS VARCHAR), $s)", {"s": text}
+        ).fetchall()[0][0]
+    ]

@@ -15,7 +15,7 @@ from forensics import db
 from forensics.ingest import reader
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.secrets import fingerprint
-from tests.conftest import load, rows
+from tests.conftest import load, rows, tables_containing
 
 # The composed example of FORMATS.md 3.1 (timestamp_format=unixnano).
 COMPOSED: dict[str, Any] = {
@@ -312,17 +312,6 @@ def test_array_cut_in_half_on_the_first_line(
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 2, 1)
 
 
-def _tables_containing(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
-    tables = [t[0] for t in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-    return [
-        t
-        for t in tables
-        if con.execute(
-            f"SELECT count(*) FROM {t} WHERE contains(CAST({t} AS VARCHAR), $s)", {"s": text}
-        ).fetchall()[0][0]
-    ]
-
-
 def test_credentials_are_fingerprinted_never_stored(
     case: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
@@ -342,7 +331,7 @@ def test_credentials_are_fingerprinted_never_stored(
     assert (result.rows_loaded, result.rows_quarantined) == (3, 2)
     for secret in (BEARER, API_KEY, ACCESS_SECRET):
         # Not even the first 12 characters: a record cut inside a secret keeps none of it.
-        assert _tables_containing(case, secret[:12]) == []
+        assert tables_containing(case, secret[:12]) == []
     salt = db.salt(case)
     got = case.execute("SELECT request_id, key_fingerprint FROM requests ORDER BY line_no")
     assert got.fetchall() == [

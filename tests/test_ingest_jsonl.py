@@ -18,7 +18,7 @@ from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.pipeline import ingest_file
 from forensics.secrets import fingerprint
-from tests.conftest import REPO, load, rows
+from tests.conftest import REPO, load, rows, tables_containing
 
 EXAMPLE = REPO / "docs" / "mapping-example.toml"
 BEARER = "tok-Qm7Zr2Kx9Lp4Vn8Ws3"
@@ -234,17 +234,6 @@ def test_bad_records_are_quarantined_and_the_rest_loads(
     assert loaded == [("good-1",), ("good-2",)]
 
 
-def _tables_containing(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
-    tables = [t[0] for t in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-    return [
-        t
-        for t in tables
-        if con.execute(
-            f"SELECT count(*) FROM {t} WHERE contains(CAST({t} AS VARCHAR), $s)", {"s": text}
-        ).fetchall()[0][0]
-    ]
-
-
 def test_mapped_credentials_are_fingerprinted_never_stored(
     case: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
@@ -272,7 +261,7 @@ api_key = "caller.k"
     assert (result.rows_loaded, result.rows_quarantined) == (2, 2)
     for secret in (BEARER, API_KEY):
         # Not even the first 12 characters: a record cut inside a secret keeps none of it.
-        assert _tables_containing(case, secret[:12]) == []
+        assert tables_containing(case, secret[:12]) == []
     salt = db.salt(case)
     got = case.execute("SELECT request_id, key_fingerprint FROM requests ORDER BY 1").fetchall()
     assert got == [("r1", fingerprint(API_KEY, salt)), ("r2", fingerprint(BEARER, salt))]

@@ -8,6 +8,7 @@ the record cannot be loaded (NULL when it can). `pipeline.py` then applies the s
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,19 @@ STAGING: dict[str, str] = {
     "response_bytes": "BIGINT",
     "log_cost": "DOUBLE",
 }
+
+
+def head_json(head: list[str], n: int = 5) -> list[Any]:
+    """The first `n` head lines that parse as JSON (for sniffers); a batch array gives its
+    first element."""
+    values = []
+    for line in head[:n]:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        values.append(value[0] if isinstance(value, list) and value else value)
+    return values
 
 
 @dataclass(frozen=True)

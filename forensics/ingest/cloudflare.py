@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 
-from forensics.ingest.base import Adapter, Options, Staging
+from forensics.ingest.base import Adapter, Options, Staging, head_json
 from forensics.ingest.jsonl import epoch_to_ts, iso_to_ts, json_error, redact_secrets, sql_str
 
 FIELDS = (
@@ -182,8 +182,6 @@ COLUMNS = {
 
 
 def _looks_like_record(value: object) -> bool:
-    if isinstance(value, list) and value:
-        value = value[0]
     return isinstance(value, dict) and (
         "EdgeStartTimestamp" in value or ("RayID" in value and "ClientIP" in value)
     )
@@ -194,16 +192,10 @@ class Cloudflare(Adapter):
     description = "Cloudflare Logpush http_requests JSON lines"
 
     def sniff(self, head: list[str]) -> bool:
-        parsed = False
-        for line in head[:5]:
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if _looks_like_record(value):
-                return True
-            parsed = True
-        if parsed:
+        values = head_json(head)
+        if any(_looks_like_record(v) for v in values):
+            return True
+        if values:
             return False
         # No whole record in the head: a pretty-printed array, or lines cut short.
         text = "\n".join(head)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 
-from forensics.ingest.base import Adapter, Options, Staging
+from forensics.ingest.base import Adapter, Options, Staging, head_json
 from forensics.ingest.nginx import (
     CREDENTIAL_FIELD_RE,
     JSON_LINE_ERROR,
@@ -238,13 +238,9 @@ class Envoy(Adapter):
     description = "Envoy default / Istio text access log, or JSON access log (Istio, AI Gateway)"
 
     def sniff(self, head: list[str]) -> bool:
-        for line in head[:5]:
-            if _SNIFF_TEXT.match(line):
-                return True
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
+        if any(_SNIFF_TEXT.match(line) for line in head[:5]):
+            return True
+        for value in head_json(head):
             if (
                 isinstance(value, dict)
                 and "start_time" in value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from forensics.ingest.base import Adapter, Options, Staging
+from forensics.ingest.base import Adapter, Options, Staging, head_json
 
 _HEADERS = {
     h: "VARCHAR"
@@ -113,13 +113,7 @@ class Kong(Adapter):
     description = "Kong file-log / http-log JSON (lines or batched arrays), AI Proxy block"
 
     def sniff(self, head: list[str]) -> bool:
-        for line in head[:5]:
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, list) and value:
-                value = value[0]
+        for value in head_json(head):
             if (
                 isinstance(value, dict)
                 and "started_at" in value

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from forensics.ingest.base import Adapter, Options, Staging
+from forensics.ingest.base import Adapter, Options, Staging, head_json
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
 
@@ -286,11 +286,7 @@ class NginxJson(Adapter):
     description = "nginx JSON access log written with log_format escape=json"
 
     def sniff(self, head: list[str]) -> bool:
-        for line in head[:5]:
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
+        for value in head_json(head):
             if not isinstance(value, dict):
                 continue
             keys = {str(k).lower() for k in value}
