@@ -27,6 +27,36 @@ def canonical_sql(staging: str) -> str:
     return _CANONICAL.replace("{staging}", staging)
 
 
+# Every string that comes from the log, by the column it becomes. They are scrubbed together:
+# a list that one lambda maps, so the secret patterns are compiled once per statement.
+_TEXTS: dict[str, str] = {
+    "xff": "xff",
+    "user_agent": "user_agent",
+    "origin": "origin",
+    "referer": "referer",
+    "path": "split_part(uri, '?', 1)",
+    "query": "nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), '')",
+    "prompt_text": "CASE WHEN $keep_prompts THEN _last_user END",
+    "tenant_id": "tenant_id",
+    "user_id": "coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),"
+    " json_extract_string(_claims, '$.sub'))",
+    "request_id": "request_id",
+    "host": "host",
+    "route": "route",
+    "session_id": "session_id",
+    "model": "coalesce(model, _rq.model)",
+    "response_model": "coalesce(response_model, _rs.model)",
+    "credential_id": "credential_id",
+    "error_code": "coalesce(error_code, _rs.error.code, _rs.error.type)",
+    "finish_reason": "coalesce(finish_reason, finish_reason_of(_rs))",
+    "provider": "lower(provider)",
+    "as_org": "as_org",
+    "city": "city",
+    "_raw": "left(_raw, 2000)",
+}
+_TEXT_LIST = ",\n           ".join(_TEXTS.values())
+_CLEAN = {name: f"_clean[{i}]" for i, name in enumerate(_TEXTS, start=1)}
+
 _CANONICAL = f"""
 WITH s AS (
   SELECT *, auth_token(auth_header) AS _tok,
@@ -47,16 +77,7 @@ WITH s AS (
   FROM u
 ), v AS (
   SELECT *, prompt_norm(left(_last_user, 256)) AS _norm,
-         [xff, user_agent, origin, referer, split_part(uri, '?', 1),
-             nullif(substr(uri, length(split_part(uri, '?', 1)) + 2), ''),
-             CASE WHEN $keep_prompts THEN _last_user END,
-             tenant_id, coalesce(user_id, _rq.user, _rq.metadata.user_id, basic_user(auth_header),
-                                 json_extract_string(_claims, '$.sub')),
-             request_id, host, route, session_id, coalesce(model, _rq.model),
-             coalesce(response_model, _rs.model), credential_id,
-             coalesce(error_code, _rs.error.code, _rs.error.type),
-             coalesce(finish_reason, finish_reason_of(_rs)), lower(provider), as_org,
-             city, left(_raw, 2000)] AS _texts,
+         [{_TEXT_LIST}] AS _texts,
          list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
   FROM t
 ), w AS (
@@ -67,12 +88,12 @@ WITH s AS (
   FROM v
 )
 SELECT
-  _error, _clean[22] AS _raw,
-  ts, _clean[10] AS request_id, $source_id::INTEGER AS source_id, line_no,
+  _error, {_CLEAN["_raw"]} AS _raw,
+  ts, {_CLEAN["request_id"]} AS request_id, $source_id::INTEGER AS source_id, line_no,
   $format::VARCHAR AS format,
-  _clean[8] AS tenant_id,
-  _clean[9] AS user_id,
-  coalesce(_clean[16], _kfp) AS credential_id,
+  {_CLEAN["tenant_id"]} AS tenant_id,
+  {_CLEAN["user_id"]} AS user_id,
+  coalesce({_CLEAN["credential_id"]}, _kfp) AS credential_id,
   CASE WHEN _is_jwt THEN 'jwt' WHEN _basic THEN 'basic'
        WHEN coalesce(credential_id, _kfp) IS NOT NULL THEN 'api_key' END AS credential_type,
   _kfp AS key_fingerprint,
@@ -87,32 +108,32 @@ SELECT
   coalesce(json_extract_string(_claims, '$.client_id'), json_extract_string(_claims, '$.azp'),
            json_extract_string(_claims, '$.cid')) AS client_id,
   _ip AS client_ip,
-  _clean[1] AS xff,
-  asn, _clean[20] AS as_org, NULL::VARCHAR AS asn_category,
-  upper(nullif(trim(country), '')) AS country, _clean[21] AS city, lat, lon,
+  {_CLEAN["xff"]} AS xff,
+  asn, {_CLEAN["as_org"]} AS as_org, NULL::VARCHAR AS asn_category,
+  upper(nullif(trim(country), '')) AS country, {_CLEAN["city"]} AS city, lat, lon,
   CASE WHEN asn IS NOT NULL OR country IS NOT NULL THEN 'log' END AS geo_source,
-  _clean[2] AS user_agent,
-  _clean[3] AS origin,
-  _clean[4] AS referer,
-  _clean[11] AS host,
+  {_CLEAN["user_agent"]} AS user_agent,
+  {_CLEAN["origin"]} AS origin,
+  {_CLEAN["referer"]} AS referer,
+  {_CLEAN["host"]} AS host,
   upper(method) AS method,
-  _clean[5] AS path,
-  _clean[6] AS query,
-  _clean[12] AS route,
+  {_CLEAN["path"]} AS path,
+  {_CLEAN["query"]} AS query,
+  {_CLEAN["route"]} AS route,
   coalesce(nullif(_endpoints[1], 'other'), _endpoints[2]) AS endpoint,
-  _clean[19] AS provider,
-  _clean[14] AS model,
-  _clean[15] AS response_model,
-  model_family_of(coalesce(_clean[15], _clean[14])) AS model_family,
+  {_CLEAN["provider"]} AS provider,
+  {_CLEAN["model"]} AS model,
+  {_CLEAN["response_model"]} AS response_model,
+  model_family_of(coalesce({_CLEAN["response_model"]}, {_CLEAN["model"]})) AS model_family,
   coalesce(stream, _rq.stream) AS stream,
   prompt_chars_of(_parts) AS prompt_chars,
   prompt_fp_from(_last_user, _norm) AS prompt_prefix_fp,
-  _clean[7] AS prompt_text,
+  {_CLEAN["prompt_text"]} AS prompt_text,
   input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens,
   coalesce(tool_calls, tool_calls_of(_rs)) AS tool_calls,
-  _clean[18] AS finish_reason,
-  _clean[17] AS error_code,
-  _clean[13] AS session_id,
+  {_CLEAN["finish_reason"]} AS finish_reason,
+  {_CLEAN["error_code"]} AS error_code,
+  {_CLEAN["session_id"]} AS session_id,
   status,
   upstream_status,
   error_type_of(status, coalesce(error_code, _rs.error.code, _rs.error.type),

@@ -54,6 +54,15 @@ class FileResult:
 def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> Iterator[Prepared]:
     """Read, decompress and cut the next chunk while DuckDB parses this one."""
     slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()  # set when the consumer is done, even by an exception
+
+    def put(item: Prepared | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def produce() -> None:
         try:
@@ -61,21 +70,26 @@ def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> It
                 reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
             )
             for chunk in source:
-                slots.put(prepare(chunk))
-            slots.put(None)
+                if stop.is_set():
+                    return
+                put(prepare(chunk))
+            put(None)
         except BaseException as e:  # handed to the consumer, raised there
-            slots.put(e)
+            put(e)
 
     worker = threading.Thread(target=produce, daemon=True)
     worker.start()
-    while True:
-        item = slots.get()
-        if item is None:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    worker.join()
+    try:
+        while True:
+            item = slots.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def split_lines(data: bytes | bytearray) -> tuple[pa.Array, np.ndarray]:
