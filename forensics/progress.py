@@ -78,7 +78,7 @@ def print_summary(results: list[FileResult]) -> int:
             r.rows_read,
             r.rows_loaded,
             r.rows_quarantined,
-            r.rows_read if r.status == "skipped" else 0,
+            r.rows_skipped,
             "yes" if r.status != "loaded" or r.reconciles else "NO",
             r.path,
         )

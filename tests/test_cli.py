@@ -25,6 +25,8 @@ def test_ingest_prints_a_reconciled_summary_and_sql_reads_it(tmp_path):
     assert "1 loaded, 0 skipped, 0 failed: 2 read = 1 loaded + 1 quarantined" in out.stdout
     again = run("--db", case, "ingest", "-q", str(log))
     assert "0 loaded, 1 skipped, 0 failed" in again.stdout
+    [row] = [ln.split() for ln in again.stdout.splitlines() if ln.startswith("skipped")]
+    assert row[:7] == ["skipped", "kong", "0", "0", "0", "2", "yes"]
     assert f"Skipped: {log.resolve()}: same content already ingested as source 1" in again.stderr
     res = run(
         "--db",

@@ -43,6 +43,7 @@ class FileResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     lines_blank: int = 0
+    rows_skipped: int = 0  # records of a file skipped as already ingested
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -260,13 +261,14 @@ def ingest_file(
     digest = reader.sha256_file(path) if same_size else None
     known = (
         con.execute(
-            "SELECT source_id, format FROM sources WHERE sha256 = $h", {"h": digest}
+            "SELECT source_id, format, rows_read FROM sources WHERE sha256 = $h", {"h": digest}
         ).fetchall()
         if digest
         else []
     )
     if known:
         result.status, result.source_id, result.format = "skipped", known[0][0], known[0][1]
+        result.rows_skipped = known[0][2]
         result.message = f"same content already ingested as source {known[0][0]}"
         if progress is not None:
             progress(size, 0)
