@@ -65,3 +65,23 @@ def tables_containing(con: duckdb.DuckDBPyConnection, text: str) -> list[str]:
             f"SELECT count(*) FROM {t} WHERE contains(CAST({t} AS VARCHAR), $s)", {"s": text}
         ).fetchall()[0][0]
     ]
+
+
+def requests_by_line(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, object]]:
+    return {int(str(r["line_no"])): r for r in rows(con, "SELECT * FROM requests")}
+
+
+def check_row(row: dict[str, object], expected: dict[str, object], never: set[str]) -> None:
+    """Every expected column has its value; every other column is NULL, and the columns the
+    format can never fill are among those."""
+    assert {k: row[k] for k in expected} == expected
+    rest = {k: v for k, v in row.items() if k not in expected and k != "source_id"}
+    assert {k: v for k, v in rest.items() if v is not None} == {}
+    assert never <= set(rest)
+
+
+def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
+    return [
+        (int(r[0]), str(r[1]))
+        for r in con.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
+    ]

@@ -11,7 +11,13 @@ from forensics import db
 from forensics.ingest import reader
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.secrets import fingerprint
-from tests.conftest import load, rows
+from tests.conftest import (
+    check_row,
+    load,
+    quarantine_reasons,
+    requests_by_line,
+    rows,
+)
 
 # Columns an Envoy access log never fills: they must stay NULL (no enrichment database loaded).
 NEVER = {
@@ -43,24 +49,8 @@ def ts(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-def requests_by_line(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, object]]:
-    return {int(r["line_no"]): r for r in rows(con, "SELECT * FROM requests")}
-
-
 def check(row: dict[str, object], expected: dict[str, object]) -> None:
-    """Every expected column has its value; every other column is NULL."""
-    got = {k: row[k] for k in expected}
-    assert got == expected
-    rest = {k: v for k, v in row.items() if k not in expected and k not in {"source_id"}}
-    assert {k: v for k, v in rest.items() if v is not None} == {}
-    assert NEVER <= set(rest)
-
-
-def quarantine(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
-    return [
-        (int(r[0]), str(r[1]))
-        for r in con.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
-    ]
+    check_row(row, expected, NEVER)
 
 
 NO_AI = {
@@ -234,7 +224,7 @@ def test_json_bad_lines_and_crlf(case: duckdb.DuckDBPyConnection, tmp_path: Path
     result = load(case, tmp_path, text + "\r\n", fmt="envoy")
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 3, 7)
     text_error = "does not match the Envoy default or Istio text access-log format"
-    assert quarantine(case) == [
+    assert quarantine_reasons(case) == [
         (2, "invalid JSON: record is cut off"),
         (3, "no start_time: not an Envoy access-log record"),
         (4, "bad time not a time: expected ISO 8601 like 2026-01-01T08:15:02.481Z or epoch"),

@@ -13,7 +13,14 @@ from forensics.ingest import reader
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.pipeline import ingest_file
 from forensics.secrets import fingerprint
-from tests.conftest import load, rows
+from tests.conftest import (
+    check_row,
+    load,
+    quarantine_reasons,
+    requests_by_line,
+    rows,
+    tables_containing,
+)
 
 # Columns an access log can never fill: they must stay NULL (no enrichment database is loaded).
 NEVER = {
@@ -30,37 +37,8 @@ def ts(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-def requests_by_line(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, object]]:
-    return {int(r["line_no"]): r for r in rows(con, "SELECT * FROM requests")}
-
-
 def check(row: dict[str, object], expected: dict[str, object]) -> None:
-    """Every expected column has its value; every other fillable column is NULL."""
-    got = {k: row[k] for k in expected}
-    assert got == expected
-    rest = {k: v for k, v in row.items() if k not in expected and k not in {"source_id"}}
-    assert {k: v for k, v in rest.items() if v is not None} == {}
-    assert NEVER <= set(rest)
-
-
-def secret_hits(con: duckdb.DuckDBPyConnection, secret: str) -> dict[str, int]:
-    """Rows of every table of the case whose text contains `secret`."""
-    tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-    hits = {}
-    for t in tables:
-        n = con.execute(
-            f'SELECT count(*) FROM "{t}" WHERE contains(CAST("{t}" AS VARCHAR), $s)', {"s": secret}
-        ).fetchall()[0][0]
-        if n:
-            hits[t] = n
-    return hits
-
-
-def quarantine(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
-    return [
-        (int(r[0]), str(r[1]))
-        for r in con.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
-    ]
+    check_row(row, expected, NEVER)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +126,7 @@ def test_combined_every_column(case: duckdb.DuckDBPyConnection, tmp_path: Path) 
         "endpoint": "other", "status": 304, "error_type": None, "response_bytes": None,
         "referer": None, "user_agent": "café C:\\dir \\x01end", "xff": None,
     })  # fmt: skip
-    assert secret_hits(case, KEY_IN_QUERY) == {}
+    assert tables_containing(case, KEY_IN_QUERY) == []
 
 
 def test_common_is_the_same_parser(case: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
@@ -186,7 +164,7 @@ def test_combined_bad_lines_quarantined(case: duckdb.DuckDBPyConnection, tmp_pat
     result = load(case, tmp_path, text, fmt="combined")
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (6, 2, 4)
     assert result.lines_blank == 1
-    assert quarantine(case) == [
+    assert quarantine_reasons(case) == [
         (2, "does not match the combined/common log format"),
         (3, "does not match the combined/common log format"),
         (4, "bad time 17/Foo/2015:10:05:03 +0000: expected dd/Mon/yyyy:HH:MM:SS +hhmm"),
@@ -238,7 +216,7 @@ def test_real_apache_log(case: duckdb.DuckDBPyConnection, realdata: Path) -> Non
     line_8899 = path.read_text(encoding="utf-8").split("\n")[8898]
     assert line_8899.endswith("bot.html")
     assert line_8899.count('"') % 2 == 1
-    assert quarantine(case) == [(8899, "does not match the combined/common log format")]
+    assert quarantine_reasons(case) == [(8899, "does not match the combined/common log format")]
     summary = rows(
         case,
         "SELECT count(*) AS n, count(DISTINCT client_ip) AS ips, min(ts) AS first,"
@@ -336,7 +314,7 @@ def test_nginx_json_secrets_never_stored(case: duckdb.DuckDBPyConnection, tmp_pa
     result = load(case, tmp_path, text, fmt="nginx-json")
     assert (result.rows_loaded, result.rows_quarantined) == (3, 3)
     for secret in (BEARER, API_KEY, API_KEY[:12]):
-        assert secret_hits(case, secret) == {}, secret
+        assert tables_containing(case, secret) == [], secret
     salt = db.salt(case)
     creds = {r[0] for r in case.execute("SELECT credential_id FROM requests").fetchall()}
     assert creds == {None, fingerprint(BEARER, salt), fingerprint(API_KEY, salt)}
@@ -364,7 +342,7 @@ def test_nginx_json_bad_lines(case: duckdb.DuckDBPyConnection, tmp_path: Path) -
     result = load(case, tmp_path, text + "\r\n", fmt="nginx-json")
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (9, 2, 7)
     expected = "ISO 8601, dd/Mon/yyyy:HH:MM:SS +hhmm or epoch"
-    assert quarantine(case) == [
+    assert quarantine_reasons(case) == [
         (2, "invalid JSON: record is cut off"),
         (3, "invalid JSON"),
         (4, "JSON value is not an object"),

@@ -12,8 +12,8 @@ from forensics import db
 from forensics.cli import cli
 from forensics.ingest.base import Options
 from forensics.ingest.pipeline import ingest_file
-from forensics.schema import TABLES
 from forensics.secrets import fingerprint
+from tests.conftest import tables_containing
 from tests.keys import KEYS
 from tests.test_ingest_kong import kong_record
 
@@ -40,15 +40,6 @@ def planted(key: str) -> list[dict[str, object]]:
     ]
 
 
-def all_text(con) -> str:
-    """Every value of every table, as text."""
-    parts = []
-    for t in TABLES:
-        for (row,) in con.execute(f"SELECT CAST(x AS VARCHAR) FROM {t.name} x").fetchall():
-            parts.append(row)
-    return "\n".join(parts)
-
-
 @pytest.mark.parametrize("provider", sorted(KEYS))
 def test_no_raw_key_in_any_table_output_or_file(tmp_path: Path, provider: str):
     key = KEYS[provider]
@@ -64,14 +55,10 @@ def test_no_raw_key_in_any_table_output_or_file(tmp_path: Path, provider: str):
     con = db.connect(case_path)
     result = ingest_file(con, path, options=Options(keep_prompts=True))
     assert (result.rows_loaded, result.rows_quarantined) == (len(records), 2)
-    dump = all_text(con)
-    assert key not in dump
+    assert tables_containing(con, key) == []
     # the key is still traceable: its fingerprint is there
     fp = fingerprint(key, db.salt(con))
-    if provider == "jwt":
-        assert "jwt" in dump
-    else:
-        assert fp in dump
+    assert "requests" in tables_containing(con, fp)
     con.close()
     # nor in anything the CLI prints, in any format
     runner = CliRunner()
