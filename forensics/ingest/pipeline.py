@@ -54,7 +54,7 @@ class FileResult:
 
 def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> Iterator[Prepared]:
     """Read, decompress and cut the next chunk while DuckDB parses this one."""
-    slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=2)
+    slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=1)
     stop = threading.Event()  # set when the consumer is done, even by an exception
 
     def put(item: Prepared | BaseException | None) -> None:
@@ -141,6 +141,7 @@ def prepare(chunk: reader.Chunk) -> Prepared:
         except pa.ArrowInvalid:
             lines, lengths = split_lines(chunk.decoded().encode())
     blank = int(np.count_nonzero(lengths == 0))
+    chunk.data = b""  # the lines are a copy now: let the raw buffer go
     if chunk.line_numbers is not None:
         numbers = pa.array(chunk.line_numbers, pa.int64())
     else:

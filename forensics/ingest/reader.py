@@ -23,7 +23,7 @@ from forensics.errors import InputError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # Bytes of decompressed text per chunk; FORENSICS_CHUNK_BYTES tunes it (memory vs overhead).
-CHUNK_BYTES = int(os.environ.get("FORENSICS_CHUNK_BYTES", 64 * 1024 * 1024))
+CHUNK_BYTES = int(os.environ.get("FORENSICS_CHUNK_BYTES", 128 * 1024 * 1024))
 # A line sent to DuckDB in place of one that is not valid UTF-8 (it is quarantined from Python).
 BAD_LINE = "\x00"
 
