@@ -2,21 +2,18 @@
 
     .venv/bin/python benchmarks/profile_ingest.py --lines 50000 [--asn-db] [--explain]
 
-Runs `ingest_file` on a generated Kong file (cached in benchmarks/out/ like ingest.py) with the
-case connection wrapped so that every `execute` is timed, then prints the statements grouped by
-their first words, and the time spent outside SQL (hashing, reading, Python). With --explain it
-also runs EXPLAIN ANALYZE of the per-chunk statement on the first chunk and prints the operator
-timings, and times the adapter's staging SELECT alone against the whole canonical statement.
-Reads forensics' own SQL; changes nothing in it.
+Runs `ingest_file` on a generated Kong file (cached in benchmarks/out/ like ingest.py) and prints
+the seconds of each step the pipeline times for itself (`pipeline.Timings`), and the rest
+(hashing same-size files, start-up, Python). With --explain it also times, on the file's first
+chunk, read_json of the same lines, the Kong record parse, the adapter's staging SELECT and the
+whole per-chunk statement, and prints EXPLAIN ANALYZE of the latter.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
-from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,56 +27,16 @@ from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS
 
 
-def label(sql: str) -> str:
-    text = re.sub(r"\s+", " ", sql).strip()
-    match = re.match(
-        r"(CREATE OR REPLACE TEMP TABLE \w+|INSERT INTO \w+|UPDATE \w+|DELETE FROM \w+|"
-        r"SELECT nextval|SELECT EXISTS|BEGIN|COMMIT|ROLLBACK|SELECT)",
-        text,
-        re.IGNORECASE,
-    )
-    return match.group(1) if match else text[:40]
-
-
-class TimedConnection:
-    """Delegates to a DuckDB connection, timing execute / executemany / register."""
-
-    def __init__(self, con: Any) -> None:
-        self._con = con
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: Counter[str] = Counter()
-
-    def _timed(self, name: str, fn: Any, *args: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.seconds[name] += time.perf_counter() - started
-            self.calls[name] += 1
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        self._timed(label(sql), self._con.execute, sql, *args)
-        return self
-
-    def executemany(self, sql: str, *args: Any) -> Any:
-        self._timed(label(sql) + " (many)", self._con.executemany, sql, *args)
-        return self
-
-    def register(self, *args: Any) -> Any:
-        return self._timed("register", self._con.register, *args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._con, name)
-
-
 def explain(con: Any, log: Path) -> None:
     """Operator timings of the per-chunk statement, on the file's first chunk."""
     adapter = FORMATS["kong"]
     options = Options()
     end = reader.ReadEnd()
     chunk = next(reader.read_chunks(log, end))
-    prepared = pipeline.prepare(chunk)
-    con.register("chunk_lines", prepared.table)
+    size = len(chunk.data)
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
+        f.write(chunk.data)
+    chunk_lines = pipeline.prepare(chunk).table  # noqa: F841 - read by the SQL (replacement scan)
     from forensics.ingest import canonical
 
     staging = adapter.staging(options).sql()
@@ -87,9 +44,7 @@ def explain(con: Any, log: Path) -> None:
     params = {"source_id": 1, "format": "kong", "keep_prompts": False}
     con.execute("SET enable_progress_bar = false")
     rows = con.execute("SELECT count(*) FROM chunk_lines").fetchall()[0][0]
-    with tempfile.NamedTemporaryFile(suffix=".jsonl") as f:
-        f.write(chunk.data)
-        f.flush()
+    try:
         path = f.name.replace("'", "''")
         variants = (
             (
@@ -103,7 +58,10 @@ def explain(con: Any, log: Path) -> None:
                 + "')) AS r FROM chunk_lines",
             ),
             ("the Kong adapter's staging SELECT", "CREATE OR REPLACE TEMP TABLE p2 AS " + staging),
-            ("staging + canonical (the per-chunk statement)", full),
+            (
+                "staging + canonical (the per-chunk statement)",
+                "CREATE OR REPLACE TEMP TABLE p3 AS " + full,
+            ),
         )
         for name, sql in variants:
             best = float("inf")
@@ -112,7 +70,9 @@ def explain(con: Any, log: Path) -> None:
                 con.execute(sql, params if "$source_id" in sql else None)
                 best = min(best, time.perf_counter() - started)
             print(f"  {best:7.2f} s  {name}")
-    print(f"  (first chunk: {rows:,} lines, {len(chunk.data) / 1e6:.0f} MB; best of 3)")
+    finally:
+        Path(f.name).unlink()
+    print(f"  (first chunk: {rows:,} lines, {size / 1e6:.0f} MB; best of 3)")
     con.execute("PRAGMA enable_profiling = 'query_tree'")
     plan = con.execute("EXPLAIN ANALYZE " + full, params).fetchall()
     print()
@@ -142,29 +102,21 @@ def main() -> int:
         con = db.connect(Path(tmp) / "case.duckdb")
         if a.asn_db:
             pipeline.ingest_file(con, tsv)
-        timed = TimedConnection(con)
+        timings = pipeline.Timings()
         started = time.perf_counter()
-        result = pipeline.ingest_file(timed, log)
+        result = pipeline.ingest_file(con, log, timings=timings)
         total = time.perf_counter() - started
-        hashing = time.perf_counter()
-        reader.sha256_file(log)
-        hashing = time.perf_counter() - hashing
         print(
             f"{log.name}: {result.status}, {result.rows_loaded:,} loaded,"
             f" {result.rows_quarantined:,} quarantined, {total:.2f} s wall"
             f" ({log.stat().st_size / 1e6:,.0f} MB)"
         )
         print()
-        print(f"  {'seconds':>8}  {'share':>6}  {'calls':>5}  statement")
-        in_sql = 0.0
-        for name, secs in sorted(timed.seconds.items(), key=lambda kv: -kv[1]):
-            in_sql += secs
-            print(f"  {secs:8.2f}  {secs / total:6.1%}  {timed.calls[name]:5}  {name}")
-        print(
-            f"  {total - in_sql:8.2f}  {(total - in_sql) / total:6.1%}         outside SQL"
-            f" (of which sha256 of the file ~{hashing:.2f} s; the rest: waiting for the"
-            " reader thread, Python)"
-        )
+        print(f"  {'seconds':>8}  {'share':>6}  step")
+        for name, secs in sorted(timings.items(), key=lambda kv: -kv[1]):
+            print(f"  {secs:8.2f}  {secs / total:6.1%}  {name}")
+        rest = total - sum(timings.values())
+        print(f"  {rest:8.2f}  {rest / total:6.1%}  the rest (format detection, Python)")
         if a.explain:
             print()
             print("first chunk, statement by statement:")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
+from contextlib import contextmanager, nullcontext
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,18 @@ Progress = Callable[[int, int], None]
 QUARANTINE_RAW_CHARS = 2000
 # Rows per Arrow batch handed to DuckDB: small enough that both cores get work in a chunk.
 BATCH_ROWS = 2048
+
+
+class Timings(dict[str, float]):
+    """Seconds spent per ingest step, summed over chunks (for benchmarks/profile_ingest.py)."""
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -176,6 +190,7 @@ def load_requests(
     options: Options,
     source_id: int,
     progress: Progress | None,
+    timings: Timings | None = None,
 ) -> tuple[Counts, list[str], str]:
     """Stream a request log through staging, canonical columns, enrichment and the insert.
 
@@ -192,21 +207,31 @@ def load_requests(
     document = reader.is_json_document(reader.head_lines(path, 2))
     last_offset = 0
     ipgeo = con.sql(canonical.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
-    for prepared in _chunks_in_background(path, end, document):
+    timings = timings if timings is not None else Timings()
+    chunks = _chunks_in_background(path, end, document)
+    while True:
+        with timings.step("waiting for the reader thread"):
+            prepared = next(chunks, None)
+        if prepared is None:
+            break
         chunk = prepared.chunk
         counts.blank += prepared.blank
         _quarantine_rows(con, source_id, chunk.bad_lines)
         chunk_lines = prepared.table  # noqa: F841 - read by the SQL below
-        canon = con.sql(canonical_sql, params=params).to_arrow_table(batch_size=BATCH_ROWS)
-        con.execute(
-            "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
-            " FROM canon WHERE _error IS NOT NULL",
-            {"sid": source_id},
-        )
+        with timings.step("staging + canonical columns"):
+            canon = con.sql(canonical_sql, params=params).to_arrow_table(batch_size=BATCH_ROWS)
+        with timings.step("quarantine insert"):
+            con.execute(
+                "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
+                " FROM canon WHERE _error IS NOT NULL",
+                {"sid": source_id},
+            )
         if enrich:
-            fresh = con.sql(canonical.IP_LOOKUP).to_arrow_table()
-            ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
-        con.execute(canonical.INSERT_REQUESTS)
+            with timings.step("IP lookup"):
+                fresh = con.sql(canonical.IP_LOOKUP).to_arrow_table()
+                ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
+        with timings.step("requests insert"):
+            con.execute(canonical.INSERT_REQUESTS)
         bad = canon.num_rows - canon.column("_error").null_count
         good = canon.num_rows - bad
         counts.loaded += good
@@ -252,6 +277,7 @@ def ingest_file(
     fmt: str | None = None,
     options: Options | None = None,
     progress: Progress | None = None,
+    timings: Timings | None = None,
 ) -> FileResult:
     options = options or Options()
     result = FileResult(str(path))
@@ -304,7 +330,7 @@ def ingest_file(
         )
         if isinstance(format_, Adapter):
             counts, warnings, read_digest = load_requests(
-                con, path, format_, options, source_id, progress
+                con, path, format_, options, source_id, progress, timings
             )
             digest = digest or read_digest
         else:
@@ -325,7 +351,8 @@ def ingest_file(
                 "id": source_id,
             },
         )
-        con.execute("COMMIT")
+        with timings.step("commit") if timings is not None else nullcontext():
+            con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
