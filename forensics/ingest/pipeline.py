@@ -11,8 +11,8 @@ import json
 import queue
 import threading
 import time
-from contextlib import contextmanager, nullcontext
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
