@@ -131,3 +131,20 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
         assert res.exit_code == 0
         assert "Example:" in res.stdout, name
         assert f"forensics {name}" in readme or "forensics --db" in readme and name in readme, name
+
+
+def test_progress_bar_env_db_and_quarantine_by_source(tmp_path, monkeypatch):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(json.dumps(kong_record()) + "\nnot json\n")
+    b.write_text("{broken\n" + json.dumps(kong_record(client_ip="192.0.2.1")) + "\n")
+    monkeypatch.setenv("FORENSICS_DB", str(tmp_path / "env.duckdb"))
+    out = run("ingest", str(a), str(b))  # with the progress bar (on stderr)
+    assert out.exit_code == 0, out.output
+    assert "rows/s" in out.stderr
+    assert "2 loaded, 0 skipped, 0 failed: 4 read = 2 loaded + 2 quarantined" in out.stdout
+    assert (tmp_path / "env.duckdb").exists()
+    q = run("quarantine", "--source", "2", "--format", "jsonl")
+    got = [
+        (r["source_id"], r["line_no"], r["error"]) for r in map(json.loads, q.stdout.splitlines())
+    ]
+    assert got == [(2, 1, "invalid JSON: record is cut off")]
