@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +50,14 @@ def write_table(names: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> N
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
 
 
+_COPY_FORMATS = {
+    "csv": "FORMAT CSV, HEADER",
+    "json": "FORMAT JSON, ARRAY true",
+    "jsonl": "FORMAT JSON",
+    "parquet": "FORMAT PARQUET",
+}
+
+
 def write_result(
     con: duckdb.DuckDBPyConnection,
     query: str,
@@ -56,43 +66,31 @@ def write_result(
     path: Path | None = None,
     params: dict[str, Any] | None = None,
 ) -> int:
-    """Run `query` and write its rows; returns the row count."""
+    """Run `query` and write its rows; returns the row count.
+
+    Every format but `table` is written by DuckDB's COPY, streaming, at DuckDB's speed: to the
+    file asked for, or to a temporary file that is then copied to `out`.
+    """
     if fmt not in FORMATS:
         raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if path is not None and fmt != "table":
-        copy_format = {
-            "csv": "FORMAT CSV, HEADER",
-            "json": "FORMAT JSON, ARRAY true",
-            "jsonl": "FORMAT JSON",
-            "parquet": "FORMAT PARQUET",
-        }[fmt]
-        copied = con.execute(
-            f"COPY ({query.strip().rstrip(';')}) TO '{_quote(path)}' ({copy_format})", params
-        ).fetchall()
-        return int(copied[0][0]) if copied else 0
-    if fmt == "parquet":
-        raise UsageError("parquet output needs a file", hint="add -o FILE.parquet")
-    result = con.execute(query, params)
-    names = [d[0] for d in result.description or []]
-    rows = result.fetchall()
     if fmt == "table":
+        result = con.execute(query, params)
+        names = [d[0] for d in result.description or []]
+        rows = result.fetchall()
         write_table(names, rows, out)
-    elif fmt == "csv":
-        import csv
-
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        for row in rows:
-            writer.writerow(
-                [json.dumps(_plain(v)) if isinstance(v, dict | list) else _plain(v) for v in row]
-            )
-    elif fmt == "json":
-        json.dump([dict(zip(names, map(_plain, r), strict=True)) for r in rows], out, indent=1)
-        out.write("\n")
-    else:
-        for r in rows:
-            out.write(json.dumps(dict(zip(names, map(_plain, r), strict=True))) + "\n")
-    return len(rows)
+        return len(rows)
+    if fmt == "parquet" and path is None:
+        raise UsageError("parquet output needs a file", hint="add -o FILE.parquet")
+    with tempfile.TemporaryDirectory() as tmp:
+        target = path if path is not None else Path(tmp) / f"out.{fmt}"
+        copied = con.execute(
+            f"COPY ({query.strip().rstrip(';')}) TO '{_quote(target)}' ({_COPY_FORMATS[fmt]})",
+            params,
+        ).fetchall()
+        if path is None:
+            with target.open(encoding="utf-8", newline="") as f:
+                shutil.copyfileobj(f, out)
+    return int(copied[0][0]) if copied else 0
 
 
 def _quote(path: Path) -> str:
