@@ -18,6 +18,8 @@ import re
 
 import duckdb
 
+from forensics.sqltext import sql_str
+
 # Key shapes, most specific first (RE2, leftmost alternative wins).
 KEY_SHAPES: dict[str, str] = {
     "anthropic": r"sk-ant-(?:api|admin|sid|oat)[0-9]{2}-[A-Za-z0-9_-]{20,}",
@@ -82,10 +84,6 @@ def fingerprint(secret: str, salt: bytes) -> str:
     return f"cred:{digest[:12]}:{secret[-4:]}"
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
     """Define the credential macros on a connection; the salt is baked into the macro text."""
     key = (
@@ -93,7 +91,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
     )
     ipad = bytes(b ^ 0x36 for b in key).hex()
     opad = bytes(b ^ 0x5C for b in key).hex()
-    redacted = ", ".join(_sql_str(v) for v in REDACTED_VALUES)
+    redacted = ", ".join(sql_str(v) for v in REDACTED_VALUES)
     statements = [
         # HMAC-SHA256(salt, k) written out: sha256(K^opad || sha256(K^ipad || k)).
         f"""CREATE OR REPLACE TEMP MACRO cred_fp(k) AS
@@ -112,17 +110,17 @@ def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
         # gateway-redacted values left alone).
         f"""CREATE OR REPLACE TEMP MACRO secrets_in(t) AS
             list_distinct(list_filter(
-                regexp_extract_all(t, {_sql_str(KEY_PATTERN)})
-                || regexp_extract_all(t, {_sql_str(BEARER_PATTERN)}, 1)
-                || regexp_extract_all(t, {_sql_str(QUERY_PATTERN)}, 1)
-                || regexp_extract_all(t, {_sql_str(JSON_FIELD_PATTERN)}, 1),
+                regexp_extract_all(t, {sql_str(KEY_PATTERN)})
+                || regexp_extract_all(t, {sql_str(BEARER_PATTERN)}, 1)
+                || regexp_extract_all(t, {sql_str(QUERY_PATTERN)}, 1)
+                || regexp_extract_all(t, {sql_str(JSON_FIELD_PATTERN)}, 1),
                 lambda m: NOT contains(m, 'cred:') AND m NOT IN ({redacted})))""",
         f"""CREATE OR REPLACE TEMP MACRO scrub(t) AS
-            CASE WHEN t IS NULL OR NOT regexp_matches(t, {_sql_str(ANY_SECRET)}) THEN t
+            CASE WHEN t IS NULL OR NOT regexp_matches(t, {sql_str(ANY_SECRET)}) THEN t
                  ELSE list_reduce(list_prepend(t, secrets_in(t)),
                                   lambda acc, m: replace(acc, m, cred_fp(m))) END""",
         f"""CREATE OR REPLACE TEMP MACRO is_jwt(t) AS
-            coalesce(regexp_full_match(t, {_sql_str(JWT_PATTERN)}), false)""",
+            coalesce(regexp_full_match(t, {sql_str(JWT_PATTERN)}), false)""",
         # base64url JSON segment of a JWT, decoded without verification.
         """CREATE OR REPLACE TEMP MACRO b64url_json(s) AS
             try(decode(from_base64(rpad(replace(replace(s, '-', '+'), '_', '/'),

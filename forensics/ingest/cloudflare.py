@@ -35,7 +35,8 @@ from __future__ import annotations
 import json
 
 from forensics.ingest.base import Adapter, Options, Staging, head_json
-from forensics.ingest.jsonl import epoch_to_ts, iso_to_ts, json_error, redact_secrets, sql_str
+from forensics.ingest.jsonl import epoch_to_ts, iso_to_ts, json_error, redact_secrets
+from forensics.sqltext import sql_str
 
 FIELDS = (
     "RayID",

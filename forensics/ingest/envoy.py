@@ -23,9 +23,9 @@ from forensics.ingest.nginx import (
     any_time,
     dash_null,
     redact_secrets,
-    sql_str,
     time_error,
 )
+from forensics.sqltext import sql_str
 
 # [START_TIME] "METHOD PATH PROTOCOL" CODE FLAGS [DETAILS TERMINATION "TRANSPORT_FAILURE"]
 # RX TX DURATION UPSTREAM_TIME "XFF" "UA" "REQUEST_ID" "AUTHORITY" "UPSTREAM_HOST"

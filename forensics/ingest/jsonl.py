@@ -45,13 +45,9 @@ from typing import Any
 
 from forensics.errors import InputError, UsageError
 from forensics.ingest.base import STAGING, Adapter, Options, Staging
+from forensics.sqltext import sql_str
 
 # --- SQL helpers shared with cloudflare.py ---------------------------------------------------
-
-
-def sql_str(text: str) -> str:
-    """A DuckDB string literal of `text` (standard strings: only the quote needs doubling)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def micros_to_ts(micros: str) -> str:

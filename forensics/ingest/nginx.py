@@ -13,6 +13,7 @@ import json
 import re
 
 from forensics.ingest.base import Adapter, Options, Staging, head_json
+from forensics.sqltext import sql_str
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
 
@@ -41,11 +42,6 @@ CREDENTIAL_FIELD_RE = (
     r'(?i)"[^"]*(?:authorization|api[_-]?key|apikey|secret|passw|cookie|access[_-]?token'
     r'|auth[_-]?token|session[_-]?token|id[_-]?token)[^"]*"\s*:\s*"((?:[^"\\]|\\.)*)"?'
 )
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal (DuckDB standard strings: backslashes are literal)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def dash_null(expr: str) -> str:

@@ -1,0 +1,12 @@
+"""Writing SQL text: the one place that quotes a value as a SQL string literal."""
+
+from __future__ import annotations
+
+
+def sql_str(value: str) -> str:
+    """A DuckDB string literal of `value` (standard strings: only the quote is doubled).
+
+    For values that must be part of the statement text (regex patterns, JSON structures, paths
+    from a mapping file); data values are always bound as parameters instead.
+    """
+    return "'" + value.replace("'", "''") + "'"
