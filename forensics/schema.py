@@ -302,6 +302,81 @@ PRICES = Table(
     ),
 )
 
+RUNS = Table(
+    "runs",
+    "One row per `forensics detect`: what ran, with which parameters, over which inputs.",
+    (
+        C("run_id", "VARCHAR PRIMARY KEY", "run id"),
+        C("started_at", "TIMESTAMPTZ", "when the run started"),
+        C("finished_at", "TIMESTAMPTZ", "when it finished"),
+        C("tool_version", "VARCHAR", "forensics version"),
+        C("detectors", "JSON", "detector id -> version (SHA-256 of its .sql and .yml)"),
+        C("params", "JSON", "parameters as bound, per detector, and the run's filters"),
+        C("sources", "JSON", "the case's sources at run time: id and sha256"),
+        C("status", "VARCHAR", "ok | errors"),
+        C("errors", "JSON", "detector id -> the error that stopped it"),
+    ),
+)
+
+FINDINGS = Table(
+    "findings",
+    "What detectors found: one row per detector, principal and window (stable id).",
+    (
+        C(
+            "finding_id",
+            "VARCHAR PRIMARY KEY",
+            "hash of detector, principal and window",
+            "finding_info.uid",
+        ),
+        C("detector_id", "VARCHAR", "<family>.<name>", "finding_info.analytic.uid"),
+        C("detector_version", "VARCHAR", "SHA-256 of the detector's two files"),
+        C("run_id", "VARCHAR", "run that (last) produced it"),
+        C("severity", "VARCHAR", "info | low | medium | high | critical", "severity_id"),
+        C("score", "DOUBLE", "0-100", "risk_score"),
+        C(
+            "principal_type",
+            "VARCHAR",
+            "tenant | credential | user | ip | asn | cidr | provider_key",
+        ),
+        C("principal_id", "VARCHAR", "the principal"),
+        C("tenant_id", "VARCHAR", "tenant of the principal", "organization.id"),
+        C("window_start", "TIMESTAMPTZ", "start of the evidence window", "start_time"),
+        C("window_end", "TIMESTAMPTZ", "end of the evidence window", "end_time"),
+        C("summary", "VARCHAR", "one sentence", "finding_info.title"),
+        C("evidence", "JSON", "the numbers that justify it", "unmapped"),
+        C("est_cost_usd", "DOUBLE", "cost exposure"),
+        C("suppressed", "BOOLEAN", "matched an allowlist entry (kept, never deleted)"),
+        C("suppressed_by", "VARCHAR", "the allowlist entry that matched, and its reason"),
+    ),
+)
+
+FINDING_REQUESTS = Table(
+    "finding_requests",
+    "Sample requests behind each finding.",
+    (
+        C("finding_id", "VARCHAR", "findings.finding_id"),
+        C("request_id", "VARCHAR", "requests.request_id", "http.request.id"),
+    ),
+)
+
+INCIDENTS = Table(
+    "incidents",
+    "Findings on one principal (credentials roll up to their tenant) close in time, grouped.",
+    (
+        C("incident_id", "VARCHAR PRIMARY KEY", "hash of principal and first finding"),
+        C("principal_type", "VARCHAR", "tenant, or the finding's own principal type"),
+        C("principal_id", "VARCHAR", "the principal"),
+        C("tenant_id", "VARCHAR", "tenant", "organization.id"),
+        C("first_seen", "TIMESTAMPTZ", "earliest window start"),
+        C("last_seen", "TIMESTAMPTZ", "latest window end"),
+        C("score", "DOUBLE", "0-100"),
+        C("severity", "VARCHAR", "highest severity of its findings"),
+        C("detectors", "VARCHAR[]", "detectors involved"),
+        C("finding_ids", "VARCHAR[]", "its findings"),
+        C("est_cost_usd", "DOUBLE", "cost exposure"),
+    ),
+)
+
 TABLES: tuple[Table, ...] = (
     META,
     SOURCES,
@@ -314,6 +389,10 @@ TABLES: tuple[Table, ...] = (
     IP_RANGES,
     COUNTRY_CENTROIDS,
     PRICES,
+    RUNS,
+    FINDINGS,
+    FINDING_REQUESTS,
+    INCIDENTS,
 )
 
 
