@@ -15,10 +15,12 @@ $(BIN)/forensics: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@
 
-demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb and summarise it
+demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb, run the detectors, show findings
 	rm -f $(DEMO_DB) $(DEMO_DB).wal
 	$(BIN)/forensics --db $(DEMO_DB) ingest --asn-db sample_data/ip2asn-doc.tsv sample_data/logs/
 	$(BIN)/forensics --db $(DEMO_DB) sql -f sample_data/summary.sql
+	$(BIN)/forensics --db $(DEMO_DB) detect
+	$(BIN)/forensics --db $(DEMO_DB) findings
 
 test: $(BIN)/forensics  ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -319,5 +319,20 @@ def sql(
         click.echo(f"{n} rows written to {output}", err=True)
 
 
+def _register() -> None:
+    """Commands that live in forensics/commands/ (each imports only click at load time)."""
+    from forensics.commands.detect_cmd import detect
+    from forensics.commands.detectors_cmd import detectors
+    from forensics.commands.detectors_test_cmd import detectors_test
+    from forensics.commands.findings_cmd import findings, incidents
+
+    detectors.add_command(detectors_test)
+    for command in (detectors, detect, findings, incidents):
+        cli.add_command(command)
+
+
+_register()
+
+
 def main() -> None:  # pragma: no cover - console entry
     cli()

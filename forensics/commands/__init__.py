@@ -1,0 +1,1 @@
+"""Click commands kept out of cli.py; cli.py registers them."""
