@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forensics.detectors import default_dirs, load_detectors, scratch_case, validate
+from forensics.detector_load import default_dirs, load_detectors, scratch_case, validate
 from forensics.resources import shipped_dir
 
 DETECTORS, PROBLEMS = load_detectors(default_dirs([]))

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from forensics import detectors as catalog
+from forensics import detector_load as catalog
 from forensics.commands.detectors_test_cmd import detectors_test
 from forensics.detector_tests import CaseResult, evaluate, run_all, run_case
 from forensics.detectors import Detector, DetectorTest, Problem

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from forensics.detector_load import default_dirs, load_detectors
 from forensics.detector_tests import run_case
-from forensics.detectors import default_dirs, load_detectors
 
 DETECTORS, PROBLEMS = load_detectors(default_dirs([]))
 CASES = [(d, t) for d in DETECTORS for t in d.tests]

@@ -9,14 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from forensics.commands.detectors_cmd import detectors as detectors_group
-from forensics.detectors import (
-    Param,
-    Problem,
-    Severity,
-    check_sql,
-    load_detectors,
-    scratch_case,
-)
+from forensics.detector_load import check_sql, load_detectors, scratch_case
+from forensics.detectors import Param, Problem, Severity
 from forensics.errors import UsageError
 
 GOOD_SQL = """\
@@ -132,7 +126,7 @@ def test_a_folder_with_only_gitkeep_gives_nothing(tmp_path):
 
 
 def test_the_shipped_folder_loads_without_raising():
-    from forensics.detectors import default_dirs
+    from forensics.detector_load import default_dirs
     from forensics.resources import shipped_dir
 
     assert default_dirs([Path("x")]) == [shipped_dir("queries"), Path("x")]

@@ -516,9 +516,9 @@ def test_a_detector_given_twice_is_refused(tmp_path: Path, con: duckdb.DuckDBPyC
 def invoke(
     monkeypatch: pytest.MonkeyPatch, case: Path, detectors: list[Detector], *args: str
 ) -> Any:
-    import forensics.detectors
+    import forensics.detector_load
 
-    monkeypatch.setattr(forensics.detectors, "load_detectors", lambda dirs: (detectors, []))
+    monkeypatch.setattr(forensics.detector_load, "load_detectors", lambda dirs: (detectors, []))
     return CliRunner().invoke(detect, list(args), obj={"db": case})
 
 

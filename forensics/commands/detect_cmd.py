@@ -70,7 +70,7 @@ def detect(
       forensics detect --config detect.yml --rules my_rules/
     """
     from forensics import db
-    from forensics.detectors import default_dirs, load_detectors
+    from forensics.detector_load import default_dirs, load_detectors
     from forensics.errors import ExitCode
     from forensics.output import write_table
     from forensics.runner import run_detectors

@@ -35,7 +35,7 @@ def rules_options(f: F) -> F:
 
 
 def _dirs(rules: tuple[Path, ...], shipped: bool) -> list[Path]:
-    from forensics.detectors import default_dirs
+    from forensics.detector_load import default_dirs
 
     return default_dirs(list(rules)) if shipped else list(rules)
 
@@ -51,7 +51,7 @@ def _summary(problems: list[Problem]) -> str:
 
 def _load(rules: tuple[Path, ...], shipped: bool) -> list[Detector]:
     """The valid detectors; a count of problems (if any) goes to stderr."""
-    from forensics.detectors import load_detectors
+    from forensics.detector_load import load_detectors
 
     detectors, problems = load_detectors(_dirs(rules, shipped))
     if problems:
@@ -193,7 +193,7 @@ def check(ctx: click.Context, rules: tuple[Path, ...], shipped: bool) -> None:
       forensics detectors check
       forensics detectors check --rules my_rules/ --no-shipped
     """
-    from forensics.detectors import validate
+    from forensics.detector_load import validate
 
     found, problems = validate(_dirs(rules, shipped))
     for problem in problems:

@@ -42,8 +42,8 @@ def detectors_test(rules: tuple[Path, ...]) -> None:
       forensics detectors test
       forensics detectors test --rules my_rules/
     """
+    from forensics.detector_load import default_dirs, load_detectors
     from forensics.detector_tests import run_all
-    from forensics.detectors import default_dirs, load_detectors
 
     detectors, problems = load_detectors(default_dirs(list(rules)))
     for problem in problems:
