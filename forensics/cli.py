@@ -27,6 +27,13 @@ INGEST_FORMATS = (
     "asn-categories",
     "iptoasn",
     "mmdb",
+    "litellm",
+    "openai-usage",
+    "openai-costs",
+    "anthropic-usage",
+    "anthropic-cost",
+    "prices",
+    "known-keys",
 )
 
 

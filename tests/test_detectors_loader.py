@@ -12,6 +12,7 @@ from forensics.commands.detectors_cmd import detectors as detectors_group
 from forensics.detector_load import check_sql, load_detectors, scratch_case
 from forensics.detectors import Param, Problem, Severity
 from forensics.errors import UsageError
+from forensics.ingest.formats import FORMATS
 
 GOOD_SQL = """\
 -- testfam.many_requests: a tenant sending more than $min_requests requests.
@@ -261,9 +262,9 @@ def test_missing_required_fields_and_unknown_fields(tmp_path):
             "    format: kong",
             "    format: apache",
             19,
-            "test 'three requests': format 'apache' is not an ingest format (allowlist,"
-            " asn-categories, cloudflare, combined, common, envoy, iptoasn, jsonl, kong, mmdb,"
-            " nginx-json, revocations)",
+            "test 'three requests': format 'apache' is not an ingest format ("
+            + ", ".join(sorted(FORMATS))
+            + ")",
         ),
         (
             "    events: []\n",

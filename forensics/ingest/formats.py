@@ -11,7 +11,15 @@ from forensics.ingest.cloudflare import Cloudflare
 from forensics.ingest.envoy import Envoy
 from forensics.ingest.jsonl import JsonLines
 from forensics.ingest.kong import Kong
+from forensics.ingest.litellm import LiteLLM
 from forensics.ingest.nginx import Combined, Common, NginxJson
+from forensics.ingest.prices import KnownKeys, Prices
+from forensics.ingest.provider_usage import (
+    AnthropicCost,
+    AnthropicUsage,
+    OpenAICosts,
+    OpenAIUsage,
+)
 
 _ALL: list[Format] = [
     Kong(),
@@ -21,6 +29,13 @@ _ALL: list[Format] = [
     Envoy(),
     Cloudflare(),
     JsonLines(),
+    LiteLLM(),
+    OpenAIUsage(),
+    OpenAICosts(),
+    AnthropicUsage(),
+    AnthropicCost(),
+    Prices(),
+    KnownKeys(),
     reference.Revocations(),
     reference.Allowlist(),
     reference.AsnCategories(),
