@@ -332,9 +332,10 @@ def _register() -> None:
     from forensics.commands.detectors_cmd import detectors
     from forensics.commands.detectors_test_cmd import detectors_test
     from forensics.commands.findings_cmd import findings, incidents
+    from forensics.commands.usage_cmd import usage
 
     detectors.add_command(detectors_test)
-    for command in (detectors, detect, findings, incidents):
+    for command in (detectors, detect, findings, incidents, usage):
         cli.add_command(command)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from forensics import __version__, normalize
+from forensics import __version__, costs, normalize, reconcile
 from forensics import secrets as creds
 from forensics.errors import CaseError
 from forensics.resources import data_file
@@ -48,6 +48,14 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
         "{'country': 'VARCHAR', 'name': 'VARCHAR', 'lat': 'DOUBLE', 'lon': 'DOUBLE'})",
         {"p": str(data_file("country_centroids.csv"))},
     )
+    con.execute(
+        "INSERT INTO prices SELECT *, 'shipped' FROM read_csv($p, header=true, columns="
+        "{'provider': 'VARCHAR', 'model_pattern': 'VARCHAR', 'input_per_mtok': 'DOUBLE',"
+        " 'cached_input_per_mtok': 'DOUBLE', 'output_per_mtok': 'DOUBLE',"
+        " 'effective_from': 'DATE'})",
+        {"p": str(data_file("prices.csv"))},
+    )
+    con.execute(costs.REQUEST_COSTS_VIEW)
     con.execute("COMMIT")
 
 
@@ -85,6 +93,7 @@ def connect(
         )
     creds.install_macros(con, bytes.fromhex(meta["fingerprint_salt"]))
     normalize.install_macros(con)
+    reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only
     return con
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from forensics import db
 from forensics.ingest import reader
@@ -25,7 +26,6 @@ NEVER = {
     "client_id", "asn", "as_org", "asn_category", "country", "city", "lat", "lon", "geo_source",
     "referer", "origin", "stream", "prompt_chars", "prompt_prefix_fp", "prompt_text",
     "cached_input_tokens", "reasoning_tokens", "finish_reason", "upstream_status", "log_cost",
-    "est_cost_usd",
 }  # fmt: skip
 
 DEFAULT_LINE = (  # FORMATS.md 2.4
@@ -155,7 +155,7 @@ def test_json_every_column(case: duckdb.DuckDBPyConnection, tmp_path: Path) -> N
         "model_family": "gpt-4o-mini", "input_tokens": 5120, "output_tokens": 2048,
         "total_tokens": 7168, "tool_calls": None, "session_id": None, "status": 200,
         "error_code": None, "error_type": None, "latency_ms": 15230.0, "request_bytes": 912,
-        "response_bytes": 48211,
+        "response_bytes": 48211, "est_cost_usd": pytest.approx(0.0019968),  # gpt-4o-mini prices
     })  # fmt: skip
     check(got[2], none | {
         "format": "envoy", "line_no": 2, "ts": ts(2026, 1, 1, 8, 20, 0), "request_id": None,
@@ -167,7 +167,7 @@ def test_json_every_column(case: duckdb.DuckDBPyConnection, tmp_path: Path) -> N
         "model_family": "claude-3-5-sonnet", "input_tokens": 1000, "output_tokens": 300,
         "total_tokens": 1300, "tool_calls": None, "session_id": None, "status": 200,
         "error_code": None, "error_type": None, "latency_ms": 2210.0, "request_bytes": 2048,
-        "response_bytes": 4096,
+        "response_bytes": 4096, "est_cost_usd": pytest.approx(0.0075),  # claude-3-5-sonnet
     })  # fmt: skip
     check(got[3], NO_AI | {
         "format": "envoy", "line_no": 3, "ts": ts(2026, 1, 1, 8, 17, 0),

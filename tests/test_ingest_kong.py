@@ -190,7 +190,7 @@ def test_every_canonical_column_of_the_documented_example(case, tmp_path):
         "request_bytes": 1893,
         "response_bytes": 2410,
         "log_cost": 0.00691,
-        "est_cost_usd": None,
+        "est_cost_usd": 0.005625,  # (186 x 2.50 + 1024 x 1.25 + 388 x 10.00) / 1e6
     }
 
 

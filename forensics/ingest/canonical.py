@@ -8,6 +8,7 @@ statements per chunk, run by `pipeline.py`.
 
 from __future__ import annotations
 
+from forensics import costs
 from forensics.normalize import REQUEST_BODY, RESPONSE_BODY
 from forensics.secrets import ANY_SECRET
 
@@ -179,7 +180,8 @@ SELECT NULL::VARCHAR AS ip, NULL::BIGINT AS asn, NULL::VARCHAR AS as_org, NULL::
        NULL::VARCHAR AS geo_source WHERE false
 """
 
-INSERT_REQUESTS = """
+# est_cost_usd: the price in effect at the request's time (forensics/costs.py).
+INSERT_REQUESTS = f"""
 INSERT INTO requests BY NAME
 SELECT c.* EXCLUDE (_error, _raw) REPLACE (
   coalesce(c.asn, g.asn) AS asn,
@@ -189,10 +191,12 @@ SELECT c.* EXCLUDE (_error, _raw) REPLACE (
   coalesce(c.city, g.city) AS city,
   coalesce(c.lat, g.lat, cc.lat) AS lat,
   coalesce(c.lon, g.lon, cc.lon) AS lon,
-  coalesce(c.geo_source, g.geo_source) AS geo_source)
+  coalesce(c.geo_source, g.geo_source) AS geo_source,
+  {costs.EST_COST_SQL} AS est_cost_usd)
 FROM canon c
 LEFT JOIN ipgeo g ON g.ip = c.client_ip
 LEFT JOIN asn_info ai ON ai.asn = coalesce(c.asn, g.asn)
 LEFT JOIN country_centroids cc ON cc.country = coalesce(c.country, upper(g.country))
+{costs.price_join("canon")}
 WHERE c._error IS NULL
 """
