@@ -28,6 +28,7 @@ INGEST_FORMATS = (
     "iptoasn",
     "mmdb",
     "litellm",
+    "litellm-daily",
     "openai-usage",
     "openai-costs",
     "anthropic-usage",

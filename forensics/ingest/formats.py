@@ -12,6 +12,7 @@ from forensics.ingest.envoy import Envoy
 from forensics.ingest.jsonl import JsonLines
 from forensics.ingest.kong import Kong
 from forensics.ingest.litellm import LiteLLM
+from forensics.ingest.litellm_daily import LiteLLMDaily
 from forensics.ingest.nginx import Combined, Common, NginxJson
 from forensics.ingest.prices import KnownKeys, Prices
 from forensics.ingest.provider_usage import (
@@ -30,6 +31,7 @@ _ALL: list[Format] = [
     Cloudflare(),
     JsonLines(),
     LiteLLM(),
+    LiteLLMDaily(),
     OpenAIUsage(),
     OpenAICosts(),
     AnthropicUsage(),
