@@ -35,7 +35,6 @@ import pyarrow as pa
 
 from forensics.ingest.base import Counts, Options
 from forensics.ingest.provider_usage import (
-    MAPPED,
     QUARANTINE_RAW_CHARS,
     _json_pages,
     _n,
@@ -87,6 +86,9 @@ def _number(v: str) -> object:
 
 
 class LiteLLMDaily(_ProviderPages):
+    noun = "LiteLLM daily rows"
+    order_by = "line_no, b_idx"
+
     name = "litellm-daily"
     description = "LiteLLM daily spend tables (user/team/org/end-user/agent/tag), CSV or JSON"
     provider = ""  # per row, set after mapping
@@ -246,49 +248,3 @@ class LiteLLMDaily(_ProviderPages):
                 [[source_id, ln, why, raw, QUARANTINE_RAW_CHARS] for ln, why, raw in bad],
             )
         return self._insert_keyed(con, path, source_id, len(bad))
-
-    def _insert_keyed(
-        self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, bad: int
-    ) -> tuple[Counts, list[str]]:
-        """Key the mapped rows, insert the new ones and account for the rest."""
-        con.execute(self._keyed_sql())
-        names = ["line_no", "source_format", "provider", *MAPPED]
-        names += ["bucket_width", "model_family", "extra", "dedupe_key"]
-        con.execute(
-            f"INSERT INTO usage (source_id, {', '.join(names)}) SELECT $sid, "
-            + ", ".join(names)
-            + " FROM usage_keyed WHERE NOT _seen AND _copy = 1 ORDER BY line_no, b_idx",
-            {"sid": source_id},
-        )
-        good, failed, seen, repeated, differ = con.execute(
-            "SELECT (SELECT count(*) FROM usage_keyed WHERE NOT _seen AND _copy = 1),"
-            " (SELECT count(*) FROM usage_mapped WHERE _error IS NOT NULL),"
-            " (SELECT count(*) FROM usage_keyed WHERE _seen),"
-            " (SELECT count(*) FROM usage_keyed WHERE NOT _seen AND _copy > 1),"
-            " (SELECT count(*) FROM usage_keyed WHERE _differs)"
-        ).fetchall()[0]
-        for table in ("usage_results", "usage_mapped", "usage_keyed"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-        warnings = []
-        if seen:
-            warnings.append(
-                f"{path}: {seen} LiteLLM daily rows already in the case (overlapping export):"
-                " not counted twice"
-            )
-        if repeated:
-            warnings.append(
-                f"{path}: {repeated} LiteLLM daily rows repeated within this file:"
-                " not counted twice"
-            )
-        if differ:
-            warnings.append(
-                f"{path}: {differ} of the skipped duplicates have other counts or costs than the"
-                " copy kept (the first one loaded wins)"
-            )
-        counts = Counts(
-            read=good + failed + bad,
-            loaded=good,
-            quarantined=failed + bad,
-            blank=seen + repeated,
-        )
-        return counts, warnings

@@ -257,13 +257,24 @@ class _ProviderPages(ReferenceFormat):
                 "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
                 [[source_id, ln, why, raw, QUARANTINE_RAW_CHARS] for ln, why, raw in bad],
             )
+        return self._insert_keyed(con, path, source_id, len(bad))
+
+    # What one skipped record is called in the dedupe warnings.
+    noun = "usage results"
+    order_by = "line_no, b_idx, r_idx"
+
+    def _insert_keyed(
+        self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, bad: int
+    ) -> tuple[Counts, list[str]]:
+        """Key the mapped rows (`usage_mapped`), insert the new ones, account for the rest:
+        duplicates are not read records, they are counted in `blank` and said in a warning."""
         con.execute(self._keyed_sql())
-        names = ["source_id", "line_no", "source_format", "provider", *MAPPED]
+        names = ["line_no", "source_format", "provider", *MAPPED]
         names += ["bucket_width", "model_family", "extra", "dedupe_key"]
         con.execute(
-            f"INSERT INTO usage ({', '.join(names)}) SELECT $sid AS source_id, "
-            + ", ".join(names[1:])
-            + " FROM usage_keyed WHERE NOT _seen AND _copy = 1 ORDER BY line_no, b_idx, r_idx",
+            f"INSERT INTO usage (source_id, {', '.join(names)}) SELECT $sid, "
+            + ", ".join(names)
+            + f" FROM usage_keyed WHERE NOT _seen AND _copy = 1 ORDER BY {self.order_by}",
             {"sid": source_id},
         )
         good, failed, seen, repeated, differ = con.execute(
@@ -278,12 +289,12 @@ class _ProviderPages(ReferenceFormat):
         warnings = []
         if seen:
             warnings.append(
-                f"{path}: {seen} usage results already in the case (overlapping export):"
+                f"{path}: {seen} {self.noun} already in the case (overlapping export):"
                 " not counted twice"
             )
         if repeated:
             warnings.append(
-                f"{path}: {repeated} usage results repeated within this file: not counted twice"
+                f"{path}: {repeated} {self.noun} repeated within this file: not counted twice"
             )
         if differ:
             warnings.append(
@@ -291,10 +302,7 @@ class _ProviderPages(ReferenceFormat):
                 " copy kept (the first one loaded wins)"
             )
         counts = Counts(
-            read=good + failed + len(bad),
-            loaded=good,
-            quarantined=failed + len(bad),
-            blank=seen + repeated,
+            read=good + failed + bad, loaded=good, quarantined=failed + bad, blank=seen + repeated
         )
         return counts, warnings
 
