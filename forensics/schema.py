@@ -320,7 +320,8 @@ COUNTRY_CENTROIDS = Table(
 
 PRICES = Table(
     "prices",
-    "Model prices per million tokens (filled by the provider-usage work).",
+    "Model prices per million tokens, dated: shipped with the package, extended or overridden"
+    " with `forensics ingest --format prices`.",
     (
         C("provider", "VARCHAR", "provider", "gen_ai.provider.name"),
         C("model_pattern", "VARCHAR", "model name or LIKE pattern"),
