@@ -1,0 +1,82 @@
+-- cost.tool_fanout: a credential whose tool calls per request in one window of window_hours
+-- jump far above its own history (mean of its earlier windows) and above the population's
+-- p95 (all other credential windows). Agents that always fan out have a high baseline.
+WITH scoped AS (
+    SELECT ts, request_id, tenant_id, credential_id, session_id, est_cost_usd,
+           coalesce(tool_calls, 0) AS tool_calls,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
+    FROM requests
+    WHERE credential_id IS NOT NULL
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+),
+windows AS (
+    SELECT credential_id, bucket,
+           arg_min(tenant_id, ts) AS tenant_id,
+           min(ts) AS first_seen, max(ts) AS last_seen,
+           count(*) AS requests,
+           sum(tool_calls) AS tool_calls,
+           sum(tool_calls) / count(*) AS tools_per_request,
+           count(DISTINCT session_id) AS sessions,
+           max(tool_calls) AS max_tools,
+           list(request_id ORDER BY tool_calls DESC, ts, request_id)
+               FILTER (WHERE request_id IS NOT NULL) AS request_ids,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM scoped
+    GROUP BY credential_id, bucket
+),
+baselined AS (
+    SELECT *,
+           avg(tools_per_request) OVER (PARTITION BY credential_id ORDER BY bucket
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline,
+           count(*) OVER (PARTITION BY credential_id ORDER BY bucket
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline_windows
+    FROM windows
+),
+candidates AS (
+    SELECT *, tools_per_request / greatest(baseline, 0.1) AS ratio
+    FROM baselined
+    WHERE baseline_windows >= 1
+      AND requests >= $min_requests
+      AND tools_per_request >= $min_ratio * greatest(baseline, 0.1)
+),
+population AS (
+    SELECT c.credential_id, c.bucket,
+           coalesce(quantile_cont(w.tools_per_request, 0.95), 0) AS population_p95
+    FROM candidates c
+    LEFT JOIN windows w ON NOT (w.credential_id = c.credential_id AND w.bucket = c.bucket)
+    GROUP BY c.credential_id, c.bucket
+)
+SELECT
+    'credential' AS principal_type,
+    c.credential_id AS principal_id,
+    c.tenant_id,
+    c.first_seen AS window_start,
+    c.last_seen AS window_end,
+    round(least(100, 40 + 20 * log10(c.ratio) + 5 * log10(c.requests)), 1)::DOUBLE AS score,
+    format('Credential {} made {} tool calls per request over {} requests in {} hours,'
+           || ' {}x its baseline of {} and above the population p95 of {}.',
+           c.credential_id, round(c.tools_per_request, 2), c.requests,
+           CAST($window_hours AS BIGINT), round(c.ratio, 1), round(c.baseline, 2),
+           round(p.population_p95, 2)) AS summary,
+    struct_pack(
+        tools_per_request := round(c.tools_per_request, 3)::DOUBLE,
+        baseline_tools_per_request := round(c.baseline, 3)::DOUBLE,
+        baseline_windows := c.baseline_windows,
+        ratio := round(c.ratio, 2)::DOUBLE,
+        population_p95 := round(p.population_p95, 3)::DOUBLE,
+        tool_calls := c.tool_calls,
+        requests := c.requests,
+        sessions := c.sessions,
+        tools_per_session := round(c.tool_calls / greatest(c.sessions, 1), 2)::DOUBLE,
+        max_tools_in_request := c.max_tools,
+        bucket_start := c.bucket,
+        window_hours := CAST($window_hours AS BIGINT)
+    ) AS evidence,
+    coalesce(c.request_ids[1:20], []) AS sample_request_ids,
+    c.est_cost_usd
+FROM candidates c
+JOIN population p USING (credential_id, bucket)
+WHERE c.tools_per_request > p.population_p95
+ORDER BY score DESC, principal_id, window_start

@@ -1,0 +1,66 @@
+-- credential.impossible_travel: consecutive requests of one credential from two places too far
+-- apart for the time between them (haversine distance over elapsed time above max_kmh).
+-- Requests without coordinates are skipped; a pair is ignored when either side comes from
+-- enterprise egress or a privacy relay, whose exit points say nothing about the user's place.
+WITH scoped AS (
+    SELECT ts, request_id, tenant_id, credential_id, client_ip, asn, asn_category, country,
+           lat, lon, est_cost_usd
+    FROM requests
+    WHERE credential_id IS NOT NULL AND lat IS NOT NULL AND lon IS NOT NULL
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+),
+paired AS (
+    SELECT *,
+           lag(ts) OVER w AS p_ts, lag(request_id) OVER w AS p_request_id,
+           lag(client_ip) OVER w AS p_ip, lag(asn) OVER w AS p_asn,
+           lag(asn_category) OVER w AS p_category, lag(country) OVER w AS p_country,
+           lag(lat) OVER w AS p_lat, lag(lon) OVER w AS p_lon,
+           lag(est_cost_usd) OVER w AS p_cost
+    FROM scoped
+    WINDOW w AS (PARTITION BY credential_id ORDER BY ts, request_id)
+),
+measured AS (
+    SELECT *,
+           2 * 6371.0 * asin(sqrt(
+               pow(sin(radians(lat - p_lat) / 2), 2)
+               + cos(radians(p_lat)) * cos(radians(lat))
+                 * pow(sin(radians(lon - p_lon) / 2), 2))) AS km,
+           epoch(ts - p_ts) / 3600.0 AS hours
+    FROM paired
+    WHERE p_ts IS NOT NULL
+      AND coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+      AND coalesce(p_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+),
+jumps AS (
+    SELECT *, km / greatest(hours, 1.0 / 60) AS kmh
+    FROM measured
+    WHERE km >= $min_km AND km / greatest(hours, 1.0 / 60) > $max_kmh
+)
+SELECT
+    'credential' AS principal_type,
+    credential_id AS principal_id,
+    tenant_id,
+    p_ts AS window_start,
+    ts AS window_end,
+    round(least(100, 60 + 15 * log10(kmh / $max_kmh) + 10 * log10(km / $min_km)), 1)::DOUBLE
+        AS score,
+    format('Credential {} was used from {} and then from {}, {} km away, {} hours later ({} km/h).',
+           credential_id, coalesce(p_country, '?'), coalesce(country, '?'), round(km)::BIGINT,
+           round(hours, 2), round(kmh)::BIGINT) AS summary,
+    struct_pack(
+        from_place := struct_pack(country := p_country, lat := p_lat, lon := p_lon, ip := p_ip,
+                                  asn := p_asn),
+        to_place := struct_pack(country := country, lat := lat, lon := lon, ip := client_ip,
+                                asn := asn),
+        km := round(km, 1),
+        hours := round(hours, 3),
+        kmh := round(kmh, 1),
+        max_kmh := $max_kmh,
+        min_km := $min_km
+    ) AS evidence,
+    list_filter([p_request_id, request_id], lambda x: x IS NOT NULL) AS sample_request_ids,
+    coalesce(p_cost, 0) + coalesce(est_cost_usd, 0) AS est_cost_usd
+FROM jumps
+ORDER BY score DESC, principal_id, window_start

@@ -1,0 +1,74 @@
+-- credential.network_spread: a credential that shows up on one UTC day from many autonomous
+-- systems in several countries, when on its earlier days it used only a few ASNs: a leaked key
+-- replayed through residential proxies or a botnet. Enterprise egress and privacy relay
+-- requests are not counted. Days with browser calls (an Origin header) are left to
+-- credential.browser_exposed.
+WITH scoped AS (
+    SELECT ts, request_id, tenant_id, credential_id, asn, country, est_cost_usd,
+           date_trunc('day', ts AT TIME ZONE 'UTC') AS day,
+           coalesce(origin NOT IN ('', 'null'), false) AS has_origin
+    FROM requests
+    WHERE credential_id IS NOT NULL
+      AND coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+),
+daily AS (
+    SELECT credential_id, day,
+           arg_min(tenant_id, ts) AS tenant_id,
+           min(ts) AS first_seen,
+           max(ts) AS last_seen,
+           count(*) AS requests,
+           count(DISTINCT asn) AS asns,
+           count(DISTINCT country) AS countries,
+           bool_or(has_origin) AS any_origin,
+           list(DISTINCT asn ORDER BY asn) FILTER (WHERE asn IS NOT NULL) AS asn_list,
+           list(DISTINCT country ORDER BY country) FILTER (WHERE country IS NOT NULL)
+               AS country_list,
+           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
+               AS request_ids,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM scoped
+    GROUP BY credential_id, day
+),
+baselined AS (
+    SELECT *,
+           avg(asns) OVER (PARTITION BY credential_id ORDER BY day
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline_asns,
+           count(*) OVER (PARTITION BY credential_id ORDER BY day
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline_days
+    FROM daily
+)
+SELECT
+    'credential' AS principal_type,
+    credential_id AS principal_id,
+    tenant_id,
+    first_seen AS window_start,
+    last_seen AS window_end,
+    round(least(100, 50 + 3 * (asns - $min_asns) + 5 * (countries - $min_countries)
+                     + 10 * (1 - baseline_asns / greatest($max_baseline_asns, 1))), 1)::DOUBLE
+        AS score,
+    format('Credential {} was used from {} ASNs in {} countries on {}, against {} ASNs a day'
+           || ' over its {} earlier day(s).',
+           credential_id, asns, countries, strftime(day, '%Y-%m-%d'),
+           round(baseline_asns, 2), baseline_days) AS summary,
+    struct_pack(
+        day := strftime(day, '%Y-%m-%d'),
+        asns := asns,
+        countries := countries,
+        requests := requests,
+        asn_list := asn_list[1:30],
+        country_list := country_list,
+        baseline_asns_per_day := round(baseline_asns, 2),
+        baseline_days := baseline_days
+    ) AS evidence,
+    coalesce(request_ids[1:20], []) AS sample_request_ids,
+    est_cost_usd
+FROM baselined
+WHERE baseline_days >= 1
+  AND baseline_asns <= $max_baseline_asns
+  AND asns >= $min_asns
+  AND countries >= $min_countries
+  AND NOT any_origin
+ORDER BY score DESC, principal_id, window_start

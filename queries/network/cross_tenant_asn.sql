@@ -1,0 +1,73 @@
+-- network.cross_tenant_asn: many distinct tenants converging on one small network within a
+-- window: the same ASN (uncategorised or hosting; never isp, mobile, enterprise egress or
+-- privacy relay, where many customers legitimately share a network), or, when the ASN is
+-- unknown, the same IPv4 /24. One operator holding several tenants' keys (stolen or resold)
+-- shows up this way. Windows are fixed buckets of window_hours. Tenants whose first request
+-- in scope falls in the window raise the score.
+WITH scoped AS (
+    SELECT ts, request_id, tenant_id, client_ip, asn, as_org, asn_category, est_cost_usd,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
+    FROM requests
+    WHERE tenant_id IS NOT NULL
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+),
+first_seen AS (
+    SELECT tenant_id, min(ts) AS tenant_first_ts FROM scoped GROUP BY tenant_id
+),
+networked AS (
+    SELECT s.*, f.tenant_first_ts,
+           CASE WHEN s.asn IS NOT NULL THEN 'asn' ELSE 'cidr' END AS ptype,
+           CASE WHEN s.asn IS NOT NULL THEN CAST(s.asn AS VARCHAR)
+                ELSE regexp_extract(s.client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24'
+           END AS network
+    FROM scoped s JOIN first_seen f USING (tenant_id)
+    WHERE (s.asn IS NOT NULL AND coalesce(s.asn_category, 'hosting') = 'hosting')
+       OR (s.asn IS NULL AND regexp_full_match(s.client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}'))
+),
+hits AS (
+    SELECT ptype, network, bucket,
+           min(ts) AS window_start,
+           max(ts) AS window_end,
+           count(*) AS requests,
+           count(DISTINCT tenant_id) AS tenants,
+           count(DISTINCT tenant_id) FILTER (WHERE tenant_first_ts >= bucket) AS new_tenants,
+           list(DISTINCT tenant_id ORDER BY tenant_id) AS tenant_list,
+           count(DISTINCT client_ip) AS client_ips,
+           any_value(as_org) AS as_org,
+           any_value(asn_category) AS asn_category,
+           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
+               AS request_ids,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM networked
+    GROUP BY ptype, network, bucket
+    HAVING count(DISTINCT tenant_id) >= $min_tenants
+)
+SELECT
+    ptype AS principal_type,
+    network AS principal_id,
+    CAST(NULL AS VARCHAR) AS tenant_id,
+    window_start,
+    window_end,
+    round(least(100, 40 + 4 * (tenants - $min_tenants) + 20 * new_tenants / tenants), 1)::DOUBLE
+        AS score,
+    format('{} tenants ({} new) sent requests from {}{}{} within {} hours.',
+           tenants, new_tenants, CASE WHEN ptype = 'asn' THEN 'AS' ELSE 'network ' END, network,
+           CASE WHEN as_org IS NOT NULL THEN ' (' || as_org || ')' ELSE '' END,
+           CAST($window_hours AS BIGINT)) AS summary,
+    struct_pack(
+        tenants := tenants,
+        new_tenants := new_tenants,
+        tenant_list := tenant_list[1:30],
+        requests := requests,
+        client_ips := client_ips,
+        as_org := as_org,
+        asn_category := asn_category,
+        bucket_start := bucket,
+        window_hours := CAST($window_hours AS BIGINT)
+    ) AS evidence,
+    coalesce(request_ids[1:20], []) AS sample_request_ids,
+    est_cost_usd
+FROM hits
+ORDER BY score DESC, principal_id, window_start

@@ -1,0 +1,82 @@
+-- scraping.near_duplicate_prompts: a burst of short prompts that share a normalised prefix.
+-- The principal is the credential, else the tenant. Prompts are short (prompt_chars <=
+-- max_prompt_chars) and fingerprinted by the normalised first 64 characters of the last user
+-- message (prompt_prefix_fp). Windows are fixed buckets of window_minutes. A finding needs at
+-- least min_requests such prompts in one window, at least min_cluster_share of them in the
+-- top max_clusters prefix clusters.
+WITH scoped AS (
+    SELECT ts, request_id, tenant_id, est_cost_usd, prompt_prefix_fp,
+           CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'tenant' END
+               AS principal_type,
+           coalesce(credential_id, tenant_id) AS principal_id,
+           time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), ts) AS bucket
+    FROM requests
+    WHERE prompt_prefix_fp IS NOT NULL
+      AND prompt_chars <= $max_prompt_chars
+      AND coalesce(credential_id, tenant_id) IS NOT NULL
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+),
+clusters AS (
+    SELECT principal_type, principal_id, bucket, prompt_prefix_fp, count(*) AS n,
+           row_number() OVER (PARTITION BY principal_type, principal_id, bucket
+                              ORDER BY count(*) DESC, prompt_prefix_fp) AS rk
+    FROM scoped
+    GROUP BY principal_type, principal_id, bucket, prompt_prefix_fp
+),
+per_window AS (
+    SELECT principal_type, principal_id, bucket,
+           sum(n) AS requests,
+           count(*) AS distinct_prefixes,
+           sum(n) FILTER (WHERE rk <= $max_clusters) AS top_requests,
+           list(n ORDER BY rk) FILTER (WHERE rk <= $max_clusters) AS top_counts,
+           list(format('0x{:016x}', prompt_prefix_fp) ORDER BY rk)
+               FILTER (WHERE rk <= $max_clusters) AS top_prefixes
+    FROM clusters
+    GROUP BY principal_type, principal_id, bucket
+    HAVING sum(n) >= $min_requests
+       AND sum(n) FILTER (WHERE rk <= $max_clusters) >= $min_cluster_share * sum(n)
+),
+hits AS (
+    SELECT s.principal_type, s.principal_id, s.bucket,
+           arg_min(s.tenant_id, s.ts) AS tenant_id,
+           min(s.ts) AS first_seen,
+           max(s.ts) AS last_seen,
+           list(s.request_id ORDER BY s.ts, s.request_id)
+               FILTER (WHERE s.request_id IS NOT NULL AND c.rk <= $max_clusters) AS request_ids,
+           sum(s.est_cost_usd) AS est_cost_usd
+    FROM scoped s
+    JOIN per_window w USING (principal_type, principal_id, bucket)
+    JOIN clusters c USING (principal_type, principal_id, bucket, prompt_prefix_fp)
+    GROUP BY s.principal_type, s.principal_id, s.bucket
+)
+SELECT
+    h.principal_type,
+    h.principal_id,
+    h.tenant_id,
+    h.first_seen AS window_start,
+    h.last_seen AS window_end,
+    round(least(100, 40 + 40 * (w.top_requests / w.requests)
+                     + 10 * log10(w.requests / $min_requests)), 1)::DOUBLE AS score,
+    format('{} {} sent {} short prompts within {} minutes, {}% of them sharing {} prefix(es)'
+           || ' out of {} distinct.',
+           h.principal_type, h.principal_id, w.requests, CAST($window_minutes AS BIGINT),
+           round(100 * w.top_requests / w.requests, 1), len(w.top_counts),
+           w.distinct_prefixes) AS summary,
+    struct_pack(
+        requests := w.requests,
+        distinct_prefixes := w.distinct_prefixes,
+        top_cluster_share := round(w.top_requests / w.requests, 3)::DOUBLE,
+        top_cluster_shares := list_transform(w.top_counts,
+                                  lambda n: round(n / w.requests, 3)::DOUBLE),
+        sample_prefix_fps := w.top_prefixes,
+        bucket_start := h.bucket,
+        window_minutes := CAST($window_minutes AS BIGINT),
+        max_prompt_chars := CAST($max_prompt_chars AS BIGINT)
+    ) AS evidence,
+    coalesce(h.request_ids[1:20], []) AS sample_request_ids,
+    h.est_cost_usd
+FROM hits h
+JOIN per_window w USING (principal_type, principal_id, bucket)
+ORDER BY score DESC, principal_id, window_start
