@@ -37,30 +37,49 @@ jumps AS (
     SELECT *, km / greatest(hours, 1.0 / 60) AS kmh
     FROM measured
     WHERE km >= $min_km AND km / greatest(hours, 1.0 / 60) > $max_kmh
+),
+-- One finding per credential and UTC day: the fastest jump is the evidence, the others are
+-- counted (a leaked key replayed from two continents jumps back and forth all day).
+per_day AS (
+    SELECT credential_id, date_trunc('day', ts) AS day,
+           any_value(tenant_id) AS tenant_id,
+           min(p_ts) AS window_start, max(ts) AS window_end,
+           count(*) AS jumps,
+           arg_max(struct_pack(p_country, country, p_lat, p_lon, lat, lon, p_ip, client_ip,
+                               p_asn, asn, km, hours, kmh), kmh) AS fastest,
+           list_distinct(flatten(list([p_country, country]))) AS countries,
+           list_distinct(flatten(list([p_request_id, request_id]))) AS request_ids,
+           sum(coalesce(p_cost, 0) + coalesce(est_cost_usd, 0)) AS est_cost_usd
+    FROM jumps
+    GROUP BY credential_id, date_trunc('day', ts)
 )
 SELECT
     'credential' AS principal_type,
     credential_id AS principal_id,
     tenant_id,
-    p_ts AS window_start,
-    ts AS window_end,
-    round(least(100, 60 + 15 * log10(kmh / $max_kmh) + 10 * log10(km / $min_km)), 1)::DOUBLE
-        AS score,
-    format('Credential {} was used from {} and then from {}, {} km away, {} hours later ({} km/h).',
-           credential_id, coalesce(p_country, '?'), coalesce(country, '?'), round(km)::BIGINT,
-           round(hours, 2), round(kmh)::BIGINT) AS summary,
+    window_start,
+    window_end,
+    round(least(100, 60 + 15 * log10(fastest.kmh / $max_kmh) + 10 * log10(fastest.km / $min_km)
+                     + 5 * log10(jumps)), 1)::DOUBLE AS score,
+    format('Credential {} was used from {} and then from {}, {} km away, {} hours later ({} km/h);'
+           || ' {} such jump(s) that day.',
+           credential_id, coalesce(fastest.p_country, '?'), coalesce(fastest.country, '?'),
+           round(fastest.km)::BIGINT, round(fastest.hours, 2), round(fastest.kmh)::BIGINT,
+           jumps) AS summary,
     struct_pack(
-        from_place := struct_pack(country := p_country, lat := p_lat, lon := p_lon, ip := p_ip,
-                                  asn := p_asn),
-        to_place := struct_pack(country := country, lat := lat, lon := lon, ip := client_ip,
-                                asn := asn),
-        km := round(km, 1),
-        hours := round(hours, 3),
-        kmh := round(kmh, 1),
+        from_place := struct_pack(country := fastest.p_country, lat := fastest.p_lat,
+                                  lon := fastest.p_lon, ip := fastest.p_ip, asn := fastest.p_asn),
+        to_place := struct_pack(country := fastest.country, lat := fastest.lat,
+                                lon := fastest.lon, ip := fastest.client_ip, asn := fastest.asn),
+        km := round(fastest.km, 1),
+        hours := round(fastest.hours, 3),
+        kmh := round(fastest.kmh, 1),
+        jumps := jumps,
+        countries := list_filter(countries, lambda c: c IS NOT NULL),
         max_kmh := $max_kmh,
         min_km := $min_km
     ) AS evidence,
-    list_filter([p_request_id, request_id], lambda x: x IS NOT NULL) AS sample_request_ids,
-    coalesce(p_cost, 0) + coalesce(est_cost_usd, 0) AS est_cost_usd
-FROM jumps
+    list_filter(request_ids, lambda x: x IS NOT NULL)[1:20] AS sample_request_ids,
+    est_cost_usd
+FROM per_day
 ORDER BY score DESC, principal_id, window_start
