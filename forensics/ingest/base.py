@@ -65,6 +65,21 @@ STAGING: dict[str, str] = {
 }
 
 
+# Raw text kept per quarantined record (credentials scrubbed first).
+QUARANTINE_RAW_CHARS = 2000
+
+
+def quarantine_rows(
+    con: duckdb.DuckDBPyConnection, source_id: int, rows: list[tuple[int, str, str]]
+) -> None:
+    """Put (line, reason, raw) records that Python found bad into `quarantine`, scrubbed."""
+    if rows:
+        con.executemany(
+            "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
+            [[source_id, line, reason, raw, QUARANTINE_RAW_CHARS] for line, reason, raw in rows],
+        )
+
+
 def head_json(head: list[str], n: int = 5) -> list[Any]:
     """The first `n` head lines that parse as JSON (for sniffers); a batch array gives its
     first element."""

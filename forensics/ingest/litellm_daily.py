@@ -33,9 +33,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from forensics.ingest.base import Counts, Options
+from forensics.ingest.base import QUARANTINE_RAW_CHARS, Counts, Options, quarantine_rows
 from forensics.ingest.provider_usage import (
-    QUARANTINE_RAW_CHARS,
     _json_pages,
     _n,
     _ProviderPages,
@@ -242,9 +241,5 @@ class LiteLLMDaily(_ProviderPages):
             " FROM usage_mapped WHERE _error IS NOT NULL",
             {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
         )
-        if bad:
-            con.executemany(
-                "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
-                [[source_id, ln, why, raw, QUARANTINE_RAW_CHARS] for ln, why, raw in bad],
-            )
+        quarantine_rows(con, source_id, bad)
         return self._insert_keyed(con, path, source_id, len(bad))

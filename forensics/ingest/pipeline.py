@@ -24,13 +24,12 @@ import pyarrow.compute as pc
 from forensics import __version__
 from forensics.errors import ForensicsError, InputError
 from forensics.ingest import canonical, reader
-from forensics.ingest.base import Adapter, Counts, Format, Options
+from forensics.ingest.base import Adapter, Counts, Format, Options, quarantine_rows
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.secrets import redact
 
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]
-QUARANTINE_RAW_CHARS = 2000
 # Rows per Arrow batch handed to DuckDB: small enough that both cores get work in a chunk.
 BATCH_ROWS = 2048
 
@@ -169,16 +168,6 @@ def prepare(chunk: reader.Chunk) -> Prepared:
     return Prepared(chunk, pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS)), blank)
 
 
-def _quarantine_rows(
-    con: duckdb.DuckDBPyConnection, source_id: int, rows: list[tuple[int, str, str]]
-) -> None:
-    if rows:
-        con.executemany(
-            "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
-            [[source_id, line, reason, raw, QUARANTINE_RAW_CHARS] for line, reason, raw in rows],
-        )
-
-
 def _has_ip_ranges(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(con.execute("SELECT EXISTS (SELECT 1 FROM ip_ranges)").fetchall()[0][0])
 
@@ -216,7 +205,7 @@ def load_requests(
             break
         chunk = prepared.chunk
         counts.blank += prepared.blank
-        _quarantine_rows(con, source_id, chunk.bad_lines)
+        quarantine_rows(con, source_id, chunk.bad_lines)
         chunk_lines = prepared.table  # noqa: F841 - read by the SQL below
         with timings.step("staging + canonical columns"):
             canon = con.sql(canonical_sql, params=params).to_arrow_table(batch_size=BATCH_ROWS)
@@ -240,7 +229,7 @@ def load_requests(
             progress(chunk.raw_offset - last_offset, good + bad + len(chunk.bad_lines))
         last_offset = chunk.raw_offset
     if end.problem:
-        _quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
+        quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
         counts.quarantined += 1
         warnings.append(f"{path}:{end.next_line}: {end.problem}")
     counts.read = counts.loaded + counts.quarantined

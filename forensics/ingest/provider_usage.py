@@ -31,9 +31,13 @@ import duckdb
 import pyarrow as pa
 
 from forensics.ingest import reader
-from forensics.ingest.base import Counts, Options, ReferenceFormat
-
-QUARANTINE_RAW_CHARS = 2000
+from forensics.ingest.base import (
+    QUARANTINE_RAW_CHARS,
+    Counts,
+    Options,
+    ReferenceFormat,
+    quarantine_rows,
+)
 
 # Columns of `usage` a loader may fill (the others are NULL); source_id, line_no, source_format,
 # provider, model_family and dedupe_key are set here for every loader.
@@ -252,11 +256,7 @@ class _ProviderPages(ReferenceFormat):
             " FROM usage_mapped WHERE _error IS NOT NULL",
             {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
         )
-        if bad:
-            con.executemany(
-                "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
-                [[source_id, ln, why, raw, QUARANTINE_RAW_CHARS] for ln, why, raw in bad],
-            )
+        quarantine_rows(con, source_id, bad)
         return self._insert_keyed(con, path, source_id, len(bad))
 
     # What one skipped record is called in the dedupe warnings.

@@ -17,10 +17,14 @@ import pyarrow as pa
 
 from forensics.errors import InputError
 from forensics.ingest import reader
-from forensics.ingest.base import Counts, Options, ReferenceFormat
+from forensics.ingest.base import (
+    QUARANTINE_RAW_CHARS,
+    Counts,
+    Options,
+    ReferenceFormat,
+    quarantine_rows,
+)
 from forensics.secrets import BEARER_PATTERN, KEY_PATTERN
-
-QUARANTINE_RAW_CHARS = 2000
 
 
 def read_csv_rows(
@@ -106,11 +110,7 @@ def _insert_checked(
         " WHERE c._error IS NOT NULL",
         {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
     )
-    if bad:
-        con.executemany(
-            "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
-            [[source_id, line, reason, raw, QUARANTINE_RAW_CHARS] for line, reason, raw in bad],
-        )
+    quarantine_rows(con, source_id, bad)
     for statement in inserts:
         con.execute(statement, {"sid": source_id} if "$sid" in statement else None)
     good, failed = con.execute(
