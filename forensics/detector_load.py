@@ -51,10 +51,15 @@ TEST_FIELDS = (
     "rows",
     "format",
     "events",
+    "usage_format",
+    "usage",
     "revocations",
+    "retired_keys",
     "allowlist",
+    "known_keys",
     "params",
 )
+REFERENCE_FIELDS = ("revocations", "retired_keys", "allowlist", "known_keys")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ATTACK = re.compile(r"^TA\d{4}(:T\d{4}(\.\d{3})?)?$")
@@ -524,7 +529,17 @@ def _tests(
             c.add(case_node, f"{what}: missing 'events' (the raw records, a list; may be empty)")
         elif not isinstance(case["events"], list):
             c.add(fields["events"][1], f"{what}: events must be a list")
-        for table in ("revocations", "allowlist"):
+        usage_format = case.get("usage_format", "openai-usage")
+        if usage_format not in FORMATS or FORMATS[usage_format].kind != "usage":
+            usage_formats = sorted(n for n, f in FORMATS.items() if f.kind == "usage")
+            c.add(
+                fields["usage_format"][1],
+                f"{what}: usage_format {usage_format!r} is not a provider usage format"
+                f" ({', '.join(usage_formats)})",
+            )
+        if "usage" in fields and not isinstance(case["usage"], list):
+            c.add(fields["usage"][1], f"{what}: usage must be a list (the export's records)")
+        for table in REFERENCE_FIELDS:
             rows_given = case.get(table, [])
             if not (isinstance(rows_given, list) and all(isinstance(r, dict) for r in rows_given)):
                 c.add(fields[table][1], f"{what}: {table} must be a list of mappings")
@@ -553,8 +568,12 @@ def _tests(
                 rows=rows,
                 format=fmt,
                 events=tuple(case["events"]),
+                usage_format=usage_format,
+                usage=tuple(case.get("usage", [])),
                 revocations=tuple(case.get("revocations", [])),
+                retired_keys=tuple(case.get("retired_keys", [])),
                 allowlist=tuple(case.get("allowlist", [])),
+                known_keys=tuple(case.get("known_keys", [])),
                 params=dict(overrides),
                 line=_line(case_node),
             )

@@ -42,15 +42,20 @@ class Param:
 
 @dataclass(frozen=True)
 class DetectorTest:
-    """One inline test: raw events of `format`, reference rows, and what must happen."""
+    """One inline test: raw events of `format`, provider usage records of `usage_format`,
+    reference rows, and what must happen."""
 
     name: str
     expect: str | None = None  # fire | quiet
     rows: int | None = None
     format: str = "kong"
     events: tuple[Any, ...] = ()
+    usage_format: str = "openai-usage"
+    usage: tuple[Any, ...] = ()  # provider usage export records (pages), one per line
     revocations: tuple[dict[str, Any], ...] = ()
+    retired_keys: tuple[dict[str, Any], ...] = ()
     allowlist: tuple[dict[str, Any], ...] = ()
+    known_keys: tuple[dict[str, Any], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     line: int = 0  # where the test starts in the YAML
 

@@ -266,6 +266,20 @@ REVOCATIONS = Table(
     ),
 )
 
+RETIRED_KEYS = Table(
+    "retired_keys",
+    "JWT signing keys (kid) and issuers retired, and when (user-provided CSV): a token signed"
+    " by one should not be accepted after that time.",
+    (
+        C("issuer", "VARCHAR", "JWT iss of the retired issuer, or of the retired key (NULL = any)"),
+        C("key_id", "VARCHAR", "JWT header kid of the retired key (NULL = every key of issuer)"),
+        C("retired_at", "TIMESTAMPTZ", "retirement time, UTC"),
+        C("reason", "VARCHAR", "why it was retired (rotation, compromise, ...)"),
+        C("source_id", "INTEGER", "file it came from"),
+        C("line_no", "BIGINT", "line in that file"),
+    ),
+)
+
 ALLOWLIST = Table(
     "allowlist",
     "Known-good principals and networks that suppress findings (user-provided CSV).",
@@ -415,6 +429,7 @@ TABLES: tuple[Table, ...] = (
     REQUESTS,
     USAGE,
     REVOCATIONS,
+    RETIRED_KEYS,
     ALLOWLIST,
     KNOWN_KEYS,
     ASN_INFO,

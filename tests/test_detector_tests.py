@@ -133,6 +133,35 @@ CONTROLS: dict[tuple[str, str], Any] = {
     ("credential.browser_exposed", "JWT-authenticated browser app from eight networks"): lambda c: (
         dataclasses.replace(c, events=tuple(_without_auth_header(e) for e in c.events))
     ),
+    ("credential.long_lived_token", "10 minute token used twice"): lambda c: dataclasses.replace(
+        c, params={"max_lifetime_minutes": 5}
+    ),
+    ("credential.long_lived_token", "kid used only before its retirement"): lambda c: (
+        dataclasses.replace(
+            c, retired_keys=({**c.retired_keys[0], "retired_at": "2026-01-05T08:00:00Z"},)
+        )
+    ),
+    (
+        "credential.long_lived_token",
+        "near miss, token lifetime exactly at the 15 minute limit",
+    ): lambda c: dataclasses.replace(c, params={"max_lifetime_minutes": 14}),
+    ("credential.long_lived_token", "token of a retired issuer refused with 401"): lambda c: (
+        dataclasses.replace(c, events=tuple(_with_status(e, 200) for e in c.events))
+    ),
+    (
+        "usage.unexplained_provider_usage",
+        "the gateway's known key within 5 % of the gateway's tokens",
+    ): lambda c: dataclasses.replace(
+        c, known_keys=({**c.known_keys[0], "api_key_id": "key_SomeoneElse"},)
+    ),
+    (
+        "usage.unexplained_provider_usage",
+        "near miss, a key not on the list with 99,000 tokens in an hour",
+    ): lambda c: dataclasses.replace(c, params={"min_tokens": 98000}),
+    (
+        "usage.unexplained_provider_usage",
+        "600k unexplained tokens within 10 % of a 10M-token gateway hour",
+    ): lambda c: dataclasses.replace(c, params={"tolerance_ratio": 0.05}),
 }
 
 
@@ -396,3 +425,323 @@ def test_case_files_are_removed_after_the_run(tmp_path):
     detector = shipped("credential.use_after_revocation")
     assert all(run_case(detector, case, tmp_path).passed for case in detector.tests)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- credential.long_lived_token and usage.unexplained_provider_usage -------------------------
+
+
+def test_long_lived_token_evidence_and_severity(tmp_path):
+    detector = shipped("credential.long_lived_token")
+    [day] = evaluate(detector, _case(detector, "24 hour token used twice"), tmp_path)
+    assert day["principal_id"].startswith("cred:")
+    assert (day["tenant_id"], day["severity"]) == ("tenant-acme", "medium")
+    ev = day["evidence"]
+    assert (ev["requests"], ev["long_lived_requests"], ev["no_exp_requests"]) == (2, 2, 0)
+    assert ev["max_lifetime_seconds"] == 86400.0
+    assert (ev["retired_key_requests"], ev["token_ids"]) == (0, 1)
+    assert ev["issuers"] == ["https://auth.example.com/"]
+    assert "24.0 h (limit 15 min)" in day["summary"]
+    assert len(day["sample_request_ids"]) == 2
+
+    [noexp] = evaluate(
+        detector, _case(detector, "two tokens without exp on one gateway credential"), tmp_path
+    )
+    assert noexp["principal_id"] == "7c1e9a3b-4444-4e2f-9a0b-1c2d3e4f5a6b"  # one finding, 2 jti
+    assert (noexp["evidence"]["no_exp_requests"], noexp["evidence"]["token_ids"]) == (2, 2)
+
+    [old] = evaluate(
+        detector,
+        _case(detector, "10 minute token signed by a kid retired the day before"),
+        tmp_path,
+    )
+    ev = old["evidence"]
+    assert old["severity"] == "high"
+    assert (ev["retired_key_id"], ev["retired_reason"]) == ("kid-2025-12", "quarterly rotation")
+    assert ev["retired_at"] == dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
+    assert (ev["retired_key_requests"], ev["issued_after_retirement"]) == (1, 1)
+    assert ev["long_lived_requests"] == 0
+    assert old["score"] > day["score"]
+
+
+def test_long_lived_token_grace_after_retirement(tmp_path):
+    detector = shipped("credential.long_lived_token")
+    case = _case(detector, "kid used only before its retirement")
+    # issued 08:55, used 09:00, kid retired 08:57: inside the default 5 minute grace
+    retired = ({**case.retired_keys[0], "retired_at": "2026-01-05T08:57:00Z"},)
+    assert evaluate(detector, dataclasses.replace(case, retired_keys=retired), tmp_path) == []
+    one_minute = dataclasses.replace(case, retired_keys=retired, params={"grace_minutes": 1})
+    fired = evaluate(detector, one_minute, tmp_path)
+    assert [r["evidence"]["issued_after_retirement"] for r in fired] == [0]  # issued before
+    other_issuer = ({**retired[0], "issuer": "https://other.example.org/"},)
+    assert (
+        evaluate(detector, dataclasses.replace(one_minute, retired_keys=other_issuer), tmp_path)
+        == []
+    )
+
+
+def test_unexplained_usage_names_the_key_and_prices_it(tmp_path):
+    detector = shipped("usage.unexplained_provider_usage")
+    case = _case(
+        detector, "key not on the known-keys list, 2M tokens in an hour without gateway traffic"
+    )
+    [row] = evaluate(detector, case, tmp_path)
+    assert (row["principal_type"], row["principal_id"]) == ("provider_key", "key_Leaked77")
+    assert (row["tenant_id"], row["sample_request_ids"]) == (None, [])
+    assert row["window_start"] == dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+    ev = row["evidence"]
+    assert ev["attribution"] == ["key_not_in_known_keys"]
+    assert (ev["unexplained_tokens"], ev["gateway_tokens"], ev["provider_requests"]) == (
+        2_000_000,
+        0,
+        950,
+    )
+    assert ev["project_ids"] == ["proj_Acme01"]
+    assert [b["bucket_width"] for b in ev["bucket_list"]] == ["1h"]
+    # gpt-4o-mini: 1.8M input at $0.15 and 0.2M output at $0.60 per 1M tokens
+    assert row["est_cost_usd"] == pytest.approx(0.39)
+    assert "2,000,000 tokens" in row["summary"]
+    assert 0 <= row["score"] <= 100
+
+
+def test_unexplained_usage_without_a_key_list_blames_the_only_key(tmp_path):
+    detector = shipped("usage.unexplained_provider_usage")
+    case = _case(
+        detector, "no known-keys list, the provider reports three times the gateway's tokens"
+    )
+    [row] = evaluate(detector, case, tmp_path)
+    ev = row["evidence"]
+    assert (row["principal_id"], ev["attribution"]) == ("key_GatewayProd01", ["only_key_in_bucket"])
+    assert (ev["provider_tokens"], ev["gateway_tokens"], ev["unexplained_tokens"]) == (
+        3_000_000,
+        1_000_000,
+        2_000_000,
+    )
+    assert row["est_cost_usd"] == pytest.approx(0.72 * 2 / 3)
+
+
+def _page(*buckets: tuple[int, int, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {
+        "object": "page",
+        "has_more": False,
+        "data": [
+            {"object": "bucket", "start_time": s, "end_time": e, "results": r}
+            for s, e, r in buckets
+        ],
+    }
+
+
+def _result(key: str | None, tokens: int, project: str | None = "proj_Acme01") -> dict[str, Any]:
+    return {
+        "object": "organization.usage.completions.result",
+        "input_tokens": tokens,
+        "output_tokens": 0,
+        "num_model_requests": 10,
+        "project_id": project,
+        "api_key_id": key,
+        "model": "gpt-4o-mini-2024-07-18",
+    }
+
+
+H9 = 1767603600  # 2026-01-05T09:00:00Z
+
+
+def test_unexplained_usage_hourly_and_daily_exports_are_not_added_up(tmp_path):
+    detector = shipped("usage.unexplained_provider_usage")
+    case = _case(
+        detector, "key not on the known-keys list, 2M tokens in an hour without gateway traffic"
+    )
+    day = H9 - 9 * 3600
+    daily = _page(
+        (day, day + 86400, [_result("key_GatewayProd01", 1500), _result("key_Leaked77", 2_000_000)])
+    )
+    [row] = evaluate(detector, dataclasses.replace(case, usage=(*case.usage, daily)), tmp_path)
+    ev = row["evidence"]
+    assert ev["unexplained_tokens"] == 2_000_000
+    assert (ev["counted_width"], ev["buckets"]) == ("1h", 1)
+    assert [b["bucket_width"] for b in ev["bucket_list"]] == ["1d", "1h"]
+
+
+def test_unexplained_usage_a_key_off_the_list_is_not_hidden_by_a_busy_gateway(tmp_path):
+    detector = shipped("usage.unexplained_provider_usage")
+    busy = _case(detector, "600k unexplained tokens within 10 % of a 10M-token gateway hour")
+    known = ({"provider": "openai", "api_key_id": "key_GatewayProd01", "label": "kong"},)
+    hour = H9 - 3600
+    usage = _page((hour, H9, [_result("key_GatewayProd01", 10_000_000), _result("key_X", 300_000)]))
+    case = dataclasses.replace(busy, usage=(usage,), known_keys=known)
+    [row] = evaluate(detector, case, tmp_path)
+    assert (row["principal_id"], row["evidence"]["unexplained_tokens"]) == ("key_X", 300_000)
+    # the same 300k without a key list are counting noise next to 10M gateway tokens
+    assert evaluate(detector, dataclasses.replace(case, known_keys=()), tmp_path) == []
+
+
+def test_unexplained_usage_without_key_ids_names_the_project(tmp_path):
+    detector = shipped("usage.unexplained_provider_usage")
+    case = _case(
+        detector, "key not on the known-keys list, 2M tokens in an hour without gateway traffic"
+    )
+    dated = {**_result(None, 700_000, "proj_Ops"), "model": "gpt-4o-mini"}  # same family
+    keyless = _page((H9, H9 + 3600, [_result(None, 500_000, "proj_Ops"), dated]))
+    [row] = evaluate(detector, dataclasses.replace(case, usage=(keyless,), params={}), tmp_path)
+    assert (row["principal_id"], row["evidence"]["attribution"]) == ("proj_Ops", ["project"])
+    assert row["evidence"]["unexplained_tokens"] == 1_200_000
+    two_projects = _page(
+        (H9, H9 + 3600, [_result(None, 500_000, "proj_A"), _result(None, 700_000, "proj_B")])
+    )
+    [row] = evaluate(detector, dataclasses.replace(case, usage=(two_projects,)), tmp_path)
+    assert (row["principal_id"], row["evidence"]["attribution"]) == ("openai", ["provider"])
+    # --tenant keeps findings whose provider projects carry that name
+    for tenant, expected in (("proj_B", 1), ("tenant-acme", 0)):
+        scoped = dataclasses.replace(case, usage=(two_projects,), params={"tenant": tenant})
+        assert len(evaluate(detector, scoped, tmp_path)) == expected
+
+
+# --- usage, retired_keys and known_keys inputs ----------------------------------------------
+
+
+def test_retired_and_known_key_rows_load_through_their_formats(tmp_path):
+    retired = _echo("retired_keys", "coalesce(key_id, issuer)", "retired_at", ", reason")
+    case = DetectorTest(
+        name="retired",
+        rows=2,
+        retired_keys=(
+            {"issuer": "https://auth.example.com/", "key_id": "kid-1", "retired_at": "2026-01-04"},
+            {
+                "issuer": "https://old.example.net/",
+                "retired_at": dt.datetime(2025, 12, 1, tzinfo=dt.UTC),
+            },
+        ),
+    )
+    got = {r["principal_id"]: r for r in evaluate(retired, case, tmp_path)}
+    assert set(got) == {"kid-1", "https://old.example.net/"}
+    assert got["kid-1"]["window_start"] == dt.datetime(2026, 1, 4, tzinfo=dt.UTC)
+    known = _echo("known_keys", "api_key_id", extra=", provider, label")
+    case = DetectorTest(
+        name="known",
+        rows=1,
+        known_keys=({"provider": "OpenAI", "api_key_id": "key_1", "label": "gateway"},),
+    )
+    [row] = evaluate(known, case, tmp_path)
+    assert (row["principal_id"], row["provider"], row["label"]) == ("key_1", "openai", "gateway")
+
+
+def test_usage_records_load_beside_events(tmp_path):
+    detector = _echo("usage", "api_key_id", "bucket_start", ", input_tokens, source_format")
+    page = _page((H9, H9 + 3600, [_result("key_1", 10), _result("key_2", 20)]))
+    case = DetectorTest(name="usage", rows=2, usage=(page,))
+    got = sorted((r["principal_id"], r["input_tokens"]) for r in evaluate(detector, case, tmp_path))
+    assert got == [("key_1", 10), ("key_2", 20)]
+    assert evaluate(detector, case, tmp_path)[0]["source_format"] == "openai_usage"
+
+
+def test_bad_usage_records_and_reference_rows_fail_the_case(tmp_path):
+    detector = _echo("usage", "api_key_id")
+    bad_page = DetectorTest(
+        name="bad page",
+        expect="quiet",
+        usage=(_page((H9, H9 + 3600, [_result("key_1", 10)])), {"object": "page", "data": 5}),
+    )
+    result = run_case(detector, bad_page, tmp_path)
+    assert not result.passed
+    assert result.detail.startswith("usage record 2 of 2 quarantined (1 in all) as openai-usage:")
+    neither = DetectorTest(
+        name="no kid",
+        expect="quiet",
+        retired_keys=({"issuer": "", "key_id": "", "retired_at": "2026-01-04T00:00:00Z"},),
+    )
+    result = run_case(detector, neither, tmp_path)
+    assert result.detail == (
+        "retired_keys row 1 of 1 quarantined (1 in all) as retired-keys:"
+        " issuer and key_id are both empty: give at least one"
+    )
+    typo = DetectorTest(
+        name="typo", expect="quiet", known_keys=({"provider": "openai", "key": "key_1"},)
+    )
+    assert run_case(detector, typo, tmp_path).detail == (
+        "known_keys row 1 has unknown fields key (expected provider, api_key_id, label)"
+    )
+    wrong_format = DetectorTest(name="fmt", expect="quiet", usage_format="no-such-format")
+    assert run_case(detector, wrong_format, tmp_path).detail.startswith(
+        "unknown format 'no-such-format'"
+    )
+
+
+_NEW_INPUTS_YML = """\
+id: testfam.inputs
+title: Inputs
+description: every kind of test input
+severity: low
+principal_type: provider_key
+tests:
+  - name: fires
+    expect: fire
+    events: []
+    usage_format: {usage_format}
+    usage: {usage}
+    retired_keys: {retired_keys}
+    known_keys: [{{provider: openai, api_key_id: key_1, label: gw}}]
+  - name: quiet
+    expect: quiet
+    events: []
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, None),
+        (
+            {"usage_format": "kong"},
+            "test 'fires': usage_format 'kong' is not a provider usage format (anthropic-cost,"
+            " anthropic-usage, litellm-daily, openai-costs, openai-usage)",
+        ),
+        ({"usage": "{object: page}"}, "test 'fires': usage must be a list (the export's records)"),
+        ({"retired_keys": "[kid-1]"}, "test 'fires': retired_keys must be a list of mappings"),
+    ],
+)
+def test_the_loader_checks_the_new_test_inputs(tmp_path, fields, message):
+    values = {"usage_format": "openai-usage", "usage": "[]", "retired_keys": "[]", **fields}
+    folder = tmp_path / "testfam"
+    folder.mkdir()
+    (folder / "inputs.sql").write_text(_ECHO.format(id="'x'", ts="now()", table="usage", extra=""))
+    (folder / "inputs.yml").write_text(_NEW_INPUTS_YML.format(**values))
+    found, problems = catalog.load_detectors([tmp_path])
+    if message is None:
+        assert problems == []
+        [case, _] = found[0].tests
+        assert case.usage_format == "openai-usage"
+        assert case.known_keys == ({"provider": "openai", "api_key_id": "key_1", "label": "gw"},)
+    else:
+        # (the broken case is left out, so the detector also lacks a firing case)
+        assert [p.message for p in problems if p.message.startswith("test ")] == [message]
+
+
+def test_unexplained_usage_without_a_list_names_the_key_that_leaves_the_rest_matching(tmp_path):
+    detector = shipped("usage.unexplained_provider_usage")
+    case = _case(
+        detector, "no known-keys list, the one key that leaves the rest matching the gateway"
+    )
+    [row] = evaluate(detector, case, tmp_path)
+    ev = row["evidence"]
+    assert (row["principal_id"], ev["attribution"]) == ("key_Leaked77", ["key_explains_excess"])
+    # 12.1M provider tokens against 10M at the gateway: the 2M of the key, not the 0.1M noise
+    assert (ev["unexplained_tokens"], ev["provider_tokens"], ev["provider_requests"]) == (
+        2_000_000,
+        2_000_000,
+        800,
+    )
+    assert (ev["api_key_ids"], ev["project_ids"]) == (["key_Leaked77"], ["proj_Sandbox"])
+    assert row["est_cost_usd"] == pytest.approx(1.7 * 0.15 + 0.3 * 0.6)
+    # two keys outside the gateway: leaving out either one still leaves 2M unexplained, so no
+    # key is named; the project all three keys belong to is
+    page = case.usage[0]
+    gateway, leaked = page["data"][0]["results"]
+    results = [
+        gateway,
+        {**leaked, "project_id": "proj_Acme01"},
+        {**leaked, "project_id": "proj_Acme01", "api_key_id": "key_Twin"},
+    ]
+    two = {**page, "data": [{**page["data"][0], "results": results}]}
+    [row] = evaluate(detector, dataclasses.replace(case, usage=(two,)), tmp_path)
+    assert (row["principal_id"], row["evidence"]["attribution"]) == ("proj_Acme01", ["project"])
+    assert row["evidence"]["api_key_ids"] == ["key_GatewayProd01", "key_Leaked77", "key_Twin"]
+    assert row["evidence"]["unexplained_tokens"] == 4_100_000

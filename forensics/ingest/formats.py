@@ -39,6 +39,7 @@ _ALL: list[Format] = [
     Prices(),
     KnownKeys(),
     reference.Revocations(),
+    reference.RetiredKeys(),
     reference.Allowlist(),
     reference.AsnCategories(),
     enrichment.IpToAsn(),

@@ -1,4 +1,4 @@
-"""Small reference tables the user brings: revocations, allowlist, ASN categories.
+"""Small reference tables the user brings: revocations, retired keys, allowlist, ASN categories.
 
 These are hand-kept CSV files of a few rows to a few thousand, so Python's csv module reads them
 (quoted fields with commas included) and DuckDB validates and converts them as a set. Every bad
@@ -163,6 +163,45 @@ class Revocations(ReferenceFormat):
             FROM ref_rows"""
         insert = (
             "INSERT INTO revocations SELECT credential_id, revoked_at, $sid, line_no"
+            " FROM ref_checked WHERE _error IS NULL"
+        )
+        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
+        counts.blank = blank
+        return counts, []
+
+
+class RetiredKeys(ReferenceFormat):
+    """`issuer,key_id,retired_at,reason`: JWT signing keys or whole issuers taken out of use.
+
+    A row names a key id (kid), an issuer (iss), or both (that kid of that issuer); at least
+    one is required. Values are compared exactly as the token carries them.
+    """
+
+    name = "retired-keys"
+    description = "CSV issuer,key_id,retired_at,reason: JWT signing keys (kid) or issuers retired"
+    table = "retired_keys"
+    columns = ["issuer", "key_id", "retired_at", "reason"]
+
+    def sniff(self, head: list[str]) -> bool:
+        return head[0].strip().lower().replace(" ", "").startswith("issuer,key_id,retired_at")
+
+    def load(
+        self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
+    ) -> tuple[Counts, list[str]]:
+        rows, bad, blank = read_csv_rows(path, self.columns, 3)
+        checked = f"""
+            SELECT line_no, nullif(issuer, '') AS issuer, nullif(key_id, '') AS key_id,
+                   {_time("retired_at")} AS retired_at, nullif(reason, '') AS reason,
+                   CASE WHEN issuer = '' AND key_id = ''
+                        THEN 'issuer and key_id are both empty: give at least one'
+                        WHEN retired_at = '' THEN 'retired_at is empty'
+                        WHEN {_time("retired_at")} IS NULL
+                        THEN 'retired_at is not a timestamp: ' || left(retired_at, 60)
+                        WHEN NOT plausible_ts({_time("retired_at")})
+                        THEN 'retired_at is out of range: ' || left(retired_at, 60) END AS _error
+            FROM ref_rows"""
+        insert = (
+            "INSERT INTO retired_keys SELECT issuer, key_id, retired_at, reason, $sid, line_no"
             " FROM ref_checked WHERE _error IS NULL"
         )
         counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
