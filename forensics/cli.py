@@ -23,6 +23,7 @@ INGEST_FORMATS = (
     "cloudflare",
     "jsonl",
     "revocations",
+    "retired-keys",
     "allowlist",
     "asn-categories",
     "iptoasn",
@@ -333,10 +334,11 @@ def _register() -> None:
     from forensics.commands.detectors_cmd import detectors
     from forensics.commands.detectors_test_cmd import detectors_test
     from forensics.commands.findings_cmd import findings, incidents
+    from forensics.commands.synth_cmd import evaluate, synth
     from forensics.commands.usage_cmd import usage
 
     detectors.add_command(detectors_test)
-    for command in (detectors, detect, findings, incidents, usage):
+    for command in (detectors, detect, findings, incidents, usage, synth, evaluate):
         cli.add_command(command)
 
 

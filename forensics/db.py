@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from forensics import __version__, costs, normalize, reconcile
+from forensics import __version__, costs, features, normalize, reconcile
 from forensics import secrets as creds
 from forensics.errors import CaseError
 from forensics.resources import data_file
@@ -94,6 +94,7 @@ def connect(
     creds.install_macros(con, bytes.fromhex(meta["fingerprint_salt"]))
     normalize.install_macros(con)
     reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only
+    features.install_views(con, read_only)
     return con
 
 

@@ -2,9 +2,11 @@
 
 A case is built like real evidence: its `events` are written to a file of the case's `format`
 and loaded with `ingest_file` (same parsing, fingerprinting and normalisation as a real log),
-its `revocations` and `allowlist` rows are written as the CSV files a user would bring, then the
-detector's SELECT runs with the case's parameters. An event or reference row that the ingest
-quarantines fails the case: a quiet case must not pass because its events never loaded.
+its `usage` records (provider usage export pages) to a file of its `usage_format`, its
+`revocations`, `retired_keys`, `allowlist` and `known_keys` rows are written as the CSV files a
+user would bring, then the detector's SELECT runs with the case's parameters. An event, usage
+record or reference row that the ingest quarantines fails the case: a quiet case must not pass
+because its events never loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from forensics import db
+from forensics import db, features
 from forensics.detector_sql import bind, run_sql
 from forensics.detectors import STANDARD_PARAMS, Detector, DetectorTest
 from forensics.errors import ForensicsError
@@ -30,7 +32,16 @@ from forensics.ingest.pipeline import ingest_file
 from forensics.secrets import redact
 
 REVOCATION_COLUMNS = ("credential_id", "revoked_at")
+RETIRED_KEY_COLUMNS = ("issuer", "key_id", "retired_at", "reason")
 ALLOWLIST_COLUMNS = ("kind", "value", "detectors", "reason", "expires")
+KNOWN_KEY_COLUMNS = ("provider", "api_key_id", "label")
+# DetectorTest field -> (ingest format of its CSV, the CSV's columns), loaded in this order.
+REFERENCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "revocations": ("revocations", REVOCATION_COLUMNS),
+    "retired_keys": ("retired-keys", RETIRED_KEY_COLUMNS),
+    "allowlist": ("allowlist", ALLOWLIST_COLUMNS),
+    "known_keys": ("known-keys", KNOWN_KEY_COLUMNS),
+}
 _UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 
 
@@ -104,8 +115,19 @@ def _write_csv(
             out.writerow(values)
 
 
-def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, what: str, first_line: int) -> None:
-    """Ingest one file of the case; any record left in quarantine fails the case."""
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    what: str,
+    first_line: int,
+    written: int | None = None,
+) -> None:
+    """Ingest one file of the case; any record left in quarantine fails the case.
+
+    `written` is the number of lines the case wrote, when the format counts records otherwise
+    (a usage page holds many records): the message then counts lines ("usage record 2 of 3").
+    """
     result = ingest_file(con, path, fmt=fmt)
     if result.status != "loaded":
         raise CaseFailure(f"{what} not loaded: {result.message or result.status}")
@@ -114,8 +136,9 @@ def _load(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, what: str, first
             "SELECT line_no, error FROM quarantine WHERE source_id = $s ORDER BY line_no LIMIT 1",
             {"s": result.source_id},
         ).fetchall()[0]
+        total = result.rows_read if written is None else written
         raise CaseFailure(
-            f"{what} {int(line) - first_line + 1} of {result.rows_read} quarantined"
+            f"{what} {int(line) - first_line + 1} of {total} quarantined"
             f" ({result.rows_quarantined} in all) as {fmt}: {error}"
         )
 
@@ -156,15 +179,14 @@ def evaluate(detector: Detector, case: DetectorTest, workdir: Path) -> list[dict
 
     The case's files live in `workdir` while it runs and are removed afterwards.
     """
-    if case.format not in FORMATS:
-        raise CaseFailure(f"unknown format {case.format!r} (known: {', '.join(sorted(FORMATS))})")
+    for fmt in (case.format, case.usage_format):
+        if fmt not in FORMATS:
+            raise CaseFailure(f"unknown format {fmt!r} (known: {', '.join(sorted(FORMATS))})")
     workdir.mkdir(parents=True, exist_ok=True)
     stem = f"{_slug(f'{detector.id}-{case.name}')}-{uuid.uuid4().hex[:12]}"
     database = workdir / f"{stem}.duckdb"
-    inputs = {
-        kind: workdir / f"{stem}.{kind}.{ext}"
-        for kind, ext in (("events", "log"), ("revocations", "csv"), ("allowlist", "csv"))
-    }
+    inputs = {"events": workdir / f"{stem}.events.log", "usage": workdir / f"{stem}.usage.log"}
+    inputs.update({kind: workdir / f"{stem}.{kind}.csv" for kind in REFERENCES})
     con = db.connect(database)
     try:
         if case.events:
@@ -172,15 +194,19 @@ def evaluate(detector: Detector, case: DetectorTest, workdir: Path) -> list[dict
                 "".join(event_line(e) + "\n" for e in case.events), encoding="utf-8"
             )
             _load(con, inputs["events"], case.format, "event", 1)
-        if case.revocations:
-            _write_csv(
-                inputs["revocations"], "revocations row", REVOCATION_COLUMNS, case.revocations
+        if case.usage:
+            inputs["usage"].write_text(
+                "".join(event_line(u) + "\n" for u in case.usage), encoding="utf-8"
             )
-            _load(con, inputs["revocations"], "revocations", "revocations row", 2)
-        if case.allowlist:
-            _write_csv(inputs["allowlist"], "allowlist row", ALLOWLIST_COLUMNS, case.allowlist)
-            _load(con, inputs["allowlist"], "allowlist", "allowlist row", 2)
-        return run_sql(con, detector, case_params(detector, case))
+            _load(con, inputs["usage"], case.usage_format, "usage record", 1, len(case.usage))
+        for kind, (fmt, columns) in REFERENCES.items():
+            given: tuple[dict[str, Any], ...] = getattr(case, kind)
+            if given:
+                _write_csv(inputs[kind], f"{kind} row", columns, given)
+                _load(con, inputs[kind], fmt, f"{kind} row", 2)
+        params = case_params(detector, case)
+        features.materialize(con, features.used_by(detector.tables), params)
+        return run_sql(con, detector, params)
     finally:
         con.close()
         for path in (database, database.with_name(database.name + ".wal"), *inputs.values()):

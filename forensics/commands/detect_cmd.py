@@ -116,6 +116,8 @@ def detect(
         )
     finally:
         con.close()
+    if result.features_seconds:
+        click.echo(f"{'(shared features)':<40} {result.features_seconds:7.2f}s", err=True)
     table = [
         (
             d.id,

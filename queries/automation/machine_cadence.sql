@@ -1,79 +1,148 @@
--- automation.machine_cadence: a credential calling at machine cadence around the clock.
--- Windows are fixed buckets of window_hours. Inter-arrival gaps come from lag() over the
--- credential's requests in the window; their coefficient of variation (stddev / mean) is
--- near 0 for a timer-driven client. The credential must also be active in many distinct
--- hours, never stream, and use one endpoint and one model family.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, credential_id, endpoint, model_family,
-           coalesce(stream, false) AS stream, est_cost_usd,
-           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
-    FROM requests
-    WHERE credential_id IS NOT NULL AND ts IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
+-- automation.machine_cadence: a client calling at machine cadence around the clock.
+-- The principal is the credential, or the client IP for requests without one (web server logs
+-- carry no credential). Windows are fixed buckets of window_hours. Cadence shows in one of two
+-- ways:
+--   gaps:  the inter-arrival gaps (lag() over the principal's requests in the window) have a
+--          coefficient of variation (stddev / mean) near 0, over many distinct hours;
+--   hours: requests in nearly every hour of the window, night included, with steady hourly
+--          counts (variance / mean no higher than random arrivals at a constant rate): no
+--          day-night rhythm and no bursts, as with a poller whose timestamps are jittered or too
+--          coarse for its gaps to look regular. People have a rhythm; a constant stream, even
+--          a random one, comes from a machine.
+-- Either way the principal never streams and uses one endpoint (the path, where the endpoint is
+-- not an AI one) and one model family; requests with neither known do not count as another.
+-- Per-window counts come from the shared `principal_hours` features; inter-arrival gaps are
+-- computed from `requests` only for the windows that could pass the gap route.
+WITH hours AS (
+    SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
+    FROM principal_hours
+    WHERE ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
 ),
-gaps AS (
-    SELECT *,
-           epoch(ts - lag(ts) OVER (PARTITION BY credential_id, bucket
-                                    ORDER BY ts, request_id)) AS gap_s
-    FROM scoped
+hourly AS (
+    -- requests per clock hour with any: their count and sum of squares give the variance of
+    -- the hourly counts over all hours of the window
+    SELECT principal_type, principal_id, bucket,
+           count(*) AS active_hours,
+           sum(n * n) AS sum_sq_hourly
+    FROM (SELECT principal_type, principal_id, bucket, hour, sum(requests) AS n
+          FROM hours
+          GROUP BY ALL)
+    GROUP BY ALL
 ),
 per_window AS (
-    SELECT credential_id, bucket,
-           arg_min(tenant_id, ts) AS tenant_id,
-           min(ts) AS first_seen,
-           max(ts) AS last_seen,
-           count(*) AS requests,
-           count(DISTINCT date_trunc('hour', ts)) AS active_hours,
-           count(*) FILTER (WHERE stream) AS stream_requests,
-           count(DISTINCT coalesce(endpoint, '')) AS endpoints,
-           count(DISTINCT coalesce(model_family, '')) AS model_families,
+    SELECT principal_type, principal_id, bucket,
+           arg_min(tenant_id, first_ts) AS tenant_id,
+           min(first_ts) AS first_seen,
+           max(last_ts) AS last_seen,
+           sum(requests) AS requests,
+           sum(stream_requests) AS stream_requests,
+           count(DISTINCT target) AS targets,
+           count(DISTINCT model_family) AS model_families,
            any_value(endpoint) AS endpoint,
+           any_value(target) AS target,
            any_value(model_family) AS model_family,
-           avg(gap_s) AS mean_gap_s,
-           stddev_pop(gap_s) AS sd_gap_s,
-           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
-               AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
-    FROM gaps
-    GROUP BY credential_id, bucket
+    FROM hours
+    GROUP BY principal_type, principal_id, bucket
+),
+measured AS (
+    SELECT *,
+           requests / $window_hours AS hourly_mean,
+           -- variance / mean of the requests per hour over all hours of the window, idle ones
+           -- included: 0 for a strict timer, about 1 for random arrivals at a constant rate,
+           -- far above 1 for bursts or a day-night rhythm
+           (sum_sq_hourly / $window_hours - (requests / $window_hours) ^ 2)
+               / (requests / $window_hours) AS dispersion,
+           active_hours / $window_hours AS hour_share,
+           requests >= $min_requests AND active_hours >= $min_active_hours AS gap_candidate
+    FROM per_window JOIN hourly USING (principal_type, principal_id, bucket)
+    -- requests without a known endpoint or model (errors the gateway answered itself)
+    -- do not count as a second one
+    WHERE stream_requests = 0 AND targets <= 1 AND model_families <= 1
+),
+candidates AS (
+    SELECT * FROM measured
+    WHERE gap_candidate OR (hour_share >= $min_hour_share AND dispersion <= $max_dispersion)
+),
+gap_rows AS (
+    SELECT c.principal_type, c.principal_id, c.bucket, r.ts, r.request_id
+    FROM requests r
+    JOIN candidates c
+      ON c.gap_candidate
+     AND c.principal_id = coalesce(r.credential_id, r.client_ip)
+     AND c.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential' ELSE 'ip' END
+     AND r.ts BETWEEN c.first_seen AND c.last_seen
+    WHERE ($tenant IS NULL OR r.tenant_id = $tenant)
+),
+gaps AS (
+    SELECT principal_type, principal_id, bucket,
+           avg(gap_s) AS mean_gap_s,
+           stddev_pop(gap_s) AS sd_gap_s
+    FROM (SELECT *, epoch(ts - lag(ts) OVER (PARTITION BY principal_type, principal_id, bucket
+                                             ORDER BY ts, request_id)) AS gap_s
+          FROM gap_rows)
+    GROUP BY ALL
 ),
 hits AS (
-    SELECT *, sd_gap_s / mean_gap_s AS cv
-    FROM per_window
-    WHERE requests >= $min_requests
-      AND active_hours >= $min_active_hours
-      AND stream_requests = 0
-      AND endpoints = 1
-      AND model_families = 1
-      AND mean_gap_s > 0
-      AND sd_gap_s / mean_gap_s <= $max_cv
+    SELECT *, CASE WHEN mean_gap_s > 0 THEN sd_gap_s / mean_gap_s END AS cv,
+           coalesce(requests >= $min_requests AND active_hours >= $min_active_hours
+                    AND cv <= $max_cv, false) AS by_gaps,
+           hour_share >= $min_hour_share AND dispersion <= $max_dispersion AS by_hours
+    FROM candidates LEFT JOIN gaps USING (principal_type, principal_id, bucket)
+),
+scored AS (
+    SELECT *,
+           greatest(
+               CASE WHEN by_gaps THEN 30 + 20 * (1 - cv / greatest($max_cv, 1e-9))
+                                      + 10 * log10(requests / $min_requests) END,
+               CASE WHEN by_hours THEN 30 + 20 * (1 - dispersion / greatest($max_dispersion, 1e-9))
+                                       + 10 * (hour_share - $min_hour_share)
+                                            / greatest(1 - $min_hour_share, 1e-9) END) AS raw_score,
+           CASE principal_type WHEN 'ip' THEN 'Client IP ' ELSE 'Credential ' END
+               || principal_id AS who,
+           CASE WHEN endpoint IS NULL OR endpoint = 'other' THEN 'one path' ELSE 'one endpoint' END
+               || CASE WHEN model_family IS NULL THEN '' ELSE ' and model' END AS one_target
+    FROM hits
+    WHERE by_gaps OR by_hours
 )
 SELECT
-    'credential' AS principal_type,
-    credential_id AS principal_id,
+    principal_type,
+    principal_id,
     tenant_id,
     first_seen AS window_start,
     last_seen AS window_end,
-    round(least(100, 30 + 20 * (1 - cv / greatest($max_cv, 1e-9))
-                     + 10 * log10(requests / $min_requests)), 1)::DOUBLE AS score,
-    format('Credential {} made {} requests every {} s on average (CV {}) in {} distinct hours,'
-           || ' one endpoint and model, never streaming: machine cadence.',
-           credential_id, requests, round(mean_gap_s, 1), round(cv, 3), active_hours)
-        AS summary,
+    round(least(100, raw_score), 1)::DOUBLE AS score,
+    CASE WHEN by_gaps
+         THEN format('{} made {} requests every {} s on average (CV {}) in {} distinct hours, {},'
+                     || ' never streaming: machine cadence.',
+                     who, requests, round(mean_gap_s, 1), round(cv, 3), active_hours, one_target)
+         ELSE format('{} made {} requests in {} of the {} hours of the window, a steady {} an hour'
+                     || ' (variance/mean {}), {}, never streaming: no day-night rhythm.',
+                     who, requests, active_hours, CAST($window_hours AS BIGINT),
+                     round(hourly_mean, 1), round(dispersion, 2), one_target)
+    END AS summary,
     struct_pack(
+        cadence := CASE WHEN by_gaps THEN 'gaps' ELSE 'hours' END,
         requests := requests,
         mean_gap_s := round(mean_gap_s, 3)::DOUBLE,
         stddev_gap_s := round(sd_gap_s, 3)::DOUBLE,
         cv := round(cv, 4)::DOUBLE,
         active_hours := active_hours,
+        hourly_mean := round(hourly_mean, 3)::DOUBLE,
+        hourly_dispersion := round(dispersion, 4)::DOUBLE,
         endpoint := endpoint,
+        path := CASE WHEN endpoint IS NULL OR endpoint = 'other' THEN target END,
         model_family := model_family,
         bucket_start := bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,
-    coalesce(request_ids[1:20], []) AS sample_request_ids,
+    coalesce((SELECT list(r.request_id ORDER BY r.ts, r.request_id)[1:20]
+              FROM requests r
+              WHERE coalesce(r.credential_id, r.client_ip) = scored.principal_id
+                AND r.ts BETWEEN scored.first_seen AND scored.last_seen
+                AND r.request_id IS NOT NULL), []) AS sample_request_ids,
     est_cost_usd
-FROM hits
-ORDER BY score DESC, principal_id, window_start
+FROM scored
+ORDER BY score DESC, principal_type, principal_id, window_start

@@ -39,6 +39,7 @@ candidates AS (
     FROM baselined
     WHERE baseline_windows >= 1
       AND requests >= $min_requests
+      AND tools_per_request >= $min_per_request
       AND tools_per_request >= $min_ratio * greatest(baseline, 0.1)
 ),
 population AS (

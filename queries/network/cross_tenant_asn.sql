@@ -1,9 +1,11 @@
 -- network.cross_tenant_asn: many distinct tenants converging on one small network within a
--- window: the same ASN (uncategorised or hosting; never isp, mobile, enterprise egress or
--- privacy relay, where many customers legitimately share a network), or, when the ASN is
--- unknown, the same IPv4 /24. One operator holding several tenants' keys (stolen or resold)
--- shows up this way. Windows are fixed buckets of window_hours. Tenants whose first request
--- in scope falls in the window raise the score.
+-- window. A small network is an uncategorised ASN (no big ISP, cloud, carrier or egress
+-- provider is uncategorised in a maintained list) or, on a categorised hosting network (a public
+-- cloud, where thousands of customers run their own servers) and where the ASN is unknown, one
+-- IPv4 /24: the same few addresses. isp, mobile, enterprise_egress and privacy_relay networks
+-- are skipped: many customers legitimately share them. One operator holding several tenants'
+-- keys (stolen, resold, or an account farm) shows up this way. Windows are fixed buckets of
+-- window_hours. Tenants whose first request in scope falls in the window raise the score.
 WITH scoped AS (
     SELECT ts, request_id, tenant_id, client_ip, asn, as_org, asn_category, est_cost_usd,
            time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
@@ -18,13 +20,15 @@ first_seen AS (
 ),
 networked AS (
     SELECT s.*, f.tenant_first_ts,
-           CASE WHEN s.asn IS NOT NULL THEN 'asn' ELSE 'cidr' END AS ptype,
-           CASE WHEN s.asn IS NOT NULL THEN CAST(s.asn AS VARCHAR)
+           CASE WHEN s.asn IS NOT NULL AND s.asn_category IS NULL THEN 'asn' ELSE 'cidr' END
+               AS ptype,
+           CASE WHEN s.asn IS NOT NULL AND s.asn_category IS NULL THEN CAST(s.asn AS VARCHAR)
                 ELSE regexp_extract(s.client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24'
            END AS network
     FROM scoped s JOIN first_seen f USING (tenant_id)
-    WHERE (s.asn IS NOT NULL AND coalesce(s.asn_category, 'hosting') = 'hosting')
-       OR (s.asn IS NULL AND regexp_full_match(s.client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}'))
+    WHERE (s.asn IS NOT NULL AND s.asn_category IS NULL)
+       OR ((s.asn IS NULL OR s.asn_category = 'hosting')
+           AND regexp_full_match(s.client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}'))
 ),
 hits AS (
     SELECT ptype, network, bucket,
