@@ -154,7 +154,7 @@ def ingest(
 
     \b
     Example:
-      forensics ingest sample_data/kong.jsonl sample_data/access.log
+      forensics ingest --asn-db sample_data/ip2asn-v4.tsv sample_data/logs/
       forensics ingest --asn-db ip2asn-v4.tsv.gz 'logs/**/*.jsonl.gz'
       forensics ingest --format revocations revoked.csv
       forensics ingest --format jsonl --mapping gateway.toml gw.log

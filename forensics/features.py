@@ -1,7 +1,8 @@
 """Shared features: what several detectors need, computed in one pass over `requests`.
 
 `principal_hours` has one row per principal (the credential, else the client IP), tenant, UTC
-hour, target, model family, ASN and country, with the counts and sums the pack reads: requests,
+hour, target, model family, network (ASN, its category, the IPv4 /24) and place (country,
+lat/lon), with the counts and sums the pack reads: requests,
 streaming requests, tool calls, cost, output tokens, content-filter rejections, first and last
 request, longest latency. Detectors that judge a principal per hour, day or week aggregate these
 rows instead of rescanning `requests`, and go back to `requests` only for the few principals
@@ -28,7 +29,7 @@ _SCOPE = (
     " AND ($tenant IS NULL OR tenant_id = $tenant)"
 )
 
-PRINCIPAL_HOURS = """
+PRINCIPAL_HOURS = r"""
 SELECT
     CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'ip' END AS principal_type,
     coalesce(credential_id, client_ip) AS principal_id,
@@ -38,12 +39,17 @@ SELECT
     endpoint,
     model_family,
     asn,
+    as_org,
     asn_category,
     country,
+    lat,
+    lon,
+    regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', 1) || '.0/24' AS net24,
     count(*) AS requests,
     min(ts) AS first_ts,
     max(ts) AS last_ts,
     count(*) FILTER (WHERE stream) AS stream_requests,
+    count(*) FILTER (WHERE origin NOT IN ('', 'null')) AS origin_requests,
     coalesce(sum(tool_calls), 0) AS tool_calls,
     sum(est_cost_usd) AS est_cost_usd,
     sum(output_tokens) AS output_tokens,

@@ -301,7 +301,7 @@ def write_lines(path: Path, lines: Iterable[str]) -> int:
 
 def _open_binary(path: Path) -> BinaryIO:
     if path.suffix == ".gz":
-        return cast(BinaryIO, gzip.open(path, "wb", compresslevel=9))
+        return cast(BinaryIO, gzip.GzipFile(path, "wb", compresslevel=9, mtime=0))
     if path.suffix == ".zst":
         import zstandard
 

@@ -67,7 +67,8 @@ candidates AS (
     WHERE gap_candidate OR (hour_share >= $min_hour_share AND dispersion <= $max_dispersion)
 ),
 gap_rows AS (
-    SELECT c.principal_type, c.principal_id, c.bucket, r.ts, r.request_id
+    SELECT hash(c.principal_type, c.principal_id, c.bucket) AS wk,
+           epoch_us(r.ts) AS us
     FROM requests r
     JOIN candidates c
       ON c.gap_candidate
@@ -77,20 +78,19 @@ gap_rows AS (
     WHERE ($tenant IS NULL OR r.tenant_id = $tenant)
 ),
 gaps AS (
-    SELECT principal_type, principal_id, bucket,
-           avg(gap_s) AS mean_gap_s,
-           stddev_pop(gap_s) AS sd_gap_s
-    FROM (SELECT *, epoch(ts - lag(ts) OVER (PARTITION BY principal_type, principal_id, bucket
-                                             ORDER BY ts, request_id)) AS gap_s
-          FROM gap_rows)
-    GROUP BY ALL
+    -- integer keys (a hash of principal and window, microseconds) keep the sort cheap
+    SELECT wk, avg(gap_us) / 1e6 AS mean_gap_s, stddev_pop(gap_us) / 1e6 AS sd_gap_s
+    FROM (SELECT wk, us - lag(us) OVER (PARTITION BY wk ORDER BY us) AS gap_us FROM gap_rows)
+    GROUP BY wk
 ),
 hits AS (
     SELECT *, CASE WHEN mean_gap_s > 0 THEN sd_gap_s / mean_gap_s END AS cv,
            coalesce(requests >= $min_requests AND active_hours >= $min_active_hours
                     AND cv <= $max_cv, false) AS by_gaps,
            hour_share >= $min_hour_share AND dispersion <= $max_dispersion AS by_hours
-    FROM candidates LEFT JOIN gaps USING (principal_type, principal_id, bucket)
+    FROM candidates
+    LEFT JOIN gaps ON gaps.wk = hash(candidates.principal_type, candidates.principal_id,
+                                     candidates.bucket)
 ),
 scored AS (
     SELECT *,

@@ -2,46 +2,71 @@
 -- above its baseline (mean of the peaks of its earlier windows). A request is in flight over
 -- [ts, ts + latency_ms): +1 at start, -1 at end, ends sorted before starts at the same instant,
 -- and a running sum per credential gives the concurrency after every event.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, credential_id, est_cost_usd,
-           coalesce(latency_ms, 0) AS latency_ms
+WITH hourly AS (
+    SELECT principal_id AS credential_id, hour, sum(requests) AS n,
+           max(max_latency_ms) AS max_latency_ms
+    FROM principal_hours
+    WHERE principal_type = 'credential'
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
+),
+candidates AS (
+    -- Only these credentials can reach min_concurrency: with every latency under an hour, the
+    -- generations in flight at any moment started in its hour or the one before, so some pair
+    -- of consecutive hours (from the shared features) must hold min_concurrency requests.
+    SELECT credential_id
+    FROM (SELECT *, n + coalesce(lag(n) OVER (PARTITION BY credential_id ORDER BY hour), 0) AS two_hours,
+                 lag(hour) OVER (PARTITION BY credential_id ORDER BY hour) AS prev_hour
+          FROM hourly)
+    GROUP BY credential_id
+    HAVING max(CASE WHEN prev_hour = hour - INTERVAL 1 HOUR THEN two_hours ELSE n END)
+               >= $min_concurrency
+        OR max(max_latency_ms) >= 3600000
+),
+scoped AS (
+    -- integer keys (a hash of the credential, microseconds) keep the event sort cheap
+    SELECT ts, tenant_id, credential_id, est_cost_usd,
+           coalesce(latency_ms, 0) AS latency_ms,
+           hash(credential_id) AS ck,
+           epoch_us(ts) AS start_us,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
     FROM requests
-    WHERE credential_id IS NOT NULL AND ts IS NOT NULL
+    WHERE credential_id IN (SELECT credential_id FROM candidates) AND ts IS NOT NULL
       AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
 ),
 events AS (
-    SELECT credential_id, ts AS event_at, 1 AS delta FROM scoped
+    -- one sort key: 2 x the instant, + 1 for a start, so that ends sort before starts
+    SELECT ck, 2 * start_us + 1 AS at_key, 1 AS delta, bucket, ts FROM scoped
     UNION ALL
-    SELECT credential_id, ts + to_microseconds(CAST(round(latency_ms * 1000) AS BIGINT)), -1
+    SELECT ck, 2 * (start_us + CAST(round(latency_ms * 1000) AS BIGINT)), -1, NULL, NULL
     FROM scoped
 ),
 running AS (
-    SELECT credential_id, event_at, delta,
-           sum(delta) OVER (PARTITION BY credential_id ORDER BY event_at, delta
-                            ROWS UNBOUNDED PRECEDING) AS in_flight
+    SELECT ck, bucket, ts, delta,
+           sum(delta) OVER (PARTITION BY ck ORDER BY at_key ROWS UNBOUNDED PRECEDING)
+               AS in_flight
     FROM events
 ),
 peaks AS (
-    SELECT credential_id,
-           time_bucket(to_hours(CAST($window_hours AS BIGINT)), event_at) AS bucket,
+    SELECT ck, bucket,
            max(in_flight) AS peak,
-           arg_max(event_at, in_flight) AS peak_at
+           arg_max(ts, in_flight) AS peak_at
     FROM running
     WHERE delta = 1
     GROUP BY ALL
 ),
 windows AS (
-    SELECT s.credential_id, time_bucket(to_hours(CAST($window_hours AS BIGINT)), s.ts) AS bucket,
-           arg_min(s.tenant_id, s.ts) AS tenant_id,
-           min(s.ts) AS first_seen, max(s.ts) AS last_seen,
+    SELECT credential_id, ck, bucket,
+           arg_min(tenant_id, ts) AS tenant_id,
+           min(ts) AS first_seen, max(ts) AS last_seen,
            count(*) AS requests,
-           avg(s.latency_ms) AS avg_latency_ms,
-           list(s.request_id ORDER BY s.ts, s.request_id)
-               FILTER (WHERE s.request_id IS NOT NULL) AS request_ids,
-           sum(s.est_cost_usd) AS est_cost_usd
-    FROM scoped s
+           avg(latency_ms) AS avg_latency_ms,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM scoped
     GROUP BY ALL
 ),
 baselined AS (
@@ -50,7 +75,7 @@ baselined AS (
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline_peak,
            count(*) OVER (PARTITION BY w.credential_id ORDER BY w.bucket
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline_windows
-    FROM windows w JOIN peaks p USING (credential_id, bucket)
+    FROM windows w JOIN peaks p USING (ck, bucket)
 )
 SELECT
     'credential' AS principal_type,
@@ -76,7 +101,11 @@ SELECT
         bucket_start := bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,
-    coalesce(request_ids[1:20], []) AS sample_request_ids,
+    coalesce((SELECT list(r.request_id ORDER BY r.ts, r.request_id)[1:20]
+              FROM requests r
+              WHERE r.credential_id = baselined.credential_id
+                AND r.ts BETWEEN baselined.first_seen AND baselined.last_seen
+                AND r.request_id IS NOT NULL), []) AS sample_request_ids,
     est_cost_usd
 FROM baselined
 WHERE baseline_windows >= 1

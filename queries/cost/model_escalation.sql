@@ -2,27 +2,34 @@
 -- hourly cost (mean over its earlier active hours) because it moved its traffic to a model
 -- family it rarely used (< max_baseline_share of its earlier requests) or to maximal outputs
 -- (average output tokens >= output_ratio x its earlier average).
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, credential_id, est_cost_usd,
-           coalesce(model_family, model, 'unknown') AS family,
-           output_tokens,
-           date_trunc('hour', ts) AS hour
-    FROM requests
+-- Hourly costs and model mixes come from the shared `principal_hours` features; sample
+-- requests are read from `requests` for the jump hours only.
+WITH fam AS (
+    SELECT tenant_id, hour, coalesce(model_family, 'unknown') AS family,
+           sum(requests) AS requests,
+           coalesce(sum(est_cost_usd), 0) AS cost
+    FROM principal_hours
     WHERE tenant_id IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
 ),
 hours AS (
     SELECT tenant_id, hour,
-           min(ts) AS first_seen, max(ts) AS last_seen,
-           count(*) AS requests,
+           min(first_ts) AS first_seen, max(last_ts) AS last_seen,
+           sum(requests) AS requests,
            coalesce(sum(est_cost_usd), 0) AS cost,
-           avg(output_tokens) AS avg_output,
+           sum(output_tokens) / nullif(sum(output_requests), 0) AS avg_output,
            sum(output_tokens) AS sum_output,
-           count(output_tokens) AS n_output,
-           count(DISTINCT credential_id) AS credentials
-    FROM scoped
+           sum(output_requests) AS n_output,
+           count(DISTINCT principal_id) FILTER (WHERE principal_type = 'credential')
+               AS credentials
+    FROM principal_hours
+    WHERE tenant_id IS NOT NULL
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY ALL
 ),
 baselined AS (
@@ -43,13 +50,14 @@ jumps AS (
 ),
 families AS (
     -- per jump hour, each family's cost share now and its request share before
-    SELECT j.tenant_id, j.hour, s.family,
-           sum(s.est_cost_usd) / nullif(any_value(j.cost), 0) AS cost_share,
-           (SELECT count(*) FROM scoped b
-             WHERE b.tenant_id = j.tenant_id AND b.hour < j.hour AND b.family = s.family)
-               / any_value(j.baseline_requests) AS baseline_share
-    FROM jumps j JOIN scoped s ON s.tenant_id = j.tenant_id AND s.hour = j.hour
-    GROUP BY j.tenant_id, j.hour, s.family
+    SELECT j.tenant_id, j.hour, f.family,
+           f.cost / nullif(j.cost, 0) AS cost_share,
+           coalesce(f.before, 0) / j.baseline_requests AS baseline_share
+    FROM jumps j
+    JOIN (SELECT *, sum(requests) OVER (PARTITION BY tenant_id, family ORDER BY hour
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                        AS before
+          FROM fam) f USING (tenant_id, hour)
 ),
 shift AS (
     SELECT tenant_id, hour,
@@ -65,7 +73,9 @@ samples AS (
     SELECT j.tenant_id, j.hour,
            list(s.request_id ORDER BY s.est_cost_usd DESC NULLS LAST, s.ts, s.request_id)
                FILTER (WHERE s.request_id IS NOT NULL) AS request_ids
-    FROM jumps j JOIN scoped s ON s.tenant_id = j.tenant_id AND s.hour = j.hour
+    FROM jumps j
+    JOIN requests s
+      ON s.tenant_id = j.tenant_id AND s.ts >= j.hour AND s.ts < j.hour + INTERVAL 1 HOUR
     GROUP BY ALL
 ),
 found AS (

@@ -1,30 +1,23 @@
 -- cost.tool_fanout: a credential whose tool calls per request in one window of window_hours
 -- jump far above its own history (mean of its earlier windows) and above the population's
 -- p95 (all other credential windows). Agents that always fan out have a high baseline.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, credential_id, session_id, est_cost_usd,
-           coalesce(tool_calls, 0) AS tool_calls,
-           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
-    FROM requests
-    WHERE credential_id IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
-      AND ($tenant IS NULL OR tenant_id = $tenant)
-),
-windows AS (
-    SELECT credential_id, bucket,
-           arg_min(tenant_id, ts) AS tenant_id,
-           min(ts) AS first_seen, max(ts) AS last_seen,
-           count(*) AS requests,
+-- Window counts come from the shared `principal_hours` features; sessions and sample requests
+-- are read from `requests` for the windows that pass.
+WITH windows AS (
+    SELECT principal_id AS credential_id,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket,
+           arg_min(tenant_id, first_ts) AS tenant_id,
+           min(first_ts) AS first_seen, max(last_ts) AS last_seen,
+           sum(requests) AS requests,
            sum(tool_calls) AS tool_calls,
-           sum(tool_calls) / count(*) AS tools_per_request,
-           count(DISTINCT session_id) AS sessions,
-           max(tool_calls) AS max_tools,
-           list(request_id ORDER BY tool_calls DESC, ts, request_id)
-               FILTER (WHERE request_id IS NOT NULL) AS request_ids,
+           sum(tool_calls) / sum(requests) AS tools_per_request,
            sum(est_cost_usd) AS est_cost_usd
-    FROM scoped
-    GROUP BY credential_id, bucket
+    FROM principal_hours
+    WHERE principal_type = 'credential'
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
 ),
 baselined AS (
     SELECT *,
@@ -48,6 +41,17 @@ population AS (
     FROM candidates c
     LEFT JOIN windows w ON NOT (w.credential_id = c.credential_id AND w.bucket = c.bucket)
     GROUP BY c.credential_id, c.bucket
+),
+detail AS (
+    SELECT c.credential_id, c.bucket,
+           count(DISTINCT r.session_id) AS sessions,
+           max(r.tool_calls) AS max_tools,
+           list(r.request_id ORDER BY r.tool_calls DESC NULLS LAST, r.ts, r.request_id)
+               FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
+    FROM candidates c
+    JOIN requests r
+      ON r.credential_id = c.credential_id AND r.ts BETWEEN c.first_seen AND c.last_seen
+    GROUP BY ALL
 )
 SELECT
     'credential' AS principal_type,
@@ -69,15 +73,16 @@ SELECT
         population_p95 := round(p.population_p95, 3)::DOUBLE,
         tool_calls := c.tool_calls,
         requests := c.requests,
-        sessions := c.sessions,
-        tools_per_session := round(c.tool_calls / greatest(c.sessions, 1), 2)::DOUBLE,
-        max_tools_in_request := c.max_tools,
+        sessions := d.sessions,
+        tools_per_session := round(c.tool_calls / greatest(d.sessions, 1), 2)::DOUBLE,
+        max_tools_in_request := d.max_tools,
         bucket_start := c.bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,
-    coalesce(c.request_ids[1:20], []) AS sample_request_ids,
+    coalesce(d.request_ids[1:20], []) AS sample_request_ids,
     c.est_cost_usd
 FROM candidates c
 JOIN population p USING (credential_id, bucket)
+LEFT JOIN detail d USING (credential_id, bucket)
 WHERE c.tools_per_request > p.population_p95
 ORDER BY score DESC, principal_id, window_start

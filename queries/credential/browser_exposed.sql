@@ -2,7 +2,20 @@
 -- A browser call is a request with a real Origin header, or a browser / app user agent
 -- (declared crawlers excluded). Networks are AS numbers when known, else the /24 (IPv4) or
 -- /64 (fully written IPv6) of the client address. Windows are fixed buckets of window_hours.
-WITH scoped AS (
+WITH candidates AS (
+    -- Only credentials seen from min_networks networks in a window (the shared features count
+    -- them over all calls, browser or not) can have that many browser networks.
+    SELECT DISTINCT principal_id AS credential_id
+    FROM principal_hours
+    WHERE principal_type = 'credential'
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY principal_id, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour)
+    HAVING count(DISTINCT coalesce('AS' || asn, net24)) >= $min_networks
+        OR bool_or(asn IS NULL AND net24 IS NULL)
+),
+scoped AS (
     SELECT ts, request_id, tenant_id, credential_id, origin, user_agent, est_cost_usd,
            coalesce(origin NOT IN ('', 'null'), false) AS has_origin,
            coalesce(regexp_matches(user_agent,
@@ -18,7 +31,8 @@ WITH scoped AS (
                 ELSE client_ip END AS network,
            time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
     FROM requests
-    WHERE credential_type = 'api_key' AND credential_id IS NOT NULL
+    WHERE credential_type = 'api_key'
+      AND credential_id IN (SELECT credential_id FROM candidates)
       AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)

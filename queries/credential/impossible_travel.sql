@@ -2,11 +2,24 @@
 -- apart for the time between them (haversine distance over elapsed time above max_kmh).
 -- Requests without coordinates are skipped; a pair is ignored when either side comes from
 -- enterprise egress or a privacy relay, whose exit points say nothing about the user's place.
-WITH scoped AS (
+WITH candidates AS (
+    -- Only credentials seen at two or more places (from the shared features) can jump.
+    SELECT principal_id AS credential_id
+    FROM principal_hours
+    WHERE principal_type = 'credential' AND lat IS NOT NULL AND lon IS NOT NULL
+      AND coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY principal_id
+    HAVING count(DISTINCT (lat, lon)) >= 2
+),
+scoped AS (
     SELECT ts, request_id, tenant_id, credential_id, client_ip, asn, asn_category, country,
            lat, lon, est_cost_usd
     FROM requests
-    WHERE credential_id IS NOT NULL AND lat IS NOT NULL AND lon IS NOT NULL
+    WHERE credential_id IN (SELECT credential_id FROM candidates)
+      AND lat IS NOT NULL AND lon IS NOT NULL
       AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)

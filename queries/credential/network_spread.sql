@@ -3,34 +3,28 @@
 -- replayed through residential proxies or a botnet. Enterprise egress and privacy relay
 -- requests are not counted. Days with browser calls (an Origin header) are left to
 -- credential.browser_exposed.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, credential_id, asn, country, est_cost_usd,
-           date_trunc('day', ts AT TIME ZONE 'UTC') AS day,
-           coalesce(origin NOT IN ('', 'null'), false) AS has_origin
-    FROM requests
-    WHERE credential_id IS NOT NULL
-      AND coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
-      AND ($tenant IS NULL OR tenant_id = $tenant)
-),
-daily AS (
-    SELECT credential_id, day,
-           arg_min(tenant_id, ts) AS tenant_id,
-           min(ts) AS first_seen,
-           max(ts) AS last_seen,
-           count(*) AS requests,
+-- Per-day networks come from the shared `principal_hours` features.
+WITH daily AS (
+    SELECT principal_id AS credential_id,
+           date_trunc('day', hour AT TIME ZONE 'UTC') AS day,
+           arg_min(tenant_id, first_ts) AS tenant_id,
+           min(first_ts) AS first_seen,
+           max(last_ts) AS last_seen,
+           sum(requests) AS requests,
            count(DISTINCT asn) AS asns,
            count(DISTINCT country) AS countries,
-           bool_or(has_origin) AS any_origin,
+           sum(origin_requests) > 0 AS any_origin,
            list(DISTINCT asn ORDER BY asn) FILTER (WHERE asn IS NOT NULL) AS asn_list,
            list(DISTINCT country ORDER BY country) FILTER (WHERE country IS NOT NULL)
                AS country_list,
-           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
-               AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
-    FROM scoped
-    GROUP BY credential_id, day
+    FROM principal_hours
+    WHERE principal_type = 'credential'
+      AND coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
 ),
 baselined AS (
     SELECT *,
@@ -63,7 +57,11 @@ SELECT
         baseline_asns_per_day := round(baseline_asns, 2),
         baseline_days := baseline_days
     ) AS evidence,
-    coalesce(request_ids[1:20], []) AS sample_request_ids,
+    coalesce((SELECT list(r.request_id ORDER BY r.ts, r.request_id)[1:20]
+              FROM requests r
+              WHERE r.credential_id = baselined.credential_id
+                AND r.ts BETWEEN baselined.first_seen AND baselined.last_seen
+                AND r.request_id IS NOT NULL), []) AS sample_request_ids,
     est_cost_usd
 FROM baselined
 WHERE baseline_days >= 1

@@ -13,7 +13,9 @@ scoped AS (
     SELECT ts, request_id, tenant_id, credential_id, key_fingerprint, client_ip, status,
            est_cost_usd
     FROM requests
-    WHERE ($since IS NULL OR ts >= $since)
+    WHERE (credential_id IN (SELECT credential_id FROM revoked)
+           OR key_fingerprint IN (SELECT credential_id FROM revoked))
+      AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
 ),

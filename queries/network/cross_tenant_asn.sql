@@ -6,47 +6,67 @@
 -- are skipped: many customers legitimately share them. One operator holding several tenants'
 -- keys (stolen, resold, or an account farm) shows up this way. Windows are fixed buckets of
 -- window_hours. Tenants whose first request in scope falls in the window raise the score.
+-- The networks, tenants and counts come from the shared `principal_hours` features.
 WITH scoped AS (
-    SELECT ts, request_id, tenant_id, client_ip, asn, as_org, asn_category, est_cost_usd,
-           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
-    FROM requests
+    SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
+    FROM principal_hours
     WHERE tenant_id IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
 ),
 first_seen AS (
-    SELECT tenant_id, min(ts) AS tenant_first_ts FROM scoped GROUP BY tenant_id
+    SELECT tenant_id, min(first_ts) AS tenant_first_ts FROM scoped GROUP BY tenant_id
 ),
 networked AS (
     SELECT s.*, f.tenant_first_ts,
            CASE WHEN s.asn IS NOT NULL AND s.asn_category IS NULL THEN 'asn' ELSE 'cidr' END
                AS ptype,
            CASE WHEN s.asn IS NOT NULL AND s.asn_category IS NULL THEN CAST(s.asn AS VARCHAR)
-                ELSE regexp_extract(s.client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24'
-           END AS network
+                ELSE s.net24 END AS network
     FROM scoped s JOIN first_seen f USING (tenant_id)
     WHERE (s.asn IS NOT NULL AND s.asn_category IS NULL)
-       OR ((s.asn IS NULL OR s.asn_category = 'hosting')
-           AND regexp_full_match(s.client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}'))
+       OR ((s.asn IS NULL OR s.asn_category = 'hosting') AND s.net24 IS NOT NULL)
 ),
 hits AS (
     SELECT ptype, network, bucket,
-           min(ts) AS window_start,
-           max(ts) AS window_end,
-           count(*) AS requests,
+           min(first_ts) AS window_start,
+           max(last_ts) AS window_end,
+           sum(requests) AS requests,
            count(DISTINCT tenant_id) AS tenants,
            count(DISTINCT tenant_id) FILTER (WHERE tenant_first_ts >= bucket) AS new_tenants,
            list(DISTINCT tenant_id ORDER BY tenant_id) AS tenant_list,
-           count(DISTINCT client_ip) AS client_ips,
            any_value(as_org) AS as_org,
            any_value(asn_category) AS asn_category,
-           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
-               AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
     FROM networked
     GROUP BY ptype, network, bucket
     HAVING count(DISTINCT tenant_id) >= $min_tenants
+),
+seen AS (
+    -- client addresses and sample requests, read back from `requests` for the hits only
+    SELECT h.ptype, h.network, h.bucket,
+           count(DISTINCT r.client_ip) AS client_ips,
+           list(r.request_id ORDER BY r.ts, r.request_id)
+               FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
+    FROM (SELECT ts, request_id, client_ip,
+                 CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN 'asn' ELSE 'cidr' END
+                     AS ptype,
+                 CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN CAST(asn AS VARCHAR)
+                      ELSE regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', 1)
+                           || '.0/24' END AS network
+          FROM requests
+          WHERE tenant_id IS NOT NULL
+            AND (asn_category IS NULL OR asn_category = 'hosting')
+            AND ($tenant IS NULL OR tenant_id = $tenant)) r
+    JOIN hits h
+      ON r.ptype = h.ptype AND r.network = h.network
+     AND r.ts BETWEEN h.window_start AND h.window_end
+    GROUP BY ALL
+),
+sampled AS (
+    SELECT h.*, s.client_ips, s.request_ids
+    FROM hits h LEFT JOIN seen s USING (ptype, network, bucket)
 )
 SELECT
     ptype AS principal_type,
@@ -73,5 +93,5 @@ SELECT
     ) AS evidence,
     coalesce(request_ids[1:20], []) AS sample_request_ids,
     est_cost_usd
-FROM hits
+FROM sampled
 ORDER BY score DESC, principal_id, window_start

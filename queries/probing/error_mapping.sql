@@ -4,36 +4,48 @@
 -- least min_requests requests in the window, a share of error_type 'content_filter' of at
 -- least min_share, and at least min_distinct_prompts distinct prompt prefixes. Other errors
 -- (invalid, rate_limited, server) count only in the total.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, est_cost_usd, prompt_prefix_fp,
-           coalesce(error_type = 'content_filter', false) AS filtered,
-           CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'tenant' END
+-- Window counts come from the shared `principal_hours` features; prompt prefixes and sample
+-- requests are read from `requests` for the windows that pass them.
+WITH windows AS (
+    SELECT CASE WHEN principal_type = 'credential' THEN 'credential' ELSE 'tenant' END
                AS principal_type,
-           coalesce(credential_id, tenant_id) AS principal_id,
-           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
-    FROM requests
-    WHERE coalesce(credential_id, tenant_id) IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
+           CASE WHEN principal_type = 'credential' THEN principal_id ELSE tenant_id END
+               AS principal_id,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket,
+           arg_min(tenant_id, first_ts) AS tenant_id,
+           min(first_ts) AS first_seen,
+           max(last_ts) AS last_seen,
+           sum(requests) AS requests,
+           sum(content_filter) AS filtered_requests,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM principal_hours
+    WHERE (principal_type = 'credential' OR tenant_id IS NOT NULL)
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
+    HAVING sum(requests) >= $min_requests
+       AND sum(content_filter) >= $min_share * sum(requests)
+),
+prompts AS (
+    SELECT w.principal_type, w.principal_id, w.bucket,
+           count(DISTINCT r.prompt_prefix_fp) AS distinct_prompts,
+           count(DISTINCT r.prompt_prefix_fp) FILTER (WHERE r.error_type = 'content_filter')
+               AS distinct_filtered_prompts,
+           list(r.request_id ORDER BY r.ts, r.request_id)
+               FILTER (WHERE r.error_type = 'content_filter' AND r.request_id IS NOT NULL)
+               AS request_ids
+    FROM windows w
+    JOIN requests r
+      ON r.ts BETWEEN w.first_seen AND w.last_seen
+     AND coalesce(r.credential_id, r.tenant_id) = w.principal_id
+     AND w.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential'
+                                 ELSE 'tenant' END
+    GROUP BY ALL
 ),
 hits AS (
-    SELECT principal_type, principal_id, bucket,
-           arg_min(tenant_id, ts) AS tenant_id,
-           min(ts) AS first_seen,
-           max(ts) AS last_seen,
-           count(*) AS requests,
-           count(*) FILTER (WHERE filtered) AS filtered_requests,
-           count(DISTINCT prompt_prefix_fp) AS distinct_prompts,
-           count(DISTINCT prompt_prefix_fp) FILTER (WHERE filtered) AS distinct_filtered_prompts,
-           list(request_id ORDER BY ts, request_id)
-               FILTER (WHERE filtered AND request_id IS NOT NULL) AS request_ids,
-           sum(est_cost_usd) AS est_cost_usd
-    FROM scoped
-    GROUP BY principal_type, principal_id, bucket
-    HAVING count(*) >= $min_requests
-       AND count(*) FILTER (WHERE filtered) >= $min_share * count(*)
-       AND count(DISTINCT prompt_prefix_fp) >= $min_distinct_prompts
+    SELECT * FROM windows JOIN prompts USING (principal_type, principal_id, bucket)
+    WHERE distinct_prompts >= $min_distinct_prompts
 )
 SELECT
     principal_type,

@@ -3,61 +3,66 @@
 -- An edge request falls in the last or first edge_minutes of an hour; it belongs to the burst
 -- of the nearest boundary. Only bursts of at least min_per_edge requests count, so a cron job
 -- firing once on the hour does not. Windows are fixed buckets of window_hours.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, est_cost_usd,
+-- Window totals come from the shared `principal_hours` features; only the requests on an
+-- edge are read from `requests`.
+WITH totals AS (
+    SELECT CASE WHEN principal_type = 'credential' THEN 'credential' ELSE 'tenant' END
+               AS principal_type,
+           CASE WHEN principal_type = 'credential' THEN principal_id ELSE tenant_id END
+               AS principal_id,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket,
+           arg_min(tenant_id, first_ts) AS tenant_id,
+           min(first_ts) AS first_seen,
+           max(last_ts) AS last_seen,
+           sum(requests) AS requests,
+           count(DISTINCT hour) AS active_hours,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM principal_hours
+    WHERE (principal_type = 'credential' OR tenant_id IS NOT NULL)
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
+    HAVING sum(requests) >= $min_requests
+),
+edge AS (
+    SELECT ts, request_id,
            CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'tenant' END
                AS principal_type,
            coalesce(credential_id, tenant_id) AS principal_id,
-           (minute(ts) >= 60 - $edge_minutes OR minute(ts) < $edge_minutes) AS on_edge,
            date_trunc('hour', ts + to_minutes(CAST($edge_minutes AS BIGINT))) AS boundary,
            time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
     FROM requests
     WHERE coalesce(credential_id, tenant_id) IS NOT NULL AND ts IS NOT NULL
+      AND (minute(ts) >= 60 - $edge_minutes OR minute(ts) < $edge_minutes)
       AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
 ),
 bursts AS (
-    SELECT principal_type, principal_id, bucket, boundary, count(*) AS n
-    FROM scoped
-    WHERE on_edge
+    SELECT principal_type, principal_id, bucket, boundary, count(*) AS n,
+           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
+               AS request_ids
+    FROM edge
     GROUP BY ALL
     HAVING count(*) >= $min_per_edge
 ),
-marked AS (
-    SELECT s.*, b.n IS NOT NULL AS in_burst
-    FROM scoped s
-    LEFT JOIN bursts b
-      ON s.on_edge AND b.principal_type = s.principal_type
-     AND b.principal_id = s.principal_id AND b.bucket = s.bucket AND b.boundary = s.boundary
-),
 per_window AS (
     SELECT principal_type, principal_id, bucket,
-           arg_min(tenant_id, ts) AS tenant_id,
-           min(ts) AS first_seen,
-           max(ts) AS last_seen,
-           count(*) AS requests,
-           count(*) FILTER (WHERE in_burst) AS edge_requests,
-           count(DISTINCT boundary) FILTER (WHERE in_burst) AS edge_hours,
-           count(DISTINCT date_trunc('hour', ts)) AS active_hours,
-           list(request_id ORDER BY ts, request_id)
-               FILTER (WHERE in_burst AND request_id IS NOT NULL) AS request_ids,
-           sum(est_cost_usd) AS est_cost_usd
-    FROM marked
-    GROUP BY principal_type, principal_id, bucket
-),
-burst_max AS (
-    SELECT principal_type, principal_id, bucket, max(n) AS max_burst
+           sum(n) AS edge_requests,
+           count(*) AS edge_hours,
+           max(n) AS max_burst,
+           flatten(list(request_ids ORDER BY boundary)) AS request_ids
     FROM bursts
     GROUP BY ALL
 ),
 hits AS (
-    SELECT p.*, m.max_burst, p.edge_requests / p.requests AS edge_share
-    FROM per_window p
-    JOIN burst_max m USING (principal_type, principal_id, bucket)
-    WHERE p.requests >= $min_requests
-      AND p.edge_hours >= $min_hours
-      AND p.edge_requests / p.requests >= $min_edge_share
+    SELECT t.*, p.edge_requests, p.edge_hours, p.max_burst, p.request_ids,
+           p.edge_requests / t.requests AS edge_share
+    FROM totals t
+    JOIN per_window p USING (principal_type, principal_id, bucket)
+    WHERE p.edge_hours >= $min_hours
+      AND p.edge_requests / t.requests >= $min_edge_share
 )
 SELECT
     principal_type,

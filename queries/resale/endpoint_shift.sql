@@ -6,20 +6,20 @@
 -- earlier active windows. The shift is the total variation distance between the window's mix
 -- and the baseline mix, 0.5 x the sum over endpoints of |share now - share before|: 0 for the
 -- same mix, 1 for disjoint endpoints.
+-- The cells come from the shared `principal_hours` features; sample requests are read from
+-- `requests` for the windows that shift only.
 WITH cells AS (
     SELECT tenant_id,
-           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket,
            coalesce(endpoint, 'unknown') AS endpoint,
-           count(*) AS requests,
-           min(ts) AS first_seen,
-           max(ts) AS last_seen,
-           sum(est_cost_usd) AS est_cost_usd,
-           min_by(request_id, (ts, request_id), 20) FILTER (WHERE request_id IS NOT NULL)
-               AS request_ids
-    FROM requests
-    WHERE tenant_id IS NOT NULL AND ts IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
+           sum(requests) AS requests,
+           min(first_ts) AS first_seen,
+           max(last_ts) AS last_seen,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM principal_hours
+    WHERE tenant_id IS NOT NULL
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY ALL
 ),
@@ -56,8 +56,7 @@ mix AS (
            coalesce(sum(c.requests) FILTER (WHERE c.bucket = j.bucket), 0)
                / any_value(j.requests) AS share_now,
            coalesce(sum(c.requests) FILTER (WHERE c.bucket < j.bucket), 0)
-               / any_value(j.baseline_requests) AS share_before,
-           any_value(c.request_ids) FILTER (WHERE c.bucket = j.bucket) AS request_ids
+               / any_value(j.baseline_requests) AS share_before
     FROM jumps j
     JOIN cells c ON c.tenant_id = j.tenant_id AND c.bucket <= j.bucket
     GROUP BY ALL
@@ -74,18 +73,25 @@ shifted AS (
            list(endpoint ORDER BY share_now DESC, endpoint)[1] AS top_now,
            max(share_now) AS top_now_share,
            list(endpoint ORDER BY share_before DESC, endpoint)[1] AS top_before,
-           max(share_before) AS top_before_share,
-           -- sample requests from the endpoints that grew, the most grown first
-           flatten(list(request_ids ORDER BY share_now - share_before DESC, endpoint)
-                   FILTER (WHERE share_now > share_before AND request_ids IS NOT NULL))
-               AS request_ids
+           max(share_before) AS top_before_share
     FROM mix
     GROUP BY ALL
 ),
-found AS (
+shifts AS (
     SELECT j.*, s.* EXCLUDE (tenant_id, bucket)
     FROM jumps j JOIN shifted s USING (tenant_id, bucket)
     WHERE s.shift >= $min_shift
+),
+found AS (
+    -- sample requests from the endpoint that grew most
+    SELECT f.*,
+           (SELECT min_by(r.request_id, (r.ts, r.request_id), 20)
+            FROM requests r
+            WHERE r.tenant_id = f.tenant_id
+              AND r.ts BETWEEN f.first_seen AND f.last_seen
+              AND coalesce(r.endpoint, 'unknown') = f.grown[1]
+              AND r.request_id IS NOT NULL) AS request_ids
+    FROM shifts f
 )
 SELECT
     'tenant' AS principal_type,

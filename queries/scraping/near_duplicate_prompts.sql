@@ -4,19 +4,46 @@
 -- message (prompt_prefix_fp). Windows are fixed buckets of window_minutes. A finding needs at
 -- least min_requests such prompts in one window, at least min_cluster_share of them in the
 -- top max_clusters prefix clusters.
-WITH scoped AS (
-    SELECT ts, request_id, tenant_id, est_cost_usd, prompt_prefix_fp,
-           CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'tenant' END
+WITH hourly AS (
+    SELECT CASE WHEN principal_type = 'credential' THEN 'credential' ELSE 'tenant' END
                AS principal_type,
-           coalesce(credential_id, tenant_id) AS principal_id,
-           time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), ts) AS bucket
-    FROM requests
-    WHERE prompt_prefix_fp IS NOT NULL
-      AND prompt_chars <= $max_prompt_chars
-      AND coalesce(credential_id, tenant_id) IS NOT NULL
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
+           CASE WHEN principal_type = 'credential' THEN principal_id ELSE tenant_id END
+               AS principal_id,
+           hour, sum(requests) AS n
+    FROM principal_hours
+    WHERE (principal_type = 'credential' OR tenant_id IS NOT NULL)
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
+),
+candidates AS (
+    -- Only these principals can have min_requests prompts in one window: a window of
+    -- window_minutes lies within ceil(window_minutes / 60) + 1 consecutive clock hours, whose
+    -- requests (from the shared features) must add up to min_requests.
+    SELECT DISTINCT principal_type, principal_id
+    FROM (SELECT *, sum(n) OVER (
+                     PARTITION BY principal_type, principal_id ORDER BY hour
+                     RANGE BETWEEN CURRENT ROW AND
+                         to_hours(CAST(ceil($window_minutes / 60) AS BIGINT)) FOLLOWING)
+                     AS reach
+          FROM hourly)
+    WHERE reach >= $min_requests
+),
+scoped AS (
+    SELECT r.ts, r.request_id, r.tenant_id, r.est_cost_usd, r.prompt_prefix_fp,
+           c.principal_type, c.principal_id,
+           time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), r.ts) AS bucket
+    FROM requests r
+    JOIN candidates c
+      ON c.principal_id = coalesce(r.credential_id, r.tenant_id)
+     AND c.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential'
+                                 ELSE 'tenant' END
+    WHERE r.prompt_prefix_fp IS NOT NULL
+      AND r.prompt_chars <= $max_prompt_chars
+      AND ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
 ),
 clusters AS (
     SELECT principal_type, principal_id, bucket, prompt_prefix_fp, count(*) AS n,
