@@ -15,12 +15,13 @@ $(BIN)/forensics: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@
 
-demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb, run the detectors, show findings
+demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb, detect, show and score the findings
 	rm -f $(DEMO_DB) $(DEMO_DB).wal
-	$(BIN)/forensics --db $(DEMO_DB) ingest --asn-db sample_data/ip2asn-doc.tsv sample_data/logs/
+	$(BIN)/forensics --db $(DEMO_DB) ingest --asn-db sample_data/ip2asn-v4.tsv sample_data/logs/
 	$(BIN)/forensics --db $(DEMO_DB) sql -f sample_data/summary.sql
 	$(BIN)/forensics --db $(DEMO_DB) detect
 	$(BIN)/forensics --db $(DEMO_DB) findings
+	$(BIN)/forensics --db $(DEMO_DB) evaluate sample_data/labels.csv
 
 test: $(BIN)/forensics  ## run the whole test suite
 	$(BIN)/python -m pytest

@@ -173,3 +173,23 @@ def test_a_one_day_world_leaves_out_what_needs_a_baseline_of_days(tmp_path):
     detectors = {r["detector_id"] for r in csv.DictReader((tmp_path / "w/labels.csv").open())}
     assert "resale.endpoint_shift" not in detectors
     assert "scraping.near_duplicate_prompts" in detectors
+
+
+def test_sample_data_is_the_seed_1_one_day_world(tmp_path):
+    """sample_data/ is `forensics synth --days 1 --tenants 12 --seed 1 --compress zstd`."""
+    import zstandard
+
+    sample = Path(__file__).resolve().parent.parent / "sample_data"
+    fresh = tmp_path / "w"
+    summary = synthesize(fresh, SynthConfig(days=1, tenants=12, seed=1, compress=".zst"))
+
+    def content(path: Path) -> bytes:
+        data = path.read_bytes()
+        return (
+            zstandard.ZstdDecompressor().decompressobj().decompress(data)
+            if path.suffix == ".zst"
+            else data
+        )
+
+    for name in summary.files:
+        assert content(sample / name) == content(fresh / name), name
