@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= demo.duckdb
 
-.PHONY: help demo test check format lint typecheck bench clean
+.PHONY: help demo test check format lint typecheck bench bench-detect clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(BIN)/forensics: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ check: lint typecheck test  ## everything CI cares about
 
 bench: $(BIN)/forensics  ## ingest benchmark (see benchmarks/README.md)
 	$(BIN)/python benchmarks/ingest.py
+
+bench-detect: $(BIN)/forensics  ## detection benchmark, 1M and 10M requests (benchmarks/README.md)
+	$(BIN)/python benchmarks/detect.py --repeat 2
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DB)

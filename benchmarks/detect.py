@@ -7,7 +7,7 @@
 The requests are a synthetic world (`forensics synth`, seed 1: a week, 50 ordinary tenants and
 every scenario and look-alike) ingested once, then copied in SQL until the table has the wanted
 number of rows: copy k shifts every principal (tenant, credential, user, session, request id and
-the client address's last octet) so that the copies are distinct principals with the world's
+the client address's last two octets) so that the copies are distinct principals with the world's
 shapes, not the same principal with k times the traffic. Provider usage and reference tables
 are kept as ingested.
 
@@ -86,8 +86,12 @@ def _scaled_case(workdir: Path, source: Path, rows: int) -> Path:
         "user_id": "CASE WHEN k = 0 THEN user_id ELSE user_id || '~' || k END",
         "session_id": "CASE WHEN k = 0 THEN session_id ELSE session_id || '~' || k END",
         "request_id": "CASE WHEN k = 0 THEN request_id ELSE request_id || '~' || k END",
-        "client_ip": "CASE WHEN k = 0 OR client_ip NOT LIKE '%.%.%.%' THEN client_ip"
-        " ELSE regexp_replace(client_ip, '[0-9]+$', CAST((k * 7 + 1) % 254 + 1 AS VARCHAR)) END",
+        # another /24 per copy (the third octet moves), so that copies of tenants on one cloud
+        # do not pile up in the same /24; ASN and country stay as enriched
+        "client_ip": "CASE WHEN k = 0 OR NOT regexp_full_match(client_ip, '[0-9.]+') THEN client_ip"
+        " ELSE regexp_replace(client_ip, '\\.[0-9]+\\.[0-9]+$',"
+        " '.' || CAST((k * 7) % 256 AS VARCHAR) || '.' || CAST((k * 13 + 1) % 254 + 1 AS VARCHAR))"
+        " END",
     }
     select = ", ".join(shifted.get(c, c) for c in columns)
     step = 20

@@ -91,6 +91,12 @@ def connect(
             + meta.get("created_by", "unknown")
             + "), or start a new case with --db",
         )
+    if not read_only:
+        # a table added to the case contract since this case was made (same schema version:
+        # additions only) is created empty
+        for t in TABLES:
+            if t.name not in tables:
+                con.execute(t.ddl())
     creds.install_macros(con, bytes.fromhex(meta["fingerprint_salt"]))
     normalize.install_macros(con)
     reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only

@@ -148,3 +148,19 @@ def test_auto_detected_ingest_and_the_schema_entry(case, tmp_path):
         "source_id",
         "line_no",
     ]
+
+
+def test_a_case_made_before_the_table_existed_gets_it_on_open(tmp_path):
+    from forensics import db
+
+    path = tmp_path / "old.duckdb"
+    con = db.connect(path)
+    con.execute("DROP TABLE retired_keys")
+    con.close()
+    con = db.connect(path, read_only=True)  # read-only: nothing is created
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert "retired_keys" not in tables
+    con = db.connect(path)
+    assert con.execute("SELECT count(*) FROM retired_keys").fetchall() == [(0,)]
+    con.close()

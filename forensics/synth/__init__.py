@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forensics.evaluate import LABEL_COLUMNS
 from forensics.synth.cast import Casting
 from forensics.synth.scenarios import SCENARIOS, Label, World, lookalikes, ordinary
 from forensics.synth.traffic import Call
@@ -43,16 +44,6 @@ from forensics.synth.writers import (
 )
 
 DEFAULT_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # a Monday
-LABEL_COLUMNS = [
-    "scenario",
-    "detector_id",
-    "principal_type",
-    "principal_id",
-    "tenant_id",
-    "window_start",
-    "window_end",
-    "note",
-]
 
 
 @dataclass(frozen=True)
@@ -158,7 +149,7 @@ def synthesize(out: Path, config: SynthConfig) -> SynthSummary:
     summary.labels = sorted(world.labels, key=lambda lb: (lb.detector, lb.window_start))
     files["labels.csv"] = write_csv(
         out / "labels.csv",
-        LABEL_COLUMNS,
+        list(LABEL_COLUMNS),
         (
             [
                 lb.scenario,

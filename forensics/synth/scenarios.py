@@ -79,6 +79,12 @@ class World:
             )
         )
 
+    def label_credential(
+        self, scenario: str, detector: str, cred: Credential, start: float, end: float, note: str
+    ) -> None:
+        """A label on one credential (the principal most detectors name)."""
+        self.label(scenario, detector, "credential", cred.id, cred.tenant, start, end, note)
+
     def usual(self, cred: Credential, *, skip_days: int = 0, days: int | None = None) -> None:
         """The credential's ordinary traffic on every day of the world (or its first `days`)."""
         self.calls += background(
@@ -118,12 +124,10 @@ def scraping(w: World) -> None:
         call.user_agent = agent
         call.system = ""
         w.calls.append(call)
-    w.label(
+    w.label_credential(
         "scraping",
         "scraping.near_duplicate_prompts",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         times[0],
         times[-1],
         f"{count} templated prompts from {len(templates)} template(s) in {span / 60:.0f} min",
@@ -143,12 +147,10 @@ def machine_cadence(w: World) -> None:
     while ts < w.at(w.days):
         w.calls.append(make_call(rng, cred, ts, model=model, stream=False))
         ts += period * (1 + rng.gauss(0, jitter))
-    w.label(
+    w.label_credential(
         "machine_cadence",
         "automation.machine_cadence",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         first,
         ts,
         f"one request every {period:.0f} s (jitter {jitter:.1%}) for {w.days} days",
@@ -227,12 +229,10 @@ def impossible_travel(w: World) -> None:
     times = sorted(away + rng.uniform(0, 1800) for _ in range(rng.randint(3, 25)))
     for ts in times:
         w.calls.append(make_call(rng, cred, ts, ip=ip))
-    w.label(
+    w.label_credential(
         "impossible_travel",
         "credential.impossible_travel",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         home,
         times[-1],
         f"{tenant.country} then {net.country} {(times[0] - home) / 60:.0f} min later",
@@ -254,12 +254,10 @@ def network_spread(w: World) -> None:
         call.user_agent = rng.choice(SCRIPT_AGENTS)
         w.calls.append(call)
     countries = len({n.country for n in exits})
-    w.label(
+    w.label_credential(
         "network_spread",
         "credential.network_spread",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         times[0],
         times[-1],
         f"{len(exits)} proxy networks in {countries} countries on day {day + 1}",
@@ -279,12 +277,10 @@ def tool_fanout(w: World) -> None:
     times = sorted(window + rng.uniform(0, 5.5 * HOUR) for _ in range(count))
     for ts in times:
         w.calls.append(make_call(rng, cred, ts, tool_calls=rng.randint(10, 24), outcome="ok"))
-    w.label(
+    w.label_credential(
         "tool_fanout",
         "cost.tool_fanout",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         times[0],
         times[-1],
         f"{count} requests with 10-24 tool calls each",
@@ -335,12 +331,10 @@ def concurrency(w: World) -> None:
             w.calls.append(call)
             first, last = min(first, ts), max(last, ts)
             ts += call.latency_ms / 1000 + rng.uniform(0.05, 0.5)
-    w.label(
+    w.label_credential(
         "concurrency",
         "cost.concurrency",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         first,
         last,
         f"{lanes} generations in flight for {span / 60:.0f} min",
@@ -370,12 +364,10 @@ def error_mapping(w: World) -> None:
         prompt = rng.choice(_PROBES).format(w=words(rng, 3, 9))
         outcome = "content_filter" if rng.random() < share else "ok"
         w.calls.append(make_call(rng, cred, ts, prompt=prompt, outcome=outcome))
-    w.label(
+    w.label_credential(
         "error_mapping",
         "probing.error_mapping",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         times[0],
         times[-1],
         f"{count} probing prompts, {share:.0%} blocked by the content filter",
@@ -412,12 +404,10 @@ def long_lived_token(w: World) -> None:
         w.skipped.append("long_lived_token")
         return
     w.calls += calls
-    w.label(
+    w.label_credential(
         "long_lived_token",
         "credential.long_lived_token",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         calls[0].ts,
         calls[-1].ts,
         note,
@@ -441,12 +431,10 @@ def window_edge(w: World) -> None:
     times.sort()
     for ts in times:
         w.calls.append(make_call(rng, cred, ts))
-    w.label(
+    w.label_credential(
         "window_edge",
         "ratelimit.window_edge",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         times[0],
         times[-1],
         f"bursts around {len(hours)} hour boundaries",
@@ -493,12 +481,10 @@ def use_after_revocation(w: World) -> None:
         call = make_call(rng, cred, ts, ip=ip)
         call.user_agent = rng.choice(SCRIPT_AGENTS)
         w.calls.append(call)
-    w.label(
+    w.label_credential(
         "use_after_revocation",
         "credential.use_after_revocation",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         after[0],
         after[-1],
         f"{len(after)} accepted requests after revocation",
@@ -521,12 +507,10 @@ def browser_exposed(w: World) -> None:
         w.skipped.append("browser_exposed")
         return
     w.calls += calls
-    w.label(
+    w.label_credential(
         "browser_exposed",
         "credential.browser_exposed",
-        "credential",
-        cred.id,
-        tenant,
+        cred,
         calls[0].ts,
         calls[-1].ts,
         f"browser calls with Origin {cred.origin} from {len(places)} ISPs",

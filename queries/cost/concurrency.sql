@@ -2,28 +2,42 @@
 -- above its baseline (mean of the peaks of its earlier windows). A request is in flight over
 -- [ts, ts + latency_ms): +1 at start, -1 at end, ends sorted before starts at the same instant,
 -- and a running sum per credential gives the concurrency after every event.
-WITH hourly AS (
-    SELECT principal_id AS credential_id, hour, sum(requests) AS n,
-           max(max_latency_ms) AS max_latency_ms
+WITH slow AS (
+    -- credentials with a generation longer than a minute (from the shared features)
+    SELECT principal_id AS credential_id
     FROM principal_hours
     WHERE principal_type = 'credential'
       AND ($since IS NULL OR last_ts >= $since)
       AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY principal_id
+    HAVING max(max_latency_ms) > 60000
+),
+minutes AS (
+    SELECT credential_id, time_bucket(INTERVAL 1 MINUTE, ts) AS minute, count(*) AS n
+    FROM requests
+    WHERE credential_id IS NOT NULL AND ts IS NOT NULL
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY ALL
 ),
 candidates AS (
-    -- Only these credentials can reach min_concurrency: with every latency under an hour, the
-    -- generations in flight at any moment started in its hour or the one before, so some pair
-    -- of consecutive hours (from the shared features) must hold min_concurrency requests.
+    -- Only these credentials can reach min_concurrency. When no generation of a credential
+    -- lasts over a minute, the ones in flight at any moment started in that minute or the one
+    -- before, so two consecutive minutes must hold min_concurrency requests; credentials with
+    -- longer generations are always computed.
+    SELECT credential_id FROM slow
+    UNION
     SELECT credential_id
-    FROM (SELECT *, n + coalesce(lag(n) OVER (PARTITION BY credential_id ORDER BY hour), 0) AS two_hours,
-                 lag(hour) OVER (PARTITION BY credential_id ORDER BY hour) AS prev_hour
-          FROM hourly)
+    FROM (SELECT credential_id,
+                 n + CASE WHEN lag(minute) OVER w = minute - INTERVAL 1 MINUTE
+                          THEN lag(n) OVER w ELSE 0 END AS two_minutes
+          FROM minutes
+          WHERE n >= 1
+          WINDOW w AS (PARTITION BY credential_id ORDER BY minute))
     GROUP BY credential_id
-    HAVING max(CASE WHEN prev_hour = hour - INTERVAL 1 HOUR THEN two_hours ELSE n END)
-               >= $min_concurrency
-        OR max(max_latency_ms) >= 3600000
+    HAVING max(two_minutes) >= $min_concurrency
 ),
 scoped AS (
     -- integer keys (a hash of the credential, microseconds) keep the event sort cheap

@@ -50,6 +50,7 @@ seen AS (
            list(r.request_id ORDER BY r.ts, r.request_id)
                FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
     FROM (SELECT ts, request_id, client_ip,
+                 time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket,
                  CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN 'asn' ELSE 'cidr' END
                      AS ptype,
                  CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN CAST(asn AS VARCHAR)
@@ -60,8 +61,7 @@ seen AS (
             AND (asn_category IS NULL OR asn_category = 'hosting')
             AND ($tenant IS NULL OR tenant_id = $tenant)) r
     JOIN hits h
-      ON r.ptype = h.ptype AND r.network = h.network
-     AND r.ts BETWEEN h.window_start AND h.window_end
+      ON r.ptype = h.ptype AND r.network = h.network AND r.bucket = h.bucket
     GROUP BY ALL
 ),
 sampled AS (
