@@ -22,9 +22,7 @@ hours AS (
            coalesce(sum(est_cost_usd), 0) AS cost,
            sum(output_tokens) / nullif(sum(output_requests), 0) AS avg_output,
            sum(output_tokens) AS sum_output,
-           sum(output_requests) AS n_output,
-           count(DISTINCT principal_id) FILTER (WHERE principal_type = 'credential')
-               AS credentials
+           sum(output_requests) AS n_output
     FROM principal_hours
     WHERE tenant_id IS NOT NULL
       AND ($since IS NULL OR last_ts >= $since)
@@ -78,8 +76,15 @@ samples AS (
       ON s.tenant_id = j.tenant_id AND s.ts >= j.hour AND s.ts < j.hour + INTERVAL 1 HOUR
     GROUP BY ALL
 ),
+credentials AS (
+    SELECT j.tenant_id, j.hour,
+           count(DISTINCT p.principal_id) FILTER (WHERE p.principal_type = 'credential')
+               AS credentials
+    FROM jumps j JOIN principal_hours p ON p.tenant_id = j.tenant_id AND p.hour = j.hour
+    GROUP BY ALL
+),
 found AS (
-    SELECT j.*, sh.new_family_cost_share, sh.new_families, sh.families, sm.request_ids,
+    SELECT j.*, c.credentials, sh.new_family_cost_share, sh.new_families, sh.families, sm.request_ids,
            j.cost / nullif(j.baseline_cost, 0) AS ratio,
            j.avg_output / nullif(j.baseline_output, 0) AS output_ratio,
            sh.new_family_cost_share >= $min_shift_share AS model_shift,
@@ -87,6 +92,7 @@ found AS (
     FROM jumps j
     JOIN shift sh USING (tenant_id, hour)
     JOIN samples sm USING (tenant_id, hour)
+    JOIN credentials c USING (tenant_id, hour)
 )
 SELECT
     'tenant' AS principal_type,
