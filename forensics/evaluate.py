@@ -111,7 +111,7 @@ def _time(path: Path, line: int, name: str, text: str) -> dt.datetime:
 def read_labels(path: Path) -> list[Label]:
     """The labels of a labels.csv; a bad row is an error naming the file and line."""
     try:
-        f = path.open(encoding="utf-8", newline="")
+        f = path.open(encoding="utf-8-sig", newline="")  # a spreadsheet's BOM is not a column
     except OSError as e:
         raise InputError(path, e.strerror or str(e)) from None
     labels: list[Label] = []
@@ -126,7 +126,8 @@ def read_labels(path: Path) -> list[Label]:
                 line=1,
                 hint="columns: " + ",".join(LABEL_COLUMNS),
             )
-        for line, row in enumerate(rows, start=2):
+        for row in rows:
+            line = rows.line_num  # the physical line where the row ends (notes may span lines)
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):

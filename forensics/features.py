@@ -1,12 +1,12 @@
 """Shared features: what several detectors need, computed in one pass over `requests`.
 
-`principal_hours` has one row per principal (the credential, else the client IP), tenant, UTC
-hour, target, model family, network (ASN, its category, the IPv4 /24) and place (country,
-lat/lon), with the counts and sums the pack reads: requests,
-streaming requests, tool calls, cost, output tokens, content-filter rejections, first and last
-request, longest latency. Detectors that judge a principal per hour, day or week aggregate these
-rows instead of rescanning `requests`, and go back to `requests` only for the few principals
-and windows that pass (inter-arrival gaps, sample request ids).
+`principal_hours` has one row per principal (the credential, else the client IP, else the
+tenant: principal_type credential, ip or tenant), tenant, UTC hour, target, model family,
+network (ASN, its category, the IPv4 /24) and place (country, lat/lon), with the counts and sums
+the pack reads: requests, streaming requests, tool calls, cost, output tokens, content-filter
+rejections, first and last request, longest latency. Detectors that judge a principal per hour,
+day or week aggregate these rows instead of rescanning `requests`, and go back to `requests`
+only for the few principals and windows that pass (inter-arrival gaps, sample request ids).
 
 Two forms, one definition:
 
@@ -22,6 +22,8 @@ Two forms, one definition:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import duckdb
 
 _SCOPE = (
@@ -31,20 +33,21 @@ _SCOPE = (
 
 PRINCIPAL_HOURS = r"""
 SELECT
-    CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'ip' END AS principal_type,
-    coalesce(credential_id, client_ip) AS principal_id,
+    CASE WHEN credential_id IS NOT NULL THEN 'credential'
+         WHEN client_ip IS NOT NULL THEN 'ip' ELSE 'tenant' END AS principal_type,
+    coalesce(credential_id, client_ip, tenant_id) AS principal_id,
     tenant_id,
     time_bucket(INTERVAL 1 HOUR, ts) AS hour,
     CASE WHEN endpoint IS NULL OR endpoint = 'other' THEN path ELSE endpoint END AS target,
     endpoint,
     model_family,
     asn,
-    as_org,
     asn_category,
     country,
     lat,
     lon,
-    regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', 1) || '.0/24' AS net24,
+    CASE WHEN regexp_full_match(client_ip, '[0-9]{{1,3}}(\.[0-9]{{1,3}}){{3}}')
+         THEN regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24' END AS net24,
     count(*) AS requests,
     min(ts) AS first_ts,
     max(ts) AS last_ts,
@@ -57,7 +60,7 @@ SELECT
     count(*) FILTER (WHERE error_type = 'content_filter') AS content_filter,
     max(latency_ms) AS max_latency_ms
 FROM requests
-WHERE ts IS NOT NULL AND coalesce(credential_id, client_ip) IS NOT NULL AND {scope}
+WHERE ts IS NOT NULL AND coalesce(credential_id, client_ip, tenant_id) IS NOT NULL AND {scope}
 GROUP BY ALL
 """
 
@@ -71,9 +74,10 @@ def install_views(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
         con.execute(f"CREATE OR REPLACE {kind} {name} AS {body.format(scope='true')}")
 
 
-def used_by(tables: object) -> list[str]:
+def used_by(tables: Iterable[str]) -> list[str]:
     """The features among a detector's (or a run's) `tables`."""
-    return [name for name in FEATURES if name in set(tables)]  # type: ignore[call-overload]
+    wanted = set(tables)
+    return [name for name in FEATURES if name in wanted]
 
 
 def materialize(
@@ -84,7 +88,11 @@ def materialize(
     """Compute `names` once for this connection, scoped by params since / until / tenant."""
     scope = {k: params.get(k) for k in ("since", "until", "tenant")}
     for name in names:
-        con.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        temp_views = con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = $n", {"n": name}
+        ).fetchall()[0][0]
+        if temp_views:  # a read-only connection's TEMP view of the same name
+            con.execute(f"DROP VIEW temp.{name}")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS {FEATURES[name].format(scope=_SCOPE)}",
             scope,

@@ -56,7 +56,8 @@ def test_the_view_has_one_row_per_principal_hour_and_network(tmp_path):
 def test_a_run_reads_a_scoped_copy_and_leaves_the_view_in_place(tmp_path):
     con = db.connect(tmp_path / "case.duckdb")
     load(con, tmp_path, _events(), "kong")
-    features.materialize(con, ["principal_hours"], {"tenant": "tenant-beta"})
+    features.materialize(con, ["principal_hours"], {})
+    features.materialize(con, ["principal_hours"], {"tenant": "tenant-beta"})  # again: replaced
     scoped = rows(con, "SELECT DISTINCT tenant_id FROM principal_hours")
     assert scoped == [{"tenant_id": "tenant-beta"}]
     features.drop(con, ["principal_hours"])

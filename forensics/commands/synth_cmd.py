@@ -87,6 +87,13 @@ def synth(out: Path, days: int, tenants: int, seed: int, start: str, compress: s
         click.echo(f"left out (the world is too short): {', '.join(summary.skipped)}", err=True)
 
 
+def _json_value(value: object) -> str:
+    """Times as ISO 8601; anything else JSON has no type for as text."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -214,15 +221,23 @@ def evaluate(
                 for s in [*result.scores.values(), result.total]
             ],
             "missed": [
-                {"line": lb.line, "detector_id": lb.detector_id, "principal_id": lb.principal_id}
+                {
+                    "line": lb.line,
+                    "scenario": lb.scenario,
+                    "detector_id": lb.detector_id,
+                    "principal_type": lb.principal_type,
+                    "principal_id": lb.principal_id,
+                    "window_start": lb.window_start,
+                    "window_end": lb.window_end,
+                }
                 for lb in result.missed
             ],
             "false_positives": [
-                {k: str(v) for k, v in f.items() if k not in ("serious", "is_true", "is_covered")}
+                {k: v for k, v in f.items() if k not in ("serious", "is_true", "is_covered")}
                 for f in result.false_positives
             ],
         }
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(doc, indent=2, default=_json_value))
     else:
         _table(result)
     failures = _failures(result, min_recall, min_precision, max_false_positives, per_detector)

@@ -85,6 +85,14 @@ class World:
         """A label on one credential (the principal most detectors name)."""
         self.label(scenario, detector, "credential", cred.id, cred.tenant, start, end, note)
 
+    def hour_after_baseline(self, calls: list[Call]) -> float:
+        """A random whole hour (epoch s) after the hour of the first of `calls`, so that a
+        burst there has a baseline of earlier traffic, and at least an hour before the end."""
+        first = min((c.ts for c in calls), default=self.start)
+        lo = int(first // HOUR) + 1
+        hi = int(self.at(self.days) // HOUR) - 1
+        return float(HOUR * self.rng.randint(lo, max(lo, hi - 1)))
+
     def usual(self, cred: Credential, *, skip_days: int = 0, days: int | None = None) -> None:
         """The credential's ordinary traffic on every day of the world (or its first `days`)."""
         self.calls += background(
@@ -142,17 +150,18 @@ def machine_cadence(w: World) -> None:
     period = rng.uniform(40, 280)
     jitter = rng.uniform(0.005, 0.04)
     ts = w.start + rng.uniform(0, period)
-    first = ts
+    first = last = ts
     model = MODELS["gpt-4o-mini"]
     while ts < w.at(w.days):
         w.calls.append(make_call(rng, cred, ts, model=model, stream=False))
+        last = ts
         ts += period * (1 + rng.gauss(0, jitter))
     w.label_credential(
         "machine_cadence",
         "automation.machine_cadence",
         cred,
         first,
-        ts,
+        last,
         f"one request every {period:.0f} s (jitter {jitter:.1%}) for {w.days} days",
     )
 
@@ -292,9 +301,9 @@ def model_escalation(w: World) -> None:
     rng = w.rng
     tenant = w.cast.tenant("abuse")
     cred = w.cast.credential(tenant, "server", daily=rng.uniform(60, 160), models=["gpt-4o-mini"])
-    w.usual(cred)
-    day = rng.randrange(w.days)
-    hour = w.at(day, rng.randint(1, 22))
+    ordinary = background(rng, cred, w.start, w.days)
+    w.calls += ordinary
+    hour = w.hour_after_baseline(ordinary)
     model = MODELS[rng.choice(("o1", "claude-opus-4"))]
     count = rng.randint(40, 200)
     times = sorted(hour + rng.uniform(0, HOUR - 60) for _ in range(count))
@@ -317,9 +326,9 @@ def concurrency(w: World) -> None:
     rng = w.rng
     tenant = w.cast.tenant("abuse")
     cred = w.cast.credential(tenant, "server", daily=rng.uniform(60, 150))
-    w.usual(cred)
-    day = rng.randrange(w.days)
-    t0 = w.at(day, rng.randint(0, 22) + 0.1)
+    ordinary = background(rng, cred, w.start, w.days)
+    w.calls += ordinary
+    t0 = w.hour_after_baseline(ordinary) + 0.1 * HOUR
     lanes = rng.randint(25, 70)
     span = rng.uniform(10, 40) * 60
     first, last = t0 + span, t0
@@ -355,14 +364,22 @@ def error_mapping(w: World) -> None:
     rng = w.rng
     tenant = w.cast.tenant("abuse")
     cred = w.cast.credential(tenant, "developer", models=["gpt-4o-azure"], daily=20)
-    w.usual(cred)
+    ordinary = background(rng, cred, w.start, w.days)
+    w.calls += ordinary
     day = rng.randrange(w.days)
     count = rng.randint(70, 300)
     share = rng.uniform(0.35, 0.8)
     times = sorted(w.at(day, rng.uniform(0, 23.9)) for _ in range(count))
-    for ts in times:
+    blocked = [rng.random() < share for _ in times]
+    # the day's ordinary calls dilute the share: keep the blocked ones at 36 % of all at least
+    same_day = sum(1 for c in ordinary if w.at(day) <= c.ts < w.at(day + 1))
+    for i in range(len(blocked)):
+        if sum(blocked) >= 0.36 * (count + same_day):
+            break
+        blocked[i] = True
+    for ts, hit in zip(times, blocked, strict=True):
         prompt = rng.choice(_PROBES).format(w=words(rng, 3, 9))
-        outcome = "content_filter" if rng.random() < share else "ok"
+        outcome = "content_filter" if hit else "ok"
         w.calls.append(make_call(rng, cred, ts, prompt=prompt, outcome=outcome))
     w.label_credential(
         "error_mapping",
@@ -370,7 +387,7 @@ def error_mapping(w: World) -> None:
         cred,
         times[0],
         times[-1],
-        f"{count} probing prompts, {share:.0%} blocked by the content filter",
+        f"{count} probing prompts, {sum(blocked) / count:.0%} blocked by the content filter",
     )
 
 
@@ -381,9 +398,9 @@ def long_lived_token(w: World) -> None:
     issuer = f"https://auth.{tenant.name.removeprefix('tenant-')}.example/"
     cred = w.cast.credential(tenant, "server", auth="jwt", jwt_issuer=issuer, jwt_kid="k1")
     variant = rng.choice(("lifetime", "retired"))
-    iat = int(w.start - rng.uniform(0, 3) * DAY)
+    iat = int(w.start - rng.uniform(0, 0.5) * DAY)
     if variant == "lifetime":
-        lifetime = int(rng.uniform(1, 60) * DAY)
+        lifetime = int(rng.uniform(w.days + 1, 60) * DAY)  # still valid when used
         token = make_jwt(rng, issuer, "k1", f"svc-{uid(rng)[:8]}", iat, iat + lifetime)
         note = f"one token valid for {lifetime / DAY:.1f} days"
         calls = background(rng, cred, w.start, w.days)
@@ -471,7 +488,7 @@ def use_after_revocation(w: World) -> None:
     rng = w.rng
     tenant = w.cast.tenant("abuse")
     cred = w.cast.credential(tenant, "server", daily=rng.uniform(40, 120))
-    revoked = w.at(rng.randrange(w.days), rng.uniform(0, 20))
+    revoked = w.at(rng.randrange(w.days), rng.uniform(0, 19.5))
     w.revocations.append((cred.id, revoked))
     before = [c for c in background(rng, cred, w.start, w.days) if c.ts < revoked]
     ip = rng.choice(w.nets.vps).address(rng)

@@ -16,7 +16,8 @@
 WITH hours AS (
     SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
     FROM principal_hours
-    WHERE ($since IS NULL OR last_ts >= $since)
+    WHERE principal_type IN ('credential', 'ip')
+      AND ($since IS NULL OR last_ts >= $since)
       AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
 ),
@@ -75,7 +76,10 @@ gap_rows AS (
      AND c.principal_id = coalesce(r.credential_id, r.client_ip)
      AND c.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential' ELSE 'ip' END
      AND r.ts BETWEEN c.first_seen AND c.last_seen
-    WHERE ($tenant IS NULL OR r.tenant_id = $tenant)
+    WHERE TRUE
+      AND ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
 ),
 gaps AS (
     -- integer keys (a hash of principal and window, microseconds) keep the sort cheap
@@ -142,7 +146,10 @@ SELECT
               FROM requests r
               WHERE coalesce(r.credential_id, r.client_ip) = scored.principal_id
                 AND r.ts BETWEEN scored.first_seen AND scored.last_seen
-                AND r.request_id IS NOT NULL), []) AS sample_request_ids,
+                AND r.request_id IS NOT NULL
+                AND ($since IS NULL OR r.ts >= $since)
+                AND ($until IS NULL OR r.ts <= $until)
+                AND ($tenant IS NULL OR r.tenant_id = $tenant)), []) AS sample_request_ids,
     est_cost_usd
 FROM scored
 ORDER BY score DESC, principal_type, principal_id, window_start

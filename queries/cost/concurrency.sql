@@ -119,7 +119,10 @@ SELECT
               FROM requests r
               WHERE r.credential_id = baselined.credential_id
                 AND r.ts BETWEEN baselined.first_seen AND baselined.last_seen
-                AND r.request_id IS NOT NULL), []) AS sample_request_ids,
+                AND r.request_id IS NOT NULL
+                AND ($since IS NULL OR r.ts >= $since)
+                AND ($until IS NULL OR r.ts <= $until)
+                AND ($tenant IS NULL OR r.tenant_id = $tenant)), []) AS sample_request_ids,
     est_cost_usd
 FROM baselined
 WHERE baseline_windows >= 1

@@ -74,6 +74,10 @@ samples AS (
     FROM jumps j
     JOIN requests s
       ON s.tenant_id = j.tenant_id AND s.ts >= j.hour AND s.ts < j.hour + INTERVAL 1 HOUR
+    WHERE TRUE
+      AND ($since IS NULL OR s.ts >= $since)
+      AND ($until IS NULL OR s.ts <= $until)
+      AND ($tenant IS NULL OR s.tenant_id = $tenant)
     GROUP BY ALL
 ),
 credentials AS (

@@ -46,11 +46,15 @@ detail AS (
     SELECT c.credential_id, c.bucket,
            count(DISTINCT r.session_id) AS sessions,
            max(r.tool_calls) AS max_tools,
-           list(r.request_id ORDER BY r.tool_calls DESC NULLS LAST, r.ts, r.request_id)
+           list(r.request_id ORDER BY coalesce(r.tool_calls, 0) DESC, r.ts, r.request_id)
                FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
     FROM candidates c
     JOIN requests r
       ON r.credential_id = c.credential_id AND r.ts BETWEEN c.first_seen AND c.last_seen
+    WHERE TRUE
+      AND ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
     GROUP BY ALL
 )
 SELECT

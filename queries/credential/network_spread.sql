@@ -61,7 +61,11 @@ SELECT
               FROM requests r
               WHERE r.credential_id = baselined.credential_id
                 AND r.ts BETWEEN baselined.first_seen AND baselined.last_seen
-                AND r.request_id IS NOT NULL), []) AS sample_request_ids,
+                AND r.request_id IS NOT NULL
+                AND coalesce(r.asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+                AND ($since IS NULL OR r.ts >= $since)
+                AND ($until IS NULL OR r.ts <= $until)
+                AND ($tenant IS NULL OR r.tenant_id = $tenant)), []) AS sample_request_ids,
     est_cost_usd
 FROM baselined
 WHERE baseline_days >= 1

@@ -36,7 +36,6 @@ hits AS (
            count(DISTINCT tenant_id) AS tenants,
            count(DISTINCT tenant_id) FILTER (WHERE tenant_first_ts >= bucket) AS new_tenants,
            list(DISTINCT tenant_id ORDER BY tenant_id) AS tenant_list,
-           any_value(as_org) AS as_org,
            any_value(asn_category) AS asn_category,
            sum(est_cost_usd) AS est_cost_usd
     FROM networked
@@ -47,9 +46,10 @@ seen AS (
     -- client addresses and sample requests, read back from `requests` for the hits only
     SELECT h.ptype, h.network, h.bucket,
            count(DISTINCT r.client_ip) AS client_ips,
+           any_value(r.as_org) AS as_org,
            list(r.request_id ORDER BY r.ts, r.request_id)
                FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
-    FROM (SELECT ts, request_id, client_ip,
+    FROM (SELECT ts, request_id, client_ip, as_org,
                  time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket,
                  CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN 'asn' ELSE 'cidr' END
                      AS ptype,
@@ -59,13 +59,15 @@ seen AS (
           FROM requests
           WHERE tenant_id IS NOT NULL
             AND (asn_category IS NULL OR asn_category = 'hosting')
+            AND ($since IS NULL OR ts >= $since)
+            AND ($until IS NULL OR ts <= $until)
             AND ($tenant IS NULL OR tenant_id = $tenant)) r
     JOIN hits h
       ON r.ptype = h.ptype AND r.network = h.network AND r.bucket = h.bucket
     GROUP BY ALL
 ),
 sampled AS (
-    SELECT h.*, s.client_ips, s.request_ids
+    SELECT h.*, s.client_ips, s.as_org, s.request_ids
     FROM hits h LEFT JOIN seen s USING (ptype, network, bucket)
 )
 SELECT

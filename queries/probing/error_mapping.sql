@@ -41,6 +41,10 @@ prompts AS (
      AND coalesce(r.credential_id, r.tenant_id) = w.principal_id
      AND w.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential'
                                  ELSE 'tenant' END
+    WHERE TRUE
+      AND ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
     GROUP BY ALL
 ),
 hits AS (

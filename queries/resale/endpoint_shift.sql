@@ -90,7 +90,10 @@ found AS (
             WHERE r.tenant_id = f.tenant_id
               AND r.ts BETWEEN f.first_seen AND f.last_seen
               AND coalesce(r.endpoint, 'unknown') = f.grown[1]
-              AND r.request_id IS NOT NULL) AS request_ids
+              AND r.request_id IS NOT NULL
+              AND ($since IS NULL OR r.ts >= $since)
+              AND ($until IS NULL OR r.ts <= $until)
+              AND ($tenant IS NULL OR r.tenant_id = $tenant)) AS request_ids
     FROM shifts f
 )
 SELECT
