@@ -125,18 +125,31 @@ b AS (
     FROM u
     GROUP BY provider, reporter, model_family, bucket_start, bucket_end, bucket_width
 ),
-g AS (
+g0 AS (
+    -- per second as logged first (cheap keys), normalised on the far fewer grouped rows
     SELECT
-        lower(trim(provider)) AS provider,
-        lower(nullif(trim(model_family), '')) AS model_family,
-        date_trunc('second', ts) AS sec,
-        {_utc_trunc("hour", "ts")} AS hour,
+        provider,
+        model_family,
+        time_bucket(INTERVAL 1 SECOND, ts) AS sec,
         count(*) AS n,
         coalesce(sum(input_tokens), 0) AS input_tokens,
         coalesce(sum(output_tokens), 0) AS output_tokens,
         sum(est_cost_usd) AS est_cost_usd
     FROM requests
     WHERE ts IS NOT NULL AND provider IS NOT NULL
+    GROUP BY ALL
+),
+g AS (
+    SELECT
+        lower(trim(provider)) AS provider,
+        lower(nullif(trim(model_family), '')) AS model_family,
+        sec,
+        {_utc_trunc("hour", "sec")} AS hour,
+        sum(n) AS n,
+        sum(input_tokens) AS input_tokens,
+        sum(output_tokens) AS output_tokens,
+        sum(est_cost_usd) AS est_cost_usd
+    FROM g0
     GROUP BY ALL
 ),
 bh AS (

@@ -68,16 +68,23 @@ candidates AS (
     WHERE gap_candidate OR (hour_share >= $min_hour_share AND dispersion <= $max_dispersion)
 ),
 gap_rows AS (
-    SELECT hash(c.principal_type, c.principal_id, c.bucket) AS wk,
-           epoch_us(r.ts) AS us
+    SELECT hash(c.principal_type, c.principal_id, c.bucket) AS wk, epoch_us(r.ts) AS us
     FROM requests r
     JOIN candidates c
-      ON c.gap_candidate
-     AND c.principal_id = coalesce(r.credential_id, r.client_ip)
-     AND c.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential' ELSE 'ip' END
+      ON c.gap_candidate AND c.principal_type = 'credential'
+     AND r.credential_id = c.principal_id
      AND r.ts BETWEEN c.first_seen AND c.last_seen
-    WHERE TRUE
-      AND ($since IS NULL OR r.ts >= $since)
+    WHERE ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
+    UNION ALL
+    SELECT hash(c.principal_type, c.principal_id, c.bucket), epoch_us(r.ts)
+    FROM requests r
+    JOIN candidates c
+      ON c.gap_candidate AND c.principal_type = 'ip'
+     AND r.credential_id IS NULL AND r.client_ip = c.principal_id
+     AND r.ts BETWEEN c.first_seen AND c.last_seen
+    WHERE ($since IS NULL OR r.ts >= $since)
       AND ($until IS NULL OR r.ts <= $until)
       AND ($tenant IS NULL OR r.tenant_id = $tenant)
 ),

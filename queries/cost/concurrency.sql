@@ -21,23 +21,16 @@ minutes AS (
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY ALL
+    HAVING count(*) >= $min_concurrency / 2
 ),
 candidates AS (
     -- Only these credentials can reach min_concurrency. When no generation of a credential
     -- lasts over a minute, the ones in flight at any moment started in that minute or the one
-    -- before, so two consecutive minutes must hold min_concurrency requests; credentials with
-    -- longer generations are always computed.
+    -- before, so one of the two minutes holds half of min_concurrency requests at least;
+    -- credentials with longer generations are always computed.
     SELECT credential_id FROM slow
     UNION
-    SELECT credential_id
-    FROM (SELECT credential_id,
-                 n + CASE WHEN lag(minute) OVER w = minute - INTERVAL 1 MINUTE
-                          THEN lag(n) OVER w ELSE 0 END AS two_minutes
-          FROM minutes
-          WHERE n >= 1
-          WINDOW w AS (PARTITION BY credential_id ORDER BY minute))
-    GROUP BY credential_id
-    HAVING max(two_minutes) >= $min_concurrency
+    SELECT credential_id FROM minutes
 ),
 scoped AS (
     -- integer keys (a hash of the credential, microseconds) keep the event sort cheap

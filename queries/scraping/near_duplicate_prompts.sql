@@ -31,14 +31,26 @@ candidates AS (
     WHERE reach >= $min_requests
 ),
 scoped AS (
+    -- the candidates' short prompts: credentials by their id, tenants by requests without one
     SELECT r.ts, r.request_id, r.tenant_id, r.est_cost_usd, r.prompt_prefix_fp,
            c.principal_type, c.principal_id,
            time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), r.ts) AS bucket
     FROM requests r
     JOIN candidates c
-      ON c.principal_id = coalesce(r.credential_id, r.tenant_id)
-     AND c.principal_type = CASE WHEN r.credential_id IS NOT NULL THEN 'credential'
-                                 ELSE 'tenant' END
+      ON (c.principal_type = 'credential' AND r.credential_id = c.principal_id)
+    WHERE r.prompt_prefix_fp IS NOT NULL
+      AND r.prompt_chars <= $max_prompt_chars
+      AND ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
+    UNION ALL
+    SELECT r.ts, r.request_id, r.tenant_id, r.est_cost_usd, r.prompt_prefix_fp,
+           c.principal_type, c.principal_id,
+           time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), r.ts)
+    FROM requests r
+    JOIN candidates c
+      ON (c.principal_type = 'tenant' AND r.credential_id IS NULL
+          AND r.tenant_id = c.principal_id)
     WHERE r.prompt_prefix_fp IS NOT NULL
       AND r.prompt_chars <= $max_prompt_chars
       AND ($since IS NULL OR r.ts >= $since)
