@@ -38,7 +38,6 @@ SEVERITY_NAMES = [s.name for s in sorted(Severity)]  # list index (1-based) = Se
 ProgressCallback = Callable[[str, float, int, str | None], None]
 """Called after each detector: (detector id, seconds, findings, error message or None)."""
 
-_OUT = "_run_out"  # one detector's raw rows
 _NEW = "_run_new"  # every detector's findings of this run, normalised
 _NEW_COLUMNS = """
     finding_id VARCHAR, detector_id VARCHAR, detector_version VARCHAR, severity VARCHAR,
@@ -138,7 +137,6 @@ def run_detectors(
                 result.suppressed.setdefault(detector.id, 0)
     finally:
         features.drop(con, shared)
-        con.execute(f"DROP TABLE IF EXISTS {_OUT}")
         con.execute(f"DROP TABLE IF EXISTS {_NEW}")
     return result
 
@@ -151,15 +149,19 @@ def _first_line(error: BaseException) -> str:
 def _evaluate(
     con: duckdb.DuckDBPyConnection, detector: Detector, version: str, params: dict[str, Any]
 ) -> int:
-    """Run one detector into `_run_out`, append its normalised findings to `_run_new`."""
+    """Run one detector and append its normalised findings to `_run_new`.
+
+    The SELECT is bound once to learn its column types (DESCRIBE), then runs inside the one
+    INSERT that normalises its rows: no intermediate table per detector.
+    """
     statements = con.extract_statements(detector.sql)
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         kinds = ", ".join(s.type.name for s in statements) or "nothing"
         raise _DetectorFailure(
             f"{detector.sql_path}: must be exactly one SELECT statement, found {kinds}"
         )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_OUT} AS {statements[0].query}", params)
-    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {_OUT}").fetchall()}
+    query = statements[0].query
+    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
     missing = [c for c in CONTRACT_COLUMNS if c not in types]
     if missing:
         raise _DetectorFailure(
@@ -167,21 +169,21 @@ def _evaluate(
         )
     names = "[" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + "]"
     values: dict[str, Any] = {
-        "detector_id": detector.id,
-        "version": version,
-        "principal_type": detector.principal_type,
-        "severity": detector.severity.name,
+        "_run_detector_id": detector.id,
+        "_run_version": version,
+        "_run_principal_type": detector.principal_type,
+        "_run_severity": detector.severity.name,
     }
     if "severity" in types and detector.severity_bounds is not None:
         # a computed severity moves within the bounds; an unknown one falls back to the YAML's
         position = f"list_position({names}, lower(trim(CAST(severity AS VARCHAR))))"
         severity = (
-            f"CASE WHEN {position} IS NULL THEN $severity"
-            f" ELSE {names}[greatest($low, least($high, {position}))] END"
+            f"CASE WHEN {position} IS NULL THEN $_run_severity"
+            f" ELSE {names}[greatest($_run_low, least($_run_high, {position}))] END"
         )
-        values["low"], values["high"] = (int(b) for b in detector.severity_bounds)
+        values["_run_low"], values["_run_high"] = (int(b) for b in detector.severity_bounds)
     else:
-        severity = "$severity"  # without bounds the YAML severity holds
+        severity = "$_run_severity"  # without bounds the YAML severity holds
     if types["evidence"] == "JSON":
         evidence = "evidence"
     elif types["evidence"] == "VARCHAR":
@@ -194,15 +196,15 @@ def _evaluate(
     inserted = con.execute(
         f"""
         INSERT INTO {_NEW}
-        SELECT finding_id, $detector_id, $version, severity, score, principal_type, principal_id,
-               tenant_id, window_start, window_end, summary, evidence, est_cost_usd,
-               sample_request_ids
+        SELECT finding_id, $_run_detector_id, $_run_version, severity, score, principal_type,
+               principal_id, tenant_id, window_start, window_end, summary, evidence,
+               est_cost_usd, sample_request_ids
         FROM (
-            SELECT *, left(sha256(concat_ws('|', $detector_id, coalesce(principal_type, ''),
+            SELECT *, left(sha256(concat_ws('|', $_run_detector_id, coalesce(principal_type, ''),
                        coalesce(principal_id, ''), {_iso("window_start")}, {_iso("window_end")})),
                        32) AS finding_id
             FROM (
-                SELECT coalesce(CAST(principal_type AS VARCHAR), $principal_type)
+                SELECT coalesce(CAST(principal_type AS VARCHAR), $_run_principal_type)
                            AS principal_type,
                        CAST(principal_id AS VARCHAR) AS principal_id,
                        CAST(tenant_id AS VARCHAR) AS tenant_id,
@@ -214,14 +216,16 @@ def _evaluate(
                        {cost} AS est_cost_usd,
                        {severity} AS severity,
                        coalesce(CAST(sample_request_ids AS VARCHAR[]), []) AS sample_request_ids
-                FROM {_OUT}
+                FROM (
+{query}
+                )
             )
         )
         -- two rows for one principal and window are one finding: keep the highest score
         QUALIFY row_number() OVER (
             PARTITION BY finding_id ORDER BY score DESC NULLS LAST, summary) = 1
         """,
-        values,
+        {**params, **values},
     ).fetchall()
     return int(inserted[0][0])
 

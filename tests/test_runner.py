@@ -607,3 +607,25 @@ def test_a_crash_while_writing_leaves_no_half_run(
     assert con.execute("SELECT list(run_id) FROM runs").fetchone() == ([first.run_id],)
     assert rows(con, "SELECT * FROM findings ORDER BY finding_id") == before
     assert con.execute("SELECT count(*) FROM incidents").fetchone() == (2,)
+
+
+def test_a_trailing_comment_and_params_named_like_the_engines_own(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    """The SELECT runs inside the engine's INSERT: a final `-- comment` must not swallow the
+    closing parenthesis, and a parameter called `severity` or `version` is the detector's."""
+    standard_data(con)
+    sql = PER_CREDENTIAL_HOUR.replace("$min_requests", "$version + $severity") + "-- the end"
+    detector = make(
+        tmp_path,
+        "credential.named",
+        sql,
+        params=(
+            Param("version", 1, "integer", "part of the threshold"),
+            Param("severity", 1, "integer", "the other part"),
+        ),
+    )
+    result = run_detectors(con, [detector])
+    assert result.errors == {}
+    assert result.findings == {"credential.named": 2}  # key-a and key-c: 2+ requests an hour
+    assert findings(con)[0]["severity"] == "high"  # the YAML's, not the parameter

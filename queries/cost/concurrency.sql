@@ -108,7 +108,7 @@ SELECT
         bucket_start := bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,
-    coalesce((SELECT list(r.request_id ORDER BY r.ts, r.request_id)[1:20]
+    coalesce((SELECT min_by(r.request_id, (r.ts, r.request_id), 20)
               FROM requests r
               WHERE r.credential_id = baselined.credential_id
                 AND r.ts BETWEEN baselined.first_seen AND baselined.last_seen

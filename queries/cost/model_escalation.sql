@@ -69,7 +69,9 @@ shift AS (
 ),
 samples AS (
     SELECT j.tenant_id, j.hour,
-           list(s.request_id ORDER BY s.est_cost_usd DESC NULLS LAST, s.ts, s.request_id)
+           -- the 20 costliest first
+           min_by(s.request_id,
+                  (coalesce(-s.est_cost_usd, 'Infinity'::DOUBLE), s.ts, s.request_id), 20)
                FILTER (WHERE s.request_id IS NOT NULL) AS request_ids
     FROM jumps j
     JOIN requests s
@@ -88,7 +90,8 @@ credentials AS (
     GROUP BY ALL
 ),
 found AS (
-    SELECT j.*, c.credentials, sh.new_family_cost_share, sh.new_families, sh.families, sm.request_ids,
+    SELECT j.*, c.credentials, sh.new_family_cost_share, sh.new_families, sh.families,
+           sm.request_ids,
            j.cost / nullif(j.baseline_cost, 0) AS ratio,
            j.avg_output / nullif(j.baseline_output, 0) AS output_ratio,
            sh.new_family_cost_share >= $min_shift_share AS model_shift,

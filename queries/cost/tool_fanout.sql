@@ -46,7 +46,7 @@ detail AS (
     SELECT c.credential_id, c.bucket,
            count(DISTINCT r.session_id) AS sessions,
            max(r.tool_calls) AS max_tools,
-           list(r.request_id ORDER BY coalesce(r.tool_calls, 0) DESC, r.ts, r.request_id)
+           min_by(r.request_id, (-coalesce(r.tool_calls, 0), r.ts, r.request_id), 20)
                FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
     FROM candidates c
     JOIN requests r

@@ -54,7 +54,7 @@ hits AS (
            count(*) AS requests,
            count(*) FILTER (WHERE has_origin) AS origin_requests,
            count(DISTINCT network) AS networks,
-           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
+           min_by(request_id, (ts, request_id), 20) FILTER (WHERE request_id IS NOT NULL)
                AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
     FROM browser

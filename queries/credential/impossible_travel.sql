@@ -43,6 +43,7 @@ measured AS (
            epoch(ts - p_ts) / 3600.0 AS hours
     FROM paired
     WHERE p_ts IS NOT NULL
+      AND (lat <> p_lat OR lon <> p_lon)  -- the same place twice is no travel
       AND coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
       AND coalesce(p_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
 ),

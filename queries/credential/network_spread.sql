@@ -14,9 +14,6 @@ WITH daily AS (
            count(DISTINCT asn) AS asns,
            count(DISTINCT country) AS countries,
            sum(origin_requests) > 0 AS any_origin,
-           list(DISTINCT asn ORDER BY asn) FILTER (WHERE asn IS NOT NULL) AS asn_list,
-           list(DISTINCT country ORDER BY country) FILTER (WHERE country IS NOT NULL)
-               AS country_list,
            sum(est_cost_usd) AS est_cost_usd
     FROM principal_hours
     WHERE principal_type = 'credential'
@@ -33,6 +30,31 @@ baselined AS (
            count(*) OVER (PARTITION BY credential_id ORDER BY day
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS baseline_days
     FROM daily
+),
+hits AS (
+    SELECT * FROM baselined
+    WHERE baseline_days >= 1
+      AND baseline_asns <= $max_baseline_asns
+      AND asns >= $min_asns
+      AND countries >= $min_countries
+      AND NOT any_origin
+),
+places AS (
+    -- the networks and countries of the hits, listed for the evidence
+    SELECT h.credential_id, h.day,
+           list(DISTINCT p.asn ORDER BY p.asn) FILTER (WHERE p.asn IS NOT NULL) AS asn_list,
+           list(DISTINCT p.country ORDER BY p.country) FILTER (WHERE p.country IS NOT NULL)
+               AS country_list
+    FROM hits h
+    JOIN principal_hours p
+      ON p.principal_type = 'credential' AND p.principal_id = h.credential_id
+     AND p.hour >= h.day AT TIME ZONE 'UTC'
+     AND p.hour < (h.day + INTERVAL 1 DAY) AT TIME ZONE 'UTC'
+    WHERE coalesce(p.asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+      AND ($since IS NULL OR p.last_ts >= $since)
+      AND ($until IS NULL OR p.first_ts <= $until)
+      AND ($tenant IS NULL OR p.tenant_id = $tenant)
+    GROUP BY ALL
 )
 SELECT
     'credential' AS principal_type,
@@ -57,20 +79,15 @@ SELECT
         baseline_asns_per_day := round(baseline_asns, 2),
         baseline_days := baseline_days
     ) AS evidence,
-    coalesce((SELECT list(r.request_id ORDER BY r.ts, r.request_id)[1:20]
+    coalesce((SELECT min_by(r.request_id, (r.ts, r.request_id), 20)
               FROM requests r
-              WHERE r.credential_id = baselined.credential_id
-                AND r.ts BETWEEN baselined.first_seen AND baselined.last_seen
+              WHERE r.credential_id = hits.credential_id
+                AND r.ts BETWEEN hits.first_seen AND hits.last_seen
                 AND r.request_id IS NOT NULL
                 AND coalesce(r.asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
                 AND ($since IS NULL OR r.ts >= $since)
                 AND ($until IS NULL OR r.ts <= $until)
                 AND ($tenant IS NULL OR r.tenant_id = $tenant)), []) AS sample_request_ids,
     est_cost_usd
-FROM baselined
-WHERE baseline_days >= 1
-  AND baseline_asns <= $max_baseline_asns
-  AND asns >= $min_asns
-  AND countries >= $min_countries
-  AND NOT any_origin
+FROM hits JOIN places USING (credential_id, day)
 ORDER BY score DESC, principal_id, window_start

@@ -47,7 +47,7 @@ seen AS (
     SELECT h.ptype, h.network, h.bucket,
            count(DISTINCT r.client_ip) AS client_ips,
            any_value(r.as_org) AS as_org,
-           list(r.request_id ORDER BY r.ts, r.request_id)
+           min_by(r.request_id, (r.ts, r.request_id), 20)
                FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
     FROM (SELECT ts, request_id, client_ip, as_org,
                  time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket,

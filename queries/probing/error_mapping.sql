@@ -32,7 +32,7 @@ prompts AS (
            count(DISTINCT r.prompt_prefix_fp) AS distinct_prompts,
            count(DISTINCT r.prompt_prefix_fp) FILTER (WHERE r.error_type = 'content_filter')
                AS distinct_filtered_prompts,
-           list(r.request_id ORDER BY r.ts, r.request_id)
+           min_by(r.request_id, (r.ts, r.request_id), 20)
                FILTER (WHERE r.error_type = 'content_filter' AND r.request_id IS NOT NULL)
                AS request_ids
     FROM windows w

@@ -30,11 +30,14 @@ edge AS (
            CASE WHEN credential_id IS NOT NULL THEN 'credential' ELSE 'tenant' END
                AS principal_type,
            coalesce(credential_id, tenant_id) AS principal_id,
-           date_trunc('hour', ts + to_minutes(CAST($edge_minutes AS BIGINT))) AS boundary,
+           time_bucket(INTERVAL 1 HOUR, ts + to_minutes(CAST($edge_minutes AS BIGINT)))
+               AS boundary,
            time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
     FROM requests
     WHERE coalesce(credential_id, tenant_id) IS NOT NULL AND ts IS NOT NULL
-      AND (minute(ts) >= 60 - $edge_minutes OR minute(ts) < $edge_minutes)
+      -- the minute of the UTC hour, from the epoch (cheaper than minute() on a TIMESTAMPTZ)
+      AND ((epoch_us(ts) // 60000000) % 60 >= 60 - $edge_minutes
+           OR (epoch_us(ts) // 60000000) % 60 < $edge_minutes)
       AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)

@@ -82,7 +82,7 @@ hits AS (
            arg_min(s.tenant_id, s.ts) AS tenant_id,
            min(s.ts) AS first_seen,
            max(s.ts) AS last_seen,
-           list(s.request_id ORDER BY s.ts, s.request_id)
+           min_by(s.request_id, (s.ts, s.request_id), 20)
                FILTER (WHERE s.request_id IS NOT NULL AND c.rk <= $max_clusters) AS request_ids,
            sum(s.est_cost_usd) AS est_cost_usd
     FROM scoped s
