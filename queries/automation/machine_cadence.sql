@@ -117,6 +117,30 @@ scored AS (
                || CASE WHEN model_family IS NULL THEN '' ELSE ' and model' END AS one_target
     FROM hits
     WHERE by_gaps OR by_hours
+),
+sample_rows AS (
+    -- the first requests of each window found, by credential id or by address
+    SELECT c.principal_type, c.principal_id, c.bucket, r.ts, r.request_id, r.tenant_id
+    FROM scored c
+    JOIN requests r
+      ON c.principal_type = 'credential' AND r.credential_id = c.principal_id
+     AND r.ts BETWEEN c.first_seen AND c.last_seen
+    UNION ALL
+    SELECT c.principal_type, c.principal_id, c.bucket, r.ts, r.request_id, r.tenant_id
+    FROM scored c
+    JOIN requests r
+      ON c.principal_type = 'ip' AND r.credential_id IS NULL AND r.client_ip = c.principal_id
+     AND r.ts BETWEEN c.first_seen AND c.last_seen
+),
+samples AS (
+    SELECT principal_type, principal_id, bucket,
+           min_by(request_id, (ts, request_id), 20) AS request_ids
+    FROM sample_rows
+    WHERE request_id IS NOT NULL
+      AND ($since IS NULL OR ts >= $since)
+      AND ($until IS NULL OR ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
+    GROUP BY ALL
 )
 SELECT
     principal_type,
@@ -149,14 +173,7 @@ SELECT
         bucket_start := bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,
-    coalesce((SELECT min_by(r.request_id, (r.ts, r.request_id), 20)
-              FROM requests r
-              WHERE coalesce(r.credential_id, r.client_ip) = scored.principal_id
-                AND r.ts BETWEEN scored.first_seen AND scored.last_seen
-                AND r.request_id IS NOT NULL
-                AND ($since IS NULL OR r.ts >= $since)
-                AND ($until IS NULL OR r.ts <= $until)
-                AND ($tenant IS NULL OR r.tenant_id = $tenant)), []) AS sample_request_ids,
+    coalesce(samples.request_ids, []) AS sample_request_ids,
     est_cost_usd
-FROM scored
+FROM scored LEFT JOIN samples USING (principal_type, principal_id, bucket)
 ORDER BY score DESC, principal_type, principal_id, window_start

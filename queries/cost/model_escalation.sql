@@ -55,7 +55,8 @@ families AS (
     JOIN (SELECT *, sum(requests) OVER (PARTITION BY tenant_id, family ORDER BY hour
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                         AS before
-          FROM fam) f USING (tenant_id, hour)
+          FROM fam
+          WHERE tenant_id IN (SELECT tenant_id FROM jumps)) f USING (tenant_id, hour)
 ),
 shift AS (
     SELECT tenant_id, hour,
