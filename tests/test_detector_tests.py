@@ -298,7 +298,8 @@ def test_command_prints_one_line_per_case_and_the_counts(monkeypatch, tmp_path):
 
 
 def test_command_exits_1_on_a_failing_case(monkeypatch, tmp_path):
-    _stub_loader(monkeypatch, [_always_fires(tmp_path)], [])
+    always = _always_fires(tmp_path)
+    _stub_loader(monkeypatch, [always], [])
     result = CliRunner().invoke(detectors_test, [])
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
@@ -306,7 +307,9 @@ def test_command_exits_1_on_a_failing_case(monkeypatch, tmp_path):
         "FAIL  test.always::server-side SDK (python-httpx) from eight networks  expected quiet, got 1 row"
         in result.stdout
     )
-    assert lines[-1] == "2 passed, 3 failed"
+    fire = sum(1 for case in always.tests if case.expect == "fire")  # they pass, the rest fail
+    assert lines[-1] == f"{fire} passed, {len(always.tests) - fire} failed"
+    assert len(always.tests) - fire == 3
 
 
 def test_command_exits_1_when_a_detector_could_not_be_loaded(monkeypatch, tmp_path):
