@@ -334,11 +334,12 @@ def _register() -> None:
     from forensics.commands.detectors_cmd import detectors
     from forensics.commands.detectors_test_cmd import detectors_test
     from forensics.commands.findings_cmd import findings, incidents
+    from forensics.commands.report_cmd import report
     from forensics.commands.synth_cmd import evaluate, synth
     from forensics.commands.usage_cmd import usage
 
     detectors.add_command(detectors_test)
-    for command in (detectors, detect, findings, incidents, usage, synth, evaluate):
+    for command in (detectors, detect, findings, incidents, report, usage, synth, evaluate):
         cli.add_command(command)
 
 

@@ -1,0 +1,151 @@
+"""Rendering reports: Jinja2 with autoescape and StrictUndefined, charts as inline SVG.
+
+Every string in a report that came from a log is attacker-controlled, so the environment escapes
+everything by default and no template marks log data safe. The only markup that is not escaped
+is the SVG of the charts, which vl-convert draws from the report's own numbers and normalised
+labels (endpoints, detector ids, hours); its XML namespace declarations are dropped so that the
+page holds no `http` reference at all (HTML parsers put inline `<svg>` in the SVG namespace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from forensics.report_data import IncidentReport
+from forensics.resources import shipped_dir
+
+_XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}"
+    return f"{int(value):,}"
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "–"
+    amount = float(value)
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:,.4f}"
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _duration(start: Any, end: Any) -> str:
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        return "–"
+    seconds = int((end - start).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"]
+    return " ".join(parts[:2]) if days or hours else f"{minutes} min"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
+    env.globals["duration"] = _duration
+    return env
+
+
+def svg(chart_json: str) -> Markup:
+    """A Vega-Lite spec drawn as inline SVG, without namespace URLs."""
+    import vl_convert
+
+    drawn = vl_convert.vegalite_to_svg(chart_json)
+    return Markup(_XMLNS.sub("", drawn))  # noqa: S704 - drawn by vl-convert from our own numbers
+
+
+def timeline_chart(report: IncidentReport) -> Markup | None:
+    """Requests per hour by endpoint, the findings' windows shaded, revocations marked."""
+    if not report.hourly:
+        return None
+    import altair as alt
+
+    hours = _data(
+        [
+            {"hour": _iso(r["hour"]), "endpoint": r["endpoint"], "requests": int(r["requests"])}
+            for r in report.hourly
+        ]
+    )
+    bars = (
+        alt.Chart(hours)
+        .mark_bar()
+        .encode(
+            x=alt.X("hour:T", title="hour (UTC)"),
+            y=alt.Y("sum(requests):Q", title="requests per hour"),
+            color=alt.Color("endpoint:N", title="endpoint"),
+        )
+    )
+    layers: list[Any] = []
+    if report.windows:
+        shaded = _data(
+            [
+                {"start": _iso(w["start"]), "end": _iso(w["end"]), "finding": w["detector_id"]}
+                for w in report.windows
+            ]
+        )
+        layers.append(
+            alt.Chart(shaded)
+            .mark_rect(opacity=0.15, color="#c0392b")
+            .encode(x="start:T", x2="end:T")
+        )
+    layers.append(bars)
+    if report.revocations:
+        revoked = _data([{"at": _iso(v["revoked_at"])} for v in report.revocations])
+        layers.append(
+            alt.Chart(revoked).mark_rule(color="#000", strokeDash=[4, 3]).encode(x="at:T")
+        )
+    chart = alt.layer(*layers).properties(width=760, height=220)
+    return svg(chart.to_json())
+
+
+def _data(values: list[dict[str, Any]]) -> Any:
+    """Inline chart data (altair's Data is untyped)."""
+    import altair as alt
+
+    return alt.Data(values=values)  # type: ignore[no-untyped-call]
+
+
+def _iso(value: Any) -> str:
+    return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def render_incident(report: IncidentReport, out: Path) -> None:
+    """Write the incident report as one self-contained HTML file."""
+    env = environment()
+    css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
+    html = env.get_template("incident.html.j2").render(
+        r=report,
+        css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
+        timeline=timeline_chart(report),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")

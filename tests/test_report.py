@@ -1,0 +1,188 @@
+"""`forensics report incident`: rendered from a synthetic world with hostile strings planted in
+its logs, checked against the case, and opened in headless Chromium with the network off."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from forensics import db
+from forensics.cli import cli
+from forensics.synth import SynthConfig, synthesize
+
+HOSTILE_UA = '<script>document.title="pwned-ua"</script><img src=x onerror="alert(1)">'
+HOSTILE_ORIGIN = "javascript:alert('origin')\"><b>bold</b>"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
+
+
+def forensics(*args: str | Path) -> str:
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A one-day world whose scraper sends a hostile user agent and origin; (case, credential)."""
+    root = tmp_path_factory.mktemp("report")
+    synthesize(root / "w", SynthConfig(days=1, tenants=4, seed=3))
+    labels = list(csv.DictReader((root / "w" / "labels.csv").open(encoding="utf-8")))
+    scraper = next(lb for lb in labels if lb["scenario"] == "scraping")["principal_id"]
+    kong = root / "w" / "logs" / "kong.jsonl"
+    lines = []
+    for line in kong.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("authenticated_entity", {}).get("id") == scraper:
+            record["request"]["headers"]["user-agent"] = HOSTILE_UA
+            record["request"]["headers"]["origin"] = HOSTILE_ORIGIN
+        lines.append(json.dumps(record))
+    kong.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    case = root / "case.duckdb"
+    forensics("--db", case, "ingest", "--asn-db", root / "w" / "ip2asn-v4.tsv", root / "w" / "logs")
+    forensics("--db", case, "detect")
+    return case, scraper
+
+
+@pytest.fixture(scope="module")
+def page(world: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    case, scraper = world
+    out = tmp_path_factory.mktemp("html") / "incident.html"
+    assert forensics(
+        "--db", case, "report", "incident", "--credential", scraper, "-o", out
+    ).strip() == str(out)
+    return out, out.read_text(encoding="utf-8")
+
+
+def test_sections_and_numbers_match_the_case(world, page):
+    case, scraper = world
+    _, html = page
+    for section in ("verdict", "actions", "timeline", "shape", "networks", "findings", "custody"):
+        assert f'<section id="{section}">' in html
+    con = db.connect(case, read_only=True)
+    try:
+        incident = con.execute(
+            "SELECT i.incident_id, i.principal_id, i.first_seen, i.last_seen FROM incidents i,"
+            " findings f WHERE f.principal_id = $c AND list_contains(i.finding_ids, f.finding_id)"
+            " ORDER BY i.last_seen DESC LIMIT 1",
+            {"c": scraper},
+        ).fetchall()[0]
+        requests = con.execute(
+            "SELECT count(*) FROM requests WHERE tenant_id = $t AND ts BETWEEN $a AND $b",
+            {"t": incident[1], "a": incident[2], "b": incident[3]},
+        ).fetchall()[0][0]
+        sources = con.execute("SELECT sha256 FROM sources").fetchall()
+        detectors = [
+            r[0]
+            for r in con.execute(
+                "SELECT detector_id FROM findings f, incidents i WHERE i.incident_id = $i"
+                " AND list_contains(i.finding_ids, f.finding_id)",
+                {"i": incident[0]},
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+    assert incident[0] in html
+    assert f'<div class="v">{requests:,}</div><div class="k">requests</div>' in html
+    assert "scraping.near_duplicate_prompts" in detectors
+    for detector in detectors:
+        assert detector in html
+    for (sha,) in sources:  # chain of custody lists every source file's hash
+        assert sha in html
+    assert "Rate-limit or suspend" in html  # the action tied to the scraping finding
+    assert "WITH hourly AS" in html  # the SQL to reproduce the scraping finding
+
+
+def test_self_contained_and_hostile_strings_are_text(page):
+    _, html = page
+    assert not re.search(r"https?://", html)  # no CDN, font, image or namespace URL
+    assert "<script" not in html.lower()
+    assert HOSTILE_UA not in html and "<img src=x" not in html
+    assert "&lt;script&gt;document.title=&#34;pwned-ua&#34;&lt;/script&gt;" in html
+    assert "javascript:alert(&#39;origin&#39;)&#34;&gt;&lt;b&gt;bold&lt;/b&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert html.count("<svg") >= 1
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("FORENSICS_REQUIRE_BROWSER"):
+            pytest.fail("FORENSICS_REQUIRE_BROWSER is set but no chromium is installed")
+        pytest.skip("no chromium here (.ci/run installs Debian's chromium for this test)")
+    return found
+
+
+def test_renders_in_headless_chromium_offline_and_nothing_executes(page, tmp_path):
+    chromium = _chromium()
+    path, _ = page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "incident.png"
+    base = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--proxy-server=127.0.0.1:9",  # nothing is reachable: any fetch would fail
+        "--proxy-bypass-list=<-loopback>",
+        "--window-size=1200,2600",
+    ]
+    dom = subprocess.run(
+        [*base, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    subprocess.run([*base, f"--screenshot={shot}", path.as_uri()], capture_output=True, timeout=120)
+    assert "<title>Incident " in dom and "pwned" not in dom.split("</title>")[0]
+    assert "<b>bold</b>" not in dom  # the origin stayed text
+    charts = re.findall(r"<svg[^>]*>.*?</svg>", dom, flags=re.S)
+    assert charts and ("<path" in charts[0] or "<rect" in charts[0])  # drawn, not empty
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_choosing_an_incident(world, tmp_path):
+    case, _ = world
+    result = CliRunner().invoke(
+        cli, ["--db", str(case), "report", "incident", "-o", str(tmp_path / "x.html")]
+    )
+    assert result.exit_code == 2
+    assert "give one of INCIDENT_ID, --tenant, --credential or --principal" in result.output
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            str(case),
+            "report",
+            "incident",
+            "--principal",
+            "asn",
+            "-o",
+            str(tmp_path / "x.html"),
+        ],
+    )
+    assert result.exit_code == 2 and "give TYPE:ID" in result.output
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            str(case),
+            "report",
+            "incident",
+            "--tenant",
+            "nobody",
+            "-o",
+            str(tmp_path / "x.html"),
+        ],
+    )
+    assert result.exit_code == 1 and "no such incident in the case" in result.output
