@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from forensics.report_data import IncidentReport
+from forensics.report_weekly import WeeklyReport
 from forensics.resources import shipped_dir
 
 _XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
@@ -54,8 +55,8 @@ def _duration(start: Any, end: Any) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
-    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"]
-    return " ".join(parts[:2]) if days or hours else f"{minutes} min"
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
+    return " ".join(parts[:2]) or "under a minute"
 
 
 def _pretty(value: Any) -> str:
@@ -146,6 +147,47 @@ def render_incident(report: IncidentReport, out: Path) -> None:
         r=report,
         css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
         timeline=timeline_chart(report),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+
+
+def trend_chart(report: WeeklyReport) -> Markup | None:
+    """Requests per day of the week, this period beside the previous one."""
+    if not report.daily:
+        return None
+    import altair as alt
+
+    start = report.header["start"]
+    span = report.header["end"] - start
+    values = []
+    for d in report.daily:
+        offset = d["day"] - (start if d["period"] == "this" else start - span)
+        values.append(
+            {"day": int(offset.total_seconds() // 86400) + 1, "period": d["period"],
+             "requests": int(d["requests"])}
+        )  # fmt: skip
+    chart = (
+        alt.Chart(_data(values))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:O", title="day of the period"),
+            y=alt.Y("requests:Q", title="requests per day"),
+            color=alt.Color("period:N", title="period"),
+        )
+        .properties(width=760, height=200)
+    )
+    return svg(chart.to_json())
+
+
+def render_weekly(report: WeeklyReport, out: Path) -> None:
+    """Write the weekly report as one self-contained HTML file."""
+    env = environment()
+    css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
+    html = env.get_template("weekly.html.j2").render(
+        r=report,
+        css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
+        trend=trend_chart(report),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -186,3 +186,75 @@ def test_choosing_an_incident(world, tmp_path):
         ],
     )
     assert result.exit_code == 1 and "no such incident in the case" in result.output
+
+
+def test_weekly_report_counts_match_the_case_and_fail_on_exits_3(world, tmp_path):
+    case, _ = world
+    out = tmp_path / "weekly.html"
+    args = ["--db", str(case), "report", "weekly", "--since", "2026-11-16", "--until", "2026-11-17"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(out), "--fail-on", "high"])
+    assert result.exit_code == 3 and "a finding at high" in result.output
+    html = out.read_text(encoding="utf-8")
+    for section in ("summary", "incidents", "exposure", "detectors", "trends", "coverage"):
+        assert f'<section id="{section}">' in html
+    assert not re.search(r"https?://", html) and "<svg" in html
+    con = db.connect(case, read_only=True)
+    try:
+        requests = con.execute("SELECT count(*) FROM requests").fetchall()[0][0]
+        incidents = [r[0] for r in con.execute("SELECT incident_id FROM incidents").fetchall()]
+    finally:
+        con.close()
+    assert f'<div class="v">{requests:,}</div>' in html
+    assert all(i in html for i in incidents)  # a one-day case: every incident is this week's
+    assert html.count(">new</td>") == len(incidents)  # nothing before it: all new
+    result = CliRunner().invoke(cli, [*args, "-o", str(out), "--fail-on", "critical"])
+    assert result.exit_code == 0
+
+
+def test_weekly_report_shows_hours_a_steady_log_went_silent(tmp_path):
+    synthesize(tmp_path / "w", SynthConfig(days=1, tenants=2, seed=5))
+    kong = tmp_path / "w" / "logs" / "kong.jsonl"
+    start = 1794787200000  # 2026-11-16T00:00:00Z in ms
+    kept = [
+        line
+        for line in kong.read_text(encoding="utf-8").splitlines()
+        if not 10 <= (json.loads(line)["started_at"] - start) // 3_600_000 < 13
+    ]
+    kong.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    case = tmp_path / "case.duckdb"
+    forensics("--db", case, "ingest", kong, tmp_path / "w" / "logs" / "access.log")
+    out = tmp_path / "weekly.html"
+    forensics("--db", case, "report", "weekly", "--week", "2026-W47", "-o", out)
+    html = out.read_text(encoding="utf-8")
+    gaps = re.findall(
+        r"<tr><td>(\w+)</td><td>([^<]+)</td><td>([^<]+)</td><td class=\"n\">(\d+)</td></tr>", html
+    )
+    assert gaps == [("kong", "2026-11-16 10:00:00 UTC", "2026-11-16 13:00:00 UTC", "3")]
+
+
+def test_weekly_report_options(world, tmp_path):
+    case, _ = world
+    out = str(tmp_path / "w.html")
+    bad = CliRunner().invoke(
+        cli, ["--db", str(case), "report", "weekly", "--week", "47", "-o", out]
+    )
+    assert bad.exit_code == 2 and "is not an ISO week like 2026-W47" in bad.output
+    both = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            str(case),
+            "report",
+            "weekly",
+            "--week",
+            "2026-W47",
+            "--since",
+            "2026-11-16",
+            "-o",
+            out,
+        ],
+    )
+    assert both.exit_code == 2 and "not both" in both.output
+    latest = CliRunner().invoke(cli, ["--db", str(case), "report", "weekly", "-o", out])
+    assert latest.exit_code == 0
+    assert "Weekly abuse report 2026-W47" in Path(out).read_text(encoding="utf-8")

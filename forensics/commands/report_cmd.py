@@ -19,6 +19,7 @@ def report() -> None:
     \b
     Example:
       forensics report incident --tenant tenant-acme -o acme.html
+      forensics report weekly --week 2026-W47 -o week47.html
     """
 
 
@@ -83,3 +84,68 @@ def incident(
         con.close()
     render_incident(data, output)
     click.echo(str(output))
+
+
+@report.command("weekly")
+@click.option("--week", metavar="YYYY-Www", help="ISO week, e.g. 2026-W47 (default: the latest).")
+@click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
+@click.option("--until", metavar="TIME", help="End of the period instead of a week.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    help="Exit 3 when a finding of the period is at this severity or above (for cron).",
+)
+@click.pass_context
+def weekly(
+    ctx: click.Context,
+    week: str | None,
+    since: str | None,
+    until: str | None,
+    output: Path,
+    fail_on: str | None,
+) -> None:
+    """Write the weekly report: incidents new, recurring and resolved against the previous
+    week, findings by detector, cost exposure by tenant, daily trends, and gaps in the logs.
+
+    \b
+    Example:
+      forensics report weekly -o weekly.html
+      forensics report weekly --week 2026-W47 -o week47.html --fail-on high
+      forensics report weekly --since 2026-11-16 --until 2026-11-18 -o two-days.html
+    """
+    from forensics import db
+    from forensics.errors import ExitCode
+    from forensics.findings_export import parse_time
+    from forensics.report_render import render_weekly
+    from forensics.report_weekly import latest_week, week_bounds, weekly_report
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if week and (start or end):
+        raise UsageError("give --week or --since/--until, not both")
+    if (start is None) != (end is None):
+        raise UsageError("give both --since and --until")
+    con = db.connect(ctx.obj["db"], read_only=True, create=False)
+    try:
+        if week:
+            start, end = week_bounds(week)
+        elif start is None or end is None:
+            start, end = latest_week(con)
+        if start >= end:
+            raise UsageError(f"--since {since} is not before --until {until}")
+        data = weekly_report(con, start, end)
+    finally:
+        con.close()
+    render_weekly(data, output)
+    click.echo(str(output))
+    order = ["info", "low", "medium", "high", "critical"]
+    if fail_on and data.worst and order.index(data.worst) >= order.index(fail_on):
+        click.echo(f"a finding at {data.worst} (--fail-on {fail_on})", err=True)
+        ctx.exit(ExitCode.FINDINGS)
