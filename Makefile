@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_DB ?= demo.duckdb
+DEMO_OUT ?= demo-out
 
 .PHONY: help demo test check format lint typecheck bench bench-detect clean
 
@@ -15,13 +15,9 @@ $(BIN)/forensics: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,dev]'
 	touch $@
 
-demo: $(BIN)/forensics  ## ingest sample_data/ into demo.duckdb, detect, show and score the findings
-	rm -f $(DEMO_DB) $(DEMO_DB).wal
-	$(BIN)/forensics --db $(DEMO_DB) ingest --asn-db sample_data/ip2asn-v4.tsv sample_data/logs/
-	$(BIN)/forensics --db $(DEMO_DB) sql -f sample_data/summary.sql
-	$(BIN)/forensics --db $(DEMO_DB) detect
-	$(BIN)/forensics --db $(DEMO_DB) findings
-	$(BIN)/forensics --db $(DEMO_DB) evaluate sample_data/labels.csv
+demo: $(BIN)/forensics  ## the whole path on sample_data/: case, findings, scores and HTML reports in demo-out/
+	$(BIN)/forensics demo -o $(DEMO_OUT)
+	$(BIN)/forensics --db $(DEMO_OUT)/demo.duckdb sql -f sample_data/summary.sql
 
 test: $(BIN)/forensics  ## run the whole test suite
 	$(BIN)/python -m pytest
@@ -45,4 +41,4 @@ bench-detect: $(BIN)/forensics  ## detection benchmark, 1M and 10M requests (ben
 	$(BIN)/python benchmarks/detect.py --repeat 2
 
 clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DB)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_OUT)

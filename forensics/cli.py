@@ -330,6 +330,7 @@ def sql(
 
 def _register() -> None:
     """Commands that live in forensics/commands/ (each imports only click at load time)."""
+    from forensics.commands.demo_cmd import demo
     from forensics.commands.detect_cmd import detect
     from forensics.commands.detectors_cmd import detectors
     from forensics.commands.detectors_test_cmd import detectors_test
@@ -339,7 +340,7 @@ def _register() -> None:
     from forensics.commands.usage_cmd import usage
 
     detectors.add_command(detectors_test)
-    for command in (detectors, detect, findings, incidents, report, usage, synth, evaluate):
+    for command in (detectors, detect, findings, incidents, report, usage, synth, evaluate, demo):
         cli.add_command(command)
 
 

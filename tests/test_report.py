@@ -18,6 +18,13 @@ from forensics import db
 from forensics.cli import cli
 from forensics.synth import SynthConfig, synthesize
 
+# A resource the browser would fetch: an attribute pointing outside, a stylesheet import or url(),
+# a linked file. URLs that are data from the logs (an issuer, an origin) are text, not resources.
+EXTERNAL = re.compile(
+    r"""(?:src|href|action|xlink:href|poster|data)\s*=\s*["']?\s*(?:https?:)?//|@import|url\(|<link\b""",
+    re.IGNORECASE,
+)
+
 HOSTILE_UA = '<script>document.title="pwned-ua"</script><img src=x onerror="alert(1)">'
 HOSTILE_ORIGIN = "javascript:alert('origin')\"><b>bold</b>"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
@@ -102,7 +109,8 @@ def test_sections_and_numbers_match_the_case(world, page):
 
 def test_self_contained_and_hostile_strings_are_text(page):
     _, html = page
-    assert not re.search(r"https?://", html)  # no CDN, font, image or namespace URL
+    assert not EXTERNAL.search(html)  # no CDN script, font, image or stylesheet
+    assert "http://www.w3.org" not in html  # not even the SVG namespace
     assert "<script" not in html.lower()
     assert HOSTILE_UA not in html and "<img src=x" not in html
     assert "&lt;script&gt;document.title=&#34;pwned-ua&#34;&lt;/script&gt;" in html
@@ -197,7 +205,7 @@ def test_weekly_report_counts_match_the_case_and_fail_on_exits_3(world, tmp_path
     html = out.read_text(encoding="utf-8")
     for section in ("summary", "incidents", "exposure", "detectors", "trends", "coverage"):
         assert f'<section id="{section}">' in html
-    assert not re.search(r"https?://", html) and "<svg" in html
+    assert not EXTERNAL.search(html) and "<svg" in html
     con = db.connect(case, read_only=True)
     try:
         requests = con.execute("SELECT count(*) FROM requests").fetchall()[0][0]
@@ -258,3 +266,22 @@ def test_weekly_report_options(world, tmp_path):
     latest = CliRunner().invoke(cli, ["--db", str(case), "report", "weekly", "-o", out])
     assert latest.exit_code == 0
     assert "Weekly abuse report 2026-W47" in Path(out).read_text(encoding="utf-8")
+
+
+def test_demo_writes_the_weekly_report_and_one_incident_report_per_incident(tmp_path):
+    synthesize(tmp_path / "world", SynthConfig(days=1, tenants=2, seed=7))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["demo", "-o", str(out), "--data", str(tmp_path / "world")])
+    assert result.exit_code == 0, result.output
+    con = db.connect(out / "demo.duckdb", read_only=True)
+    try:
+        incidents = con.execute("SELECT count(*) FROM incidents").fetchall()[0][0]
+    finally:
+        con.close()
+    pages = sorted(out.glob("*.html"))
+    assert (out / "weekly.html") in pages
+    assert len(pages) == 1 + incidents and incidents > 5
+    for page in pages:
+        assert str(page) in result.stdout
+        assert not EXTERNAL.search(page.read_text(encoding="utf-8"))
+    assert "(all)" in result.stdout  # the findings were scored against the world's labels
