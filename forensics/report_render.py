@@ -63,6 +63,34 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!{}()#~])")
+
+
+def md_escape(value: Any) -> str:
+    """Any value as Markdown text: special characters backslash-escaped, one line."""
+    if value is None:
+        return ""
+    text = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown_environment() -> jinja2.Environment:
+    """Markdown templates: every `{{ }}` output goes through md_escape, so a log string cannot
+    become a link, an image, emphasis, HTML or a new table cell."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
+        autoescape=False,  # noqa: S701 - Markdown, escaped by finalize below
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=md_escape,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
+    env.globals["duration"] = _duration
+    return env
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
@@ -139,8 +167,11 @@ def _iso(value: Any) -> str:
     return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
-def render_incident(report: IncidentReport, out: Path) -> None:
-    """Write the incident report as one self-contained HTML file."""
+def render_incident(report: IncidentReport, out: Path, fmt: str = "html") -> None:
+    """Write the incident report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
+    if fmt == "md":
+        _write(out, markdown_environment().get_template("incident.md.j2").render(r=report))
+        return
     env = environment()
     css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
     html = env.get_template("incident.html.j2").render(
@@ -180,8 +211,11 @@ def trend_chart(report: WeeklyReport) -> Markup | None:
     return svg(chart.to_json())
 
 
-def render_weekly(report: WeeklyReport, out: Path) -> None:
-    """Write the weekly report as one self-contained HTML file."""
+def render_weekly(report: WeeklyReport, out: Path, fmt: str = "html") -> None:
+    """Write the weekly report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
+    if fmt == "md":
+        _write(out, markdown_environment().get_template("weekly.md.j2").render(r=report))
+        return
     env = environment()
     css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
     html = env.get_template("weekly.html.j2").render(
@@ -191,3 +225,8 @@ def render_weekly(report: WeeklyReport, out: Path) -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
+
+
+def _write(out: Path, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")

@@ -285,3 +285,24 @@ def test_demo_writes_the_weekly_report_and_one_incident_report_per_incident(tmp_
         assert str(page) in result.stdout
         assert not EXTERNAL.search(page.read_text(encoding="utf-8"))
     assert "(all)" in result.stdout  # the findings were scored against the world's labels
+
+
+def test_markdown_reports_keep_log_strings_as_text(world, tmp_path):
+    case, scraper = world
+    out = tmp_path / "incident.md"
+    forensics(
+        "--db", case, "report", "incident", "--credential", scraper, "--format", "md", "-o", out
+    )
+    md = out.read_text(encoding="utf-8")
+    assert md.startswith("# Incident: tenant ")
+    for heading in ("## Verdict", "## Recommended actions", "## Findings", "## Chain of custody"):
+        assert heading in md
+    assert not re.search(r"(?<!\\)[<>\[\]]", md)  # every angle and square bracket escaped
+    assert r"\<script\>document.title=" in md and r"\<b\>bold\</b\>" in md
+    table_rows = [line for line in md.splitlines() if line.startswith("| ")]
+    widths = {line.count(" | ") - line.count(r"\|") for line in table_rows}
+    assert all(w >= 1 for w in widths)  # no escaped pipe opened a cell of its own
+    weekly = tmp_path / "weekly.md"
+    forensics("--db", case, "report", "weekly", "--format", "md", "-o", weekly)
+    text = weekly.read_text(encoding="utf-8")
+    assert text.startswith("# Weekly abuse report 2026-W47") and "## Incidents" in text

@@ -39,7 +39,15 @@ def report() -> None:
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The HTML file to write.",
+    help="The file to write.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md: Markdown for tickets and chat.",
 )
 @click.pass_context
 def incident(
@@ -51,6 +59,7 @@ def incident(
     since: str | None,
     until: str | None,
     output: Path,
+    fmt: str,
 ) -> None:
     """Write one incident's report: verdict, actions, timeline, request shape, networks,
     findings with evidence and the SQL to reproduce them, and the chain of custody.
@@ -64,6 +73,7 @@ def incident(
       forensics report incident 88ac97c68ab4974c09604a2e7fbff251 -o incident.html
       forensics report incident --tenant tenant-acme -o acme.html
       forensics report incident --principal asn:4200002991 -o farm.html
+      forensics report incident --tenant tenant-acme --format md -o acme.md
     """
     from forensics import db
     from forensics.findings_export import parse_time
@@ -82,7 +92,7 @@ def incident(
         data = incident_report(con, chosen, since=start, until=end)
     finally:
         con.close()
-    render_incident(data, output)
+    render_incident(data, output, fmt)
     click.echo(str(output))
 
 
@@ -95,7 +105,15 @@ def incident(
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The HTML file to write.",
+    help="The file to write.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md: Markdown for tickets and chat.",
 )
 @click.option(
     "--fail-on",
@@ -109,6 +127,7 @@ def weekly(
     since: str | None,
     until: str | None,
     output: Path,
+    fmt: str,
     fail_on: str | None,
 ) -> None:
     """Write the weekly report: incidents new, recurring and resolved against the previous
@@ -119,6 +138,7 @@ def weekly(
       forensics report weekly -o weekly.html
       forensics report weekly --week 2026-W47 -o week47.html --fail-on high
       forensics report weekly --since 2026-11-16 --until 2026-11-18 -o two-days.html
+      forensics report weekly --format md -o weekly.md
     """
     from forensics import db
     from forensics.errors import ExitCode
@@ -143,7 +163,7 @@ def weekly(
         data = weekly_report(con, start, end)
     finally:
         con.close()
-    render_weekly(data, output)
+    render_weekly(data, output, fmt)
     click.echo(str(output))
     order = ["info", "low", "medium", "high", "critical"]
     if fail_on and data.worst and order.index(data.worst) >= order.index(fail_on):
