@@ -85,6 +85,7 @@ class IncidentReport:
     findings: list[Row] = field(default_factory=list)
     sources: list[Row] = field(default_factory=list)
     runs: list[Row] = field(default_factory=list)
+    usage: list[Row] = field(default_factory=list)  # provider usage of a provider_key principal
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -305,6 +306,24 @@ def incident_report(
         """,
         p,
     )
+    if ptype == "provider_key":
+        # a key used outside the gateway has no requests: its story is the provider's usage
+        report.usage = _rows(
+            con,
+            """
+            SELECT u.bucket_start, u.bucket_width, u.provider, u.project_id, u.model,
+                   u.requests, u.input_tokens, u.output_tokens, u.cost
+            FROM usage u
+            WHERE u.api_key_id = $pid
+              AND u.bucket_start >= $start - INTERVAL 1 DAY AND u.bucket_start <= $end
+            ORDER BY u.bucket_start, u.model
+            """,
+            p,
+        )
+        verdict["input_tokens"] = sum(int(u["input_tokens"] or 0) for u in report.usage)
+        verdict["output_tokens"] = sum(int(u["output_tokens"] or 0) for u in report.usage)
+        verdict["requests"] = sum(int(u["requests"] or 0) for u in report.usage)
+        verdict["est_cost_usd"] = max(float(verdict["est_cost_usd"]), verdict["finding_cost_usd"])
     report.sources = _rows(
         con,
         "SELECT source_id, path, sha256, format, rows_read, rows_loaded, rows_quarantined,"

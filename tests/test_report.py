@@ -306,3 +306,21 @@ def test_markdown_reports_keep_log_strings_as_text(world, tmp_path):
     forensics("--db", case, "report", "weekly", "--format", "md", "-o", weekly)
     text = weekly.read_text(encoding="utf-8")
     assert text.startswith("# Weekly abuse report 2026-W47") and "## Incidents" in text
+
+
+def test_a_provider_key_incident_shows_the_providers_usage(world, tmp_path):
+    case, _ = world
+    con = db.connect(case, read_only=True)
+    try:
+        key, tokens = con.execute(
+            "SELECT i.principal_id, (SELECT sum(input_tokens) FROM usage u"
+            " WHERE u.api_key_id = i.principal_id) FROM incidents i"
+            " WHERE i.principal_type = 'provider_key'"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    out = tmp_path / "key.html"
+    forensics("--db", case, "report", "incident", "--principal", f"provider_key:{key}", "-o", out)
+    html = out.read_text(encoding="utf-8")
+    assert '<section id="usage">' in html
+    assert f'<div class="v">{tokens:,}</div><div class="k">input tokens</div>' in html
