@@ -113,14 +113,20 @@ def svg(chart_json: str) -> Markup:
 
 
 def timeline_chart(report: IncidentReport) -> Markup | None:
-    """Requests per hour by endpoint, the findings' windows shaded, revocations marked."""
+    """Requests per hour by endpoint (the findings' windows shaded, revocations marked) above
+    tokens per hour."""
     if not report.hourly:
         return None
     import altair as alt
 
     hours = _data(
         [
-            {"hour": _iso(r["hour"]), "endpoint": r["endpoint"], "requests": int(r["requests"])}
+            {
+                "hour": _iso(r["hour"]),
+                "endpoint": r["endpoint"],
+                "requests": int(r["requests"]),
+                "tokens": int(r["tokens"]),
+            }
             for r in report.hourly
         ]
     )
@@ -152,8 +158,17 @@ def timeline_chart(report: IncidentReport) -> Markup | None:
         layers.append(
             alt.Chart(revoked).mark_rule(color="#000", strokeDash=[4, 3]).encode(x="at:T")
         )
-    chart = alt.layer(*layers).properties(width=760, height=220)
-    return svg(chart.to_json())
+    requests = alt.layer(*layers).properties(width=760, height=200)
+    tokens = (
+        alt.Chart(hours)
+        .mark_line(point=True, color="#555")
+        .encode(
+            x=alt.X("hour:T", title="hour (UTC)"),
+            y=alt.Y("sum(tokens):Q", title="tokens per hour"),
+        )
+        .properties(width=760, height=120)
+    )
+    return svg(alt.vconcat(requests, tokens).to_json())
 
 
 def _data(values: list[dict[str, Any]]) -> Any:

@@ -27,6 +27,9 @@ EXTERNAL = re.compile(
 
 HOSTILE_UA = '<script>document.title="pwned-ua"</script><img src=x onerror="alert(1)">'
 HOSTILE_ORIGIN = "javascript:alert('origin')\"><b>bold</b>"
+HOSTILE_TENANT = "tenant-<i>evil</i>\"' onmouseover=alert(2)"
+HOSTILE_SESSION = "<svg onload=alert(3)>"
+HOSTILE_ID = "<a href=javascript:alert(4)>x</a>"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
 
 
@@ -48,8 +51,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     for line in kong.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         if record.get("authenticated_entity", {}).get("id") == scraper:
-            record["request"]["headers"]["user-agent"] = HOSTILE_UA
-            record["request"]["headers"]["origin"] = HOSTILE_ORIGIN
+            headers = record["request"]["headers"]
+            headers["user-agent"] = HOSTILE_UA
+            headers["origin"] = HOSTILE_ORIGIN
+            headers["x-session-id"] = HOSTILE_SESSION
+            record["consumer"]["username"] = HOSTILE_TENANT
+            record["request"]["id"] = HOSTILE_ID + record["request"]["id"][:8]
         lines.append(json.dumps(record))
     kong.write_text("\n".join(lines) + "\n", encoding="utf-8")
     case = root / "case.duckdb"
@@ -116,6 +123,10 @@ def test_self_contained_and_hostile_strings_are_text(page):
     assert "&lt;script&gt;document.title=&#34;pwned-ua&#34;&lt;/script&gt;" in html
     assert "javascript:alert(&#39;origin&#39;)&#34;&gt;&lt;b&gt;bold&lt;/b&gt;" in html
     assert "<b>bold</b>" not in html
+    for raw in ("<i>evil</i>", "<svg onload", "<a href=javascript"):  # tenant, session, request id
+        assert raw not in html
+    assert "tenant-&lt;i&gt;evil&lt;/i&gt;&#34;&#39; onmouseover=alert(2)" in html
+    assert "&lt;a href=javascript:alert(4)&gt;x&lt;/a&gt;" in html
     assert html.count("<svg") >= 1
 
 
@@ -153,7 +164,8 @@ def test_renders_in_headless_chromium_offline_and_nothing_executes(page, tmp_pat
     ).stdout
     subprocess.run([*base, f"--screenshot={shot}", path.as_uri()], capture_output=True, timeout=120)
     assert "<title>Incident " in dom and "pwned" not in dom.split("</title>")[0]
-    assert "<b>bold</b>" not in dom  # the origin stayed text
+    assert "<b>bold</b>" not in dom and "<i>evil</i>" not in dom  # origin and tenant stayed text
+    assert "javascript:alert(4)" not in re.sub(r"&lt;a href=javascript:alert\(4\)", "", dom)
     charts = re.findall(r"<svg[^>]*>.*?</svg>", dom, flags=re.S)
     assert charts and ("<path" in charts[0] or "<rect" in charts[0])  # drawn, not empty
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -19,6 +19,7 @@ def fixed_report() -> IncidentReport:
     finding = {
         "finding_id": "f" * 32,
         "detector_id": "scraping.near_duplicate_prompts",
+        "detector_version": "d" * 64,
         "title": "Burst of short near-duplicate prompts from one principal",
         "description": "A credential sending many short prompts that share a prefix.",
         "runbook": "1. Look at the prefix clusters.",
@@ -67,6 +68,7 @@ def fixed_report() -> IncidentReport:
                    "avg_chars": 120.0}],
         networks=[{"asn": 64500, "as_org": "EXAMPLE & SONS", "category": None,
                    "countries": ["NL"], "client_ips": 2, "requests": 1234}],
+        countries=[{"country": "NL", "requests": 1234, "client_ips": 2}],
         agents=[{"user_agent": "<script>alert(1)</script>", "origin": "javascript:alert(1)",
                  "requests": 1234, "client_ips": 2}],
         findings=[finding],
