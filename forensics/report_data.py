@@ -29,7 +29,7 @@ _PRINCIPAL_REQUESTS = {
     "tenant": "r.tenant_id = $pid",
     "credential": "r.credential_id = $pid",
     "user": "r.user_id = $pid",
-    "ip": "r.client_ip = $pid",
+    "ip": "r.credential_id IS NULL AND r.client_ip = $pid",  # as the detectors judge an IP
     "asn": "CAST(r.asn AS VARCHAR) = $pid",
     "cidr": "regexp_extract(r.client_ip, '^([0-9]+\\.[0-9]+\\.[0-9]+)\\.', 1) || '.0/24' = $pid",
     "provider_key": "false",
@@ -179,6 +179,8 @@ def incident_report(
     cond = _PRINCIPAL_REQUESTS.get(ptype, "false")
     start = since or incident["first_seen"]
     end = until or incident["last_seen"]
+    if start >= end:
+        raise UsageError(f"the window shown would start at {start} after it ends at {end}")
     p: dict[str, Any] = {"pid": pid, "start": start, "end": end}
     ids = list(incident["finding_ids"] or [])
     p["ids"] = ids
@@ -228,11 +230,13 @@ def incident_report(
         **totals,
         "findings": len(findings),
         "by_severity": by_severity,
-        "finding_cost_usd": sum(float(f["est_cost_usd"] or 0) for f in findings),
+        # findings overlap (several detectors on the same requests): the costliest one, not a sum
+        "finding_cost_usd": max((float(f["est_cost_usd"] or 0) for f in findings), default=0.0),
     }
     report = IncidentReport(header=header, verdict=verdict)
     _add_findings(con, report, findings)
-    report.quota = _token_bucket(con, cond, p)
+    if ptype in ("tenant", "credential", "user"):  # a quota is set on these, not on networks
+        report.quota = _token_bucket(con, cond, p)
     report.hourly = _rows(
         con,
         f"""
@@ -314,8 +318,7 @@ def incident_report(
             SELECT u.bucket_start, u.bucket_width, u.provider, u.project_id, u.model,
                    u.requests, u.input_tokens, u.output_tokens, u.cost
             FROM usage u
-            WHERE u.api_key_id = $pid
-              AND u.bucket_start >= $start - INTERVAL 1 DAY AND u.bucket_start <= $end
+            WHERE u.api_key_id = $pid AND u.bucket_end > $start AND u.bucket_start <= $end
             ORDER BY u.bucket_start, u.model
             """,
             p,
@@ -415,8 +418,8 @@ def _add_findings(
             report.travel.append(
                 {
                     "credential": f["principal_id"],
-                    "from": evidence.get("from_place", {}),
-                    "to": evidence.get("to_place", {}),
+                    "from": evidence.get("from_place") or {},
+                    "to": evidence.get("to_place") or {},
                     "km": evidence.get("km"),
                     "hours": evidence.get("hours"),
                     "kmh": evidence.get("kmh"),

@@ -29,7 +29,7 @@ def _num(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{int(value):,}"
 
 
@@ -63,7 +63,7 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!{}()#~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!{}()#~&$])")
 
 
 def md_escape(value: Any) -> str:

@@ -25,6 +25,53 @@ from forensics.report_data import Row, _case_id, _rows
 _SEVERITY_ORDER = "['critical', 'high', 'medium', 'low', 'info']"
 
 
+def _overlaps(start: str, end: str, a: str, b: str) -> str:
+    """SQL: the window [start, end] falls in the period [a, b) (a window ending exactly at a
+    belongs to the period before)."""
+    return f"({start} < {b} AND ({end} > {a} OR {start} >= {a}))"
+
+
+_F_THIS = _overlaps("window_start", "window_end", "$start", "$end")
+_F_PREV = _overlaps("window_start", "window_end", "$prev", "$start")
+
+# The cost exposure of an incident: the cost of its principal's requests inside its window
+# (findings overlap, so summing their costs counts requests twice); where the principal has no
+# requests (a provider key used outside the gateway), its costliest finding.
+_EXPOSURE = """
+WITH inc AS (SELECT * FROM incidents WHERE {where}),
+spent AS (
+    SELECT i.incident_id, sum(r.est_cost_usd) AS cost
+    FROM inc i JOIN requests r ON i.principal_type = 'tenant' AND r.tenant_id = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r
+      ON i.principal_type = 'credential' AND r.credential_id = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r ON i.principal_type = 'user' AND r.user_id = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r
+      ON i.principal_type = 'ip' AND r.credential_id IS NULL AND r.client_ip = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r
+      ON i.principal_type = 'asn' AND CAST(r.asn AS VARCHAR) = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+),
+largest AS (
+    SELECT i.incident_id, max(f.est_cost_usd) AS cost
+    FROM inc i JOIN findings f ON list_contains(i.finding_ids, f.finding_id) GROUP BY 1
+)
+SELECT inc.*, coalesce(s.cost, l.cost, 0) AS exposure_usd
+FROM inc LEFT JOIN spent s USING (incident_id) LEFT JOIN largest l USING (incident_id)
+"""
+
+
 @dataclass
 class WeeklyReport:
     header: Row
@@ -67,7 +114,9 @@ def weekly_report(
     p: dict[str, Any] = {"start": start, "end": end, "prev": start - (end - start)}
     year, week, _ = start.isocalendar()
     header = {
-        "title": f"{year}-W{week:02d}" if end - start == dt.timedelta(days=7) else "",
+        "title": f"{year}-W{week:02d}"
+        if end - start == dt.timedelta(days=7) and start.weekday() == 0 and start.hour == 0
+        else f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC",
         "start": start,
         "end": end,
         "previous_start": p["prev"],
@@ -76,12 +125,20 @@ def weekly_report(
         "case_id": _case_id(con),
     }
     report = WeeklyReport(header=header)
+    this_inc = _EXPOSURE.format(where=_overlaps("first_seen", "last_seen", "$start", "$end"))
+    prev_inc = _EXPOSURE.format(where=_overlaps("first_seen", "last_seen", "$prev", "$start"))
     report.totals = _rows(
         con,
-        """
+        f"""
         WITH periods AS (
             SELECT 'this' AS period, $start AS a, $end AS b
             UNION ALL SELECT 'previous', $prev, $start
+        ),
+        exposure AS (
+            SELECT 'this' AS period, count(*) AS incidents, sum(exposure_usd) AS exposure_usd
+            FROM ({this_inc})
+            UNION ALL
+            SELECT 'previous', count(*), sum(exposure_usd) FROM ({prev_inc})
         )
         SELECT period,
                (SELECT count(*) FROM requests WHERE ts >= a AND ts < b) AS requests,
@@ -93,26 +150,27 @@ def weekly_report(
                              / nullif(count(*), 0), 2)
                 FROM requests WHERE ts >= a AND ts < b) AS error_pct,
                (SELECT count(*) FROM findings
-                WHERE NOT suppressed AND window_start < b AND window_end >= a) AS findings,
-               (SELECT count(*) FROM incidents WHERE first_seen < b AND last_seen >= a)
-                   AS incidents,
-               (SELECT coalesce(sum(est_cost_usd), 0) FROM incidents
-                WHERE first_seen < b AND last_seen >= a) AS exposure_usd
-        FROM periods ORDER BY period DESC
+                WHERE NOT coalesce(suppressed, false)
+                  AND {_overlaps("window_start", "window_end", "a", "b")}) AS findings,
+               e.incidents,
+               coalesce(e.exposure_usd, 0) AS exposure_usd
+        FROM periods JOIN exposure e USING (period) ORDER BY period DESC
         """,
         p,
     )
+    prev_overlap = _overlaps("o.first_seen", "o.last_seen", "$prev", "$start")
     report.incidents = _rows(
         con,
         f"""
         SELECT i.*,
-               CASE WHEN EXISTS (SELECT 1 FROM incidents o
-                                 WHERE o.principal_type = i.principal_type
+               CASE WHEN i.first_seen < $start THEN 'ongoing'
+                    WHEN EXISTS (SELECT 1 FROM incidents o
+                                 WHERE o.incident_id <> i.incident_id
+                                   AND o.principal_type = i.principal_type
                                    AND o.principal_id = i.principal_id
-                                   AND o.first_seen < $start AND o.last_seen >= $prev)
+                                   AND {prev_overlap})
                     THEN 'recurring' ELSE 'new' END AS status
-        FROM incidents i
-        WHERE i.first_seen < $end AND i.last_seen >= $start
+        FROM ({this_inc}) i
         ORDER BY list_position({_SEVERITY_ORDER}, i.severity), i.score DESC, i.first_seen
         """,
         p,
@@ -121,11 +179,11 @@ def weekly_report(
         con,
         """
         SELECT o.* FROM incidents o
-        WHERE o.first_seen < $start AND o.last_seen >= $prev AND o.last_seen < $start
+        WHERE o.first_seen < $start AND o.last_seen >= $prev AND o.last_seen <= $start
           AND NOT EXISTS (SELECT 1 FROM incidents i
                           WHERE i.principal_type = o.principal_type
                             AND i.principal_id = o.principal_id
-                            AND i.first_seen < $end AND i.last_seen >= $start)
+                            AND i.first_seen < $end AND i.last_seen > $start)
         ORDER BY o.last_seen DESC
         """,
         p,
@@ -134,13 +192,12 @@ def weekly_report(
         con,
         f"""
         SELECT detector_id,
-               count(*) FILTER (WHERE window_start < $end AND window_end >= $start) AS this_week,
-               count(*) FILTER (WHERE window_start < $start AND window_end >= $prev) AS previous,
+               count(*) FILTER (WHERE {_F_THIS}) AS this_week,
+               count(*) FILTER (WHERE {_F_PREV}) AS previous,
                {_SEVERITY_ORDER}[min(list_position({_SEVERITY_ORDER}, severity))
-                   FILTER (WHERE window_start < $end AND window_end >= $start)] AS severity,
-               coalesce(sum(est_cost_usd) FILTER (WHERE window_start < $end
-                                                   AND window_end >= $start), 0) AS cost_usd
-        FROM findings WHERE NOT suppressed
+                   FILTER (WHERE {_F_THIS})] AS severity,
+               coalesce(max(est_cost_usd) FILTER (WHERE {_F_THIS}), 0) AS cost_usd
+        FROM findings WHERE NOT coalesce(suppressed, false)
         GROUP BY detector_id HAVING this_week > 0 OR previous > 0
         ORDER BY this_week DESC, detector_id
         """,
@@ -148,37 +205,41 @@ def weekly_report(
     )
     report.tenants = _rows(
         con,
-        """
-        SELECT coalesce(tenant_id, '(no tenant)') AS tenant_id, count(*) AS findings,
-               coalesce(sum(est_cost_usd), 0) AS exposure_usd,
-               list(DISTINCT detector_id ORDER BY detector_id) AS detectors
-        FROM findings
-        WHERE NOT suppressed AND window_start < $end AND window_end >= $start
-        GROUP BY ALL ORDER BY exposure_usd DESC, findings DESC LIMIT 20
+        f"""
+        SELECT coalesce(tenant_id, '(no tenant)') AS tenant_id, count(*) AS incidents,
+               coalesce(sum(exposure_usd), 0) AS exposure_usd,
+               list_sort(list_distinct(flatten(list(detectors)))) AS detectors
+        FROM ({this_inc})
+        GROUP BY ALL ORDER BY exposure_usd DESC, incidents DESC LIMIT 20
         """,
         p,
     )
     report.daily = _rows(
         con,
         """
-        SELECT time_bucket(INTERVAL 1 DAY, ts) AS day,
-               CASE WHEN ts >= $start THEN 'this' ELSE 'previous' END AS period,
+        SELECT CASE WHEN ts >= $start THEN 'this' ELSE 'previous' END AS period,
+               CAST(floor(epoch(ts - CASE WHEN ts >= $start THEN $start ELSE $prev END) / 86400)
+                    AS INTEGER) + 1 AS day_no,
+               min(ts) AS first_ts,
                count(*) AS requests,
                coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
                coalesce(sum(est_cost_usd), 0) AS cost_usd,
                round(100.0 * count(*) FILTER (WHERE error_type IS NOT NULL) / count(*), 2)
                    AS error_pct
         FROM requests WHERE ts >= $prev AND ts < $end
-        GROUP BY ALL ORDER BY day
+        GROUP BY ALL ORDER BY period DESC, day_no
         """,
         p,
     )
+    for d in report.daily:
+        origin = start if d["period"] == "this" else p["prev"]
+        d["day"] = origin + dt.timedelta(days=int(d["day_no"]) - 1)
     report.gaps = coverage_gaps(con, p)
     worst = _rows(
         con,
         f"""
         SELECT severity FROM findings
-        WHERE NOT suppressed AND window_start < $end AND window_end >= $start
+        WHERE NOT coalesce(suppressed, false) AND severity IS NOT NULL AND {_F_THIS}
         ORDER BY list_position({_SEVERITY_ORDER}, severity) LIMIT 1
         """,
         p,
@@ -188,14 +249,23 @@ def weekly_report(
 
 
 def coverage_gaps(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> list[Row]:
-    """Runs of hours in the period with no requests from a log format that normally logs every
-    hour: one with requests in at least 3 of 4 hours between its first and last record of the
-    period (a format with a day-night rhythm, whose nights are empty, has no gaps to show)."""
+    """Runs of whole hours in the period with no requests from a log format that normally logs
+    every hour: one with requests in at least 3 of 4 of the hours it is judged on. A format is
+    judged from the period's start (or its first record, if it began inside the period) to the
+    period's end or the case's last request of any format, whichever is earlier: a log that
+    stops while others go on shows a gap to the end; a format with a day-night rhythm, whose
+    nights are empty, has no gaps to show."""
     return _rows(
         con,
         """
-        WITH hours AS (
-            SELECT unnest(generate_series($start, $end - INTERVAL 1 HOUR, INTERVAL 1 HOUR)) AS h
+        WITH edges AS (
+            SELECT CASE WHEN time_bucket(INTERVAL 1 HOUR, $start) = $start THEN $start
+                        ELSE time_bucket(INTERVAL 1 HOUR, $start) + INTERVAL 1 HOUR END AS h0,
+                   time_bucket(INTERVAL 1 HOUR, $end) - INTERVAL 1 HOUR AS h1,
+                   (SELECT time_bucket(INTERVAL 1 HOUR, max(ts)) FROM requests) AS last_any
+        ),
+        hours AS (
+            SELECT unnest(generate_series(h0, h1, INTERVAL 1 HOUR)) AS h FROM edges
         ),
         seen AS (
             SELECT s.format, time_bucket(INTERVAL 1 HOUR, r.ts) AS h, count(*) AS n
@@ -203,15 +273,26 @@ def coverage_gaps(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> list[Row
             WHERE r.ts >= $start AND r.ts < $end
             GROUP BY ALL
         ),
+        spans AS (
+            SELECT s.format,
+                   CASE WHEN EXISTS (SELECT 1 FROM requests r2 JOIN sources s2 USING (source_id)
+                                     WHERE s2.format = s.format AND r2.ts < $start)
+                        THEN e.h0 ELSE min(s.h) END AS lo,
+                   least(e.h1, e.last_any) AS hi
+            FROM seen s, edges e
+            GROUP BY s.format, e.h0, e.h1, e.last_any
+        ),
         steady AS (
-            -- logs in at least 3 of 4 hours between its first and last record of the period
-            SELECT format, min(h) AS first_h, max(h) AS last_h FROM seen GROUP BY format
-            HAVING count(*) >= 0.75 * (epoch(max(h) - min(h)) / 3600 + 1)
-               AND max(h) - min(h) >= INTERVAL 6 HOUR
+            SELECT sp.format, sp.lo, sp.hi
+            FROM spans sp
+            WHERE sp.hi - sp.lo >= INTERVAL 6 HOUR
+              AND (SELECT count(*) FROM seen s WHERE s.format = sp.format
+                     AND s.h BETWEEN sp.lo AND sp.hi)
+                  >= 0.75 * (epoch(sp.hi - sp.lo) / 3600 + 1)
         ),
         missing AS (
             SELECT st.format, hr.h
-            FROM steady st JOIN hours hr ON hr.h BETWEEN st.first_h AND st.last_h
+            FROM steady st JOIN hours hr ON hr.h BETWEEN st.lo AND st.hi
             WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.format = st.format AND s.h = hr.h)
         ),
         runs AS (

@@ -239,6 +239,7 @@ def test_weekly_report_shows_hours_a_steady_log_went_silent(tmp_path):
         line
         for line in kong.read_text(encoding="utf-8").splitlines()
         if not 10 <= (json.loads(line)["started_at"] - start) // 3_600_000 < 13
+        and (json.loads(line)["started_at"] - start) // 3_600_000 < 21  # stops; nginx goes on
     ]
     kong.write_text("\n".join(kept) + "\n", encoding="utf-8")
     case = tmp_path / "case.duckdb"
@@ -249,7 +250,10 @@ def test_weekly_report_shows_hours_a_steady_log_went_silent(tmp_path):
     gaps = re.findall(
         r"<tr><td>(\w+)</td><td>([^<]+)</td><td>([^<]+)</td><td class=\"n\">(\d+)</td></tr>", html
     )
-    assert gaps == [("kong", "2026-11-16 10:00:00 UTC", "2026-11-16 13:00:00 UTC", "3")]
+    assert gaps == [
+        ("kong", "2026-11-16 10:00:00 UTC", "2026-11-16 13:00:00 UTC", "3"),
+        ("kong", "2026-11-16 21:00:00 UTC", "2026-11-17 00:00:00 UTC", "3"),
+    ]
 
 
 def test_weekly_report_options(world, tmp_path):
@@ -336,3 +340,26 @@ def test_a_provider_key_incident_shows_the_providers_usage(world, tmp_path):
     html = out.read_text(encoding="utf-8")
     assert '<section id="usage">' in html
     assert f'<div class="v">{tokens:,}</div><div class="k">input tokens</div>' in html
+
+
+def test_weekly_report_mid_day_period_ongoing_incidents_and_no_false_gaps(world, tmp_path):
+    case, _ = world
+    out = tmp_path / "half.html"
+    forensics(
+        "--db", case, "report", "weekly", "--since", "2026-11-16T12:30:00Z",
+        "--until", "2026-11-17", "-o", out,
+    )  # fmt: skip
+    html = out.read_text(encoding="utf-8")
+    assert ">ongoing</td>" in html  # began before the period: not new, not recurring
+    assert ">recurring</td>" not in html  # no other incident before it in this one-day case
+    assert "did so all week." in html  # no fake gap from a period that starts mid-hour
+
+
+def test_an_incident_window_that_ends_before_it_starts_is_refused(world, tmp_path):
+    case, scraper = world
+    result = CliRunner().invoke(
+        cli,
+        ["--db", str(case), "report", "incident", "--credential", scraper, "--since",
+         "2027-01-01", "-o", str(tmp_path / "x.html")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "after it ends" in result.output

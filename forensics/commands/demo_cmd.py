@@ -60,7 +60,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
             shutil.rmtree(world)
         synthesize(world, SynthConfig(days=1, tenants=12, seed=1))
     case = out / "demo.duckdb"
-    for stale in (case, case.with_name(case.name + ".wal")):
+    for stale in (case, case.with_name(case.name + ".wal"), *out.glob("incident-*.html")):
         stale.unlink(missing_ok=True)
     ctx.obj["db"] = case
     asn = sorted(world.glob("ip2asn*.tsv*"))

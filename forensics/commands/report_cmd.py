@@ -166,6 +166,6 @@ def weekly(
     render_weekly(data, output, fmt)
     click.echo(str(output))
     order = ["info", "low", "medium", "high", "critical"]
-    if fail_on and data.worst and order.index(data.worst) >= order.index(fail_on):
+    if fail_on and data.worst in order and order.index(data.worst) >= order.index(fail_on):
         click.echo(f"a finding at {data.worst} (--fail-on {fail_on})", err=True)
         ctx.exit(ExitCode.FINDINGS)
