@@ -182,20 +182,28 @@ def _iso(value: Any) -> str:
     return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
+def _render(name: str, out: Path, fmt: str, **values: Any) -> None:
+    """Render reports/<name>.html.j2 (with the stylesheet and charts) or <name>.md.j2."""
+    if fmt == "md":
+        text = markdown_environment().get_template(f"{name}.md.j2").render(r=values["r"])
+    else:
+        css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
+        text = (
+            environment()
+            .get_template(f"{name}.html.j2")
+            .render(
+                css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
+                **values,
+            )
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+
+
 def render_incident(report: IncidentReport, out: Path, fmt: str = "html") -> None:
     """Write the incident report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
-    if fmt == "md":
-        _write(out, markdown_environment().get_template("incident.md.j2").render(r=report))
-        return
-    env = environment()
-    css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
-    html = env.get_template("incident.html.j2").render(
-        r=report,
-        css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
-        timeline=timeline_chart(report),
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    timeline = timeline_chart(report) if fmt == "html" else None
+    _render("incident", out, fmt, r=report, timeline=timeline)
 
 
 def trend_chart(report: WeeklyReport) -> Markup | None:
@@ -204,15 +212,10 @@ def trend_chart(report: WeeklyReport) -> Markup | None:
         return None
     import altair as alt
 
-    start = report.header["start"]
-    span = report.header["end"] - start
-    values = []
-    for d in report.daily:
-        offset = d["day"] - (start if d["period"] == "this" else start - span)
-        values.append(
-            {"day": int(offset.total_seconds() // 86400) + 1, "period": d["period"],
-             "requests": int(d["requests"])}
-        )  # fmt: skip
+    values = [
+        {"day": int(d["day_no"]), "period": d["period"], "requests": int(d["requests"])}
+        for d in report.daily
+    ]
     chart = (
         alt.Chart(_data(values))
         .mark_line(point=True)
@@ -228,20 +231,5 @@ def trend_chart(report: WeeklyReport) -> Markup | None:
 
 def render_weekly(report: WeeklyReport, out: Path, fmt: str = "html") -> None:
     """Write the weekly report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
-    if fmt == "md":
-        _write(out, markdown_environment().get_template("weekly.md.j2").render(r=report))
-        return
-    env = environment()
-    css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
-    html = env.get_template("weekly.html.j2").render(
-        r=report,
-        css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
-        trend=trend_chart(report),
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
-
-
-def _write(out: Path, text: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    trend = trend_chart(report) if fmt == "html" else None
+    _render("weekly", out, fmt, r=report, trend=trend)

@@ -11,6 +11,22 @@ import click
 
 from forensics.errors import UsageError
 
+_output = click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write.",
+)
+_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md: Markdown for tickets and chat.",
+)
+
 
 @click.group("report")
 def report() -> None:
@@ -34,21 +50,8 @@ def report() -> None:
     "--since", metavar="TIME", help="Start of the window shown (default: the incident's)."
 )
 @click.option("--until", metavar="TIME", help="End of the window shown (default: the incident's).")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The file to write.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["html", "md"]),
-    default="html",
-    show_default=True,
-    help="html: one self-contained page; md: Markdown for tickets and chat.",
-)
+@_output
+@_format
 @click.pass_context
 def incident(
     ctx: click.Context,
@@ -100,21 +103,8 @@ def incident(
 @click.option("--week", metavar="YYYY-Www", help="ISO week, e.g. 2026-W47 (default: the latest).")
 @click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
 @click.option("--until", metavar="TIME", help="End of the period instead of a week.")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The file to write.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["html", "md"]),
-    default="html",
-    show_default=True,
-    help="html: one self-contained page; md: Markdown for tickets and chat.",
-)
+@_output
+@_format
 @click.option(
     "--fail-on",
     type=click.Choice(["info", "low", "medium", "high", "critical"]),
