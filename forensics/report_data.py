@@ -88,7 +88,7 @@ class IncidentReport:
     usage: list[Row] = field(default_factory=list)  # provider usage of a provider_key principal
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
     cur = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     names = [d[0] for d in cur.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -111,7 +111,7 @@ def pick_incident(
     elif tenant:
         where, params = "principal_type = 'tenant' AND principal_id = $v", {"v": tenant}
     elif credential:
-        found = _rows(
+        found = query_rows(
             con,
             "SELECT i.* FROM incidents i, findings f WHERE f.principal_type = 'credential'"
             " AND f.principal_id = $v AND list_contains(i.finding_ids, f.finding_id)"
@@ -126,7 +126,7 @@ def pick_incident(
         if not ident:
             raise UsageError(f"--principal {principal!r}: give TYPE:ID, e.g. asn:64500")
         where, params = "principal_type = $t AND principal_id = $v", {"t": kind, "v": ident}
-    found = _rows(
+    found = query_rows(
         con, f"SELECT * FROM incidents WHERE {where} ORDER BY last_seen DESC LIMIT 1", params
     )
     if not found:
@@ -136,7 +136,7 @@ def pick_incident(
     return found[0]
 
 
-def _case_id(con: duckdb.DuckDBPyConnection) -> str:
+def case_id(con: duckdb.DuckDBPyConnection) -> str:
     """A stable id of the case that reveals nothing of its fingerprint salt."""
     salt = con.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchall()
     return hashlib.sha256(("case|" + (salt[0][0] if salt else "")).encode()).hexdigest()[:12]
@@ -145,7 +145,7 @@ def _case_id(con: duckdb.DuckDBPyConnection) -> str:
 def _token_bucket(con: duckdb.DuckDBPyConnection, cond: str, params: dict[str, Any]) -> Row | None:
     """A token bucket fitted to the principal's traffic before the incident: the rate is the
     99th percentile of its tokens per minute, the burst its busiest minute."""
-    rows = _rows(
+    rows = query_rows(
         con,
         f"""
         SELECT count(*) AS minutes, quantile_cont(tokens, 0.99) AS rate, max(tokens) AS burst
@@ -195,9 +195,9 @@ def incident_report(
         "score": incident["score"],
         "generated_at": dt.datetime.now(dt.UTC),
         "tool_version": __version__,
-        "case_id": _case_id(con),
+        "case_id": case_id(con),
     }
-    totals = _rows(
+    totals = query_rows(
         con,
         f"""
         SELECT count(*) AS requests,
@@ -211,7 +211,7 @@ def incident_report(
         """,
         p,
     )[0]
-    findings = _rows(
+    findings = query_rows(
         con,
         "SELECT f.*, r.params AS run_params FROM findings f LEFT JOIN runs r USING (run_id)"
         " WHERE list_contains($ids, f.finding_id)"
@@ -219,7 +219,7 @@ def incident_report(
         " f.score DESC, f.window_start",
         p,
     )
-    by_severity = _rows(
+    by_severity = query_rows(
         con,
         "SELECT severity, count(*) AS n FROM findings WHERE list_contains($ids, finding_id)"
         " GROUP BY severity ORDER BY list_position(['critical', 'high', 'medium', 'low',"
@@ -237,7 +237,7 @@ def incident_report(
     _add_findings(con, report, findings)
     if ptype in ("tenant", "credential", "user"):  # a quota is set on these, not on networks
         report.quota = _token_bucket(con, cond, p)
-    report.hourly = _rows(
+    report.hourly = query_rows(
         con,
         f"""
         SELECT time_bucket(INTERVAL 1 HOUR, r.ts) AS hour,
@@ -259,14 +259,14 @@ def incident_report(
         }
         for f in findings
     ]
-    report.revocations = _rows(
+    report.revocations = query_rows(
         con,
         "SELECT v.credential_id, v.revoked_at FROM revocations v"
         f" WHERE v.credential_id IN (SELECT r.credential_id FROM requests r WHERE {cond})",
         p,
     )
     report.shape = _shape(con, cond, p)
-    report.prefixes = _rows(
+    report.prefixes = query_rows(
         con,
         f"""
         SELECT format('0x{{:016x}}', r.prompt_prefix_fp) AS prefix_fp, count(*) AS requests,
@@ -278,7 +278,7 @@ def incident_report(
         """,
         p,
     )
-    report.networks = _rows(
+    report.networks = query_rows(
         con,
         f"""
         SELECT r.asn, any_value(r.as_org) AS as_org, any_value(r.asn_category) AS category,
@@ -290,7 +290,7 @@ def incident_report(
         """,
         p,
     )
-    report.countries = _rows(
+    report.countries = query_rows(
         con,
         f"""
         SELECT coalesce(r.country, '?') AS country, count(*) AS requests,
@@ -300,7 +300,7 @@ def incident_report(
         """,
         p,
     )
-    report.agents = _rows(
+    report.agents = query_rows(
         con,
         f"""
         SELECT r.user_agent, r.origin, count(*) AS requests,
@@ -312,7 +312,7 @@ def incident_report(
     )
     if ptype == "provider_key":
         # a key used outside the gateway has no requests: its story is the provider's usage
-        report.usage = _rows(
+        report.usage = query_rows(
             con,
             """
             SELECT u.bucket_start, u.bucket_width, u.provider, u.project_id, u.model,
@@ -327,13 +327,13 @@ def incident_report(
         verdict["output_tokens"] = sum(int(u["output_tokens"] or 0) for u in report.usage)
         verdict["requests"] = sum(int(u["requests"] or 0) for u in report.usage)
         verdict["est_cost_usd"] = max(float(verdict["est_cost_usd"]), verdict["finding_cost_usd"])
-    report.sources = _rows(
+    report.sources = query_rows(
         con,
         "SELECT source_id, path, sha256, format, rows_read, rows_loaded, rows_quarantined,"
         " ingested_at FROM sources ORDER BY source_id",
         p,
     )
-    report.runs = _rows(
+    report.runs = query_rows(
         con,
         "SELECT run_id, started_at, tool_version, status FROM runs WHERE run_id IN"
         " (SELECT run_id FROM findings WHERE list_contains($ids, finding_id))"
@@ -345,7 +345,7 @@ def incident_report(
 
 def _shape(con: duckdb.DuckDBPyConnection, cond: str, p: dict[str, Any]) -> list[Row]:
     """Request shape in the incident window against the principal's traffic before it."""
-    return _rows(
+    return query_rows(
         con,
         f"""
         WITH s AS (
@@ -384,7 +384,7 @@ def _add_findings(
         if f.get("run_params"):
             params = json.loads(f["run_params"])
             bound = params.get("detectors", {}).get(f["detector_id"], {})
-        samples = _rows(
+        samples = query_rows(
             con,
             "SELECT r.request_id, r.ts, r.client_ip, r.country, r.endpoint, r.model, r.status,"
             " r.user_agent FROM finding_requests fr JOIN requests r USING (request_id)"

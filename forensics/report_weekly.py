@@ -20,7 +20,7 @@ import duckdb
 
 from forensics import __version__
 from forensics.errors import ForensicsError, UsageError
-from forensics.report_data import Row, _case_id, _rows
+from forensics.report_data import Row, case_id, query_rows
 
 _SEVERITY_ORDER = "['critical', 'high', 'medium', 'low', 'info']"
 
@@ -122,12 +122,12 @@ def weekly_report(
         "previous_start": p["prev"],
         "generated_at": dt.datetime.now(dt.UTC),
         "tool_version": __version__,
-        "case_id": _case_id(con),
+        "case_id": case_id(con),
     }
     report = WeeklyReport(header=header)
     this_inc = _EXPOSURE.format(where=_overlaps("first_seen", "last_seen", "$start", "$end"))
     prev_inc = _EXPOSURE.format(where=_overlaps("first_seen", "last_seen", "$prev", "$start"))
-    report.totals = _rows(
+    report.totals = query_rows(
         con,
         f"""
         WITH periods AS (
@@ -159,7 +159,7 @@ def weekly_report(
         p,
     )
     prev_overlap = _overlaps("o.first_seen", "o.last_seen", "$prev", "$start")
-    report.incidents = _rows(
+    report.incidents = query_rows(
         con,
         f"""
         SELECT i.*,
@@ -175,7 +175,7 @@ def weekly_report(
         """,
         p,
     )
-    report.resolved = _rows(
+    report.resolved = query_rows(
         con,
         """
         SELECT o.* FROM incidents o
@@ -188,7 +188,7 @@ def weekly_report(
         """,
         p,
     )
-    report.detectors = _rows(
+    report.detectors = query_rows(
         con,
         f"""
         SELECT detector_id,
@@ -203,7 +203,7 @@ def weekly_report(
         """,
         p,
     )
-    report.tenants = _rows(
+    report.tenants = query_rows(
         con,
         f"""
         SELECT coalesce(tenant_id, '(no tenant)') AS tenant_id, count(*) AS incidents,
@@ -214,7 +214,7 @@ def weekly_report(
         """,
         p,
     )
-    report.daily = _rows(
+    report.daily = query_rows(
         con,
         """
         SELECT CASE WHEN ts >= $start THEN 'this' ELSE 'previous' END AS period,
@@ -235,7 +235,7 @@ def weekly_report(
         origin = start if d["period"] == "this" else p["prev"]
         d["day"] = origin + dt.timedelta(days=int(d["day_no"]) - 1)
     report.gaps = coverage_gaps(con, p)
-    worst = _rows(
+    worst = query_rows(
         con,
         f"""
         SELECT severity FROM findings
@@ -255,7 +255,7 @@ def coverage_gaps(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> list[Row
     period's end or the case's last request of any format, whichever is earlier: a log that
     stops while others go on shows a gap to the end; a format with a day-night rhythm, whose
     nights are empty, has no gaps to show."""
-    return _rows(
+    return query_rows(
         con,
         """
         WITH edges AS (
