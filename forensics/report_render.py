@@ -66,11 +66,24 @@ def _pretty(value: Any) -> str:
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!{}()#~&$])")
 
 
+# Characters that change how the text around them displays without showing themselves:
+# bidirectional overrides and isolates (a reversed file name or user agent), zero-width ones.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def visible(value: Any) -> Any:
+    """A log string with its invisible formatting characters shown as `<U+202E>`; other values
+    (numbers, the reports' own markup) unchanged."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", value)
+    return value
+
+
 def md_escape(value: Any) -> str:
     """Any value as Markdown text: special characters backslash-escaped, one line."""
     if value is None:
         return ""
-    text = " ".join(str(value).split())
+    text = " ".join(str(visible(value)).split())
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
@@ -98,6 +111,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=visible,  # applied before escaping
     )
     env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
     env.globals["duration"] = _duration

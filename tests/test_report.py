@@ -26,7 +26,7 @@ EXTERNAL = re.compile(
 )
 
 HOSTILE_UA = '<script>document.title="pwned-ua"</script><img src=x onerror="alert(1)">'
-HOSTILE_ORIGIN = "javascript:alert('origin')\"><b>bold</b>"
+HOSTILE_ORIGIN = "javascript:alert('origin')\"><b>bold</b>\u202egnp.exe"
 HOSTILE_TENANT = "tenant-<i>evil</i>\"' onmouseover=alert(2)"
 HOSTILE_SESSION = "<svg onload=alert(3)>"
 HOSTILE_ID = "<a href=javascript:alert(4)>x</a>"
@@ -127,6 +127,7 @@ def test_self_contained_and_hostile_strings_are_text(page):
         assert raw not in html
     assert "tenant-&lt;i&gt;evil&lt;/i&gt;&#34;&#39; onmouseover=alert(2)" in html
     assert "&lt;a href=javascript:alert(4)&gt;x&lt;/a&gt;" in html
+    assert "\u202e" not in html and "&lt;U+202E&gt;gnp.exe" in html  # the override is shown
     assert html.count("<svg") >= 1
 
 
