@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from forensics.detectors import Severity
 from forensics.errors import ForensicsError, InputError
 
 LABEL_COLUMNS = (
@@ -41,7 +42,7 @@ LABEL_COLUMNS = (
     "note",
 )
 _REQUIRED = ("detector_id", "principal_type", "principal_id", "window_start", "window_end")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITIES = tuple(s.name for s in sorted(Severity))  # least severe first
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,13 @@ import duckdb
 
 from forensics import __version__
 from forensics.detector_load import default_dirs, load_detectors
+from forensics.detectors import Severity
 from forensics.errors import ForensicsError, UsageError
 
 Row = dict[str, Any]
+
+# SQL list literal of the severities, worst first (list_position orders by it)
+WORST_FIRST = "[" + ", ".join(f"'{s.name}'" for s in sorted(Severity, reverse=True)) + "]"
 
 # principal type -> SQL condition on `requests r` selecting the principal's requests
 _PRINCIPAL_REQUESTS = {
@@ -215,15 +219,14 @@ def incident_report(
         con,
         "SELECT f.*, r.params AS run_params FROM findings f LEFT JOIN runs r USING (run_id)"
         " WHERE list_contains($ids, f.finding_id)"
-        " ORDER BY list_position(['critical', 'high', 'medium', 'low', 'info'], f.severity),"
+        f" ORDER BY list_position({WORST_FIRST}, f.severity),"
         " f.score DESC, f.window_start",
         p,
     )
     by_severity = query_rows(
         con,
         "SELECT severity, count(*) AS n FROM findings WHERE list_contains($ids, finding_id)"
-        " GROUP BY severity ORDER BY list_position(['critical', 'high', 'medium', 'low',"
-        " 'info'], severity)",
+        f" GROUP BY severity ORDER BY list_position({WORST_FIRST}, severity)",
         p,
     )
     verdict = {

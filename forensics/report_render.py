@@ -87,35 +87,33 @@ def md_escape(value: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
+def _environment(**options: Any) -> jinja2.Environment:
+    """The report templates with the shared filters; `options` say how values are escaped."""
+    env = jinja2.Environment(  # noqa: S701 - both callers pass autoescape explicitly
+        loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        **options,
+    )
+    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
+    env.globals["duration"] = _duration
+    return env
+
+
 def markdown_environment() -> jinja2.Environment:
     """Markdown templates: every `{{ }}` output goes through md_escape, so a log string cannot
     become a link, an image, emphasis, HTML or a new table cell."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
-        autoescape=False,  # noqa: S701 - Markdown, escaped by finalize below
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    return _environment(
+        autoescape=False,  # Markdown, escaped by finalize
         finalize=md_escape,
         keep_trailing_newline=True,
     )
-    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
-    env.globals["duration"] = _duration
-    return env
 
 
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=visible,  # applied before escaping
-    )
-    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
-    env.globals["duration"] = _duration
-    return env
+    """HTML templates: autoescape on; invisible characters shown before escaping."""
+    return _environment(autoescape=True, finalize=visible)
 
 
 def svg(chart_json: str) -> Markup:

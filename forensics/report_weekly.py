@@ -20,9 +20,7 @@ import duckdb
 
 from forensics import __version__
 from forensics.errors import ForensicsError, UsageError
-from forensics.report_data import Row, case_id, query_rows
-
-_SEVERITY_ORDER = "['critical', 'high', 'medium', 'low', 'info']"
+from forensics.report_data import WORST_FIRST, Row, case_id, query_rows
 
 
 def _overlaps(start: str, end: str, a: str, b: str) -> str:
@@ -171,7 +169,7 @@ def weekly_report(
                                    AND {prev_overlap})
                     THEN 'recurring' ELSE 'new' END AS status
         FROM ({this_inc}) i
-        ORDER BY list_position({_SEVERITY_ORDER}, i.severity), i.score DESC, i.first_seen
+        ORDER BY list_position({WORST_FIRST}, i.severity), i.score DESC, i.first_seen
         """,
         p,
     )
@@ -194,7 +192,7 @@ def weekly_report(
         SELECT detector_id,
                count(*) FILTER (WHERE {_F_THIS}) AS this_week,
                count(*) FILTER (WHERE {_F_PREV}) AS previous,
-               {_SEVERITY_ORDER}[min(list_position({_SEVERITY_ORDER}, severity))
+               {WORST_FIRST}[min(list_position({WORST_FIRST}, severity))
                    FILTER (WHERE {_F_THIS})] AS severity,
                coalesce(max(est_cost_usd) FILTER (WHERE {_F_THIS}), 0) AS cost_usd
         FROM findings WHERE NOT coalesce(suppressed, false)
@@ -240,7 +238,7 @@ def weekly_report(
         f"""
         SELECT severity FROM findings
         WHERE NOT coalesce(suppressed, false) AND severity IS NOT NULL AND {_F_THIS}
-        ORDER BY list_position({_SEVERITY_ORDER}, severity) LIMIT 1
+        ORDER BY list_position({WORST_FIRST}, severity) LIMIT 1
         """,
         p,
     )

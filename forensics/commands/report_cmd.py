@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from forensics.detectors import Severity
 from forensics.errors import UsageError
 
 _output = click.option(
@@ -107,7 +108,7 @@ def incident(
 @_format
 @click.option(
     "--fail-on",
-    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    type=click.Choice([s.name for s in sorted(Severity)]),
     help="Exit 3 when a finding of the period is at this severity or above (for cron).",
 )
 @click.pass_context
@@ -155,7 +156,7 @@ def weekly(
         con.close()
     render_weekly(data, output, fmt)
     click.echo(str(output))
-    order = ["info", "low", "medium", "high", "critical"]
-    if fail_on and data.worst in order and order.index(data.worst) >= order.index(fail_on):
-        click.echo(f"a finding at {data.worst} (--fail-on {fail_on})", err=True)
+    worst = data.worst if data.worst in Severity.__members__ else None
+    if fail_on and worst and Severity.parse(worst) >= Severity.parse(fail_on):
+        click.echo(f"a finding at {worst} (--fail-on {fail_on})", err=True)
         ctx.exit(ExitCode.FINDINGS)

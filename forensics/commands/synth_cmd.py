@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from forensics.detectors import Severity
 from forensics.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def _table(result: Evaluation) -> None:
 @click.option("--run", "run_id", metavar="RUN_ID", help="Score this run (default: the latest).")
 @click.option(
     "--min-severity",
-    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    type=click.Choice([s.name for s in sorted(Severity)]),
     default="medium",
     show_default=True,
     help="Findings below this severity are never counted as false positives.",

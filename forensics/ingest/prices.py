@@ -14,7 +14,7 @@ import duckdb
 
 from forensics import costs
 from forensics.ingest.base import Counts, Options, ReferenceFormat
-from forensics.ingest.reference import _insert_checked, read_csv_rows
+from forensics.ingest.reference import load_csv_checked
 from forensics.secrets import BEARER_PATTERN, KEY_PATTERN
 
 # A provider name as gateways log it (openai, anthropic, azure, vertex_ai, ...).
@@ -72,7 +72,6 @@ class Prices(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        rows, bad, blank = read_csv_rows(path, self.columns, 5)
         effective = (
             "coalesce(TRY_CAST(nullif(effective_from, '') AS DATE),"
             f" DATE '{DEFAULT_EFFECTIVE_FROM}')"
@@ -105,8 +104,7 @@ class Prices(ReferenceFormat):
         ]
         # Like asn_info, prices keeps one row per key (a user row overrides the shipped one),
         # so the table is not reconciled by source; `loaded` counts the rows read.
-        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, inserts)
-        counts.blank = blank
+        counts = load_csv_checked(con, path, source_id, self.columns, 5, checked, inserts)
         warnings = [
             f"{path}:{line}: repeats the provider, model_pattern and effective_from of an"
             " earlier line, which it replaces"
@@ -132,7 +130,6 @@ class KnownKeys(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        rows, bad, blank = read_csv_rows(path, self.columns, 2)
         checked = f"""
             SELECT line_no, lower(provider) AS provider, api_key_id, nullif(label, '') AS label,
                    coalesce({_provider_error("provider")},
@@ -146,6 +143,5 @@ class KnownKeys(ReferenceFormat):
             "INSERT INTO known_keys SELECT provider, api_key_id, label, $sid, line_no"
             " FROM ref_checked WHERE _error IS NULL"
         )
-        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
-        counts.blank = blank
+        counts = load_csv_checked(con, path, source_id, self.columns, 2, checked, [insert])
         return counts, []

@@ -120,6 +120,23 @@ def _insert_checked(
     return Counts(read=good + failed + len(bad), loaded=good, quarantined=failed + len(bad))
 
 
+def load_csv_checked(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    source_id: int,
+    columns: list[str],
+    required: int,
+    checked_sql: str,
+    inserts: list[str],
+) -> Counts:
+    """A small reference CSV end to end: rows read (`read_csv_rows`), checked and inserted or
+    quarantined (`_insert_checked`); blank lines counted."""
+    rows, bad, blank = read_csv_rows(path, columns, required)
+    counts = _insert_checked(con, source_id, columns, rows, bad, checked_sql, inserts)
+    counts.blank = blank
+    return counts
+
+
 def _credential(v: str) -> str:
     """SQL for a credential column: an id as logged stays, a raw secret is fingerprinted."""
     return (
@@ -151,7 +168,6 @@ class Revocations(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        rows, bad, blank = read_csv_rows(path, self.columns, 2)
         checked = f"""
             SELECT line_no, {_credential("credential_id")} AS credential_id,
                    {_time("revoked_at")} AS revoked_at,
@@ -165,8 +181,7 @@ class Revocations(ReferenceFormat):
             "INSERT INTO revocations SELECT credential_id, revoked_at, $sid, line_no"
             " FROM ref_checked WHERE _error IS NULL"
         )
-        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
-        counts.blank = blank
+        counts = load_csv_checked(con, path, source_id, self.columns, 2, checked, [insert])
         return counts, []
 
 
@@ -188,7 +203,6 @@ class RetiredKeys(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        rows, bad, blank = read_csv_rows(path, self.columns, 3)
         checked = f"""
             SELECT line_no, nullif(issuer, '') AS issuer, nullif(key_id, '') AS key_id,
                    {_time("retired_at")} AS retired_at, nullif(reason, '') AS reason,
@@ -204,8 +218,7 @@ class RetiredKeys(ReferenceFormat):
             "INSERT INTO retired_keys SELECT issuer, key_id, retired_at, reason, $sid, line_no"
             " FROM ref_checked WHERE _error IS NULL"
         )
-        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
-        counts.blank = blank
+        counts = load_csv_checked(con, path, source_id, self.columns, 3, checked, [insert])
         return counts, []
 
 
@@ -224,7 +237,6 @@ class Allowlist(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        rows, bad, blank = read_csv_rows(path, self.columns, 2)
         kinds = ", ".join(f"'{k}'" for k in ALLOW_KINDS)
         value = (
             "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS', '')"
@@ -256,8 +268,7 @@ class Allowlist(ReferenceFormat):
             "INSERT INTO allowlist SELECT kind, value, detectors, reason, expires, $sid, line_no"
             " FROM ref_checked WHERE _error IS NULL"
         )
-        counts = _insert_checked(con, source_id, self.columns, rows, bad, checked, [insert])
-        counts.blank = blank
+        counts = load_csv_checked(con, path, source_id, self.columns, 2, checked, [insert])
         return counts, []
 
 
