@@ -113,9 +113,9 @@ def _scaled_case(workdir: Path, source: Path, rows: int) -> Path:
 MEASURE = r"""
 import json, resource, sys, time
 import duckdb
-from forensics import db
-from forensics.detector_load import default_dirs, load_detectors
-from forensics.runner import run_detectors
+from forensics.case import db
+from forensics.detect.load import default_dirs, load_detectors
+from forensics.detect.runner import run_detectors
 
 con = db.connect(sys.argv[1])
 rows = con.execute("SELECT count(*) FROM requests").fetchall()[0][0]

@@ -21,7 +21,7 @@ from typing import Any
 import kong_gen
 from ingest import generate
 
-from forensics import db
+from forensics.case import db
 from forensics.ingest import pipeline, reader
 from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS

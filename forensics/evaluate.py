@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from forensics.detectors import Severity
+from forensics.detect.model import Severity
 from forensics.errors import ForensicsError, InputError
 
 LABEL_COLUMNS = (

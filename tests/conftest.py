@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from forensics import db
+from forensics.case import db
 from forensics.ingest.base import Options
 from forensics.ingest.pipeline import FileResult, ingest_file
 

@@ -6,10 +6,10 @@ import json
 
 from click.testing import CliRunner
 
-from forensics import db
+from forensics.case import db
+from forensics.case.schema import TABLES
 from forensics.cli import cli
-from forensics.schema import TABLES
-from tests.test_ingest_kong import kong_record
+from tests.ingest.test_kong import kong_record
 
 
 def run(*args: str, input: str | None = None):

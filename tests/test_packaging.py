@@ -32,4 +32,4 @@ def test_wheel_contains_queries_reports_and_reference_data(tmp_path):
     }
     for path in shipped:
         assert f"forensics/_data/{path}" in names, path
-    assert "forensics/cli.py" in names
+    assert "forensics/cli/__init__.py" in names

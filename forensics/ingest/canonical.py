@@ -8,9 +8,9 @@ statements per chunk, run by `pipeline.py`.
 
 from __future__ import annotations
 
-from forensics import costs
-from forensics.normalize import REQUEST_BODY, RESPONSE_BODY
-from forensics.secrets import ANY_SECRET
+from forensics.case import costs
+from forensics.case.fingerprints import ANY_SECRET
+from forensics.case.macros import REQUEST_BODY, RESPONSE_BODY
 
 ANY_SECRET_SQL = ANY_SECRET.replace("'", "''")
 

@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forensics import __version__
+from forensics.case.fingerprints import redact
 from forensics.errors import ForensicsError, InputError
 from forensics.ingest import canonical, reader
 from forensics.ingest.base import Adapter, Counts, Format, Options, quarantine_rows
 from forensics.ingest.formats import FORMATS, detect_format
-from forensics.secrets import redact
 
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]

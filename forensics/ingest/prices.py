@@ -12,10 +12,10 @@ from pathlib import Path
 
 import duckdb
 
-from forensics import costs
+from forensics.case import costs
+from forensics.case.fingerprints import BEARER_PATTERN, KEY_PATTERN
 from forensics.ingest.base import Counts, Options, ReferenceFormat
 from forensics.ingest.reference import load_csv_checked
-from forensics.secrets import BEARER_PATTERN, KEY_PATTERN
 
 # A provider name as gateways log it (openai, anthropic, azure, vertex_ai, ...).
 PROVIDER_PATTERN = "[a-z][a-z0-9_.-]{0,39}"

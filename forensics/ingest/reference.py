@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from forensics.case.fingerprints import BEARER_PATTERN, KEY_PATTERN
 from forensics.errors import InputError
 from forensics.ingest import reader
 from forensics.ingest.base import (
@@ -24,7 +25,6 @@ from forensics.ingest.base import (
     ReferenceFormat,
     quarantine_rows,
 )
-from forensics.secrets import BEARER_PATTERN, KEY_PATTERN
 
 
 def read_csv_rows(

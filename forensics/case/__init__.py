@@ -1,0 +1,3 @@
+"""The case database: connecting, its schema, SQL macros, fingerprints, costs, reconciliation and
+verification.
+"""

@@ -1,0 +1,94 @@
+"""The `forensics` command: Click wiring only; the work happens in library functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from forensics import __version__
+from forensics.errors import ForensicsError
+
+
+class ForensicsGroup(click.Group):
+    """Turns library errors into one line on stderr (traceback only with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ForensicsError as e:
+            if ctx.params.get("debug"):
+                raise
+            from forensics.case.fingerprints import redact
+
+            click.echo(f"Error: {redact(str(e))}", err=True)
+            if e.hint:
+                click.echo(f"Hint: {e.hint}", err=True)
+            ctx.exit(int(e.exit_code))
+
+
+@click.group(cls=ForensicsGroup)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="FORENSICS_DB",
+    default="forensics.duckdb",
+    show_default=True,
+    help="Case database file (env FORENSICS_DB).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="forensics")
+@click.pass_context
+def cli(ctx: click.Context, db: Path, debug: bool) -> None:
+    """Offline forensics for abuse of AI APIs: load gateway logs and provider usage into a
+    DuckDB case, query it, and find what happened.
+
+    \b
+    Example:
+      forensics --db case.duckdb ingest logs/kong/ --asn-db ip2asn-v4.tsv.gz
+      forensics --db case.duckdb sql "SELECT tenant_id, count(*) FROM requests GROUP BY 1"
+    """
+    ctx.obj = {"db": db, "debug": debug}
+
+
+def _register() -> None:
+    """One module per command family (each imports only click at load time)."""
+    from forensics.cli.demo import demo
+    from forensics.cli.detect import detect
+    from forensics.cli.detectors import detectors
+    from forensics.cli.detectors_test import detectors_test
+    from forensics.cli.evidence import quarantine, schema, sources, verify
+    from forensics.cli.findings import findings, incidents
+    from forensics.cli.ingest import ingest
+    from forensics.cli.report import report
+    from forensics.cli.sql import sql
+    from forensics.cli.synth import evaluate, synth
+    from forensics.cli.usage import usage
+
+    detectors.add_command(detectors_test)
+    for command in (
+        ingest,
+        schema,
+        sources,
+        quarantine,
+        verify,
+        sql,
+        detectors,
+        detect,
+        findings,
+        incidents,
+        report,
+        usage,
+        synth,
+        evaluate,
+        demo,
+    ):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    cli()

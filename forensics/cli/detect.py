@@ -1,0 +1,281 @@
+"""`forensics detect`: run the detectors on the case and store what they find."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from forensics.detect.model import Detector, Param
+
+
+@click.command("detect")
+@click.option(
+    "--detector",
+    "patterns",
+    multiple=True,
+    metavar="GLOB",
+    help="Only detectors whose id matches, e.g. 'credential.*' (repeatable; default all).",
+)
+@click.option("--since", metavar="TIME", help="Only evidence from this time on (ISO 8601, UTC).")
+@click.option("--until", metavar="TIME", help="Only evidence before this time (ISO 8601, UTC).")
+@click.option("--tenant", metavar="TENANT", help="Only this tenant.")
+@click.option(
+    "--param",
+    "param_args",
+    multiple=True,
+    metavar="ID.NAME=VALUE",
+    help="Set a detector parameter, e.g. credential.use_after_revocation.grace_minutes=10"
+    " (repeatable; beats --config).",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file: `params: {detector_id: {name: value}}` and optional `detectors: [globs]`.",
+)
+@click.option(
+    "--rules",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of your own detectors, laid out <family>/<name>.sql + .yml (repeatable).",
+)
+@click.pass_context
+def detect(
+    ctx: click.Context,
+    patterns: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    tenant: str | None,
+    param_args: tuple[str, ...],
+    config: Path | None,
+    rules: tuple[Path, ...],
+) -> None:
+    """Run the detectors on the case: findings, allowlist suppression and incidents are stored.
+
+    Progress goes to stderr, one line per detector; stdout gets a summary table. Re-running
+    with the same input and parameters replaces findings instead of duplicating them. Exit
+    code 1 if a detector failed or a selected detector's files have problems (both listed on
+    stderr with their file); findings alone are not a failure.
+
+    \b
+    Example:
+      forensics detect
+      forensics detect --detector 'credential.*' --since 2026-01-01 --tenant acme
+      forensics detect --param credential.use_after_revocation.grace_minutes=10
+      forensics detect --config detect.yml --rules my_rules/
+    """
+    from forensics.case import db
+    from forensics.detect.load import default_dirs, load_detectors
+    from forensics.detect.runner import run_detectors
+    from forensics.errors import ExitCode
+    from forensics.output import write_table
+
+    settings = _read_config(config) if config is not None else {}
+    detectors, problems = load_detectors(default_dirs(list(rules)))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    globs = list(patterns) or list(settings.get("detectors") or []) or ["*"]
+    selected = [d for d in detectors if _matches(d.id, globs)]
+    refused = [p for p in problems if _matches(f"{p.path.parent.name}.{p.path.stem}", globs)]
+    if not selected and not refused:
+        from forensics.errors import UsageError
+
+        raise UsageError(
+            f"no detector matches {' '.join(globs)}",
+            hint="`forensics detectors list` shows the ids; --detector takes globs like"
+            " 'credential.*'",
+        )
+    if refused:
+        click.echo(
+            f"{len(refused)} problem(s) in detector files: those detectors do not run", err=True
+        )
+    broken = {f"{p.path.parent.name}.{p.path.stem}" for p in problems}
+    overrides = _overrides(detectors, settings.get("params") or {}, param_args, config, broken)
+    since_at = _time(since, "--since")
+    until_at = _time(until, "--until")
+
+    def show(detector_id: str, seconds: float, rows: int, error: str | None) -> None:
+        outcome = f"ERROR {error}" if error else f"{rows} finding{'' if rows == 1 else 's'}"
+        click.echo(f"{detector_id:<40} {seconds:7.2f}s  {outcome}", err=True)
+
+    con = db.connect(ctx.obj["db"], create=False)
+    try:
+        result = run_detectors(
+            con,
+            selected,
+            overrides={k: v for k, v in overrides.items() if v},
+            since=since_at,
+            until=until_at,
+            tenant=tenant,
+            progress=show,
+        )
+    finally:
+        con.close()
+    if result.features_seconds:
+        click.echo(f"{'(shared features)':<40} {result.features_seconds:7.2f}s", err=True)
+    table = [
+        (
+            d.id,
+            result.findings.get(d.id, 0),
+            result.suppressed.get(d.id, 0),
+            f"{result.seconds.get(d.id, 0.0):.2f}",
+            "error" if d.id in result.errors else "ok",
+        )
+        for d in selected
+    ]
+    write_table(["detector", "findings", "suppressed", "seconds", "status"], table, sys.stdout)
+    total = sum(result.findings.values())
+    hidden = sum(result.suppressed.values())
+    click.echo(
+        f"run {result.run_id}: {total} findings ({hidden} suppressed) from {len(selected)}"
+        f" detectors, {len(result.errors)} failed",
+        err=True,
+    )
+    if result.errors or refused:
+        ctx.exit(int(ExitCode.ERROR))
+
+
+def _matches(detector_id: str, globs: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(detector_id, g) for g in globs)
+
+
+def _time(text: str | None, flag: str) -> dt.datetime | None:
+    """An ISO 8601 date or time; without an offset it is UTC."""
+    from forensics.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{flag}: not an ISO 8601 time: {text!r}",
+            hint=f"e.g. {flag} 2026-01-01 or {flag} 2026-01-01T12:00:00Z",
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The --config file: `params: {id: {name: value}}`, `detectors: [globs]`, both optional."""
+    import yaml
+
+    from forensics.errors import InputError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(
+            path, f"not valid YAML: {getattr(e, 'problem', None) or e}", line=line
+        ) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or set(data) - {"params", "detectors"}:
+        raise InputError(path, "expected a mapping with `params` and/or `detectors`")
+    params = data.get("params") or {}
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise InputError(path, "`params` must map detector ids to {name: value} mappings")
+    globs = data.get("detectors") or []
+    if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+        raise InputError(path, "`detectors` must be a list of id globs")
+    return {"params": params, "detectors": globs}
+
+
+def _overrides(
+    detectors: list[Detector],
+    config_params: dict[str, dict[str, Any]],
+    param_args: tuple[str, ...],
+    config: Path | None,
+    broken: set[str],
+) -> dict[str, dict[str, Any]]:
+    """Detector id -> parameter -> value: the config file first, then --param over it.
+
+    Config entries for detectors whose files have problems (`broken`) are skipped: those
+    detectors do not run, and their problems are already on stderr.
+    """
+    import yaml
+
+    from forensics.errors import InputError, UsageError
+
+    by_id = {d.id: d for d in detectors}
+    overrides: dict[str, dict[str, Any]] = {d.id: {} for d in detectors}
+    for detector_id, values in config_params.items():
+        detector = by_id.get(str(detector_id))
+        if detector is None and str(detector_id) in broken:
+            continue
+        if detector is None:
+            raise InputError(str(config), f"params: no detector {detector_id!r}")
+        for name, value in values.items():
+            param = _param(detector, str(name))
+            if param is None:
+                raise InputError(
+                    str(config),
+                    f"params: {detector_id} has no parameter {name!r}{_known(detector)}",
+                )
+            overrides[detector.id][param.name] = _coerce(param, value, f"{config}: {detector_id}")
+    for arg in param_args:
+        key, sep, text = arg.partition("=")
+        detector_id, dot, name = key.strip().rpartition(".")
+        if not sep or not dot:
+            raise UsageError(f"--param {arg!r}: expected ID.NAME=VALUE")
+        detector = by_id.get(detector_id)
+        if detector is None:
+            raise UsageError(
+                f"--param {arg!r}: no detector {detector_id!r}",
+                hint="`forensics detectors list` shows the ids",
+            )
+        param = _param(detector, name)
+        if param is None:
+            raise UsageError(
+                f"--param {arg!r}: {detector_id} has no parameter {name!r}{_known(detector)}"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        overrides[detector.id][param.name] = _coerce(param, value, f"--param {arg!r}")
+    return overrides
+
+
+def _param(detector: Detector, name: str) -> Param | None:
+    return next((p for p in detector.params if p.name == name), None)
+
+
+def _known(detector: Detector) -> str:
+    names = [p.name for p in detector.params]
+    return f" (it has: {', '.join(names)})" if names else " (it has none)"
+
+
+def _coerce(param: Param, value: Any, where: str) -> Any:
+    """`value` as the parameter's declared type, or a UsageError naming `where`."""
+    from forensics.errors import UsageError
+
+    if value is None:
+        return None
+    kind = param.type
+    ok: Any = None
+    if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+        ok = value
+    elif kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        ok = float(value)
+    elif kind == "boolean" and isinstance(value, bool):
+        ok = value
+    elif kind in ("string", "interval") and isinstance(value, str | int | float):
+        ok = str(value)
+    elif kind == "timestamp" and isinstance(value, dt.datetime):
+        ok = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    elif kind == "timestamp" and isinstance(value, dt.date):
+        ok = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    elif kind == "timestamp" and isinstance(value, str):
+        ok = _time(value, where)
+    if ok is None:
+        raise UsageError(f"{where}: {param.name} must be of type {kind}, got {value!r}")
+    return ok

@@ -1,0 +1,239 @@
+"""`forensics findings` and `forensics incidents`: what the detectors found, filtered, exported.
+
+cli.py registers them: `cli.add_command(findings)` and `cli.add_command(incidents)`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+
+import click
+
+from forensics.detect.model import Severity
+from forensics.errors import ExitCode, ForensicsError, UsageError
+
+if TYPE_CHECKING:
+    from forensics.findings.export import Filters
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SEVERITIES = tuple(s.name for s in Severity)
+EXPORT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "ocsf")
+
+
+def _filter_options(f: F) -> F:
+    """--severity, --detector, --tenant, --since, --until (shared by both commands)."""
+    f = click.option(
+        "--until", help="Only what started at or before this time (ISO 8601, UTC if no offset)."
+    )(f)
+    f = click.option(
+        "--since", help="Only what ended at or after this time (ISO 8601, UTC if no offset)."
+    )(f)
+    f = click.option("--tenant", help="Only this tenant id.")(f)
+    f = click.option(
+        "--detector",
+        "detectors",
+        multiple=True,
+        metavar="GLOB",
+        help="Only detector ids matching this glob, e.g. 'credential.*' (repeatable: any).",
+    )(f)
+    f = click.option(
+        "--severity",
+        type=click.Choice(SEVERITIES, case_sensitive=False),
+        help="Only this severity and above.",
+    )(f)
+    return f
+
+
+def _export_options(f: F) -> F:
+    """--format, -o/--output, --fail-on."""
+    f = click.option(
+        "--fail-on",
+        type=click.Choice(SEVERITIES, case_sensitive=False),
+        help="Exit 3 when anything unsuppressed (within the filters) reaches this severity.",
+    )(f)
+    f = click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write to this file instead of stdout (needed for parquet).",
+    )(f)
+    f = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(EXPORT_FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format (ocsf: one OCSF Detection Finding per line).",
+    )(f)
+    return f
+
+
+def _filters(
+    severity: str | None,
+    detectors: tuple[str, ...],
+    tenant: str | None,
+    since: str | None,
+    until: str | None,
+    include_suppressed: bool,
+) -> Filters:
+    from forensics.findings.export import Filters, parse_time
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if start is not None and end is not None and start > end:
+        raise UsageError(f"--since {since} is after --until {until}")
+    return Filters(
+        min_severity=Severity.parse(severity) if severity else None,
+        detectors=detectors,
+        tenant=tenant,
+        since=start,
+        until=end,
+        include_suppressed=include_suppressed,
+    )
+
+
+def _write_ocsf(rows: list[dict[str, Any]], out: TextIO) -> None:
+    import datetime as dt
+
+    from forensics import __version__
+    from forensics.findings.ocsf import to_ocsf
+
+    now = dt.datetime.now(dt.UTC)  # one creation time for findings whose run is unknown
+    for row in rows:
+        out.write(json.dumps(to_ocsf(row, __version__, now=now), ensure_ascii=False) + "\n")
+
+
+def _export(
+    ctx: click.Context,
+    *,
+    kind: str,
+    filters: Filters,
+    fmt: str,
+    output: Path | None,
+    fail_on: str | None,
+) -> None:
+    import duckdb
+
+    from forensics.case import db
+    from forensics.findings import export as fx
+    from forensics.output import write_result
+
+    con = db.connect(ctx.obj["db"], read_only=True)
+    try:
+        try:
+            if fmt == "ocsf":
+                rows = fx.fetch_dicts(con, *fx.findings_ocsf_query(filters))
+                if output is not None:
+                    with output.open("w", encoding="utf-8", newline="\n") as f:
+                        _write_ocsf(rows, f)
+                else:
+                    _write_ocsf(rows, sys.stdout)
+                n = len(rows)
+            else:
+                query, params = (
+                    fx.findings_query(filters)
+                    if kind == "findings"
+                    else fx.incidents_query(filters)
+                )
+                n = write_result(con, query, fmt, sys.stdout, output, params or None)
+            if output is not None:
+                click.echo(f"{n} {kind} written to {output}", err=True)
+            hits = 0
+            if fail_on is not None:
+                threshold = Severity.parse(fail_on)
+                count = (
+                    fx.count_findings_at_least
+                    if kind == "findings"
+                    else fx.count_incidents_at_least
+                )
+                hits = count(con, filters, threshold)
+        except duckdb.Error as e:
+            raise ForensicsError(str(e).splitlines()[0]) from e
+    finally:
+        con.close()
+    if hits:
+        what = "unsuppressed findings" if kind == "findings" else "incidents"
+        click.echo(f"{hits} {what} at or above {fail_on}", err=True)
+        ctx.exit(int(ExitCode.FINDINGS))
+
+
+@click.command()
+@_filter_options
+@click.option(
+    "--include-suppressed",
+    is_flag=True,
+    help="Also findings an allowlist entry suppressed (they are kept, never deleted).",
+)
+@_export_options
+@click.pass_context
+def findings(
+    ctx: click.Context,
+    severity: str | None,
+    detectors: tuple[str, ...],
+    tenant: str | None,
+    since: str | None,
+    until: str | None,
+    include_suppressed: bool,
+    fmt: str,
+    output: Path | None,
+    fail_on: str | None,
+) -> None:
+    """What the detectors found, oldest window first, most severe first within a time.
+
+    Columns: finding_id, detector_id, severity, score, principal_type, principal_id,
+    tenant_id, window_start, window_end, summary, evidence, est_cost_usd, suppressed,
+    suppressed_by. Suppressed findings are left out unless --include-suppressed. With
+    --format ocsf each line is an OCSF Detection Finding (class_uid 2004). With --fail-on the
+    exit status is 3 when an unsuppressed finding within the filters reaches that severity.
+
+    \b
+    Example:
+      forensics findings --severity high
+      forensics findings --detector 'credential.*' --since 2026-01-01 --format jsonl
+      forensics findings --format ocsf -o findings.ocsf.jsonl
+      forensics findings --tenant acme-prod --fail-on high --format csv > acme.csv
+    """
+    filters = _filters(severity, detectors, tenant, since, until, include_suppressed)
+    _export(ctx, kind="findings", filters=filters, fmt=fmt, output=output, fail_on=fail_on)
+
+
+@click.command()
+@_filter_options
+@_export_options
+@click.pass_context
+def incidents(
+    ctx: click.Context,
+    severity: str | None,
+    detectors: tuple[str, ...],
+    tenant: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    output: Path | None,
+    fail_on: str | None,
+) -> None:
+    """Findings grouped by principal and time: the incidents, oldest first.
+
+    Incidents are built from unsuppressed findings only. --detector matches an incident when
+    any of its detectors matches; --since / --until compare with last_seen / first_seen. With
+    --fail-on the exit status is 3 when an incident within the filters reaches that severity.
+    OCSF output is for findings only.
+
+    \b
+    Example:
+      forensics incidents
+      forensics incidents --severity high --format json
+      forensics incidents --detector 'credential.*' --fail-on critical
+    """
+    if fmt == "ocsf":
+        raise UsageError(
+            "OCSF output is for findings only",
+            hint="use `forensics findings --format ocsf` (each incident lists its finding_ids)",
+        )
+    filters = _filters(severity, detectors, tenant, since, until, False)
+    _export(ctx, kind="incidents", filters=filters, fmt=fmt, output=output, fail_on=fail_on)

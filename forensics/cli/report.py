@@ -1,0 +1,162 @@
+"""`forensics report incident`: one principal's story as a self-contained HTML file.
+
+cli.py registers the group: `cli.add_command(report)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from forensics.detect.model import Severity
+from forensics.errors import UsageError
+
+_output = click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write.",
+)
+_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md"]),
+    default="html",
+    show_default=True,
+    help="html: one self-contained page; md: Markdown for tickets and chat.",
+)
+
+
+@click.group("report")
+def report() -> None:
+    """Reports an investigator attaches to a ticket: one HTML file each, no network needed.
+
+    \b
+    Example:
+      forensics report incident --tenant tenant-acme -o acme.html
+      forensics report weekly --week 2026-W47 -o week47.html
+    """
+
+
+@report.command("incident")
+@click.argument("incident_id", required=False)
+@click.option("--tenant", metavar="T", help="The latest incident of this tenant.")
+@click.option("--credential", metavar="C", help="The latest incident with a finding on C.")
+@click.option(
+    "--principal", metavar="TYPE:ID", help="The latest incident of any principal, e.g. asn:64500."
+)
+@click.option(
+    "--since", metavar="TIME", help="Start of the window shown (default: the incident's)."
+)
+@click.option("--until", metavar="TIME", help="End of the window shown (default: the incident's).")
+@_output
+@_format
+@click.pass_context
+def incident(
+    ctx: click.Context,
+    incident_id: str | None,
+    tenant: str | None,
+    credential: str | None,
+    principal: str | None,
+    since: str | None,
+    until: str | None,
+    output: Path,
+    fmt: str,
+) -> None:
+    """Write one incident's report: verdict, actions, timeline, request shape, networks,
+    findings with evidence and the SQL to reproduce them, and the chain of custody.
+
+    The page is self-contained (styles and charts inside, no external reference), escapes
+    every string that came from a log and shows credentials only as fingerprints.
+
+    \b
+    Example:
+      forensics incidents
+      forensics report incident 88ac97c68ab4974c09604a2e7fbff251 -o incident.html
+      forensics report incident --tenant tenant-acme -o acme.html
+      forensics report incident --principal asn:4200002991 -o farm.html
+      forensics report incident --tenant tenant-acme --format md -o acme.md
+    """
+    from forensics.case import db
+    from forensics.findings.export import parse_time
+    from forensics.report.incident import incident_report, pick_incident
+    from forensics.report.render import render_incident
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    con = db.connect(ctx.obj["db"], read_only=True, create=False)
+    try:
+        chosen = pick_incident(
+            con, incident_id, tenant=tenant, credential=credential, principal=principal
+        )
+        data = incident_report(con, chosen, since=start, until=end)
+    finally:
+        con.close()
+    render_incident(data, output, fmt)
+    click.echo(str(output))
+
+
+@report.command("weekly")
+@click.option("--week", metavar="YYYY-Www", help="ISO week, e.g. 2026-W47 (default: the latest).")
+@click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
+@click.option("--until", metavar="TIME", help="End of the period instead of a week.")
+@_output
+@_format
+@click.option(
+    "--fail-on",
+    type=click.Choice([s.name for s in sorted(Severity)]),
+    help="Exit 3 when a finding of the period is at this severity or above (for cron).",
+)
+@click.pass_context
+def weekly(
+    ctx: click.Context,
+    week: str | None,
+    since: str | None,
+    until: str | None,
+    output: Path,
+    fmt: str,
+    fail_on: str | None,
+) -> None:
+    """Write the weekly report: incidents new, recurring and resolved against the previous
+    week, findings by detector, cost exposure by tenant, daily trends, and gaps in the logs.
+
+    \b
+    Example:
+      forensics report weekly -o weekly.html
+      forensics report weekly --week 2026-W47 -o week47.html --fail-on high
+      forensics report weekly --since 2026-11-16 --until 2026-11-18 -o two-days.html
+      forensics report weekly --format md -o weekly.md
+    """
+    from forensics.case import db
+    from forensics.errors import ExitCode
+    from forensics.findings.export import parse_time
+    from forensics.report.render import render_weekly
+    from forensics.report.weekly import latest_week, week_bounds, weekly_report
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if week and (start or end):
+        raise UsageError("give --week or --since/--until, not both")
+    if (start is None) != (end is None):
+        raise UsageError("give both --since and --until")
+    con = db.connect(ctx.obj["db"], read_only=True, create=False)
+    try:
+        if week:
+            start, end = week_bounds(week)
+        elif start is None or end is None:
+            start, end = latest_week(con)
+        if start >= end:
+            raise UsageError(f"--since {since} is not before --until {until}")
+        data = weekly_report(con, start, end)
+    finally:
+        con.close()
+    render_weekly(data, output, fmt)
+    click.echo(str(output))
+    worst = data.worst if data.worst in Severity.__members__ else None
+    if fail_on and worst and Severity.parse(worst) >= Severity.parse(fail_on):
+        click.echo(f"a finding at {worst} (--fail-on {fail_on})", err=True)
+        ctx.exit(ExitCode.FINDINGS)

@@ -1,1 +1,0 @@
-"""Click commands kept out of cli.py; cli.py registers them."""

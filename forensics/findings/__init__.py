@@ -1,0 +1,1 @@
+"""What detection found, written out: exports (CSV, JSON, Parquet) and OCSF."""

@@ -1,0 +1,216 @@
+"""Reading findings and incidents back out of a case, filtered, in a fixed column contract.
+
+Every filter value is bound as a DuckDB named parameter; the SQL text is assembled only from
+fixed fragments of this module. DuckDB refuses named parameters the query does not mention, so
+a condition (and its parameter) is added only when its filter is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from forensics.detect.model import Severity
+from forensics.errors import UsageError
+
+# The output contract of `forensics findings` (every format but ocsf).
+FINDING_COLUMNS = (
+    "finding_id",
+    "detector_id",
+    "severity",
+    "score",
+    "principal_type",
+    "principal_id",
+    "tenant_id",
+    "window_start",
+    "window_end",
+    "summary",
+    "evidence",
+    "est_cost_usd",
+    "suppressed",
+    "suppressed_by",
+)
+
+INCIDENT_COLUMNS = (
+    "incident_id",
+    "principal_type",
+    "principal_id",
+    "tenant_id",
+    "first_seen",
+    "last_seen",
+    "score",
+    "severity",
+    "detectors",
+    "finding_ids",
+    "est_cost_usd",
+)
+
+SEVERITY_NAMES = tuple(s.name for s in Severity)
+
+
+def severity_rank_sql(column: str = "severity") -> str:
+    """SQL for the rank of a severity column (info=1 .. critical=5, NULL when unknown)."""
+    whens = " ".join(f"WHEN '{s.name}' THEN {int(s)}" for s in Severity)
+    return f"(CASE lower(trim({column})) {whens} END)"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to select: every field left at its default selects everything."""
+
+    min_severity: Severity | None = None
+    detectors: tuple[str, ...] = ()  # GLOB patterns on the detector id (any may match)
+    tenant: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    include_suppressed: bool = False
+
+
+def parse_time(text: str | None, option: str = "time") -> dt.datetime | None:
+    """An ISO 8601 date or date-time (`Z` allowed); without an offset it is UTC."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option}: {text!r} is not an ISO 8601 date or time",
+            hint="e.g. 2026-01-01 or 2026-01-01T08:00:00Z",
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _where(
+    filters: Filters,
+    *,
+    start: str,
+    end: str,
+    detector_match: str,
+    suppressed: bool,
+    min_severity: Severity | None,
+) -> tuple[str, dict[str, Any]]:
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if min_severity is not None:
+        conds.append(f"{severity_rank_sql()} >= $min_rank")
+        params["min_rank"] = int(min_severity)
+    if filters.detectors:
+        conds.append(detector_match)
+        params["globs"] = list(filters.detectors)
+    if filters.tenant is not None:
+        conds.append("tenant_id = $tenant")
+        params["tenant"] = filters.tenant
+    if filters.since is not None:
+        conds.append(f"{end} >= $since")
+        params["since"] = filters.since
+    if filters.until is not None:
+        conds.append(f"{start} <= $until")
+        params["until"] = filters.until
+    if suppressed:
+        conds.append("NOT coalesce(suppressed, false)")
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    return where, params
+
+
+_FINDING_GLOB = "list_bool_or(list_transform($globs::VARCHAR[], lambda g: detector_id GLOB g))"
+_INCIDENT_GLOB = (
+    "list_bool_or(list_transform(detectors, lambda d:"
+    " list_bool_or(list_transform($globs::VARCHAR[], lambda g: d GLOB g))))"
+)
+
+
+def _finding_where(
+    filters: Filters, min_severity: Severity | None, *, unsuppressed_only: bool
+) -> tuple[str, dict[str, Any]]:
+    return _where(
+        filters,
+        start="window_start",
+        end="window_end",
+        detector_match=_FINDING_GLOB,
+        suppressed=unsuppressed_only or not filters.include_suppressed,
+        min_severity=min_severity,
+    )
+
+
+def _incident_where(filters: Filters, min_severity: Severity | None) -> tuple[str, dict[str, Any]]:
+    # Incidents are built from unsuppressed findings only: there is nothing to exclude.
+    return _where(
+        filters,
+        start="first_seen",
+        end="last_seen",
+        detector_match=_INCIDENT_GLOB,
+        suppressed=False,
+        min_severity=min_severity,
+    )
+
+
+def findings_query(filters: Filters) -> tuple[str, dict[str, Any]]:
+    """SELECT of the finding contract columns, filtered and ordered; with its parameters."""
+    where, params = _finding_where(filters, filters.min_severity, unsuppressed_only=False)
+    sql = (
+        f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings {where}"
+        f" ORDER BY window_start, {severity_rank_sql()} DESC NULLS LAST, finding_id"
+    )
+    return sql, params
+
+
+def findings_ocsf_query(filters: Filters) -> tuple[str, dict[str, Any]]:
+    """As `findings_query`, plus `run_time`: when the run that produced the finding finished."""
+    where, params = _finding_where(filters, filters.min_severity, unsuppressed_only=False)
+    cols = ", ".join(f"f.{c}" for c in FINDING_COLUMNS)
+    sql = (
+        f"SELECT {cols}, coalesce(r.finished_at, r.started_at) AS run_time"
+        f" FROM (SELECT * FROM findings {where}) f LEFT JOIN runs r ON r.run_id = f.run_id"
+        f" ORDER BY f.window_start, {severity_rank_sql('f.severity')} DESC NULLS LAST,"
+        " f.finding_id"
+    )
+    return sql, params
+
+
+def incidents_query(filters: Filters) -> tuple[str, dict[str, Any]]:
+    """SELECT of every incident column, filtered and ordered; with its parameters."""
+    where, params = _incident_where(filters, filters.min_severity)
+    sql = (
+        f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents {where}"
+        f" ORDER BY first_seen, {severity_rank_sql()} DESC NULLS LAST, incident_id"
+    )
+    return sql, params
+
+
+def _threshold(filters: Filters, at_least: Severity) -> Severity:
+    # Both the display filter and the threshold apply: the stricter one wins.
+    if filters.min_severity is None:
+        return at_least
+    return max(filters.min_severity, at_least)
+
+
+def count_findings_at_least(
+    con: duckdb.DuckDBPyConnection, filters: Filters, at_least: Severity
+) -> int:
+    """Unsuppressed findings within `filters` whose severity reaches `at_least`."""
+    where, params = _finding_where(filters, _threshold(filters, at_least), unsuppressed_only=True)
+    row = con.execute(f"SELECT count(*) FROM findings {where}", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def count_incidents_at_least(
+    con: duckdb.DuckDBPyConnection, filters: Filters, at_least: Severity
+) -> int:
+    """Incidents within `filters` whose severity reaches `at_least`."""
+    where, params = _incident_where(filters, _threshold(filters, at_least))
+    row = con.execute(f"SELECT count(*) FROM incidents {where}", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def fetch_dicts(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Rows of `sql` as dicts keyed by column name."""
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,430 @@
+"""What an incident report shows, read from the case with set-based SQL.
+
+`incident_report(con, ...)` picks the incident (by id, or the latest one on a tenant, credential
+or any principal), and returns plain data for the template: header, verdict, recommended
+actions, hourly timeline, request shape against the principal's own baseline before the
+incident, networks and geography, each finding with its evidence and the SQL to reproduce it,
+and the chain of custody. Every value comes from the case as stored: strings from logs are
+passed on as they are and escaped by the template.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from forensics import __version__
+from forensics.detect.load import default_dirs, load_detectors
+from forensics.detect.model import Severity
+from forensics.errors import ForensicsError, UsageError
+
+Row = dict[str, Any]
+
+# SQL list literal of the severities, worst first (list_position orders by it)
+WORST_FIRST = "[" + ", ".join(f"'{s.name}'" for s in sorted(Severity, reverse=True)) + "]"
+
+# principal type -> SQL condition on `requests r` selecting the principal's requests
+_PRINCIPAL_REQUESTS = {
+    "tenant": "r.tenant_id = $pid",
+    "credential": "r.credential_id = $pid",
+    "user": "r.user_id = $pid",
+    "ip": "r.credential_id IS NULL AND r.client_ip = $pid",  # as the detectors judge an IP
+    "asn": "CAST(r.asn AS VARCHAR) = $pid",
+    "cidr": "regexp_extract(r.client_ip, '^([0-9]+\\.[0-9]+\\.[0-9]+)\\.', 1) || '.0/24' = $pid",
+    "provider_key": "false",
+}
+
+# detector id -> what to do about it (the report ties each action to its finding)
+ACTIONS = {
+    "credential.use_after_revocation": "Make the revocation reach the gateway: remove credential "
+    "{principal} from every gateway node's key store now, then find why it was still accepted.",
+    "credential.browser_exposed": "Move key {principal} out of the front end: issue the browser "
+    "or app short-lived tokens from a backend, and rotate this key.",
+    "credential.impossible_travel": "Rotate credential {principal}: two parties hold it.",
+    "credential.network_spread": "Rotate credential {principal} and block the proxy networks "
+    "it was replayed from.",
+    "credential.long_lived_token": "Reissue tokens with a lifetime of 15 minutes or less and "
+    "stop accepting tokens of retired signing keys.",
+    "scraping.near_duplicate_prompts": "Rate-limit or suspend {principal}; its traffic is a "
+    "templated harvest, not an application.",
+    "probing.error_mapping": "Suspend {principal} and review the blocked prompts with the "
+    "safety team.",
+    "cost.model_escalation": "Cap the tenant's spend per hour and restrict the expensive models "
+    "to the credentials that need them.",
+    "cost.concurrency": "Limit concurrent requests of {principal}.",
+    "cost.tool_fanout": "Cap tool-call iterations per request for {principal}.",
+    "ratelimit.window_edge": "Replace the fixed-window limit with a token bucket (below).",
+    "resale.endpoint_shift": "Ask the tenant what the new traffic is; resale breaks the terms.",
+    "network.cross_tenant_asn": "Block network {principal} for new sign-ups and review the "
+    "tenants on it together.",
+    "usage.unexplained_provider_usage": "Revoke provider key {principal} at the provider: it is "
+    "used outside the gateway.",
+    "automation.machine_cadence": "Confirm the automation with the tenant; allowlist it if "
+    "expected.",
+}
+
+
+@dataclass
+class IncidentReport:
+    """Everything the incident template shows."""
+
+    header: Row
+    verdict: Row
+    actions: list[Row] = field(default_factory=list)
+    quota: Row | None = None
+    hourly: list[Row] = field(default_factory=list)
+    windows: list[Row] = field(default_factory=list)
+    revocations: list[Row] = field(default_factory=list)
+    shape: list[Row] = field(default_factory=list)
+    prefixes: list[Row] = field(default_factory=list)
+    networks: list[Row] = field(default_factory=list)
+    countries: list[Row] = field(default_factory=list)
+    agents: list[Row] = field(default_factory=list)
+    travel: list[Row] = field(default_factory=list)
+    findings: list[Row] = field(default_factory=list)
+    sources: list[Row] = field(default_factory=list)
+    runs: list[Row] = field(default_factory=list)
+    usage: list[Row] = field(default_factory=list)  # provider usage of a provider_key principal
+
+
+def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
+    cur = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    names = [d[0] for d in cur.description or ()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def pick_incident(
+    con: duckdb.DuckDBPyConnection,
+    incident_id: str | None = None,
+    *,
+    tenant: str | None = None,
+    credential: str | None = None,
+    principal: str | None = None,
+) -> Row:
+    """The incident asked for: by id, else the latest on the tenant, credential or principal."""
+    given = [v for v in (incident_id, tenant, credential, principal) if v]
+    if len(given) != 1:
+        raise UsageError("give one of INCIDENT_ID, --tenant, --credential or --principal")
+    if incident_id:
+        where, params = "incident_id = $v", {"v": incident_id}
+    elif tenant:
+        where, params = "principal_type = 'tenant' AND principal_id = $v", {"v": tenant}
+    elif credential:
+        found = query_rows(
+            con,
+            "SELECT i.* FROM incidents i, findings f WHERE f.principal_type = 'credential'"
+            " AND f.principal_id = $v AND list_contains(i.finding_ids, f.finding_id)"
+            " ORDER BY i.last_seen DESC LIMIT 1",
+            {"v": credential},
+        )
+        if not found:
+            raise ForensicsError(f"no incident with a finding on credential {credential}")
+        return found[0]
+    else:
+        kind, _, ident = str(principal).partition(":")
+        if not ident:
+            raise UsageError(f"--principal {principal!r}: give TYPE:ID, e.g. asn:64500")
+        where, params = "principal_type = $t AND principal_id = $v", {"t": kind, "v": ident}
+    found = query_rows(
+        con, f"SELECT * FROM incidents WHERE {where} ORDER BY last_seen DESC LIMIT 1", params
+    )
+    if not found:
+        raise ForensicsError(
+            "no such incident in the case", hint="`forensics incidents` lists them"
+        )
+    return found[0]
+
+
+def case_id(con: duckdb.DuckDBPyConnection) -> str:
+    """A stable id of the case that reveals nothing of its fingerprint salt."""
+    salt = con.execute("SELECT value FROM meta WHERE key = 'fingerprint_salt'").fetchall()
+    return hashlib.sha256(("case|" + (salt[0][0] if salt else "")).encode()).hexdigest()[:12]
+
+
+def _token_bucket(con: duckdb.DuckDBPyConnection, cond: str, params: dict[str, Any]) -> Row | None:
+    """A token bucket fitted to the principal's traffic before the incident: the rate is the
+    99th percentile of its tokens per minute, the burst its busiest minute."""
+    rows = query_rows(
+        con,
+        f"""
+        SELECT count(*) AS minutes, quantile_cont(tokens, 0.99) AS rate, max(tokens) AS burst
+        FROM (SELECT time_bucket(INTERVAL 1 MINUTE, r.ts) AS m,
+                     sum(coalesce(r.input_tokens, 0) + coalesce(r.output_tokens, 0)) AS tokens
+              FROM requests r
+              WHERE {cond} AND r.ts < $start
+              GROUP BY m)
+        """,
+        params,
+    )
+    if not rows or not rows[0]["minutes"]:
+        return None
+    row = rows[0]
+    return {
+        "tokens_per_minute": int(max(1000, round(float(row["rate"]), -2))),
+        "burst": int(max(1000, round(float(row["burst"]), -2))),
+        "minutes": int(row["minutes"]),
+    }
+
+
+def incident_report(
+    con: duckdb.DuckDBPyConnection,
+    incident: Row,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> IncidentReport:
+    """Gather the data of one incident (see the module docstring)."""
+    ptype, pid = str(incident["principal_type"]), str(incident["principal_id"])
+    cond = _PRINCIPAL_REQUESTS.get(ptype, "false")
+    start = since or incident["first_seen"]
+    end = until or incident["last_seen"]
+    if start >= end:
+        raise UsageError(f"the window shown would start at {start} after it ends at {end}")
+    p: dict[str, Any] = {"pid": pid, "start": start, "end": end}
+    ids = list(incident["finding_ids"] or [])
+    p["ids"] = ids
+    header = {
+        "incident_id": incident["incident_id"],
+        "principal_type": ptype,
+        "principal_id": pid,
+        "tenant_id": incident["tenant_id"],
+        "window_start": start,
+        "window_end": end,
+        "severity": incident["severity"],
+        "score": incident["score"],
+        "generated_at": dt.datetime.now(dt.UTC),
+        "tool_version": __version__,
+        "case_id": case_id(con),
+    }
+    totals = query_rows(
+        con,
+        f"""
+        SELECT count(*) AS requests,
+               coalesce(sum(r.input_tokens), 0) AS input_tokens,
+               coalesce(sum(r.output_tokens), 0) AS output_tokens,
+               coalesce(sum(r.est_cost_usd), 0) AS est_cost_usd,
+               min(r.ts) AS first_seen, max(r.ts) AS last_seen,
+               count(DISTINCT r.credential_id) AS credentials,
+               count(DISTINCT r.client_ip) AS client_ips
+        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        """,
+        p,
+    )[0]
+    findings = query_rows(
+        con,
+        "SELECT f.*, r.params AS run_params FROM findings f LEFT JOIN runs r USING (run_id)"
+        " WHERE list_contains($ids, f.finding_id)"
+        f" ORDER BY list_position({WORST_FIRST}, f.severity),"
+        " f.score DESC, f.window_start",
+        p,
+    )
+    by_severity = query_rows(
+        con,
+        "SELECT severity, count(*) AS n FROM findings WHERE list_contains($ids, finding_id)"
+        f" GROUP BY severity ORDER BY list_position({WORST_FIRST}, severity)",
+        p,
+    )
+    verdict = {
+        **totals,
+        "findings": len(findings),
+        "by_severity": by_severity,
+        # findings overlap (several detectors on the same requests): the costliest one, not a sum
+        "finding_cost_usd": max((float(f["est_cost_usd"] or 0) for f in findings), default=0.0),
+    }
+    report = IncidentReport(header=header, verdict=verdict)
+    _add_findings(con, report, findings)
+    if ptype in ("tenant", "credential", "user"):  # a quota is set on these, not on networks
+        report.quota = _token_bucket(con, cond, p)
+    report.hourly = query_rows(
+        con,
+        f"""
+        SELECT time_bucket(INTERVAL 1 HOUR, r.ts) AS hour,
+               coalesce(r.endpoint, 'unknown') AS endpoint,
+               count(*) AS requests,
+               coalesce(sum(r.input_tokens), 0) + coalesce(sum(r.output_tokens), 0) AS tokens
+        FROM requests r
+        WHERE {cond} AND r.ts BETWEEN $start - INTERVAL 2 DAY AND $end + INTERVAL 1 DAY
+        GROUP BY ALL ORDER BY hour, endpoint
+        """,
+        p,
+    )
+    report.windows = [
+        {
+            "detector_id": f["detector_id"],
+            "start": f["window_start"],
+            "end": f["window_end"],
+            "severity": f["severity"],
+        }
+        for f in findings
+    ]
+    report.revocations = query_rows(
+        con,
+        "SELECT v.credential_id, v.revoked_at FROM revocations v"
+        f" WHERE v.credential_id IN (SELECT r.credential_id FROM requests r WHERE {cond})",
+        p,
+    )
+    report.shape = _shape(con, cond, p)
+    report.prefixes = query_rows(
+        con,
+        f"""
+        SELECT format('0x{{:016x}}', r.prompt_prefix_fp) AS prefix_fp, count(*) AS requests,
+               round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS share_pct,
+               round(avg(r.prompt_chars)) AS avg_chars
+        FROM requests r
+        WHERE {cond} AND r.ts BETWEEN $start AND $end AND r.prompt_prefix_fp IS NOT NULL
+        GROUP BY r.prompt_prefix_fp ORDER BY requests DESC, prefix_fp LIMIT 10
+        """,
+        p,
+    )
+    report.networks = query_rows(
+        con,
+        f"""
+        SELECT r.asn, any_value(r.as_org) AS as_org, any_value(r.asn_category) AS category,
+               list(DISTINCT r.country ORDER BY r.country) FILTER (WHERE r.country IS NOT NULL)
+                   AS countries,
+               count(DISTINCT r.client_ip) AS client_ips, count(*) AS requests
+        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        GROUP BY r.asn ORDER BY requests DESC LIMIT 15
+        """,
+        p,
+    )
+    report.countries = query_rows(
+        con,
+        f"""
+        SELECT coalesce(r.country, '?') AS country, count(*) AS requests,
+               count(DISTINCT r.client_ip) AS client_ips
+        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        GROUP BY ALL ORDER BY requests DESC LIMIT 15
+        """,
+        p,
+    )
+    report.agents = query_rows(
+        con,
+        f"""
+        SELECT r.user_agent, r.origin, count(*) AS requests,
+               count(DISTINCT r.client_ip) AS client_ips
+        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        GROUP BY ALL ORDER BY requests DESC LIMIT 10
+        """,
+        p,
+    )
+    if ptype == "provider_key":
+        # a key used outside the gateway has no requests: its story is the provider's usage
+        report.usage = query_rows(
+            con,
+            """
+            SELECT u.bucket_start, u.bucket_width, u.provider, u.project_id, u.model,
+                   u.requests, u.input_tokens, u.output_tokens, u.cost
+            FROM usage u
+            WHERE u.api_key_id = $pid AND u.bucket_end > $start AND u.bucket_start <= $end
+            ORDER BY u.bucket_start, u.model
+            """,
+            p,
+        )
+        verdict["input_tokens"] = sum(int(u["input_tokens"] or 0) for u in report.usage)
+        verdict["output_tokens"] = sum(int(u["output_tokens"] or 0) for u in report.usage)
+        verdict["requests"] = sum(int(u["requests"] or 0) for u in report.usage)
+        verdict["est_cost_usd"] = max(float(verdict["est_cost_usd"]), verdict["finding_cost_usd"])
+    report.sources = query_rows(
+        con,
+        "SELECT source_id, path, sha256, format, rows_read, rows_loaded, rows_quarantined,"
+        " ingested_at FROM sources ORDER BY source_id",
+        p,
+    )
+    report.runs = query_rows(
+        con,
+        "SELECT run_id, started_at, tool_version, status FROM runs WHERE run_id IN"
+        " (SELECT run_id FROM findings WHERE list_contains($ids, finding_id))"
+        " ORDER BY started_at",
+        p,
+    )
+    return report
+
+
+def _shape(con: duckdb.DuckDBPyConnection, cond: str, p: dict[str, Any]) -> list[Row]:
+    """Request shape in the incident window against the principal's traffic before it."""
+    return query_rows(
+        con,
+        f"""
+        WITH s AS (
+            SELECT CASE WHEN r.ts < $start THEN 'baseline' ELSE 'incident' END AS period, r.*
+            FROM requests r WHERE {cond} AND r.ts <= $end
+        )
+        SELECT period,
+               count(*) AS requests,
+               round(100.0 * count(*) FILTER (WHERE stream) / count(*), 1) AS stream_pct,
+               round(avg(coalesce(tool_calls, 0)), 2) AS tools_per_request,
+               round(sum(output_tokens) / nullif(sum(input_tokens), 0), 2) AS output_input,
+               round(quantile_cont(prompt_chars, 0.5)) AS prompt_chars_p50,
+               round(quantile_cont(prompt_chars, 0.95)) AS prompt_chars_p95,
+               list(DISTINCT endpoint ORDER BY endpoint) FILTER (WHERE endpoint IS NOT NULL)
+                   AS endpoints,
+               histogram(coalesce(model_family, 'unknown')) AS models,
+               round(100.0 * count(*) FILTER (WHERE error_type IS NOT NULL) / count(*), 1)
+                   AS error_pct,
+               histogram(error_type) FILTER (WHERE error_type IS NOT NULL) AS errors
+        FROM s GROUP BY period ORDER BY period
+        """,
+        p,
+    )
+
+
+def _add_findings(
+    con: duckdb.DuckDBPyConnection, report: IncidentReport, findings: list[Row]
+) -> None:
+    detectors, _ = load_detectors(default_dirs([]))
+    known = {d.id: d for d in detectors}
+    seen_actions: set[str] = set()
+    for f in findings:
+        d = known.get(str(f["detector_id"]))
+        evidence = json.loads(f["evidence"]) if isinstance(f["evidence"], str) else f["evidence"]
+        bound = {}
+        if f.get("run_params"):
+            params = json.loads(f["run_params"])
+            bound = params.get("detectors", {}).get(f["detector_id"], {})
+        samples = query_rows(
+            con,
+            "SELECT r.request_id, r.ts, r.client_ip, r.country, r.endpoint, r.model, r.status,"
+            " r.user_agent FROM finding_requests fr JOIN requests r USING (request_id)"
+            " WHERE fr.finding_id = $f ORDER BY r.ts LIMIT 10",
+            {"f": f["finding_id"]},
+        )
+        report.findings.append(
+            {
+                **f,
+                "title": d.title if d else f["detector_id"],
+                "description": d.description if d else "",
+                "runbook": d.runbook if d else "",
+                "evidence": evidence,
+                "bound": bound,
+                "sql": d.sql if d else "",
+                "samples": samples,
+            }
+        )
+        template = ACTIONS.get(str(f["detector_id"]))
+        if template and f["detector_id"] not in seen_actions:
+            seen_actions.add(str(f["detector_id"]))
+            report.actions.append(
+                {
+                    "text": template.format(principal=f["principal_id"]),
+                    "detector_id": f["detector_id"],
+                    "finding_id": f["finding_id"],
+                    "severity": f["severity"],
+                }
+            )
+        if f["detector_id"] == "credential.impossible_travel" and isinstance(evidence, dict):
+            report.travel.append(
+                {
+                    "credential": f["principal_id"],
+                    "from": evidence.get("from_place") or {},
+                    "to": evidence.get("to_place") or {},
+                    "km": evidence.get("km"),
+                    "hours": evidence.get("hours"),
+                    "kmh": evidence.get("kmh"),
+                }
+            )

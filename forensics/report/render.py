@@ -1,0 +1,247 @@
+"""Rendering reports: Jinja2 with autoescape and StrictUndefined, charts as inline SVG.
+
+Every string in a report that came from a log is attacker-controlled, so the environment escapes
+everything by default and no template marks log data safe. The only markup that is not escaped
+is the SVG of the charts, which vl-convert draws from the report's own numbers and normalised
+labels (endpoints, detector ids, hours); its XML namespace declarations are dropped so that the
+page holds no `http` reference at all (HTML parsers put inline `<svg>` in the SVG namespace).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from forensics.report.incident import IncidentReport
+from forensics.report.weekly import WeeklyReport
+from forensics.resources import shipped_dir
+
+_XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{int(value):,}"
+
+
+def _usd(value: Any) -> str:
+    if value is None:
+        return "–"
+    amount = float(value)
+    return f"${amount:,.2f}" if amount >= 0.01 or amount == 0 else f"${amount:,.4f}"
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _duration(start: Any, end: Any) -> str:
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        return "–"
+    seconds = int((end - start).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
+    return " ".join(parts[:2]) or "under a minute"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!{}()#~&$])")
+
+
+# Characters that change how the text around them displays without showing themselves:
+# bidirectional overrides and isolates (a reversed file name or user agent), zero-width ones.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def visible(value: Any) -> Any:
+    """A log string with its invisible formatting characters shown as `<U+202E>`; other values
+    (numbers, the reports' own markup) unchanged."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", value)
+    return value
+
+
+def md_escape(value: Any) -> str:
+    """Any value as Markdown text: special characters backslash-escaped, one line."""
+    if value is None:
+        return ""
+    text = " ".join(str(visible(value)).split())
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _environment(**options: Any) -> jinja2.Environment:
+    """The report templates with the shared filters; `options` say how values are escaped."""
+    env = jinja2.Environment(  # noqa: S701 - both callers pass autoescape explicitly
+        loader=jinja2.FileSystemLoader(str(shipped_dir("reports"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        **options,
+    )
+    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
+    env.globals["duration"] = _duration
+    return env
+
+
+def markdown_environment() -> jinja2.Environment:
+    """Markdown templates: every `{{ }}` output goes through md_escape, so a log string cannot
+    become a link, an image, emphasis, HTML or a new table cell."""
+    return _environment(
+        autoescape=False,  # Markdown, escaped by finalize
+        finalize=md_escape,
+        keep_trailing_newline=True,
+    )
+
+
+def environment() -> jinja2.Environment:
+    """HTML templates: autoescape on; invisible characters shown before escaping."""
+    return _environment(autoescape=True, finalize=visible)
+
+
+def svg(chart_json: str) -> Markup:
+    """A Vega-Lite spec drawn as inline SVG, without namespace URLs."""
+    import vl_convert
+
+    drawn = vl_convert.vegalite_to_svg(chart_json)
+    return Markup(_XMLNS.sub("", drawn))  # noqa: S704 - drawn by vl-convert from our own numbers
+
+
+def timeline_chart(report: IncidentReport) -> Markup | None:
+    """Requests per hour by endpoint (the findings' windows shaded, revocations marked) above
+    tokens per hour."""
+    if not report.hourly:
+        return None
+    import altair as alt
+
+    hours = _data(
+        [
+            {
+                "hour": _iso(r["hour"]),
+                "endpoint": r["endpoint"],
+                "requests": int(r["requests"]),
+                "tokens": int(r["tokens"]),
+            }
+            for r in report.hourly
+        ]
+    )
+    bars = (
+        alt.Chart(hours)
+        .mark_bar()
+        .encode(
+            x=alt.X("hour:T", title="hour (UTC)"),
+            y=alt.Y("sum(requests):Q", title="requests per hour"),
+            color=alt.Color("endpoint:N", title="endpoint"),
+        )
+    )
+    layers: list[Any] = []
+    if report.windows:
+        shaded = _data(
+            [
+                {"start": _iso(w["start"]), "end": _iso(w["end"]), "finding": w["detector_id"]}
+                for w in report.windows
+            ]
+        )
+        layers.append(
+            alt.Chart(shaded)
+            .mark_rect(opacity=0.15, color="#c0392b")
+            .encode(x="start:T", x2="end:T")
+        )
+    layers.append(bars)
+    if report.revocations:
+        revoked = _data([{"at": _iso(v["revoked_at"])} for v in report.revocations])
+        layers.append(
+            alt.Chart(revoked).mark_rule(color="#000", strokeDash=[4, 3]).encode(x="at:T")
+        )
+    requests = alt.layer(*layers).properties(width=760, height=200)
+    tokens = (
+        alt.Chart(hours)
+        .mark_line(point=True, color="#555")
+        .encode(
+            x=alt.X("hour:T", title="hour (UTC)"),
+            y=alt.Y("sum(tokens):Q", title="tokens per hour"),
+        )
+        .properties(width=760, height=120)
+    )
+    return svg(alt.vconcat(requests, tokens).to_json())
+
+
+def _data(values: list[dict[str, Any]]) -> Any:
+    """Inline chart data (altair's Data is untyped)."""
+    import altair as alt
+
+    return alt.Data(values=values)  # type: ignore[no-untyped-call]
+
+
+def _iso(value: Any) -> str:
+    return value.astimezone(dt.UTC).isoformat() if isinstance(value, dt.datetime) else str(value)
+
+
+def _render(name: str, out: Path, fmt: str, **values: Any) -> None:
+    """Render reports/<name>.html.j2 (with the stylesheet and charts) or <name>.md.j2."""
+    if fmt == "md":
+        text = markdown_environment().get_template(f"{name}.md.j2").render(r=values["r"])
+    else:
+        css = (shipped_dir("reports") / "report.css").read_text(encoding="utf-8")
+        text = (
+            environment()
+            .get_template(f"{name}.html.j2")
+            .render(
+                css=Markup(css),  # noqa: S704 - the shipped stylesheet, not log data
+                **values,
+            )
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+
+
+def render_incident(report: IncidentReport, out: Path, fmt: str = "html") -> None:
+    """Write the incident report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
+    timeline = timeline_chart(report) if fmt == "html" else None
+    _render("incident", out, fmt, r=report, timeline=timeline)
+
+
+def trend_chart(report: WeeklyReport) -> Markup | None:
+    """Requests per day of the week, this period beside the previous one."""
+    if not report.daily:
+        return None
+    import altair as alt
+
+    values = [
+        {"day": int(d["day_no"]), "period": d["period"], "requests": int(d["requests"])}
+        for d in report.daily
+    ]
+    chart = (
+        alt.Chart(_data(values))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:O", title="day of the period"),
+            y=alt.Y("requests:Q", title="requests per day"),
+            color=alt.Color("period:N", title="period"),
+        )
+        .properties(width=760, height=200)
+    )
+    return svg(chart.to_json())
+
+
+def render_weekly(report: WeeklyReport, out: Path, fmt: str = "html") -> None:
+    """Write the weekly report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
+    trend = trend_chart(report) if fmt == "html" else None
+    _render("weekly", out, fmt, r=report, trend=trend)

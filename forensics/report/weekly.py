@@ -1,0 +1,305 @@
+"""What the weekly report shows, read from the case with set-based SQL.
+
+A week is an ISO week (Monday 00:00 UTC to the next Monday) or any --since / --until span; the
+previous period is the span of the same length just before it. The report compares the two:
+incidents new this week (no incident on the same principal in the previous period), recurring
+ones, and resolved ones (an incident in the previous period, none now); findings by detector
+and severity; cost exposure by tenant; daily requests, tokens, cost and error share; and the
+coverage of the evidence: hours inside the week in which a log format that normally has traffic
+every hour has none (a gap in evidence is itself worth showing; see `coverage_gaps`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from forensics import __version__
+from forensics.errors import ForensicsError, UsageError
+from forensics.report.incident import WORST_FIRST, Row, case_id, query_rows
+
+
+def _overlaps(start: str, end: str, a: str, b: str) -> str:
+    """SQL: the window [start, end] falls in the period [a, b) (a window ending exactly at a
+    belongs to the period before)."""
+    return f"({start} < {b} AND ({end} > {a} OR {start} >= {a}))"
+
+
+_F_THIS = _overlaps("window_start", "window_end", "$start", "$end")
+_F_PREV = _overlaps("window_start", "window_end", "$prev", "$start")
+
+# The cost exposure of an incident: the cost of its principal's requests inside its window
+# (findings overlap, so summing their costs counts requests twice); where the principal has no
+# requests (a provider key used outside the gateway), its costliest finding.
+_EXPOSURE = """
+WITH inc AS (SELECT * FROM incidents WHERE {where}),
+spent AS (
+    SELECT i.incident_id, sum(r.est_cost_usd) AS cost
+    FROM inc i JOIN requests r ON i.principal_type = 'tenant' AND r.tenant_id = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r
+      ON i.principal_type = 'credential' AND r.credential_id = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r ON i.principal_type = 'user' AND r.user_id = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r
+      ON i.principal_type = 'ip' AND r.credential_id IS NULL AND r.client_ip = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+    UNION ALL
+    SELECT i.incident_id, sum(r.est_cost_usd)
+    FROM inc i JOIN requests r
+      ON i.principal_type = 'asn' AND CAST(r.asn AS VARCHAR) = i.principal_id
+     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
+),
+largest AS (
+    SELECT i.incident_id, max(f.est_cost_usd) AS cost
+    FROM inc i JOIN findings f ON list_contains(i.finding_ids, f.finding_id) GROUP BY 1
+)
+SELECT inc.*, coalesce(s.cost, l.cost, 0) AS exposure_usd
+FROM inc LEFT JOIN spent s USING (incident_id) LEFT JOIN largest l USING (incident_id)
+"""
+
+
+@dataclass
+class WeeklyReport:
+    header: Row
+    totals: list[Row] = field(default_factory=list)  # this period and the previous one
+    incidents: list[Row] = field(default_factory=list)
+    resolved: list[Row] = field(default_factory=list)
+    detectors: list[Row] = field(default_factory=list)
+    tenants: list[Row] = field(default_factory=list)
+    daily: list[Row] = field(default_factory=list)
+    gaps: list[Row] = field(default_factory=list)
+    worst: str | None = None
+
+
+def week_bounds(week: str) -> tuple[dt.datetime, dt.datetime]:
+    """`2026-W47` -> its Monday 00:00 UTC and the next Monday."""
+    match = re.fullmatch(r"(\d{4})-?W(\d{1,2})", week.strip(), flags=re.IGNORECASE)
+    if not match:
+        raise UsageError(f"--week {week!r} is not an ISO week like 2026-W47")
+    try:
+        monday = dt.date.fromisocalendar(int(match[1]), int(match[2]), 1)
+    except ValueError as e:
+        raise UsageError(f"--week {week!r}: {e}") from None
+    start = dt.datetime.combine(monday, dt.time(), dt.UTC)
+    return start, start + dt.timedelta(days=7)
+
+
+def latest_week(con: duckdb.DuckDBPyConnection) -> tuple[dt.datetime, dt.datetime]:
+    """The ISO week of the latest request in the case."""
+    last = con.execute("SELECT max(ts) FROM requests").fetchall()[0][0]
+    if last is None:
+        raise ForensicsError("the case has no requests", hint="run `forensics ingest` first")
+    year, week, _ = last.astimezone(dt.UTC).isocalendar()
+    return week_bounds(f"{year}-W{week}")
+
+
+def weekly_report(
+    con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime
+) -> WeeklyReport:
+    """Gather the report for [start, end) and the span of the same length before it."""
+    p: dict[str, Any] = {"start": start, "end": end, "prev": start - (end - start)}
+    year, week, _ = start.isocalendar()
+    header = {
+        "title": f"{year}-W{week:02d}"
+        if end - start == dt.timedelta(days=7) and start.weekday() == 0 and start.hour == 0
+        else f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC",
+        "start": start,
+        "end": end,
+        "previous_start": p["prev"],
+        "generated_at": dt.datetime.now(dt.UTC),
+        "tool_version": __version__,
+        "case_id": case_id(con),
+    }
+    report = WeeklyReport(header=header)
+    this_inc = _EXPOSURE.format(where=_overlaps("first_seen", "last_seen", "$start", "$end"))
+    prev_inc = _EXPOSURE.format(where=_overlaps("first_seen", "last_seen", "$prev", "$start"))
+    report.totals = query_rows(
+        con,
+        f"""
+        WITH periods AS (
+            SELECT 'this' AS period, $start AS a, $end AS b
+            UNION ALL SELECT 'previous', $prev, $start
+        ),
+        exposure AS (
+            SELECT 'this' AS period, count(*) AS incidents, sum(exposure_usd) AS exposure_usd
+            FROM ({this_inc})
+            UNION ALL
+            SELECT 'previous', count(*), sum(exposure_usd) FROM ({prev_inc})
+        )
+        SELECT period,
+               (SELECT count(*) FROM requests WHERE ts >= a AND ts < b) AS requests,
+               (SELECT coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0)
+                FROM requests WHERE ts >= a AND ts < b) AS tokens,
+               (SELECT coalesce(sum(est_cost_usd), 0) FROM requests WHERE ts >= a AND ts < b)
+                   AS cost_usd,
+               (SELECT round(100.0 * count(*) FILTER (WHERE error_type IS NOT NULL)
+                             / nullif(count(*), 0), 2)
+                FROM requests WHERE ts >= a AND ts < b) AS error_pct,
+               (SELECT count(*) FROM findings
+                WHERE NOT coalesce(suppressed, false)
+                  AND {_overlaps("window_start", "window_end", "a", "b")}) AS findings,
+               e.incidents,
+               coalesce(e.exposure_usd, 0) AS exposure_usd
+        FROM periods JOIN exposure e USING (period) ORDER BY period DESC
+        """,
+        p,
+    )
+    prev_overlap = _overlaps("o.first_seen", "o.last_seen", "$prev", "$start")
+    report.incidents = query_rows(
+        con,
+        f"""
+        SELECT i.*,
+               CASE WHEN i.first_seen < $start THEN 'ongoing'
+                    WHEN EXISTS (SELECT 1 FROM incidents o
+                                 WHERE o.incident_id <> i.incident_id
+                                   AND o.principal_type = i.principal_type
+                                   AND o.principal_id = i.principal_id
+                                   AND {prev_overlap})
+                    THEN 'recurring' ELSE 'new' END AS status
+        FROM ({this_inc}) i
+        ORDER BY list_position({WORST_FIRST}, i.severity), i.score DESC, i.first_seen
+        """,
+        p,
+    )
+    report.resolved = query_rows(
+        con,
+        """
+        SELECT o.* FROM incidents o
+        WHERE o.first_seen < $start AND o.last_seen >= $prev AND o.last_seen <= $start
+          AND NOT EXISTS (SELECT 1 FROM incidents i
+                          WHERE i.principal_type = o.principal_type
+                            AND i.principal_id = o.principal_id
+                            AND i.first_seen < $end AND i.last_seen > $start)
+        ORDER BY o.last_seen DESC
+        """,
+        p,
+    )
+    report.detectors = query_rows(
+        con,
+        f"""
+        SELECT detector_id,
+               count(*) FILTER (WHERE {_F_THIS}) AS this_week,
+               count(*) FILTER (WHERE {_F_PREV}) AS previous,
+               {WORST_FIRST}[min(list_position({WORST_FIRST}, severity))
+                   FILTER (WHERE {_F_THIS})] AS severity,
+               coalesce(max(est_cost_usd) FILTER (WHERE {_F_THIS}), 0) AS cost_usd
+        FROM findings WHERE NOT coalesce(suppressed, false)
+        GROUP BY detector_id HAVING this_week > 0 OR previous > 0
+        ORDER BY this_week DESC, detector_id
+        """,
+        p,
+    )
+    report.tenants = query_rows(
+        con,
+        f"""
+        SELECT coalesce(tenant_id, '(no tenant)') AS tenant_id, count(*) AS incidents,
+               coalesce(sum(exposure_usd), 0) AS exposure_usd,
+               list_sort(list_distinct(flatten(list(detectors)))) AS detectors
+        FROM ({this_inc})
+        GROUP BY ALL ORDER BY exposure_usd DESC, incidents DESC LIMIT 20
+        """,
+        p,
+    )
+    report.daily = query_rows(
+        con,
+        """
+        SELECT CASE WHEN ts >= $start THEN 'this' ELSE 'previous' END AS period,
+               CAST(floor(epoch(ts - CASE WHEN ts >= $start THEN $start ELSE $prev END) / 86400)
+                    AS INTEGER) + 1 AS day_no,
+               min(ts) AS first_ts,
+               count(*) AS requests,
+               coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
+               coalesce(sum(est_cost_usd), 0) AS cost_usd,
+               round(100.0 * count(*) FILTER (WHERE error_type IS NOT NULL) / count(*), 2)
+                   AS error_pct
+        FROM requests WHERE ts >= $prev AND ts < $end
+        GROUP BY ALL ORDER BY period DESC, day_no
+        """,
+        p,
+    )
+    for d in report.daily:
+        origin = start if d["period"] == "this" else p["prev"]
+        d["day"] = origin + dt.timedelta(days=int(d["day_no"]) - 1)
+    report.gaps = coverage_gaps(con, p)
+    worst = query_rows(
+        con,
+        f"""
+        SELECT severity FROM findings
+        WHERE NOT coalesce(suppressed, false) AND severity IS NOT NULL AND {_F_THIS}
+        ORDER BY list_position({WORST_FIRST}, severity) LIMIT 1
+        """,
+        p,
+    )
+    report.worst = str(worst[0]["severity"]) if worst else None
+    return report
+
+
+def coverage_gaps(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> list[Row]:
+    """Runs of whole hours in the period with no requests from a log format that normally logs
+    every hour: one with requests in at least 3 of 4 of the hours it is judged on. A format is
+    judged from the period's start (or its first record, if it began inside the period) to the
+    period's end or the case's last request of any format, whichever is earlier: a log that
+    stops while others go on shows a gap to the end; a format with a day-night rhythm, whose
+    nights are empty, has no gaps to show."""
+    return query_rows(
+        con,
+        """
+        WITH edges AS (
+            SELECT CASE WHEN time_bucket(INTERVAL 1 HOUR, $start) = $start THEN $start
+                        ELSE time_bucket(INTERVAL 1 HOUR, $start) + INTERVAL 1 HOUR END AS h0,
+                   time_bucket(INTERVAL 1 HOUR, $end) - INTERVAL 1 HOUR AS h1,
+                   (SELECT time_bucket(INTERVAL 1 HOUR, max(ts)) FROM requests) AS last_any
+        ),
+        hours AS (
+            SELECT unnest(generate_series(h0, h1, INTERVAL 1 HOUR)) AS h FROM edges
+        ),
+        seen AS (
+            SELECT s.format, time_bucket(INTERVAL 1 HOUR, r.ts) AS h, count(*) AS n
+            FROM requests r JOIN sources s USING (source_id)
+            WHERE r.ts >= $start AND r.ts < $end
+            GROUP BY ALL
+        ),
+        spans AS (
+            SELECT s.format,
+                   CASE WHEN EXISTS (SELECT 1 FROM requests r2 JOIN sources s2 USING (source_id)
+                                     WHERE s2.format = s.format AND r2.ts < $start)
+                        THEN e.h0 ELSE min(s.h) END AS lo,
+                   least(e.h1, e.last_any) AS hi
+            FROM seen s, edges e
+            GROUP BY s.format, e.h0, e.h1, e.last_any
+        ),
+        steady AS (
+            SELECT sp.format, sp.lo, sp.hi
+            FROM spans sp
+            WHERE sp.hi - sp.lo >= INTERVAL 6 HOUR
+              AND (SELECT count(*) FROM seen s WHERE s.format = sp.format
+                     AND s.h BETWEEN sp.lo AND sp.hi)
+                  >= 0.75 * (epoch(sp.hi - sp.lo) / 3600 + 1)
+        ),
+        missing AS (
+            SELECT st.format, hr.h
+            FROM steady st JOIN hours hr ON hr.h BETWEEN st.lo AND st.hi
+            WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.format = st.format AND s.h = hr.h)
+        ),
+        runs AS (
+            SELECT *, h - to_hours(row_number() OVER (PARTITION BY format ORDER BY h)) AS grp
+            FROM missing
+        )
+        SELECT format, min(h) AS gap_start, max(h) + INTERVAL 1 HOUR AS gap_end,
+               count(*) AS hours
+        FROM runs GROUP BY format, grp ORDER BY gap_start, format
+        """,
+        p,
+    )

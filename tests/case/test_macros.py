@@ -1,0 +1,103 @@
+"""Normalisation macros against independent Python references (hypothesis) and known cases."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forensics.case import fingerprints as creds
+from forensics.case import macros as normalize
+
+
+@pytest.fixture(scope="module")
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    creds.install_macros(c, b"test-salt")
+    normalize.install_macros(c)
+    return c
+
+
+def reference_fp(text: str) -> int:
+    norm = re.sub(r"[\t\n\f\r ]+", " ", text.lower()).strip()[:64]
+    norm = norm.translate(str.maketrans("123456789", "000000000"))
+    return int(hashlib.sha256(norm.encode()).hexdigest()[:16], 16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aBz09 \t\n.", max_size=700))
+def test_prompt_fp_matches_the_definition(con, text):
+    assert con.execute("SELECT prompt_fp($t)", {"t": text}).fetchall()[0][0] == reference_fp(text)
+
+
+def test_prompt_fp_with_long_blank_runs_inside_the_prefix(con):
+    text = "a" + " " * 5000 + "b" * 100
+    assert con.execute("SELECT prompt_fp($t)", {"t": text}).fetchall()[0][0] == reference_fp(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
+def test_ip_num_matches_python(con, ip):
+    expected = int(ip) + 0xFFFF00000000 if ip.version == 4 else int(ip)
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        expected = int(ip.ipv4_mapped) + 0xFFFF00000000  # ::ffff:a.b.c.d is that IPv4 address
+    got = con.execute("SELECT ip_num($ip)", {"ip": str(ip)}).fetchall()[0][0]
+    assert got == expected
+    exploded = ipaddress.ip_address(ip).exploded if ip.version == 6 else None
+    if exploded:
+        assert con.execute("SELECT ip_num($ip)", {"ip": exploded}).fetchall()[0][0] == expected
+
+
+def test_dual_stack_addresses_are_ipv4(con):
+    got = con.execute(
+        "SELECT strip_port('::ffff:203.0.113.5'), strip_port('[2001:db8::1]:443'),"
+        " strip_port('198.51.100.7:5123'), ip_num('256.1.1.1')"
+    ).fetchall()
+    assert got == [("203.0.113.5", "2001:db8::1", "198.51.100.7", None)]
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4-0613", "gpt-4"),
+        ("gpt-3.5-turbo-0125", "gpt-3.5-turbo"),
+        ("o1-2024-12-17", "o1"),
+        ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet"),
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("claude-3-5-sonnet@20240620", "claude-3-5-sonnet"),
+        ("anthropic.claude-3-sonnet-20240229-v1:0", "claude-3-sonnet"),
+        ("gemini-1.5-pro-002", "gemini-1.5-pro"),
+        ("models/gemini-2.0-flash", "gemini-2.0-flash"),
+        ("openai/gpt-4o", "gpt-4o"),
+        ("text-embedding-3-small", "text-embedding-3-small"),
+        ("GPT-4o", "gpt-4o"),
+        ("", None),
+    ],
+)
+def test_model_family(con, model, family):
+    assert con.execute("SELECT model_family_of($m)", {"m": model}).fetchall()[0][0] == family
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "finish", "kind"),
+    [
+        (429, None, None, "rate_limited"),
+        (400, "content_policy_violation", None, "content_filter"),
+        (200, None, "content_filter", "content_filter"),
+        (400, "invalid_request_error", None, "invalid"),
+        (401, None, None, "auth"),
+        (403, None, None, "auth"),
+        (500, None, None, "server"),
+        (200, None, "stop", None),
+    ],
+)
+def test_error_type(con, status, code, finish, kind):
+    got = con.execute("SELECT error_type_of($s, $c, $f)", {"s": status, "c": code, "f": finish})
+    assert got.fetchall()[0][0] == kind

@@ -1,0 +1,89 @@
+"""Golden file: the incident page rendered from fixed data (no chart, so no vl-convert version in
+the bytes) must match tests/golden/incident.html exactly. A change of the template is a reviewed
+change of that file: regenerate it with FORENSICS_UPDATE_GOLDEN=1 and read the diff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from forensics.report.incident import IncidentReport
+from forensics.report.render import render_incident
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "incident.html"
+T0 = dt.datetime(2026, 11, 16, 2, 0, tzinfo=dt.UTC)
+
+
+def fixed_report() -> IncidentReport:
+    finding = {
+        "finding_id": "f" * 32,
+        "detector_id": "scraping.near_duplicate_prompts",
+        "detector_version": "d" * 64,
+        "title": "Burst of short near-duplicate prompts from one principal",
+        "description": "A credential sending many short prompts that share a prefix.",
+        "runbook": "1. Look at the prefix clusters.",
+        "severity": "medium",
+        "score": 84.5,
+        "principal_type": "credential",
+        "principal_id": "cred-1",
+        "tenant_id": "tenant-<acme>",
+        "window_start": T0,
+        "window_end": T0 + dt.timedelta(minutes=50),
+        "summary": 'credential cred-1 sent 1,200 short prompts "within" 120 minutes',
+        "evidence": {"requests": 1200, "top_cluster_share": 0.93, "sample_prefix_fps": ["0x1"]},
+        "est_cost_usd": 0.4,
+        "suppressed": False,
+        "suppressed_by": None,
+        "bound": {"min_requests": 1000, "since": None},
+        "sql": "SELECT 1 -- the detector's SQL",
+        "samples": [
+            {"request_id": "r1", "ts": T0, "client_ip": "203.0.113.5", "country": "NL",
+             "endpoint": "chat", "model": "gpt-4o-mini", "status": 200,
+             "user_agent": "<script>alert(1)</script>"},
+        ],
+    }  # fmt: skip
+    return IncidentReport(
+        header={
+            "incident_id": "i" * 32, "principal_type": "tenant", "principal_id": "tenant-<acme>",
+            "tenant_id": "tenant-<acme>", "window_start": T0,
+            "window_end": T0 + dt.timedelta(hours=1), "severity": "medium", "score": 84.5,
+            "generated_at": T0 + dt.timedelta(days=12), "tool_version": "0.0.0",
+            "case_id": "c" * 12,
+        },
+        verdict={
+            "requests": 1234, "input_tokens": 56789, "output_tokens": 12345,
+            "est_cost_usd": 1.5, "first_seen": T0, "last_seen": T0 + dt.timedelta(hours=1),
+            "credentials": 1, "client_ips": 2, "findings": 1,
+            "by_severity": [{"severity": "medium", "n": 1}], "finding_cost_usd": 0.4,
+        },
+        actions=[{"text": "Rate-limit or suspend cred-1.", "detector_id": finding["detector_id"],
+                  "finding_id": finding["finding_id"], "severity": "medium"}],
+        quota={"tokens_per_minute": 1200, "burst": 3000, "minutes": 90},
+        shape=[{"period": "baseline", "requests": 90, "stream_pct": 50.0, "tools_per_request": 0.1,
+                "output_input": 1.2, "prompt_chars_p50": 300.0, "prompt_chars_p95": 900.0,
+                "endpoints": ["chat"], "models": {"gpt-4o-mini": 90}, "error_pct": 1.1,
+                "errors": {"rate_limited": 1}}],
+        prefixes=[{"prefix_fp": "0x0000000000000001", "requests": 1116, "share_pct": 93.0,
+                   "avg_chars": 120.0}],
+        networks=[{"asn": 64500, "as_org": "EXAMPLE & SONS", "category": None,
+                   "countries": ["NL"], "client_ips": 2, "requests": 1234}],
+        countries=[{"country": "NL", "requests": 1234, "client_ips": 2}],
+        agents=[{"user_agent": "<script>alert(1)</script>", "origin": "javascript:alert(1)",
+                 "requests": 1234, "client_ips": 2}],
+        findings=[finding],
+        sources=[{"source_id": 1, "path": "/logs/kong.jsonl", "sha256": "a" * 64,
+                  "format": "kong", "rows_read": 1234, "rows_loaded": 1234,
+                  "rows_quarantined": 0, "ingested_at": T0 + dt.timedelta(days=11)}],
+        runs=[{"run_id": "r" * 32, "started_at": T0 + dt.timedelta(days=11),
+               "tool_version": "0.0.0", "status": "ok"}],
+    )  # fmt: skip
+
+
+def test_incident_page_matches_the_golden_file(tmp_path):
+    out = tmp_path / "incident.html"
+    render_incident(fixed_report(), out)
+    html = out.read_text(encoding="utf-8")
+    if os.environ.get("FORENSICS_UPDATE_GOLDEN"):
+        GOLDEN.write_text(html, encoding="utf-8")
+    assert html == GOLDEN.read_text(encoding="utf-8")
