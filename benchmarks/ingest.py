@@ -1,4 +1,4 @@
-"""Ingest benchmark: `forensics ingest` of a composed Kong AI Proxy log against DuckDB's floor.
+"""Ingest benchmark: `forensics ingest` of a synth world's Kong log against DuckDB's floor.
 
     .venv/bin/python benchmarks/ingest.py                 # 1,000,000 lines over one day
     .venv/bin/python benchmarks/ingest.py --lines 200000
@@ -10,8 +10,9 @@ Steps, each a fresh process timed from outside (wall clock, peak RSS):
   ingest+asn     forensics --db <fresh> ingest -q --asn-db <iptoasn.tsv> <file>
   re-ingest      the same file again into the ingest+asn case (must be skipped)
 
-The generated files are cached in benchmarks/out/ (gitignored) by their parameters; the case
-databases go to --workdir (default: a temporary directory, removed unless --keep).
+The log is a `forensics synth` world's Kong records with full payloads (workload.py), cached in
+benchmarks/out/ (gitignored) by its parameters; the case databases go to --workdir (default: a
+temporary directory, removed unless --keep).
 Exit status 1 when a correctness check fails; timing targets are reported, never fatal.
 """
 
@@ -28,14 +29,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-import kong_gen
+from workload import Workload, generate
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-OUT = HERE / "out"
 GNU_TIME = Path("/usr/bin/time")
 TARGET_RATIO = 1.5  # ingest vs floor at 1M lines
 TARGET_RSS_MIB = 2048
@@ -119,28 +119,6 @@ def sql(db: Path, query: str) -> list[dict[str, object]]:
     return json.loads(proc.stdout)
 
 
-def generate(config: kong_gen.KongConfig) -> tuple[Path, Path]:
-    """The log and the matching iptoasn TSV, generated once per parameter set."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"{config.cache_key()}.jsonl"
-    tsv = OUT / f"ip2asn-v{kong_gen.GENERATOR_VERSION}-s{config.seed}-n{config.network_count}.tsv"
-    if not log.exists():
-        print(f"generating {log.name} ({config.lines:,} lines) ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        partial = log.with_suffix(".partial")
-        n, size = kong_gen.write_kong(partial, config)
-        partial.rename(log)
-        print(
-            f"  {n:,} lines, {size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s",
-            file=sys.stderr,
-        )
-    if not tsv.exists():
-        partial = tsv.with_suffix(".partial")
-        kong_gen.write_iptoasn(partial, config)
-        partial.rename(tsv)
-    return log, tsv
-
-
 def tree_state() -> str:
     """Commit and whether forensics/ has uncommitted changes (what was measured)."""
     try:
@@ -216,8 +194,7 @@ def tokens_filled(db: Path) -> Check:
     return Check(
         "tokens on every 2xx chat record",
         r["missing"] == 0,
-        f"{r['missing']:,} of {r['n']:,} without input/output tokens"
-        + (" (the 3.6-3.8 ai.<plugin> layout lines)" if r["missing"] else ""),
+        f"{r['missing']:,} of {r['n']:,} without input/output tokens",
         acceptance=False,
     )
 
@@ -277,13 +254,13 @@ def print_table(runs: list[Run], lines: int, size: int, floor: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="forensics ingest benchmark (see benchmarks/README.md)")
     p.add_argument("--lines", type=int, default=1_000_000, help="lines to generate (1,000,000)")
-    p.add_argument("--days", type=float, default=1.0, help="time span of the log (1 day)")
+    p.add_argument("--days", type=int, default=1, help="time span of the log, whole days (1)")
     p.add_argument(
         "--week",
         action="store_true",
         help=f"acceptance scenario: {WEEK_LINES:,} lines over 7 days, PASS/FAIL",
     )
-    p.add_argument("--seed", type=int, default=20261128)
+    p.add_argument("--seed", type=int, default=1, help="seed of the synth world (1)")
     p.add_argument(
         "--repeat", type=int, default=1, help="run each timed step N times, keep the fastest"
     )
@@ -291,14 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the case databases in --workdir")
     a = p.parse_args(argv)
     lines = WEEK_LINES if a.week else a.lines
-    days = 7.0 if a.week else a.days
-    config = kong_gen.KongConfig(
-        lines=lines,
-        start=datetime(2026, 11, 16, tzinfo=UTC),
-        duration=timedelta(days=days),
-        seed=a.seed,
-    )
-    log, tsv = generate(config)
+    days = 7 if a.week else a.days
+    log, tsv = generate(Workload(lines, days, a.seed))
     size = log.stat().st_size
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="forensics-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"tree: {tree_state()}; load average before the run: {load}")
     print(
-        f"file: {log} ({lines:,} lines over {days:g} days, {size / 1e6:,.1f} MB,"
+        f"file: {log} ({lines:,} lines over {days} day{'s' if days != 1 else ''},"
+        f" {size / 1e6:,.1f} MB,"
         f" {size / lines:,.0f} B/line); iptoasn: {tsv.name}"
     )
     print()

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/profile_ingest.py --lines 50000 [--asn-db] [--explain]
 
-Runs `ingest_file` on a generated Kong file (cached in benchmarks/out/ like ingest.py) and prints
+Runs `ingest_file` on the benchmark's Kong log (workload.py, cached in benchmarks/out/) and prints
 the seconds of each step the pipeline times for itself (`pipeline.Timings`), and the rest
 (hashing same-size files, start-up, Python). With --explain it also times, on the file's first
 chunk, read_json of the same lines, the Kong record parse, the adapter's staging SELECT and the
@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import kong_gen
-from ingest import generate
+from workload import Workload, generate
 
 from forensics.case import db
 from forensics.ingest import pipeline, reader
@@ -90,14 +88,12 @@ def _record_struct() -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lines", type=int, default=50_000)
-    p.add_argument("--days", type=float, default=1.0)
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--asn-db", action="store_true", help="load the iptoasn TSV first")
     p.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the chunk statement")
     a = p.parse_args()
-    config = kong_gen.KongConfig(
-        lines=a.lines, start=datetime(2026, 11, 16, tzinfo=UTC), duration=timedelta(days=a.days)
-    )
-    log, tsv = generate(config)
+    log, tsv = generate(Workload(a.lines, a.days, a.seed))
     with tempfile.TemporaryDirectory() as tmp:
         con = db.connect(Path(tmp) / "case.duckdb")
         if a.asn_db:

@@ -28,8 +28,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from forensics.detect.model import Severity
-from forensics.errors import ForensicsError, InputError
+from forensics.case.severity import NAMES as SEVERITY_NAMES
+from forensics.errors import ForensicsError, InputError, UsageError
+from forensics.times import coerce_time
 
 LABEL_COLUMNS = (
     "scenario",
@@ -42,7 +43,6 @@ LABEL_COLUMNS = (
     "note",
 )
 _REQUIRED = ("detector_id", "principal_type", "principal_id", "window_start", "window_end")
-SEVERITIES = tuple(s.name for s in sorted(Severity))  # least severe first
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,9 @@ class Evaluation:
 
 def _time(path: Path, line: int, name: str, text: str) -> dt.datetime:
     try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(path, f"{name} {text!r} is not an ISO 8601 time", line=line) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return coerce_time(text, name)
+    except UsageError as e:
+        raise InputError(path, str(e), line=line, hint=e.hint) from None
 
 
 def read_labels(path: Path) -> list[Label]:
@@ -172,8 +171,7 @@ _MATCH = """
 WITH f AS (
     SELECT finding_id, detector_id, severity, principal_type, principal_id, tenant_id,
            window_start, window_end, summary,
-           list_position($severities, lower(severity)) >= list_position($severities, $min)
-               AS serious
+           severity >= CAST($min AS severity) AS serious  -- the case's ordered ENUM
     FROM findings WHERE run_id = $run AND NOT suppressed
 ),
 own AS (  -- label x finding of its own detector, principal and (slack-widened) window
@@ -206,8 +204,10 @@ def evaluate(
     slack: dt.timedelta = dt.timedelta(hours=24),
 ) -> Evaluation:
     """Score the findings of `run_id` (default: the latest run) against `labels`."""
-    if min_severity not in SEVERITIES:
-        raise ForensicsError(f"unknown severity {min_severity!r} (one of {', '.join(SEVERITIES)})")
+    if min_severity not in SEVERITY_NAMES:
+        raise ForensicsError(
+            f"unknown severity {min_severity!r} (one of {', '.join(SEVERITY_NAMES)})"
+        )
     run = run_id or latest_run(con)
     known = con.execute("SELECT 1 FROM runs WHERE run_id = $r", {"r": run}).fetchall()
     if not known:
@@ -227,7 +227,6 @@ def evaluate(
     try:
         params = {
             "run": run,
-            "severities": list(SEVERITIES),
             "min": min_severity,
             "slack": slack,
         }

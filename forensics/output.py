@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import json
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, TextIO
 
 import duckdb
 
-from forensics.errors import UsageError
+from forensics.errors import UsageError, duckdb_error
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
 MAX_CELL = 60
@@ -84,13 +85,47 @@ def write_result(
     with tempfile.TemporaryDirectory() as tmp:
         target = path if path is not None else Path(tmp) / f"out.{fmt}"
         copied = con.execute(
-            f"COPY ({query.strip().rstrip(';')}) TO '{_quote(target)}' ({_COPY_FORMATS[fmt]})",
+            f"COPY ({_subquery(query)}\n) TO '{_quote(target)}' ({_COPY_FORMATS[fmt]})",
             params,
         ).fetchall()
         if path is None:
             with target.open(encoding="utf-8", newline="") as f:
                 shutil.copyfileobj(f, out)
     return int(copied[0][0]) if copied else 0
+
+
+def print_result(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    fmt: str,
+    path: Path | None = None,
+    params: dict[str, Any] | None = None,
+    noun: str = "rows",
+) -> int:
+    """`write_result` to stdout (or `path`) for a command: a DuckDB error becomes one
+    `QueryError` with DuckDB's hints, and a file written is said on stderr."""
+    try:
+        n = write_result(con, query, fmt, sys.stdout, path, params)
+    except duckdb.Error as e:
+        raise duckdb_error(e) from e
+    if path is not None:
+        print(f"{n} {noun} written to {path}", file=sys.stderr)
+    return n
+
+
+def _subquery(query: str) -> str:
+    """`query` without its trailing semicolons and comments, to be wrapped in `(...)`.
+
+    A `;` would end the COPY early and a `-- comment` would swallow the closing parenthesis
+    (the caller also puts a newline before it); DuckDB's tokenizer tells both apart from the
+    same characters inside strings, identifiers and earlier comments.
+    """
+    end = len(query)
+    for start, kind in reversed(duckdb.tokenize(query)):
+        if kind != duckdb.token_type.comment and query[start] != ";":
+            break
+        end = start
+    return query[:end]
 
 
 def _quote(path: Path) -> str:

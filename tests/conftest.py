@@ -85,3 +85,40 @@ def quarantine_reasons(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str]]:
         (int(r[0]), str(r[1]))
         for r in con.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
     ]
+
+
+@pytest.fixture(scope="session")
+def synth_week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A labelled seven-day synthetic world and a case with it ingested (nothing detected):
+    (world folder, case file). Tests copy the case before they change it."""
+    from forensics.cli.progress import run_ingest
+    from forensics.ingest.base import Options
+    from forensics.ingest.reader import expand_paths
+    from forensics.synth import SynthConfig, synthesize
+
+    root = tmp_path_factory.mktemp("synth-week")
+    world = root / "world"
+    synthesize(world, SynthConfig(days=7, tenants=6, seed=7))
+    path = root / "case.duckdb"
+    con = db.connect(path)
+    try:
+        asn = sorted(world.glob("ip2asn*.tsv*"))
+        results = run_ingest(
+            con,
+            [(asn, None), (expand_paths([str(world / "logs")]), None)],
+            Options(),
+            show_progress=False,
+        )
+        assert all(r.status in ("loaded", "skipped") for r in results), results
+    finally:
+        con.close()
+    return world, path
+
+
+def copy_case(source: Path, target_dir: Path) -> Path:
+    """A private copy of a case file (its WAL is checkpointed on close, so one file)."""
+    import shutil
+
+    target = target_dir / source.name
+    shutil.copyfile(source, target)
+    return target

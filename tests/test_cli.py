@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 from click.testing import CliRunner
 
 from forensics.case import db
-from forensics.case.schema import TABLES
+from forensics.case.schema import SCHEMA_VERSION, TABLES
 from forensics.cli import cli
 from tests.ingest.test_kong import kong_record
 
@@ -49,11 +51,70 @@ def test_sql_is_read_only_and_errors_are_one_line(tmp_path):
     case = tmp_path / "c.duckdb"
     db.connect(case).close()
     res = run("--db", str(case), "sql", "DELETE FROM sources")
-    assert res.exit_code == 1
-    assert res.stderr.startswith("Error: ") and "read-only" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr == (
+        "Error: DELETE refused: ad hoc SQL on a case is read-only\n"
+        "Hint: use SELECT (or FROM, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN SELECT)\n"
+    )
     res = run("--db", str(case), "sql", "SELEC nonsense")
     assert res.exit_code == 1 and res.stderr.startswith("Error: Parser Error")
+    assert len([ln for ln in res.stderr.splitlines() if ln.startswith("Error:")]) == 1
+
+
+def test_sql_runs_exactly_one_statement_that_reads(tmp_path):
+    case = tmp_path / "c.duckdb"
+    db.connect(case).close()
+    res = run("--db", str(case), "sql", "SELECT 1; SELECT 2")
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr == (
+        "Error: the query has 2 statements; one is run at a time\n"
+        "Hint: run them one by one, or join them with WITH / UNION ALL\n"
+    )
+    res = run("--db", str(case), "sql", input="-- nothing but a comment\n;\n")
+    assert (res.exit_code, res.stderr) == (
+        2,
+        "Error: the query has no SQL statement (only comments or semicolons)\n",
+    )
+    # EXPLAIN ANALYZE runs what it explains: only a SELECT may follow it
+    target = tmp_path / "out.csv"
+    res = run("--db", str(case), "sql", f"EXPLAIN ANALYZE COPY sources TO '{target}'")
+    assert res.exit_code == 2 and res.stderr.startswith("Error: EXPLAIN COPY refused: ")
+    assert not target.exists()
+    for kind in ("CREATE TABLE t AS SELECT 1", "SET threads = 1", "ATTACH ':memory:' AS m"):
+        res = run("--db", str(case), "sql", kind)
+        assert res.exit_code == 2 and " refused: ad hoc SQL on a case is read-only" in res.stderr
+    for reads in ("DESCRIBE sources", "SHOW TABLES", "EXPLAIN SELECT 1", "FROM sources"):
+        assert run("--db", str(case), "sql", reads).exit_code == 0, reads
+
+
+TRAILERS = ("SELECT 1 AS x -- trailing comment", "SELECT 1 AS x;", "SELECT 1 AS x; -- done\n")
+FORMAT_OUTPUT = {
+    "table": "x\n-\n1\n",
+    "csv": "x\n1\n",
+    "json": '[\n\t{"x":1}\n]\n',
+    "jsonl": '{"x":1}\n',
+}
+
+
+@pytest.mark.parametrize("query", TRAILERS)
+@pytest.mark.parametrize("fmt", [*FORMAT_OUTPUT, "parquet"])
+def test_sql_with_a_trailing_comment_or_semicolon_in_every_format(tmp_path, fmt, query):
+    case = tmp_path / "c.duckdb"
+    db.connect(case).close()
+    if fmt == "parquet":
+        out = tmp_path / "x.parquet"
+        res = run("--db", str(case), "sql", query, "--format", fmt, "-o", str(out))
+        assert (res.exit_code, res.stdout, res.stderr) == (0, "", f"1 rows written to {out}\n")
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(out).to_pylist() == [{"x": 1}]
+    else:
+        res = run("--db", str(case), "sql", query, "--format", fmt)
+        assert (res.exit_code, res.stdout, res.stderr) == (0, FORMAT_OUTPUT[fmt], "")
+    # from stdin too, where a file's last line often ends with a comment or a semicolon
+    if fmt != "parquet":
+        res = run("--db", str(case), "sql", "--format", fmt, input=query)
+        assert (res.exit_code, res.stdout) == (0, FORMAT_OUTPUT[fmt])
 
 
 def test_parquet_needs_a_file_and_writes_one(tmp_path):
@@ -82,7 +143,7 @@ def test_missing_case_and_other_schema_version(tmp_path):
     res = run("--db", str(case), "sources")
     assert res.exit_code == 1
     assert res.stderr.splitlines()[0] == (
-        f"Error: {case}: case schema version 0, this forensics 0.1.0 reads version 1"
+        f"Error: {case}: case schema version 0, this forensics 0.1.0 reads version {SCHEMA_VERSION}"
     )
     assert res.stderr.splitlines()[1].startswith("Hint: open it with the forensics version")
 
@@ -130,7 +191,8 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme():
         res = run(name, "--help")
         assert res.exit_code == 0
         assert "Example:" in res.stdout, name
-        assert f"forensics {name}" in readme or "forensics --db" in readme and name in readme, name
+        # invoked as `forensics NAME` or `forensics --db FILE NAME`, as a whole word
+        assert re.search(rf"\bforensics (--db \S+ )?{re.escape(name)}\b", readme), name
 
 
 def test_progress_bar_env_db_and_quarantine_by_source(tmp_path, monkeypatch):

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import duckdb
 
-from forensics import __version__
-from forensics.case import costs, reconcile
+from forensics._version import __version__
+from forensics.case import costs, principals, reconcile, severity
 from forensics.case import fingerprints as creds
 from forensics.case import macros as normalize
 from forensics.case.schema import SCHEMA_VERSION, TABLES
-from forensics.detect import features
-from forensics.errors import CaseError
+from forensics.errors import CaseError, describe_duckdb_error
 from forensics.resources import data_file
 
 DEFAULT_DB = "forensics.duckdb"
@@ -30,6 +29,7 @@ def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN")
+    con.execute(severity.ENUM_DDL)
     for t in TABLES:
         con.execute(t.ddl())
     con.execute("CREATE SEQUENCE IF NOT EXISTS source_ids START 1")
@@ -75,7 +75,8 @@ def connect(
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as e:
-        raise CaseError(f"{path}: cannot open as a DuckDB case: {e}") from e
+        reason = describe_duckdb_error(e)
+        raise CaseError(f"{path}: cannot open as a DuckDB case: {reason}") from e
     con.execute("SET TimeZone = 'UTC'")  # offset-less times in logs and CSVs are UTC
     if not exists:
         _create(con)
@@ -103,7 +104,7 @@ def connect(
     creds.install_macros(con, bytes.fromhex(meta["fingerprint_salt"]))
     normalize.install_macros(con)
     reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only
-    features.install_views(con, read_only)
+    principals.install(con, read_only)
     return con
 
 

@@ -68,6 +68,15 @@ MACROS = [
                      CASE WHEN contains(ip, '::') THEN string_split(split_part(ip, '::', 2), ':')
                           ELSE [] END) AS UHUGEINT)
         END""",
+    # The prefix length of an address or block ("203.0.113.0/24", "2001:db8::/32", one
+    # address = 128) in IPv4-mapped-IPv6 bits, to compare with ip_num() numbers.
+    """CREATE OR REPLACE TEMP MACRO net_bits(v) AS
+        CASE WHEN NOT contains(v, '/') THEN 128
+             ELSE TRY_CAST(split_part(v, '/', 2) AS INTEGER)
+                  + CASE WHEN regexp_full_match(split_part(v, '/', 1),
+                                                '[0-9]{1,3}(\\.[0-9]{1,3}){3}')
+                         THEN 96 ELSE 0 END
+        END""",
     """CREATE OR REPLACE TEMP MACRO ip6_hex(head, tail) AS
         CASE WHEN len(list_filter(head, lambda g: g <> '')) + len(list_filter(tail,
                   lambda g: g <> '')) <= 8

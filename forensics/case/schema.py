@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: severity ENUM, run_detectors, superseded findings, stored costs
 
 
 @dataclass(frozen=True)
@@ -358,8 +358,34 @@ RUNS = Table(
         C("detectors", "JSON", "detector id -> version (SHA-256 of its .sql and .yml)"),
         C("params", "JSON", "parameters as bound, per detector, and the run's filters"),
         C("sources", "JSON", "the case's sources at run time: id and sha256"),
-        C("status", "VARCHAR", "ok | errors"),
+        C("status", "VARCHAR", "running | ok | errors"),
         C("errors", "JSON", "detector id -> the error that stopped it"),
+        C("since", "TIMESTAMPTZ", "scope: earliest request time read (NULL: unbounded)"),
+        C("until", "TIMESTAMPTZ", "scope: latest request time read (NULL: unbounded)"),
+        C("tenant", "VARCHAR", "scope: the one tenant read (NULL: all)"),
+    ),
+)
+
+RUN_DETECTORS = Table(
+    "run_detectors",
+    "Each detector as a run ran it: the version's text and metadata, so reports and exports"
+    " never read queries/ on disk.",
+    (
+        C("run_id", "VARCHAR", "runs.run_id"),
+        C("detector_id", "VARCHAR", "<family>.<name>"),
+        C("version", "VARCHAR", "SHA-256 of the detector's .sql and .yml"),
+        C("title", "VARCHAR", "title"),
+        C("description", "VARCHAR", "description"),
+        C("runbook", "VARCHAR", "runbook"),
+        C("severity", "severity", "the YAML's severity"),
+        C("severity_bounds", "severity[]", "[lowest, highest] a computed severity may take"),
+        C("principal_type", "VARCHAR", "principal it groups by"),
+        C("params", "JSON", "parameters as bound"),
+        C("sql", "VARCHAR", "the SELECT as it ran"),
+        C("status", "VARCHAR", "ok | failed"),
+        C("error", "VARCHAR", "why it failed"),
+        C("seconds", "DOUBLE", "time it took"),
+        C("findings", "BIGINT", "findings it stored"),
     ),
 )
 
@@ -375,8 +401,8 @@ FINDINGS = Table(
         ),
         C("detector_id", "VARCHAR", "<family>.<name>", "finding_info.analytic.uid"),
         C("detector_version", "VARCHAR", "SHA-256 of the detector's two files"),
-        C("run_id", "VARCHAR", "run that (last) produced it"),
-        C("severity", "VARCHAR", "info | low | medium | high | critical", "severity_id"),
+        C("run_id", "VARCHAR", "run that produced it"),
+        C("severity", "severity", "info < low < medium < high < critical (ENUM)", "severity_id"),
         C("score", "DOUBLE", "0-100", "risk_score"),
         C(
             "principal_type",
@@ -389,9 +415,23 @@ FINDINGS = Table(
         C("window_end", "TIMESTAMPTZ", "end of the evidence window", "end_time"),
         C("summary", "VARCHAR", "one sentence", "finding_info.title"),
         C("evidence", "JSON", "the numbers that justify it", "unmapped"),
-        C("est_cost_usd", "DOUBLE", "cost exposure"),
+        C(
+            "est_cost_usd",
+            "DOUBLE",
+            "cost of the principal's gateway requests inside the window (request_principals)",
+        ),
+        C(
+            "provider_cost_usd",
+            "DOUBLE",
+            "provider-side cost the detector measured (usage the gateway never saw)",
+        ),
         C("suppressed", "BOOLEAN", "matched an allowlist entry (kept, never deleted)"),
         C("suppressed_by", "VARCHAR", "the allowlist entry that matched, and its reason"),
+        C(
+            "superseded_by",
+            "VARCHAR",
+            "run that re-ran the detector over this finding's scope (NULL: current)",
+        ),
     ),
 )
 
@@ -415,10 +455,15 @@ INCIDENTS = Table(
         C("first_seen", "TIMESTAMPTZ", "earliest window start"),
         C("last_seen", "TIMESTAMPTZ", "latest window end"),
         C("score", "DOUBLE", "0-100"),
-        C("severity", "VARCHAR", "highest severity of its findings"),
+        C("severity", "severity", "highest severity of its findings"),
         C("detectors", "VARCHAR[]", "detectors involved"),
         C("finding_ids", "VARCHAR[]", "its findings"),
-        C("est_cost_usd", "DOUBLE", "cost exposure"),
+        C(
+            "est_cost_usd",
+            "DOUBLE",
+            "cost of the union of its principals' gateway requests in its window, at detect time",
+        ),
+        C("provider_cost_usd", "DOUBLE", "provider-side cost of its provider_key findings"),
     ),
 )
 
@@ -437,6 +482,7 @@ TABLES: tuple[Table, ...] = (
     COUNTRY_CENTROIDS,
     PRICES,
     RUNS,
+    RUN_DETECTORS,
     FINDINGS,
     FINDING_REQUESTS,
     INCIDENTS,

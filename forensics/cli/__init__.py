@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from forensics import __version__
+from forensics._version import __version__
 from forensics.errors import ForensicsError
 
 
@@ -24,7 +24,8 @@ class ForensicsGroup(click.Group):
 
             click.echo(f"Error: {redact(str(e))}", err=True)
             if e.hint:
-                click.echo(f"Hint: {e.hint}", err=True)
+                # Later lines line up under the first, so DuckDB's caret stays under its column.
+                click.echo("Hint: " + redact(e.hint).replace("\n", "\n      "), err=True)
             ctx.exit(int(e.exit_code))
 
 
@@ -59,7 +60,7 @@ def _register() -> None:
     from forensics.cli.detectors import detectors
     from forensics.cli.detectors_test import detectors_test
     from forensics.cli.evidence import quarantine, schema, sources, verify
-    from forensics.cli.findings import findings, incidents
+    from forensics.cli.findings import findings, incidents, runs
     from forensics.cli.ingest import ingest
     from forensics.cli.report import report
     from forensics.cli.sql import sql
@@ -77,6 +78,7 @@ def _register() -> None:
         detectors,
         detect,
         findings,
+        runs,
         incidents,
         report,
         usage,

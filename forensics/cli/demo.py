@@ -1,6 +1,7 @@
 """`forensics demo`: the whole path on the bundled sample, reports written to a folder.
 
-forensics/cli/__init__.py registers it.
+It calls the library functions each stage's command calls (and prints what those commands
+print), not the Click commands themselves. forensics/cli/__init__.py registers it.
 """
 
 from __future__ import annotations
@@ -8,8 +9,12 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import duckdb
 
 _REPO_SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -45,10 +50,8 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
       forensics demo -o /tmp/demo
       forensics synth -o world --days 7 && forensics demo --data world -o world-out
     """
-    from forensics.cli.detect import detect
-    from forensics.cli.ingest import ingest
-    from forensics.cli.report import incident, weekly
-    from forensics.cli.synth import evaluate
+    from forensics.case import db
+    from forensics.errors import ExitCode
 
     out.mkdir(parents=True, exist_ok=True)
     world = data or (_REPO_SAMPLE if (_REPO_SAMPLE / "logs").is_dir() else None)
@@ -62,28 +65,72 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     case = out / "demo.duckdb"
     for stale in (case, case.with_name(case.name + ".wal"), *out.glob("incident-*.html")):
         stale.unlink(missing_ok=True)
-    ctx.obj["db"] = case
-    asn = sorted(world.glob("ip2asn*.tsv*"))
-    ctx.invoke(ingest, paths=(str(world / "logs"),), asn_dbs=tuple(asn), quiet=True)
-    ctx.invoke(detect)
-    labels = world / "labels.csv"
-    if labels.exists():
-        ctx.invoke(evaluate, labels=labels)
-    reports = [out / "weekly.html"]
-    ctx.invoke(weekly, output=reports[0])
-    from forensics.case import db
-
-    con = db.connect(case, read_only=True)
+    con = db.connect(case, create=True)
     try:
-        found = con.execute(
-            "SELECT incident_id, principal_type, principal_id FROM incidents"
-            " ORDER BY first_seen, incident_id"
-        ).fetchall()
+        failed = _ingest(con, world)
+        errors = _detect(con)
+        labels = world / "labels.csv"
+        if labels.exists():
+            _evaluate(con, labels)
+        reports = _reports(con, out)
     finally:
         con.close()
+    click.echo(f"{len(reports)} reports in {out}/ (open weekly.html first)", err=True)
+    if failed or errors:
+        ctx.exit(int(ExitCode.ERROR))
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, world: Path) -> int:
+    from forensics.cli.progress import print_summary, run_ingest
+    from forensics.ingest.base import Options
+    from forensics.ingest.reader import expand_paths
+
+    asn = [p.resolve() for p in sorted(world.glob("ip2asn*.tsv*"))]
+    jobs: list[tuple[list[Path], str | None]] = [(asn, None)] if asn else []
+    jobs.append((expand_paths([str(world / "logs")]), None))
+    results = run_ingest(con, jobs, Options(), show_progress=False)
+    return print_summary(results)
+
+
+def _detect(con: duckdb.DuckDBPyConnection) -> int:
+    from forensics.cli.detect import echo_progress, print_run
+    from forensics.detect.load import default_dirs, load_detectors
+    from forensics.detect.runner import run_detectors
+
+    detectors, problems = load_detectors(default_dirs([]))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    result = run_detectors(con, detectors, progress=echo_progress)
+    print_run(result, detectors)
+    return len(result.errors) + len(problems)
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, labels: Path) -> None:
+    from forensics.cli.synth import print_evaluation
+    from forensics.evaluate import evaluate, read_labels
+
+    print_evaluation(evaluate(con, read_labels(labels)))
+
+
+def _reports(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
+    """The weekly report of the latest week, then one page per incident."""
+    from forensics.report.incident import incident_report, pick_incident
+    from forensics.report.render import render_incident, render_weekly
+    from forensics.report.weekly import latest_week, weekly_report
+
+    weekly = out / "weekly.html"
+    render_weekly(weekly_report(con, *latest_week(con)), weekly, "html")
+    click.echo(str(weekly))
+    reports = [weekly]
+    found = con.execute(
+        "SELECT incident_id, principal_type, principal_id FROM incidents"
+        " ORDER BY first_seen, incident_id"
+    ).fetchall()
     for n, (incident_id, ptype, pid) in enumerate(found, start=1):
         name = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{ptype}-{pid}")[:60].strip("-")
         path = out / f"incident-{n:02d}-{name}.html"
-        ctx.invoke(incident, incident_id=incident_id, output=path)
+        chosen = pick_incident(con, incident_id)
+        render_incident(incident_report(con, chosen), path, "html")
+        click.echo(str(path))
         reports.append(path)
-    click.echo(f"{len(reports)} reports in {out}/ (open weekly.html first)", err=True)
+    return reports

@@ -12,6 +12,7 @@ import click
 
 if TYPE_CHECKING:
     from forensics.detect.model import Detector, Param
+    from forensics.detect.runner import RunResult
 
 
 @click.command("detect")
@@ -57,8 +58,10 @@ def detect(
 ) -> None:
     """Run the detectors on the case: findings, allowlist suppression and incidents are stored.
 
-    Progress goes to stderr, one line per detector; stdout gets a summary table. Re-running
-    with the same input and parameters replaces findings instead of duplicating them. Exit
+    Progress goes to stderr, one line per detector; stdout gets a summary table. A run
+    supersedes the earlier findings of each detector it ran over its scope (--since, --until,
+    --tenant), whatever their parameters: they stay in the case with their run (`forensics
+    runs`, `forensics findings --run ID`) and are no longer counted. Exit
     code 1 if a detector failed or a selected detector's files have problems (both listed on
     stderr with their file); findings alone are not a failure.
 
@@ -73,7 +76,7 @@ def detect(
     from forensics.detect.load import default_dirs, load_detectors
     from forensics.detect.runner import run_detectors
     from forensics.errors import ExitCode
-    from forensics.output import write_table
+    from forensics.times import parse_time
 
     settings = _read_config(config) if config is not None else {}
     detectors, problems = load_detectors(default_dirs(list(rules)))
@@ -96,12 +99,8 @@ def detect(
         )
     broken = {f"{p.path.parent.name}.{p.path.stem}" for p in problems}
     overrides = _overrides(detectors, settings.get("params") or {}, param_args, config, broken)
-    since_at = _time(since, "--since")
-    until_at = _time(until, "--until")
-
-    def show(detector_id: str, seconds: float, rows: int, error: str | None) -> None:
-        outcome = f"ERROR {error}" if error else f"{rows} finding{'' if rows == 1 else 's'}"
-        click.echo(f"{detector_id:<40} {seconds:7.2f}s  {outcome}", err=True)
+    since_at = parse_time(since, "--since")
+    until_at = parse_time(until, "--until")
 
     con = db.connect(ctx.obj["db"], create=False)
     try:
@@ -112,10 +111,25 @@ def detect(
             since=since_at,
             until=until_at,
             tenant=tenant,
-            progress=show,
+            progress=echo_progress,
         )
     finally:
         con.close()
+    print_run(result, selected)
+    if result.errors or refused:
+        ctx.exit(int(ExitCode.ERROR))
+
+
+def echo_progress(detector_id: str, seconds: float, rows: int, error: str | None) -> None:
+    """One line on stderr per detector as it finishes."""
+    outcome = f"ERROR {error}" if error else f"{rows} finding{'' if rows == 1 else 's'}"
+    click.echo(f"{detector_id:<40} {seconds:7.2f}s  {outcome}", err=True)
+
+
+def print_run(result: RunResult, selected: list[Detector]) -> None:
+    """The run's summary: a table per detector on stdout, one line of totals on stderr."""
+    from forensics.output import write_table
+
     if result.features_seconds:
         click.echo(f"{'(shared features)':<40} {result.features_seconds:7.2f}s", err=True)
     table = [
@@ -133,31 +147,14 @@ def detect(
     hidden = sum(result.suppressed.values())
     click.echo(
         f"run {result.run_id}: {total} findings ({hidden} suppressed) from {len(selected)}"
-        f" detectors, {len(result.errors)} failed",
+        f" detectors, {len(result.errors)} failed; {result.superseded} earlier findings"
+        " superseded",
         err=True,
     )
-    if result.errors or refused:
-        ctx.exit(int(ExitCode.ERROR))
 
 
 def _matches(detector_id: str, globs: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(detector_id, g) for g in globs)
-
-
-def _time(text: str | None, flag: str) -> dt.datetime | None:
-    """An ISO 8601 date or time; without an offset it is UTC."""
-    from forensics.errors import UsageError
-
-    if text is None:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{flag}: not an ISO 8601 time: {text!r}",
-            hint=f"e.g. {flag} 2026-01-01 or {flag} 2026-01-01T12:00:00Z",
-        ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -257,6 +254,7 @@ def _known(detector: Detector) -> str:
 def _coerce(param: Param, value: Any, where: str) -> Any:
     """`value` as the parameter's declared type, or a UsageError naming `where`."""
     from forensics.errors import UsageError
+    from forensics.times import coerce_time
 
     if value is None:
         return None
@@ -270,12 +268,8 @@ def _coerce(param: Param, value: Any, where: str) -> Any:
         ok = value
     elif kind in ("string", "interval") and isinstance(value, str | int | float):
         ok = str(value)
-    elif kind == "timestamp" and isinstance(value, dt.datetime):
-        ok = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    elif kind == "timestamp" and isinstance(value, dt.date):
-        ok = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    elif kind == "timestamp" and isinstance(value, str):
-        ok = _time(value, where)
+    elif kind == "timestamp" and isinstance(value, dt.datetime | dt.date | str):
+        ok = coerce_time(value, where)
     if ok is None:
         raise UsageError(f"{where}: {param.name} must be of type {kind}, got {value!r}")
     return ok

@@ -193,7 +193,7 @@ def check(ctx: click.Context, rules: tuple[Path, ...], shipped: bool) -> None:
       forensics detectors check
       forensics detectors check --rules my_rules/ --no-shipped
     """
-    from forensics.detect.load import validate
+    from forensics.detect.check import validate
 
     found, problems = validate(_dirs(rules, shipped))
     for problem in problems:

@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
-from forensics.detect.model import Severity
-from forensics.errors import ExitCode, ForensicsError, UsageError
+from forensics.case.severity import NAMES as SEVERITY_NAMES
+from forensics.case.severity import Severity
+from forensics.errors import ExitCode, UsageError, duckdb_error
 
 if TYPE_CHECKING:
     from forensics.findings.export import Filters
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SEVERITIES = tuple(s.name for s in Severity)
+
 EXPORT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "ocsf")
 
 
@@ -43,7 +44,7 @@ def _filter_options(f: F) -> F:
     )(f)
     f = click.option(
         "--severity",
-        type=click.Choice(SEVERITIES, case_sensitive=False),
+        type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
         help="Only this severity and above.",
     )(f)
     return f
@@ -53,7 +54,7 @@ def _export_options(f: F) -> F:
     """--format, -o/--output, --fail-on."""
     f = click.option(
         "--fail-on",
-        type=click.Choice(SEVERITIES, case_sensitive=False),
+        type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
         help="Exit 3 when anything unsuppressed (within the filters) reaches this severity.",
     )(f)
     f = click.option(
@@ -81,7 +82,8 @@ def _filters(
     until: str | None,
     include_suppressed: bool,
 ) -> Filters:
-    from forensics.findings.export import Filters, parse_time
+    from forensics.findings.export import Filters
+    from forensics.times import parse_time
 
     start = parse_time(since, "--since")
     end = parse_time(until, "--until")
@@ -100,7 +102,7 @@ def _filters(
 def _write_ocsf(rows: list[dict[str, Any]], out: TextIO) -> None:
     import datetime as dt
 
-    from forensics import __version__
+    from forensics._version import __version__
     from forensics.findings.ocsf import to_ocsf
 
     now = dt.datetime.now(dt.UTC)  # one creation time for findings whose run is unknown
@@ -153,7 +155,7 @@ def _export(
                 )
                 hits = count(con, filters, threshold)
         except duckdb.Error as e:
-            raise ForensicsError(str(e).splitlines()[0]) from e
+            raise duckdb_error(e) from e
     finally:
         con.close()
     if hits:
@@ -169,6 +171,12 @@ def _export(
     is_flag=True,
     help="Also findings an allowlist entry suppressed (they are kept, never deleted).",
 )
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID",
+    help="One run's findings, superseded ones too (`forensics runs` lists the runs).",
+)
 @_export_options
 @click.pass_context
 def findings(
@@ -179,6 +187,7 @@ def findings(
     since: str | None,
     until: str | None,
     include_suppressed: bool,
+    run_id: str | None,
     fmt: str,
     output: Path | None,
     fail_on: str | None,
@@ -186,8 +195,11 @@ def findings(
     """What the detectors found, oldest window first, most severe first within a time.
 
     Columns: finding_id, detector_id, severity, score, principal_type, principal_id,
-    tenant_id, window_start, window_end, summary, evidence, est_cost_usd, suppressed,
-    suppressed_by. Suppressed findings are left out unless --include-suppressed. With
+    tenant_id, window_start, window_end, summary, evidence, est_cost_usd (the principal's
+    gateway requests in the window), provider_cost_usd (provider-side, for provider keys),
+    suppressed, suppressed_by, run_id, superseded_by. A re-run of a detector over a scope
+    supersedes its earlier findings there: they are left out unless --run names their run.
+    Suppressed findings are left out unless --include-suppressed. With
     --format ocsf each line is an OCSF Detection Finding (class_uid 2004). With --fail-on the
     exit status is 3 when an unsuppressed finding within the filters reaches that severity.
 
@@ -197,8 +209,12 @@ def findings(
       forensics findings --detector 'credential.*' --since 2026-01-01 --format jsonl
       forensics findings --format ocsf -o findings.ocsf.jsonl
       forensics findings --tenant acme-prod --fail-on high --format csv > acme.csv
+      forensics findings --run 3f9a0c1d2e4b5a6978877665544332211
     """
+    import dataclasses
+
     filters = _filters(severity, detectors, tenant, since, until, include_suppressed)
+    filters = dataclasses.replace(filters, run=run_id)
     _export(ctx, kind="findings", filters=filters, fmt=fmt, output=output, fail_on=fail_on)
 
 
@@ -237,3 +253,32 @@ def incidents(
         )
     filters = _filters(severity, detectors, tenant, since, until, False)
     _export(ctx, kind="incidents", filters=filters, fmt=fmt, output=output, fail_on=fail_on)
+
+
+@click.command()
+@_export_options
+@click.pass_context
+def runs(ctx: click.Context, fmt: str, output: Path | None, fail_on: str | None) -> None:
+    """Every detection run, newest first: when, which detectors with which parameters, over
+    which scope, and what it found (findings stored, of them still current).
+
+    A run supersedes the earlier findings of each detector it ran over its scope; those stay
+    in the case with their run (`forensics findings --run RUN_ID` shows them).
+
+    \b
+    Example:
+      forensics runs
+      forensics runs --format json
+    """
+
+    from forensics.case import db
+    from forensics.findings.export import RUNS_QUERY
+    from forensics.output import print_result
+
+    if fmt == "ocsf" or fail_on is not None:
+        raise UsageError("runs take --format table, csv, json, jsonl or parquet, and no --fail-on")
+    con = db.connect(ctx.obj["db"], read_only=True)
+    try:
+        print_result(con, RUNS_QUERY, fmt, output, noun="runs")
+    finally:
+        con.close()

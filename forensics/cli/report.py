@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from forensics.detect.model import Severity
+from forensics.case.severity import NAMES as SEVERITY_NAMES
+from forensics.case.severity import Severity
 from forensics.errors import UsageError
 
 _output = click.option(
@@ -80,9 +81,9 @@ def incident(
       forensics report incident --tenant tenant-acme --format md -o acme.md
     """
     from forensics.case import db
-    from forensics.findings.export import parse_time
     from forensics.report.incident import incident_report, pick_incident
     from forensics.report.render import render_incident
+    from forensics.times import parse_time
 
     start = parse_time(since, "--since")
     end = parse_time(until, "--until")
@@ -108,7 +109,7 @@ def incident(
 @_format
 @click.option(
     "--fail-on",
-    type=click.Choice([s.name for s in sorted(Severity)]),
+    type=click.Choice(SEVERITY_NAMES),
     help="Exit 3 when a finding of the period is at this severity or above (for cron).",
 )
 @click.pass_context
@@ -133,9 +134,9 @@ def weekly(
     """
     from forensics.case import db
     from forensics.errors import ExitCode
-    from forensics.findings.export import parse_time
     from forensics.report.render import render_weekly
     from forensics.report.weekly import latest_week, week_bounds, weekly_report
+    from forensics.times import parse_time
 
     start = parse_time(since, "--since")
     end = parse_time(until, "--until")

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from forensics.cli.options import connect, output_options
-from forensics.errors import ForensicsError
+from forensics.cli.options import output_options
 
 
 @click.command()
@@ -20,9 +19,11 @@ from forensics.errors import ForensicsError
 def sql(
     ctx: click.Context, query: str | None, query_file: Any, fmt: str, output: Path | None
 ) -> None:
-    """Run a read-only SQL query on the case (argument, -f FILE, or stdin).
+    """Run one read-only SQL statement on the case (argument, -f FILE, or stdin).
 
-    stdout carries only the result, so it can be piped; messages go to stderr.
+    One statement only: SELECT (or FROM, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN
+    SELECT); anything that writes or changes settings is refused. stdout carries only the
+    result, so it can be piped; messages go to stderr.
 
     \b
     Example:
@@ -30,10 +31,10 @@ def sql(
       forensics sql -f top_keys.sql --format csv > top_keys.csv
       echo "SELECT * FROM sources" | forensics sql --format jsonl
     """
-    import duckdb
 
+    from forensics.case.query import open_for_query, statement
     from forensics.errors import UsageError
-    from forensics.output import write_result
+    from forensics.output import print_result
 
     if query_file is not None:
         query = query_file.read()
@@ -41,12 +42,8 @@ def sql(
         if sys.stdin.isatty():
             raise UsageError("no query given", hint="pass it as an argument, -f FILE, or stdin")
         query = sys.stdin.read()
-    if not query or not query.strip():
-        raise UsageError("the query is empty")
-    con = connect(ctx, read_only=True)
+    con = open_for_query(ctx.obj["db"])
     try:
-        n = write_result(con, query, fmt, sys.stdout, output)
-    except duckdb.Error as e:
-        raise ForensicsError(str(e).splitlines()[0]) from e
-    if output is not None:
-        click.echo(f"{n} rows written to {output}", err=True)
+        print_result(con, statement(con, query or ""), fmt, output)
+    finally:
+        con.close()

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from forensics.detect.model import Severity
-from forensics.errors import ExitCode, UsageError
+from forensics.case.severity import NAMES as SEVERITY_NAMES
+from forensics.errors import ExitCode
 
 if TYPE_CHECKING:
     from forensics.evaluate import Evaluation
@@ -69,12 +69,9 @@ def synth(out: Path, days: int, tenants: int, seed: int, start: str, compress: s
       forensics --db world.duckdb evaluate world/labels.csv --min-recall 1 --max-false-positives 0
     """
     from forensics.synth import SynthConfig, synthesize
+    from forensics.times import coerce_time
 
-    try:
-        first = dt.datetime.fromisoformat(start)
-    except ValueError:
-        raise UsageError(f"--start {start!r} is not a date (YYYY-MM-DD)") from None
-    first = first if first.tzinfo else first.replace(tzinfo=dt.UTC)
+    first = coerce_time(start, "--start")
     suffix = {"none": "", "gzip": ".gz", "zstd": ".zst"}[compress]
     config = SynthConfig(days=days, tenants=tenants, seed=seed, start=first, compress=suffix)
     summary = synthesize(out, config)
@@ -99,7 +96,8 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def _table(result: Evaluation) -> None:
+def print_evaluation(result: Evaluation) -> None:
+    """The scores as a table on stdout, then each miss and false positive on a line."""
     from forensics.output import write_table
 
     rows = []
@@ -136,7 +134,7 @@ def _table(result: Evaluation) -> None:
 @click.option("--run", "run_id", metavar="RUN_ID", help="Score this run (default: the latest).")
 @click.option(
     "--min-severity",
-    type=click.Choice([s.name for s in sorted(Severity)]),
+    type=click.Choice(SEVERITY_NAMES),
     default="medium",
     show_default=True,
     help="Findings below this severity are never counted as false positives.",
@@ -240,7 +238,7 @@ def evaluate(
         }
         click.echo(json.dumps(doc, indent=2, default=_json_value))
     else:
-        _table(result)
+        print_evaluation(result)
     failures = _failures(result, min_recall, min_precision, max_false_positives, per_detector)
     for failure in failures:
         click.echo(f"below threshold: {failure}", err=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from forensics.errors import ForensicsError, UsageError
+from forensics.errors import UsageError
 
 # --by name -> (SQL expression over `usage u`, output column). Only these fixed fragments ever
 # reach the SQL text; every user value is a bound parameter.
@@ -152,13 +152,10 @@ def usage(
       forensics usage --by source --by project --by day --format csv > usage.csv
       forensics sql "SELECT * FROM usage_vs_gateway WHERE unexplained_tokens > 0"
     """
-    import sys
-
-    import duckdb
 
     from forensics.case import db
-    from forensics.findings.export import parse_time
-    from forensics.output import write_result
+    from forensics.output import print_result
+    from forensics.times import parse_time
 
     names = parse_by(by)
     start = parse_time(since, "--since")
@@ -168,10 +165,6 @@ def usage(
     query, params = usage_query(names, start, end)
     con = db.connect(ctx.obj["db"], read_only=True)
     try:
-        n = write_result(con, query, fmt, sys.stdout, output, params or None)
-    except duckdb.Error as e:
-        raise ForensicsError(str(e).splitlines()[0]) from e
+        print_result(con, query, fmt, output, params or None)
     finally:
         con.close()
-    if output is not None:
-        click.echo(f"{n} rows written to {output}", err=True)

@@ -26,52 +26,21 @@ from collections.abc import Iterable
 
 import duckdb
 
+from forensics import sql
+
 _SCOPE = (
     "($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts <= $until)"
     " AND ($tenant IS NULL OR tenant_id = $tenant)"
 )
 
-PRINCIPAL_HOURS = r"""
-SELECT
-    CASE WHEN credential_id IS NOT NULL THEN 'credential'
-         WHEN client_ip IS NOT NULL THEN 'ip' ELSE 'tenant' END AS principal_type,
-    coalesce(credential_id, client_ip, tenant_id) AS principal_id,
-    tenant_id,
-    time_bucket(INTERVAL 1 HOUR, ts) AS hour,
-    CASE WHEN endpoint IS NULL OR endpoint = 'other' THEN path ELSE endpoint END AS target,
-    endpoint,
-    model_family,
-    asn,
-    asn_category,
-    country,
-    lat,
-    lon,
-    CASE WHEN regexp_full_match(client_ip, '[0-9]{{1,3}}(\.[0-9]{{1,3}}){{3}}')
-         THEN regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24' END AS net24,
-    count(*) AS requests,
-    min(ts) AS first_ts,
-    max(ts) AS last_ts,
-    count(*) FILTER (WHERE stream) AS stream_requests,
-    count(*) FILTER (WHERE origin NOT IN ('', 'null')) AS origin_requests,
-    coalesce(sum(tool_calls), 0) AS tool_calls,
-    sum(est_cost_usd) AS est_cost_usd,
-    sum(output_tokens) AS output_tokens,
-    count(output_tokens) AS output_requests,
-    count(*) FILTER (WHERE error_type = 'content_filter') AS content_filter,
-    max(latency_ms) AS max_latency_ms
-FROM requests
-WHERE ts IS NOT NULL AND coalesce(credential_id, client_ip, tenant_id) IS NOT NULL AND {scope}
-GROUP BY ALL
-"""
-
-FEATURES = {"principal_hours": PRINCIPAL_HOURS}
+# Each feature's SELECT is forensics/sql/<name>.sql; the case stores it as a view
+# (forensics/case/principals.py installs it), a run materialises it scoped.
+FEATURES = ("principal_hours",)
 
 
-def install_views(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
-    """Store the unscoped views in the case (TEMP views on a read-only connection)."""
-    kind = "TEMP VIEW" if read_only else "VIEW"
-    for name, body in FEATURES.items():
-        con.execute(f"CREATE OR REPLACE {kind} {name} AS {body.format(scope='true')}")
+def scoped(name: str) -> str:
+    """The SELECT of feature `name`, restricted to the bound since / until / tenant."""
+    return sql.read(name).replace("/*scope*/ true", _SCOPE)
 
 
 def used_by(tables: Iterable[str]) -> list[str]:
@@ -94,7 +63,7 @@ def materialize(
         if temp_views:  # a read-only connection's TEMP view of the same name
             con.execute(f"DROP VIEW temp.{name}")
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS {FEATURES[name].format(scope=_SCOPE)}",
+            f"CREATE OR REPLACE TEMP TABLE {name} AS {scoped(name)}",
             scope,
         )
 

@@ -4,9 +4,16 @@ A case is built like real evidence: its `events` are written to a file of the ca
 and loaded with `ingest_file` (same parsing, fingerprinting and normalisation as a real log),
 its `usage` records (provider usage export pages) to a file of its `usage_format`, its
 `revocations`, `retired_keys`, `allowlist` and `known_keys` rows are written as the CSV files a
-user would bring, then the detector's SELECT runs with the case's parameters. An event, usage
-record or reference row that the ingest quarantines fails the case: a quiet case must not pass
-because its events never loaded.
+user would bring, then the detector runs through the same runner as `forensics detect`
+(normalisation, severity bounds, allowlist suppression, a stored run) with the case's parameters.
+An event, usage record or reference row that the ingest quarantines fails the case: a quiet case
+must not pass because its events never loaded.
+
+What a case expects, counted on the findings the run stored:
+  fire         at least one finding that no allowlist row suppressed
+  quiet        no finding at all
+  suppressed   at least one finding, and every one suppressed by an allowlist row
+  rows: N      exactly N findings, suppressed or not
 """
 
 from __future__ import annotations
@@ -25,12 +32,12 @@ import duckdb
 
 from forensics.case import db
 from forensics.case.fingerprints import redact
-from forensics.detect import features
 from forensics.detect.model import STANDARD_PARAMS, Detector, DetectorTest
-from forensics.detect.params import bind, run_sql
-from forensics.errors import ForensicsError
+from forensics.detect.runner import run_detectors
+from forensics.errors import ForensicsError, UsageError, describe_duckdb_error
 from forensics.ingest.formats import FORMATS
 from forensics.ingest.pipeline import ingest_file
+from forensics.times import coerce_time
 
 REVOCATION_COLUMNS = ("credential_id", "revoked_at")
 RETIRED_KEY_COLUMNS = ("issuer", "key_id", "retired_at", "reason")
@@ -152,31 +159,28 @@ def _instant(name: str, value: Any) -> dt.datetime | None:
     """A `since` / `until` test parameter (YAML timestamp or ISO 8601 text; naive = UTC)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise CaseFailure(f"params.{name} {value!r} is not an ISO 8601 time") from None
-    if not isinstance(value, dt.datetime):
-        raise CaseFailure(f"params.{name} must be a time, not {type(value).__name__}")
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        return coerce_time(value, f"params.{name}")
+    except UsageError as e:
+        raise CaseFailure(str(e)) from None
 
 
-def case_params(detector: Detector, case: DetectorTest) -> dict[str, Any]:
-    """The values bound for a case: defaults, its overrides, and its since / until / tenant."""
+def case_scope(
+    case: DetectorTest,
+) -> tuple[dict[str, Any], dt.datetime | None, dt.datetime | None, str | None]:
+    """A case's parameter overrides and its since / until / tenant filters."""
     given = dict(case.params)
     tenant = given.pop("tenant", None)
-    return bind(
-        detector,
+    return (
         {k: v for k, v in given.items() if k not in STANDARD_PARAMS},
-        since=_instant("since", given.get("since")),
-        until=_instant("until", given.get("until")),
-        tenant=None if tenant is None else str(tenant),
+        _instant("since", given.get("since")),
+        _instant("until", given.get("until")),
+        None if tenant is None else str(tenant),
     )
 
 
 def evaluate(detector: Detector, case: DetectorTest, workdir: Path) -> list[dict[str, Any]]:
-    """Build a fresh case from the test's inputs and return the detector's rows.
+    """Build a fresh case from the test's inputs, run the detector, return its findings.
 
     The case's files live in `workdir` while it runs and are removed afterwards.
     """
@@ -205,9 +209,28 @@ def evaluate(detector: Detector, case: DetectorTest, workdir: Path) -> list[dict
             if given:
                 _write_csv(inputs[kind], f"{kind} row", columns, given)
                 _load(con, inputs[kind], fmt, f"{kind} row", 2)
-        params = case_params(detector, case)
-        features.materialize(con, features.used_by(detector.tables), params)
-        return run_sql(con, detector, params)
+        overrides, since, until, tenant = case_scope(case)
+        run = run_detectors(
+            con,
+            [detector],
+            overrides={detector.id: overrides},
+            since=since,
+            until=until,
+            tenant=tenant,
+        )
+        if detector.id in run.errors:
+            raise CaseFailure(run.errors[detector.id])
+        cursor = con.execute(
+            "SELECT f.*, coalesce((SELECT list(request_id ORDER BY request_id)"
+            " FROM finding_requests r WHERE r.finding_id = f.finding_id), []) AS sample_request_ids"
+            " FROM findings f WHERE f.run_id = $run ORDER BY f.window_start, f.finding_id",
+            {"run": run.run_id},
+        )
+        names = [d[0] for d in cursor.description or []]
+        found = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        for finding in found:
+            finding["evidence"] = json.loads(finding["evidence"])
+        return found
     finally:
         con.close()
         for path in (database, database.with_name(database.name + ".wal"), *inputs.values()):
@@ -216,7 +239,10 @@ def evaluate(detector: Detector, case: DetectorTest, workdir: Path) -> list[dict
 
 def _verdict(case: DetectorTest, found: list[dict[str, Any]]) -> tuple[bool, str]:
     n = len(found)
+    hidden = sum(1 for f in found if f.get("suppressed"))
     got = f"{n} row" + ("" if n == 1 else "s")
+    if hidden:
+        got += f", {hidden} suppressed"
     if n:
         first = found[0]
         got += f" (first: {first.get('principal_id')}: {first.get('summary')})"
@@ -225,16 +251,26 @@ def _verdict(case: DetectorTest, found: list[dict[str, Any]]) -> tuple[bool, str
             return True, f"{got}, as expected"
         return False, f"expected {case.rows} rows, got {got}"
     if case.expect == "fire":
-        return (True, f"fired: {got}") if n else (False, "expected fire, got 0 rows")
+        if n - hidden:
+            return True, f"fired: {got}"
+        return False, f"expected fire, got {got}" if n else "expected fire, got 0 rows"
     if case.expect == "quiet":
         return (True, "quiet: 0 rows") if not n else (False, f"expected quiet, got {got}")
-    raise CaseFailure(f"expect must be fire or quiet (or give rows: N), not {case.expect!r}")
+    if case.expect == "suppressed":
+        if n and hidden == n:
+            return True, f"suppressed: {got}"
+        return False, f"expected every finding suppressed, got {got}"
+    raise CaseFailure(
+        f"expect must be fire, quiet or suppressed (or give rows: N), not {case.expect!r}"
+    )
 
 
 def _one_line(error: Exception) -> str:
+    if isinstance(error, duckdb.Error):
+        return redact(describe_duckdb_error(error))
     text = str(error).strip()
     first = text.splitlines()[0] if text else ""
-    if isinstance(error, ForensicsError | duckdb.Error | CaseFailure) and first:
+    if isinstance(error, ForensicsError | CaseFailure) and first:
         return redact(first)
     return redact(f"{type(error).__name__}: {first}" if first else type(error).__name__)
 

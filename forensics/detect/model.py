@@ -1,30 +1,20 @@
 """Detectors as data: the frozen `Detector` parsed from a `.sql` + `.yml` pair.
 
 Loading and validation (discovery in `queries/` and `--rules` folders, every problem as
-`path:line: message`) live in `forensics.detect.load`.
+`path:line: message`) live in `forensics.detect.load`; binding the SQL against an empty case
+lives in `forensics.detect.check`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from forensics.case.severity import Severity
 
-class Severity(IntEnum):
-    """Ordered severities; the value is OCSF's severity_id."""
-
-    info = 1
-    low = 2
-    medium = 3
-    high = 4
-    critical = 5
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        return cls[text.strip().lower()]
+__all__ = ["Detector", "DetectorTest", "Param", "Problem", "Severity"]
 
 
 PRINCIPAL_TYPES = ("tenant", "credential", "user", "ip", "asn", "cidr", "provider_key")

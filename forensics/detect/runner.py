@@ -3,13 +3,19 @@
 A run has two phases.
 
 1. Evaluate: each detector's SELECT runs on its own, outside any transaction, with its
-   parameters bound, into the temp table `_run_new` (normalised to the findings columns). DuckDB
-   aborts a whole transaction on the first error, so this is what lets one broken detector fail
-   alone: its error is recorded and the others still run. Nothing in the case changes here.
-2. Write: one transaction inserts the `runs` row, replaces the findings with the same ids (and
-   their `finding_requests`), marks allowlisted findings suppressed, rebuilds `incidents` and
-   closes the run. A crash leaves the whole run or none of it.
+   parameters bound, into the temp table `_run_new` (normalised to the findings columns by
+   forensics/sql/normalise_findings.sql). DuckDB aborts a whole transaction on the first error,
+   so this is what lets one broken detector fail alone: its error is recorded and the others
+   still run. Nothing in the case changes here.
+2. Write: one transaction inserts the `runs` row and one `run_detectors` row per detector (the
+   version's title, description, runbook, severity rules, parameters and SQL as they ran, which
+   reports and exports read instead of queries/ on disk), stores the findings with their costs
+   and suppression (forensics/sql/store_findings.sql), marks the earlier findings of every
+   detector that ran over the same scope superseded by this run, rebuilds `incidents` and closes
+   the run. A crash leaves the whole run or none of it.
 
+Every run's findings are its own (the finding id hashes the run too); superseded findings stay
+queryable with their run and are not counted by `findings`, `incidents` or the reports.
 All work on findings is set-based SQL; Python loops only over detectors.
 """
 
@@ -25,16 +31,17 @@ from typing import Any
 
 import duckdb
 
-from forensics import __version__
+from forensics import sql
+from forensics._version import __version__
 from forensics.case.fingerprints import redact
+from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.detect import features
 from forensics.detect.incidents import DEFAULT_GAP, build_incidents
-from forensics.detect.model import Detector, Severity
+from forensics.detect.model import Detector
 from forensics.detect.params import CONTRACT_COLUMNS, bind
-from forensics.errors import UsageError
+from forensics.errors import UsageError, describe_duckdb_error
 
 MAX_REQUESTS_PER_FINDING = 50
-SEVERITY_NAMES = [s.name for s in sorted(Severity)]  # list index (1-based) = Severity value
 
 ProgressCallback = Callable[[str, float, int, str | None], None]
 """Called after each detector: (detector id, seconds, findings, error message or None)."""
@@ -44,12 +51,7 @@ _NEW_COLUMNS = """
     finding_id VARCHAR, detector_id VARCHAR, detector_version VARCHAR, severity VARCHAR,
     score DOUBLE, principal_type VARCHAR, principal_id VARCHAR, tenant_id VARCHAR,
     window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, summary VARCHAR, evidence JSON,
-    est_cost_usd DOUBLE, sample_request_ids VARCHAR[]"""
-_FINDING_COLUMNS = (
-    "finding_id, detector_id, detector_version, run_id, severity, score, principal_type,"
-    " principal_id, tenant_id, window_start, window_end, summary, evidence, est_cost_usd,"
-    " suppressed, suppressed_by"
-)
+    claimed_cost_usd DOUBLE, sample_request_ids VARCHAR[]"""
 
 
 @dataclass
@@ -63,6 +65,19 @@ class RunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     features_seconds: float = 0.0  # building the shared features the detectors read
+    superseded: int = 0  # earlier findings this run superseded
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a run reads: requests from `since` to `until` (None: unbounded), of one tenant."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    tenant: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"since": self.since, "until": self.until, "tenant": self.tenant}
 
 
 class _DetectorFailure(Exception):
@@ -90,28 +105,25 @@ def run_detectors(
     if repeated:
         raise UsageError(f"detector given more than once: {', '.join(repeated)}")
     overrides = overrides or {}
+    scope = Scope(since, until, tenant)
     result = RunResult(run_id=uuid.uuid4().hex)
     started = dt.datetime.now(dt.UTC)
-    versions: dict[str, str] = {}
     bound: dict[str, dict[str, Any]] = {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} ({_NEW_COLUMNS})")
     shared = features.used_by(t for d in detectors for t in d.tables)
     try:
         clock = time.monotonic()
-        features.materialize(con, shared, {"since": since, "until": until, "tenant": tenant})
+        features.materialize(con, shared, scope.params())
         result.features_seconds = time.monotonic() - clock
         for detector in detectors:
             clock = time.monotonic()
             rows, error = 0, None
             try:
-                versions[detector.id] = detector.version
-                params = bind(
-                    detector, overrides.get(detector.id), since=since, until=until, tenant=tenant
-                )
+                params = bind(detector, overrides.get(detector.id), **scope.params())
                 bound[detector.id] = params
-                rows = _evaluate(con, detector, versions[detector.id], params)
+                rows = _evaluate(con, detector, result.run_id, params)
             except duckdb.Error as e:
-                error = f"{detector.sql_path}: {_first_line(e)}"
+                error = describe_duckdb_error(e, str(detector.sql_path))
             except OSError as e:
                 error = f"{e.filename or detector.sql_path}: {e.strerror or e}"
             except _DetectorFailure as e:
@@ -124,7 +136,7 @@ def run_detectors(
             if progress is not None:
                 progress(detector.id, seconds, rows, error)
         result.status = "errors" if result.errors else "ok"
-        _write(con, result, started, versions, bound, since, until, tenant, incident_gap)
+        _write(con, result, started, detectors, bound, scope, incident_gap)
         for detector_id, total, hidden in con.execute(
             "SELECT detector_id, count(*), count(*) FILTER (WHERE suppressed) FROM findings"
             " WHERE run_id = $run GROUP BY detector_id",
@@ -142,18 +154,13 @@ def run_detectors(
     return result
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 def _evaluate(
-    con: duckdb.DuckDBPyConnection, detector: Detector, version: str, params: dict[str, Any]
+    con: duckdb.DuckDBPyConnection, detector: Detector, run_id: str, params: dict[str, Any]
 ) -> int:
     """Run one detector and append its normalised findings to `_run_new`.
 
     The SELECT is bound once to learn its column types (DESCRIBE), then runs inside the one
-    INSERT that normalises its rows: no intermediate table per detector.
+    INSERT that normalises its rows (forensics/sql/normalise_findings.sql).
     """
     statements = con.extract_statements(detector.sql)
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
@@ -170,8 +177,9 @@ def _evaluate(
         )
     names = "[" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + "]"
     values: dict[str, Any] = {
+        "_run_id": run_id,
         "_run_detector_id": detector.id,
-        "_run_version": version,
+        "_run_version": detector.version,
         "_run_principal_type": detector.principal_type,
         "_run_severity": detector.severity.name,
     }
@@ -194,46 +202,15 @@ def _evaluate(
     else:
         evidence = "to_json(evidence)"
     cost = "CAST(est_cost_usd AS DOUBLE)" if "est_cost_usd" in types else "CAST(NULL AS DOUBLE)"
-    inserted = con.execute(
-        f"""
-        INSERT INTO {_NEW}
-        SELECT finding_id, $_run_detector_id, $_run_version, severity, score, principal_type,
-               principal_id, tenant_id, window_start, window_end, summary, evidence,
-               est_cost_usd, sample_request_ids
-        FROM (
-            SELECT *, left(sha256(concat_ws('|', $_run_detector_id, coalesce(principal_type, ''),
-                       coalesce(principal_id, ''), {_iso("window_start")}, {_iso("window_end")})),
-                       32) AS finding_id
-            FROM (
-                SELECT coalesce(CAST(principal_type AS VARCHAR), $_run_principal_type)
-                           AS principal_type,
-                       CAST(principal_id AS VARCHAR) AS principal_id,
-                       CAST(tenant_id AS VARCHAR) AS tenant_id,
-                       CAST(window_start AS TIMESTAMPTZ) AS window_start,
-                       CAST(window_end AS TIMESTAMPTZ) AS window_end,
-                       least(100, greatest(0, CAST(score AS DOUBLE))) AS score,
-                       CAST(summary AS VARCHAR) AS summary,
-                       {evidence} AS evidence,
-                       {cost} AS est_cost_usd,
-                       {severity} AS severity,
-                       coalesce(CAST(sample_request_ids AS VARCHAR[]), []) AS sample_request_ids
-                FROM (
-{query}
-                )
-            )
-        )
-        -- two rows for one principal and window are one finding: keep the highest score
-        QUALIFY row_number() OVER (
-            PARTITION BY finding_id ORDER BY score DESC NULLS LAST, summary) = 1
-        """,
-        {**params, **values},
-    ).fetchall()
+    statement = (
+        sql.read("normalise_findings")
+        .replace("/*evidence*/", evidence)
+        .replace("/*cost*/", cost)
+        .replace("/*severity*/", severity)
+        .replace("/*query*/", query)
+    )
+    inserted = con.execute(statement, {**params, **values}).fetchall()
     return int(inserted[0][0])
-
-
-def _iso(column: str) -> str:
-    """SQL: a TIMESTAMPTZ column as an ISO 8601 UTC string with microseconds ('' when NULL)."""
-    return f"coalesce(strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%fZ'), '')"
 
 
 def _json_default(value: Any) -> str:
@@ -247,54 +224,56 @@ def _write(
     con: duckdb.DuckDBPyConnection,
     result: RunResult,
     started: dt.datetime,
-    versions: dict[str, str],
+    detectors: list[Detector],
     bound: dict[str, dict[str, Any]],
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    tenant: str | None,
+    scope: Scope,
     incident_gap: str | dt.timedelta,
 ) -> None:
     """Phase 2: everything the run stores, in one transaction."""
-    params = {"filters": {"since": since, "until": until, "tenant": tenant}, "detectors": bound}
+    run = {"run": result.run_id}
+    versions = {d.id: d.version for d in detectors}
+    params = {"filters": scope.params(), "detectors": bound}
     con.execute("BEGIN")
     try:
         con.execute(
             "INSERT INTO runs (run_id, started_at, tool_version, detectors, params, sources,"
-            " status) SELECT $run, $started, $tool, $detectors, $params,"
+            " status, since, until, tenant) SELECT $run, $started, $tool, $detectors, $params,"
             " coalesce((SELECT to_json(list({'source_id': source_id, 'sha256': sha256}"
-            " ORDER BY source_id)) FROM sources), '[]'), 'running'",
+            " ORDER BY source_id)) FROM sources), '[]'), 'running', $since, $until, $tenant",
             {
-                "run": result.run_id,
+                **run,
+                **scope.params(),
                 "started": started,
                 "tool": __version__,
                 "detectors": json.dumps(versions, sort_keys=True),
                 "params": json.dumps(params, sort_keys=True, default=_json_default),
             },
         )
+        _store_detectors(con, result, detectors, bound)
         con.execute(
-            f"DELETE FROM finding_requests WHERE finding_id IN (SELECT finding_id FROM {_NEW})"
-        )
-        con.execute(f"DELETE FROM findings WHERE finding_id IN (SELECT finding_id FROM {_NEW})")
-        con.execute(
-            f"INSERT INTO findings ({_FINDING_COLUMNS})"
-            " SELECT n.finding_id, n.detector_id, n.detector_version, $run, n.severity, n.score,"
-            " n.principal_type, n.principal_id, n.tenant_id, n.window_start, n.window_end,"
-            " n.summary, n.evidence, n.est_cost_usd, m.finding_id IS NOT NULL, m.suppressed_by"
-            f" FROM {_NEW} n LEFT JOIN ({SUPPRESSION_SQL}) m USING (finding_id)",
-            {"run": result.run_id},
+            sql.read("store_findings").replace("/*suppression*/", sql.read("suppression")),
+            {**run, "max_samples": MAX_REQUESTS_PER_FINDING},
         )
         con.execute(
             "INSERT INTO finding_requests (finding_id, request_id)"
             " SELECT DISTINCT finding_id, request_id FROM (SELECT finding_id,"
-            f" unnest(sample_request_ids[1:{MAX_REQUESTS_PER_FINDING}]) AS request_id"
-            f" FROM {_NEW}) WHERE request_id IS NOT NULL"
+            " unnest(sample_request_ids[1:$max_samples]) AS request_id"
+            f" FROM {_NEW}) WHERE request_id IS NOT NULL",
+            {"max_samples": MAX_REQUESTS_PER_FINDING},
+        )
+        result.superseded = _supersede(con, result, detectors, scope)
+        con.execute(
+            "UPDATE run_detectors SET findings = n FROM (SELECT detector_id, count(*) AS n"
+            " FROM findings WHERE run_id = $run GROUP BY ALL) c"
+            " WHERE run_detectors.run_id = $run AND run_detectors.detector_id = c.detector_id",
+            run,
         )
         build_incidents(con, incident_gap)
         con.execute(
             "UPDATE runs SET finished_at = $finished, status = $status, errors = $errors"
             " WHERE run_id = $run",
             {
-                "run": result.run_id,
+                **run,
                 "finished": dt.datetime.now(dt.UTC),
                 "status": result.status,
                 "errors": json.dumps(result.errors, sort_keys=True),
@@ -306,87 +285,51 @@ def _write(
         raise
 
 
-def _cidr_bits(text: str) -> str:
-    """SQL: prefix length of a CIDR (or 128 for a bare address) in IPv4-mapped-IPv6 terms."""
-    address = f"split_part({text}, '/', 1)"
-    v4 = f"regexp_full_match({address}, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}')"
-    return (
-        f"CASE WHEN NOT contains({text}, '/') THEN 128"
-        f" ELSE TRY_CAST(split_part({text}, '/', 2) AS INTEGER) + CASE WHEN {v4} THEN 96 ELSE 0"
-        " END END"
+def _store_detectors(
+    con: duckdb.DuckDBPyConnection,
+    result: RunResult,
+    detectors: list[Detector],
+    bound: dict[str, dict[str, Any]],
+) -> None:
+    """One `run_detectors` row per detector: the version as it ran, so the run describes itself."""
+    con.executemany(
+        "INSERT INTO run_detectors (run_id, detector_id, version, title, description, runbook,"
+        " severity, severity_bounds, principal_type, params, sql, status, error, seconds,"
+        " findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        [
+            [
+                result.run_id,
+                d.id,
+                d.version,
+                d.title,
+                d.description,
+                d.runbook,
+                d.severity.name,
+                [b.name for b in d.severity_bounds] if d.severity_bounds else None,
+                d.principal_type,
+                json.dumps(bound.get(d.id, {}), sort_keys=True, default=_json_default),
+                d.sql,
+                "failed" if d.id in result.errors else "ok",
+                result.errors.get(d.id),
+                result.seconds.get(d.id),
+            ]
+            for d in detectors
+        ],
     )
 
 
-def _top_bits(number: str, bits: str) -> str:
-    """SQL: the top `bits` bits of a 128-bit address number."""
-    return f"({number} >> CAST(128 - {bits} AS UHUGEINT))"
-
-
-_INSIDE_CIDR = (
-    # finding address/prefix f_net/f_bits lies inside allowlist block a_net/a_bits
-    "a_bits BETWEEN 0 AND 128 AND f_bits BETWEEN a_bits AND 128"
-    f" AND (a_bits = 0 OR {_top_bits('f_net', 'a_bits')} = {_top_bits('a_net', 'a_bits')})"
-)
-
-SUPPRESSION_SQL = f"""
-    WITH allow AS (
-        SELECT kind, value, coalesce(detectors, []) AS detectors, source_id, line_no,
-               'allowlist ' || coalesce(CAST(source_id AS VARCHAR), '?') || ':'
-                   || coalesce(CAST(line_no AS VARCHAR), '?') || ' ' || kind || '=' || value
-                   || ': ' || coalesce(reason, '') AS label
-        FROM allowlist
-        WHERE expires IS NULL OR expires > now()
-    ),
-    nets AS (
-        SELECT *, ip_num(split_part(value, '/', 1)) AS a_net, {_cidr_bits("value")} AS a_bits
-        FROM allow WHERE kind = 'cidr'
-    ),
-    addressed AS (
-        SELECT finding_id, detector_id, ip_num(split_part(principal_id, '/', 1)) AS f_net,
-               {_cidr_bits("principal_id")} AS f_bits
-        FROM {_NEW} WHERE principal_type IN ('ip', 'cidr')
-    ),
-    agents AS (
-        SELECT DISTINCT s.finding_id, s.detector_id, r.user_agent
-        FROM (SELECT finding_id, detector_id,
-                     unnest(sample_request_ids[1:{MAX_REQUESTS_PER_FINDING}]) AS request_id
-              FROM {_NEW}) s
-        JOIN requests r USING (request_id)
-        WHERE r.user_agent IS NOT NULL
-    ),
-    hits AS (
-        SELECT n.finding_id, n.detector_id, a.* FROM {_NEW} n
-        JOIN allow a ON a.kind = 'tenant' AND a.value = n.tenant_id
-        UNION ALL
-        SELECT n.finding_id, n.detector_id, a.* FROM {_NEW} n
-        JOIN allow a ON a.kind = 'tenant' AND n.principal_type = 'tenant'
-            AND a.value = n.principal_id
-        UNION ALL
-        SELECT n.finding_id, n.detector_id, a.* FROM {_NEW} n
-        JOIN allow a ON a.kind = 'credential' AND n.principal_type = 'credential'
-            AND a.value = n.principal_id
-        UNION ALL
-        SELECT n.finding_id, n.detector_id, a.* FROM {_NEW} n
-        JOIN allow a ON a.kind = 'asn' AND n.principal_type = 'asn'
-            AND a.value = regexp_replace(upper(n.principal_id), '^AS', '')
-        UNION ALL
-        SELECT n.finding_id, n.detector_id, a.* FROM {_NEW} n
-        JOIN allow a ON a.kind = 'ip' AND n.principal_type = 'ip'
-            AND (ip_num(a.value) = ip_num(n.principal_id) OR a.value = lower(n.principal_id))
-        UNION ALL
-        SELECT f.finding_id, f.detector_id, a.* EXCLUDE (a_net, a_bits) FROM addressed f
-        JOIN nets a ON {_INSIDE_CIDR}
-        UNION ALL
-        SELECT u.finding_id, u.detector_id, a.* FROM agents u
-        JOIN allow a ON a.kind = 'user_agent' AND contains(u.user_agent, a.value)
-    )
-    SELECT finding_id, first(label ORDER BY source_id, line_no, kind, value) AS suppressed_by
-    FROM hits
-    WHERE len(detectors) = 0
-       OR EXISTS (SELECT 1 FROM unnest(detectors) AS g(pattern) WHERE detector_id GLOB g.pattern)
-    GROUP BY finding_id
-"""
-"""SQL: (finding_id, suppressed_by) for each finding of `_run_new` an allowlist row applies
-to: not expired, its detector globs (none = all) match, and its kind matches the finding. The
-first matching row by file and line is named, as `allowlist <source>:<line> <kind>=<value>:
-<reason>`."""
+def _supersede(
+    con: duckdb.DuckDBPyConnection, result: RunResult, detectors: list[Detector], scope: Scope
+) -> int:
+    """Mark the earlier current findings of each detector that ran (not failed) superseded
+    when their window lies inside this run's scope, whatever the parameters were."""
+    ran = [d.id for d in detectors if d.id not in result.errors]
+    rows = con.execute(
+        "UPDATE findings SET superseded_by = $run"
+        " WHERE superseded_by IS NULL AND run_id <> $run AND list_contains($ran, detector_id)"
+        " AND ($since IS NULL OR window_start >= $since)"
+        " AND ($until IS NULL OR window_end <= $until)"
+        " AND ($tenant IS NULL OR tenant_id = $tenant)",
+        {"run": result.run_id, "ran": ran, **scope.params()},
+    ).fetchall()
+    return int(rows[0][0])

@@ -13,8 +13,7 @@ from typing import Any
 
 import duckdb
 
-from forensics.detect.model import Severity
-from forensics.errors import UsageError
+from forensics.case.severity import Severity
 
 # The output contract of `forensics findings` (every format but ocsf).
 FINDING_COLUMNS = (
@@ -30,8 +29,11 @@ FINDING_COLUMNS = (
     "summary",
     "evidence",
     "est_cost_usd",
+    "provider_cost_usd",
     "suppressed",
     "suppressed_by",
+    "run_id",
+    "superseded_by",
 )
 
 INCIDENT_COLUMNS = (
@@ -46,15 +48,24 @@ INCIDENT_COLUMNS = (
     "detectors",
     "finding_ids",
     "est_cost_usd",
+    "provider_cost_usd",
 )
 
-SEVERITY_NAMES = tuple(s.name for s in Severity)
 
-
-def severity_rank_sql(column: str = "severity") -> str:
-    """SQL for the rank of a severity column (info=1 .. critical=5, NULL when unknown)."""
-    whens = " ".join(f"WHEN '{s.name}' THEN {int(s)}" for s in Severity)
-    return f"(CASE lower(trim({column})) {whens} END)"
+# `forensics runs`: one row per run, newest first. `params` holds each detector's bound values.
+RUNS_QUERY = """
+SELECT r.run_id, r.started_at, r.finished_at, r.status,
+       r.since, r.until, r.tenant,
+       (SELECT list(d.detector_id ORDER BY d.detector_id) FROM run_detectors d
+        WHERE d.run_id = r.run_id) AS detectors,
+       (SELECT count(*) FROM findings f WHERE f.run_id = r.run_id) AS findings,
+       (SELECT count(*) FROM findings f
+        WHERE f.run_id = r.run_id AND f.superseded_by IS NULL) AS current,
+       json_extract(r.params, '$.detectors') AS params,
+       r.errors
+FROM runs r
+ORDER BY r.started_at DESC, r.run_id
+"""
 
 
 @dataclass(frozen=True)
@@ -67,22 +78,7 @@ class Filters:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     include_suppressed: bool = False
-
-
-def parse_time(text: str | None, option: str = "time") -> dt.datetime | None:
-    """An ISO 8601 date or date-time (`Z` allowed); without an offset it is UTC."""
-    if text is None or not text.strip():
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"{option}: {text!r} is not an ISO 8601 date or time",
-            hint="e.g. 2026-01-01 or 2026-01-01T08:00:00Z",
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value
+    run: str | None = None  # one run's findings, superseded ones too (default: current findings)
 
 
 def _where(
@@ -97,8 +93,8 @@ def _where(
     conds: list[str] = []
     params: dict[str, Any] = {}
     if min_severity is not None:
-        conds.append(f"{severity_rank_sql()} >= $min_rank")
-        params["min_rank"] = int(min_severity)
+        conds.append("severity >= CAST($min_severity AS severity)")  # the case's ordered ENUM
+        params["min_severity"] = min_severity.name
     if filters.detectors:
         conds.append(detector_match)
         params["globs"] = list(filters.detectors)
@@ -127,7 +123,7 @@ _INCIDENT_GLOB = (
 def _finding_where(
     filters: Filters, min_severity: Severity | None, *, unsuppressed_only: bool
 ) -> tuple[str, dict[str, Any]]:
-    return _where(
+    where, params = _where(
         filters,
         start="window_start",
         end="window_end",
@@ -135,6 +131,13 @@ def _finding_where(
         suppressed=unsuppressed_only or not filters.include_suppressed,
         min_severity=min_severity,
     )
+    # a run's own findings when asked for, else the current ones (no later run superseded them)
+    if filters.run is not None:
+        cond, params["run"] = "run_id = $run", filters.run
+    else:
+        cond = "superseded_by IS NULL"
+    where = f"{where} AND {cond}" if where else f"WHERE {cond}"
+    return where, params
 
 
 def _incident_where(filters: Filters, min_severity: Severity | None) -> tuple[str, dict[str, Any]]:
@@ -154,7 +157,7 @@ def findings_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     where, params = _finding_where(filters, filters.min_severity, unsuppressed_only=False)
     sql = (
         f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings {where}"
-        f" ORDER BY window_start, {severity_rank_sql()} DESC NULLS LAST, finding_id"
+        " ORDER BY window_start, severity DESC NULLS LAST, finding_id"
     )
     return sql, params
 
@@ -166,7 +169,7 @@ def findings_ocsf_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     sql = (
         f"SELECT {cols}, coalesce(r.finished_at, r.started_at) AS run_time"
         f" FROM (SELECT * FROM findings {where}) f LEFT JOIN runs r ON r.run_id = f.run_id"
-        f" ORDER BY f.window_start, {severity_rank_sql('f.severity')} DESC NULLS LAST,"
+        " ORDER BY f.window_start, f.severity DESC NULLS LAST,"
         " f.finding_id"
     )
     return sql, params
@@ -177,7 +180,7 @@ def incidents_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     where, params = _incident_where(filters, filters.min_severity)
     sql = (
         f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents {where}"
-        f" ORDER BY first_seen, {severity_rank_sql()} DESC NULLS LAST, incident_id"
+        " ORDER BY first_seen, severity DESC NULLS LAST, incident_id"
     )
     return sql, params
 

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from forensics.detect.model import Severity
+from forensics.case.severity import Severity
 
 OCSF_VERSION = "1.5.0"
 PRODUCT_NAME = "forensics"

@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forensics import __version__
+from forensics._version import __version__
 from forensics.case.fingerprints import redact
-from forensics.errors import ForensicsError, InputError
+from forensics.errors import ForensicsError, InputError, describe_duckdb_error
 from forensics.ingest import canonical, reader
 from forensics.ingest.base import Adapter, Counts, Format, Options, quarantine_rows
 from forensics.ingest.formats import FORMATS, detect_format
@@ -371,6 +371,6 @@ def ingest_paths(
         except ForensicsError as e:
             results.append(FileResult(str(path), fmt, "failed", message=redact(str(e))))
         except duckdb.Error as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            results.append(FileResult(str(path), fmt, "failed", message=redact(f"{path}: {first}")))
+            message = redact(describe_duckdb_error(e, str(path)))
+            results.append(FileResult(str(path), fmt, "failed", message=message))
     return results

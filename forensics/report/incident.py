@@ -18,26 +18,14 @@ from typing import Any
 
 import duckdb
 
-from forensics import __version__
-from forensics.detect.load import default_dirs, load_detectors
-from forensics.detect.model import Severity
+from forensics._version import __version__
 from forensics.errors import ForensicsError, UsageError
 
 Row = dict[str, Any]
 
-# SQL list literal of the severities, worst first (list_position orders by it)
-WORST_FIRST = "[" + ", ".join(f"'{s.name}'" for s in sorted(Severity, reverse=True)) + "]"
-
-# principal type -> SQL condition on `requests r` selecting the principal's requests
-_PRINCIPAL_REQUESTS = {
-    "tenant": "r.tenant_id = $pid",
-    "credential": "r.credential_id = $pid",
-    "user": "r.user_id = $pid",
-    "ip": "r.credential_id IS NULL AND r.client_ip = $pid",  # as the detectors judge an IP
-    "asn": "CAST(r.asn AS VARCHAR) = $pid",
-    "cidr": "regexp_extract(r.client_ip, '^([0-9]+\\.[0-9]+\\.[0-9]+)\\.', 1) || '.0/24' = $pid",
-    "provider_key": "false",
-}
+# The principal's requests: the case's one definition (forensics/sql/request_principals.sql),
+# read as `r` by every query below.
+PRINCIPAL = "principal_requests($ptype, $pid) r"
 
 # detector id -> what to do about it (the report ties each action to its finding)
 ACTIONS = {
@@ -146,7 +134,7 @@ def case_id(con: duckdb.DuckDBPyConnection) -> str:
     return hashlib.sha256(("case|" + (salt[0][0] if salt else "")).encode()).hexdigest()[:12]
 
 
-def _token_bucket(con: duckdb.DuckDBPyConnection, cond: str, params: dict[str, Any]) -> Row | None:
+def _token_bucket(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Row | None:
     """A token bucket fitted to the principal's traffic before the incident: the rate is the
     99th percentile of its tokens per minute, the burst its busiest minute."""
     rows = query_rows(
@@ -155,8 +143,8 @@ def _token_bucket(con: duckdb.DuckDBPyConnection, cond: str, params: dict[str, A
         SELECT count(*) AS minutes, quantile_cont(tokens, 0.99) AS rate, max(tokens) AS burst
         FROM (SELECT time_bucket(INTERVAL 1 MINUTE, r.ts) AS m,
                      sum(coalesce(r.input_tokens, 0) + coalesce(r.output_tokens, 0)) AS tokens
-              FROM requests r
-              WHERE {cond} AND r.ts < $start
+              FROM {PRINCIPAL}
+              WHERE r.ts < $start
               GROUP BY m)
         """,
         params,
@@ -180,12 +168,11 @@ def incident_report(
 ) -> IncidentReport:
     """Gather the data of one incident (see the module docstring)."""
     ptype, pid = str(incident["principal_type"]), str(incident["principal_id"])
-    cond = _PRINCIPAL_REQUESTS.get(ptype, "false")
     start = since or incident["first_seen"]
     end = until or incident["last_seen"]
     if start >= end:
         raise UsageError(f"the window shown would start at {start} after it ends at {end}")
-    p: dict[str, Any] = {"pid": pid, "start": start, "end": end}
+    p: dict[str, Any] = {"ptype": ptype, "pid": pid, "start": start, "end": end}
     ids = list(incident["finding_ids"] or [])
     p["ids"] = ids
     header = {
@@ -207,39 +194,41 @@ def incident_report(
         SELECT count(*) AS requests,
                coalesce(sum(r.input_tokens), 0) AS input_tokens,
                coalesce(sum(r.output_tokens), 0) AS output_tokens,
-               coalesce(sum(r.est_cost_usd), 0) AS est_cost_usd,
                min(r.ts) AS first_seen, max(r.ts) AS last_seen,
                count(DISTINCT r.credential_id) AS credentials,
                count(DISTINCT r.client_ip) AS client_ips
-        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        FROM {PRINCIPAL} WHERE r.ts BETWEEN $start AND $end
         """,
         p,
     )[0]
     findings = query_rows(
         con,
-        "SELECT f.*, r.params AS run_params FROM findings f LEFT JOIN runs r USING (run_id)"
+        # the detector as its run ran it (run_detectors), never today's queries/ on disk
+        "SELECT f.*, d.title, d.description, d.runbook, d.sql, d.params AS bound"
+        " FROM findings f LEFT JOIN run_detectors d USING (run_id, detector_id)"
         " WHERE list_contains($ids, f.finding_id)"
-        f" ORDER BY list_position({WORST_FIRST}, f.severity),"
+        " ORDER BY f.severity DESC,"
         " f.score DESC, f.window_start",
         p,
     )
     by_severity = query_rows(
         con,
         "SELECT severity, count(*) AS n FROM findings WHERE list_contains($ids, finding_id)"
-        f" GROUP BY severity ORDER BY list_position({WORST_FIRST}, severity)",
+        " GROUP BY severity ORDER BY severity DESC",
         p,
     )
     verdict = {
         **totals,
         "findings": len(findings),
         "by_severity": by_severity,
-        # findings overlap (several detectors on the same requests): the costliest one, not a sum
-        "finding_cost_usd": max((float(f["est_cost_usd"] or 0) for f in findings), default=0.0),
+        # the incident's cost, computed once at detect time (forensics/sql/incidents.sql)
+        "est_cost_usd": incident["est_cost_usd"],
+        "provider_cost_usd": incident["provider_cost_usd"],
     }
     report = IncidentReport(header=header, verdict=verdict)
     _add_findings(con, report, findings)
     if ptype in ("tenant", "credential", "user"):  # a quota is set on these, not on networks
-        report.quota = _token_bucket(con, cond, p)
+        report.quota = _token_bucket(con, p)
     report.hourly = query_rows(
         con,
         f"""
@@ -247,8 +236,8 @@ def incident_report(
                coalesce(r.endpoint, 'unknown') AS endpoint,
                count(*) AS requests,
                coalesce(sum(r.input_tokens), 0) + coalesce(sum(r.output_tokens), 0) AS tokens
-        FROM requests r
-        WHERE {cond} AND r.ts BETWEEN $start - INTERVAL 2 DAY AND $end + INTERVAL 1 DAY
+        FROM {PRINCIPAL}
+        WHERE r.ts BETWEEN $start - INTERVAL 2 DAY AND $end + INTERVAL 1 DAY
         GROUP BY ALL ORDER BY hour, endpoint
         """,
         p,
@@ -265,18 +254,18 @@ def incident_report(
     report.revocations = query_rows(
         con,
         "SELECT v.credential_id, v.revoked_at FROM revocations v"
-        f" WHERE v.credential_id IN (SELECT r.credential_id FROM requests r WHERE {cond})",
+        f" WHERE v.credential_id IN (SELECT r.credential_id FROM {PRINCIPAL})",
         p,
     )
-    report.shape = _shape(con, cond, p)
+    report.shape = _shape(con, p)
     report.prefixes = query_rows(
         con,
         f"""
         SELECT format('0x{{:016x}}', r.prompt_prefix_fp) AS prefix_fp, count(*) AS requests,
                round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS share_pct,
                round(avg(r.prompt_chars)) AS avg_chars
-        FROM requests r
-        WHERE {cond} AND r.ts BETWEEN $start AND $end AND r.prompt_prefix_fp IS NOT NULL
+        FROM {PRINCIPAL}
+        WHERE r.ts BETWEEN $start AND $end AND r.prompt_prefix_fp IS NOT NULL
         GROUP BY r.prompt_prefix_fp ORDER BY requests DESC, prefix_fp LIMIT 10
         """,
         p,
@@ -288,7 +277,7 @@ def incident_report(
                list(DISTINCT r.country ORDER BY r.country) FILTER (WHERE r.country IS NOT NULL)
                    AS countries,
                count(DISTINCT r.client_ip) AS client_ips, count(*) AS requests
-        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        FROM {PRINCIPAL} WHERE r.ts BETWEEN $start AND $end
         GROUP BY r.asn ORDER BY requests DESC LIMIT 15
         """,
         p,
@@ -298,7 +287,7 @@ def incident_report(
         f"""
         SELECT coalesce(r.country, '?') AS country, count(*) AS requests,
                count(DISTINCT r.client_ip) AS client_ips
-        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        FROM {PRINCIPAL} WHERE r.ts BETWEEN $start AND $end
         GROUP BY ALL ORDER BY requests DESC LIMIT 15
         """,
         p,
@@ -308,7 +297,7 @@ def incident_report(
         f"""
         SELECT r.user_agent, r.origin, count(*) AS requests,
                count(DISTINCT r.client_ip) AS client_ips
-        FROM requests r WHERE {cond} AND r.ts BETWEEN $start AND $end
+        FROM {PRINCIPAL} WHERE r.ts BETWEEN $start AND $end
         GROUP BY ALL ORDER BY requests DESC LIMIT 10
         """,
         p,
@@ -329,7 +318,6 @@ def incident_report(
         verdict["input_tokens"] = sum(int(u["input_tokens"] or 0) for u in report.usage)
         verdict["output_tokens"] = sum(int(u["output_tokens"] or 0) for u in report.usage)
         verdict["requests"] = sum(int(u["requests"] or 0) for u in report.usage)
-        verdict["est_cost_usd"] = max(float(verdict["est_cost_usd"]), verdict["finding_cost_usd"])
     report.sources = query_rows(
         con,
         "SELECT source_id, path, sha256, format, rows_read, rows_loaded, rows_quarantined,"
@@ -346,14 +334,14 @@ def incident_report(
     return report
 
 
-def _shape(con: duckdb.DuckDBPyConnection, cond: str, p: dict[str, Any]) -> list[Row]:
+def _shape(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> list[Row]:
     """Request shape in the incident window against the principal's traffic before it."""
     return query_rows(
         con,
         f"""
         WITH s AS (
             SELECT CASE WHEN r.ts < $start THEN 'baseline' ELSE 'incident' END AS period, r.*
-            FROM requests r WHERE {cond} AND r.ts <= $end
+            FROM {PRINCIPAL} WHERE r.ts <= $end
         )
         SELECT period,
                count(*) AS requests,
@@ -377,16 +365,10 @@ def _shape(con: duckdb.DuckDBPyConnection, cond: str, p: dict[str, Any]) -> list
 def _add_findings(
     con: duckdb.DuckDBPyConnection, report: IncidentReport, findings: list[Row]
 ) -> None:
-    detectors, _ = load_detectors(default_dirs([]))
-    known = {d.id: d for d in detectors}
     seen_actions: set[str] = set()
     for f in findings:
-        d = known.get(str(f["detector_id"]))
         evidence = json.loads(f["evidence"]) if isinstance(f["evidence"], str) else f["evidence"]
-        bound = {}
-        if f.get("run_params"):
-            params = json.loads(f["run_params"])
-            bound = params.get("detectors", {}).get(f["detector_id"], {})
+        bound = json.loads(f["bound"]) if isinstance(f["bound"], str) else (f["bound"] or {})
         samples = query_rows(
             con,
             "SELECT r.request_id, r.ts, r.client_ip, r.country, r.endpoint, r.model, r.status,"
@@ -397,12 +379,12 @@ def _add_findings(
         report.findings.append(
             {
                 **f,
-                "title": d.title if d else f["detector_id"],
-                "description": d.description if d else "",
-                "runbook": d.runbook if d else "",
+                "title": f["title"] or f["detector_id"],
+                "description": f["description"] or "",
+                "runbook": f["runbook"] or "",
                 "evidence": evidence,
                 "bound": bound,
-                "sql": d.sql if d else "",
+                "sql": f["sql"] or "",
                 "samples": samples,
             }
         )

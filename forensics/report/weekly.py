@@ -18,9 +18,10 @@ from typing import Any
 
 import duckdb
 
-from forensics import __version__
+from forensics._version import __version__
 from forensics.errors import ForensicsError, UsageError
-from forensics.report.incident import WORST_FIRST, Row, case_id, query_rows
+from forensics.report.incident import Row, case_id, query_rows
+from forensics.times import shape
 
 
 def _overlaps(start: str, end: str, a: str, b: str) -> str:
@@ -32,42 +33,13 @@ def _overlaps(start: str, end: str, a: str, b: str) -> str:
 _F_THIS = _overlaps("window_start", "window_end", "$start", "$end")
 _F_PREV = _overlaps("window_start", "window_end", "$prev", "$start")
 
-# The cost exposure of an incident: the cost of its principal's requests inside its window
-# (findings overlap, so summing their costs counts requests twice); where the principal has no
-# requests (a provider key used outside the gateway), its costliest finding.
-_EXPOSURE = """
-WITH inc AS (SELECT * FROM incidents WHERE {where}),
-spent AS (
-    SELECT i.incident_id, sum(r.est_cost_usd) AS cost
-    FROM inc i JOIN requests r ON i.principal_type = 'tenant' AND r.tenant_id = i.principal_id
-     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
-    UNION ALL
-    SELECT i.incident_id, sum(r.est_cost_usd)
-    FROM inc i JOIN requests r
-      ON i.principal_type = 'credential' AND r.credential_id = i.principal_id
-     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
-    UNION ALL
-    SELECT i.incident_id, sum(r.est_cost_usd)
-    FROM inc i JOIN requests r ON i.principal_type = 'user' AND r.user_id = i.principal_id
-     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
-    UNION ALL
-    SELECT i.incident_id, sum(r.est_cost_usd)
-    FROM inc i JOIN requests r
-      ON i.principal_type = 'ip' AND r.credential_id IS NULL AND r.client_ip = i.principal_id
-     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
-    UNION ALL
-    SELECT i.incident_id, sum(r.est_cost_usd)
-    FROM inc i JOIN requests r
-      ON i.principal_type = 'asn' AND CAST(r.asn AS VARCHAR) = i.principal_id
-     AND r.ts BETWEEN i.first_seen AND i.last_seen GROUP BY 1
-),
-largest AS (
-    SELECT i.incident_id, max(f.est_cost_usd) AS cost
-    FROM inc i JOIN findings f ON list_contains(i.finding_ids, f.finding_id) GROUP BY 1
-)
-SELECT inc.*, coalesce(s.cost, l.cost, 0) AS exposure_usd
-FROM inc LEFT JOIN spent s USING (incident_id) LEFT JOIN largest l USING (incident_id)
-"""
+# An incident's cost exposure is the cost stored on it at detect time (forensics/sql/
+# incidents.sql: the union of its principals' requests in its window); its provider-side cost
+# (usage the gateway never saw) is a separate figure.
+_EXPOSURE = "SELECT *, est_cost_usd AS exposure_usd FROM incidents WHERE {where}"
+
+# Findings the report counts: unsuppressed, and not superseded by a later run.
+_CURRENT = "NOT coalesce(suppressed, false) AND superseded_by IS NULL"
 
 
 @dataclass
@@ -87,11 +59,14 @@ def week_bounds(week: str) -> tuple[dt.datetime, dt.datetime]:
     """`2026-W47` -> its Monday 00:00 UTC and the next Monday."""
     match = re.fullmatch(r"(\d{4})-?W(\d{1,2})", week.strip(), flags=re.IGNORECASE)
     if not match:
-        raise UsageError(f"--week {week!r} is not an ISO week like 2026-W47")
+        raise UsageError(
+            f"--week: not an ISO week ({len(week)} characters shaped {shape(week.strip())})",
+            hint="e.g. 2026-W47",
+        )
     try:
         monday = dt.date.fromisocalendar(int(match[1]), int(match[2]), 1)
     except ValueError as e:
-        raise UsageError(f"--week {week!r}: {e}") from None
+        raise UsageError(f"--week {match[1]}-W{match[2]}: {e}") from None
     start = dt.datetime.combine(monday, dt.time(), dt.UTC)
     return start, start + dt.timedelta(days=7)
 
@@ -133,10 +108,12 @@ def weekly_report(
             UNION ALL SELECT 'previous', $prev, $start
         ),
         exposure AS (
-            SELECT 'this' AS period, count(*) AS incidents, sum(exposure_usd) AS exposure_usd
+            SELECT 'this' AS period, count(*) AS incidents, sum(exposure_usd) AS exposure_usd,
+                   sum(provider_cost_usd) AS provider_cost_usd
             FROM ({this_inc})
             UNION ALL
-            SELECT 'previous', count(*), sum(exposure_usd) FROM ({prev_inc})
+            SELECT 'previous', count(*), sum(exposure_usd), sum(provider_cost_usd)
+            FROM ({prev_inc})
         )
         SELECT period,
                (SELECT count(*) FROM requests WHERE ts >= a AND ts < b) AS requests,
@@ -148,10 +125,11 @@ def weekly_report(
                              / nullif(count(*), 0), 2)
                 FROM requests WHERE ts >= a AND ts < b) AS error_pct,
                (SELECT count(*) FROM findings
-                WHERE NOT coalesce(suppressed, false)
+                WHERE {_CURRENT}
                   AND {_overlaps("window_start", "window_end", "a", "b")}) AS findings,
                e.incidents,
-               coalesce(e.exposure_usd, 0) AS exposure_usd
+               coalesce(e.exposure_usd, 0) AS exposure_usd,
+               coalesce(e.provider_cost_usd, 0) AS provider_cost_usd
         FROM periods JOIN exposure e USING (period) ORDER BY period DESC
         """,
         p,
@@ -169,7 +147,7 @@ def weekly_report(
                                    AND {prev_overlap})
                     THEN 'recurring' ELSE 'new' END AS status
         FROM ({this_inc}) i
-        ORDER BY list_position({WORST_FIRST}, i.severity), i.score DESC, i.first_seen
+        ORDER BY i.severity DESC, i.score DESC, i.first_seen
         """,
         p,
     )
@@ -192,10 +170,9 @@ def weekly_report(
         SELECT detector_id,
                count(*) FILTER (WHERE {_F_THIS}) AS this_week,
                count(*) FILTER (WHERE {_F_PREV}) AS previous,
-               {WORST_FIRST}[min(list_position({WORST_FIRST}, severity))
-                   FILTER (WHERE {_F_THIS})] AS severity,
+               max(severity) FILTER (WHERE {_F_THIS}) AS severity,
                coalesce(max(est_cost_usd) FILTER (WHERE {_F_THIS}), 0) AS cost_usd
-        FROM findings WHERE NOT coalesce(suppressed, false)
+        FROM findings WHERE {_CURRENT}
         GROUP BY detector_id HAVING this_week > 0 OR previous > 0
         ORDER BY this_week DESC, detector_id
         """,
@@ -206,6 +183,7 @@ def weekly_report(
         f"""
         SELECT coalesce(tenant_id, '(no tenant)') AS tenant_id, count(*) AS incidents,
                coalesce(sum(exposure_usd), 0) AS exposure_usd,
+               coalesce(sum(provider_cost_usd), 0) AS provider_cost_usd,
                list_sort(list_distinct(flatten(list(detectors)))) AS detectors
         FROM ({this_inc})
         GROUP BY ALL ORDER BY exposure_usd DESC, incidents DESC LIMIT 20
@@ -237,8 +215,8 @@ def weekly_report(
         con,
         f"""
         SELECT severity FROM findings
-        WHERE NOT coalesce(suppressed, false) AND severity IS NOT NULL AND {_F_THIS}
-        ORDER BY list_position({WORST_FIRST}, severity) LIMIT 1
+        WHERE {_CURRENT} AND severity IS NOT NULL AND {_F_THIS}
+        ORDER BY severity DESC LIMIT 1
         """,
         p,
     )

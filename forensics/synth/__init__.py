@@ -27,21 +27,12 @@ from pathlib import Path
 
 from forensics.evaluate import LABEL_COLUMNS
 from forensics.synth.cast import Casting
+from forensics.synth.files import iptoasn_lines, write_csv, write_lines
+from forensics.synth.gateway_logs import kong_calls, nginx_lines, write_kong, write_litellm
+from forensics.synth.provider_usage import Key, anthropic_pages, openai_pages, usage_sums
 from forensics.synth.scenarios import SCENARIOS, Label, World, lookalikes, ordinary
 from forensics.synth.traffic import Call
 from forensics.synth.world import Networks, ip_text
-from forensics.synth.writers import (
-    Key,
-    anthropic_pages,
-    iptoasn_lines,
-    nginx_lines,
-    openai_pages,
-    usage_sums,
-    write_csv,
-    write_kong,
-    write_lines,
-    write_litellm,
-)
 
 DEFAULT_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # a Monday
 
@@ -103,11 +94,11 @@ def synthesize(out: Path, config: SynthConfig) -> SynthSummary:
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     summary = SynthSummary(skipped=list(world.skipped), tenants=len(world.cast.tenants))
-    kong_calls = [c for c in world.calls if c.cred is None or c.cred.gateway == "kong"]
+    kong = kong_calls(world.calls)
     lite_calls = [c for c in world.calls if c.cred is not None and c.cred.gateway == "litellm"]
     files = summary.files
     z = config.compress
-    files[f"logs/kong.jsonl{z}"] = write_kong(logs / f"kong.jsonl{z}", rng, kong_calls)
+    files[f"logs/kong.jsonl{z}"] = write_kong(logs / f"kong.jsonl{z}", rng, kong)
     if lite_calls:
         files[f"logs/litellm_spend.jsonl{z}"] = write_litellm(
             logs / f"litellm_spend.jsonl{z}", rng, lite_calls
@@ -120,7 +111,7 @@ def synthesize(out: Path, config: SynthConfig) -> SynthSummary:
     for provider in ("openai", "anthropic"):
         kong_key, lite_key = _keys(rng, provider)
         extra = world.openai_extra if provider == "openai" else []
-        sums = usage_sums(kong_calls, provider, kong_key, extra)
+        sums = usage_sums(kong, provider, kong_key, extra)
         for key, value in usage_sums(lite_calls, provider, lite_key).items():
             sums[key] = value
         if provider == "openai":

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from forensics.synth.cast import BROWSER_AGENTS, SCRIPT_AGENTS, Casting
+from forensics.synth.provider_usage import Extra, Key
 from forensics.synth.traffic import Call, background, make_call, varied_prompt, words
 from forensics.synth.world import MODELS, Credential, Networks, Tenant, make_jwt, uid
-from forensics.synth.writers import Extra, Key
 
 DAY = 86400
 HOUR = 3600

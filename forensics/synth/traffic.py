@@ -1,7 +1,8 @@
 """Requests of a synthetic world, before they are written in any log format.
 
-A `Call` is one request as the gateway saw it; the writers (`synth/writers.py`) turn calls into
-Kong file-log records or LiteLLM spend rows, and sum them into the providers' usage reports.
+A `Call` is one request as the gateway saw it; `synth/gateway_logs.py` turns calls into Kong
+file-log records or LiteLLM spend rows, `synth/provider_usage.py` sums them into the providers'
+usage reports.
 `background` draws the ordinary traffic of one credential: diurnal in its tenant's time zone,
 fewer calls at weekends, varied prompts, its own model mix, streaming share and error rates.
 """

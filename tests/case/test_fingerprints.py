@@ -14,8 +14,8 @@ from forensics.cli import cli
 from forensics.ingest.base import Options
 from forensics.ingest.pipeline import ingest_file
 from tests.conftest import tables_containing
-from tests.keys import KEYS
 from tests.ingest.test_kong import kong_record
+from tests.keys import KEYS
 
 
 def planted(key: str) -> list[dict[str, object]]:

@@ -13,7 +13,7 @@ from tests.ingest.test_kong import kong_record
 CONTRACT = {
     "finding_id", "detector_id", "severity", "score", "principal_type", "principal_id",
     "tenant_id", "window_start", "window_end", "summary", "evidence", "est_cost_usd",
-    "suppressed", "suppressed_by",
+    "provider_cost_usd", "suppressed", "suppressed_by", "run_id", "superseded_by",
 }  # fmt: skip
 START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 REVOKED = START + dt.timedelta(days=3, hours=9)
@@ -68,9 +68,10 @@ def test_use_hours_after_revocation_is_found_and_a_stop_within_two_minutes_is_no
     assert isinstance(finding["evidence"], dict)
     assert finding["severity"] in {"high", "critical"}
     assert finding["suppressed"] is False
-    # a re-run gives the same finding ids: nothing is duplicated
+    # a re-run supersedes the first run's findings: the same findings, nothing duplicated
     assert runner.invoke(cli, ["--db", case, "detect"]).exit_code == 0
     again = runner.invoke(cli, ["--db", case, "findings", "--format", "jsonl"])
-    assert sorted(json.loads(x)["finding_id"] for x in again.stdout.splitlines()) == sorted(
-        f["finding_id"] for f in findings
+    key = ("detector_id", "principal_id", "window_start", "window_end", "summary")
+    assert sorted(tuple(json.loads(x)[k] for k in key) for x in again.stdout.splitlines()) == (
+        sorted(tuple(f[k] for k in key) for f in findings)
     )

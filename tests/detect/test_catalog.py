@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from forensics.detect.load import default_dirs, load_detectors, scratch_case, validate
+from forensics.detect.check import scratch_case, validate
+from forensics.detect.load import default_dirs, load_detectors
 from forensics.resources import shipped_dir
 
 DETECTORS, PROBLEMS = load_detectors(default_dirs([]))

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from forensics.cli.detectors import detectors as detectors_group
-from forensics.detect.load import check_sql, load_detectors, scratch_case
+from forensics.detect.check import check_sql, scratch_case
+from forensics.detect.load import load_detectors
 from forensics.detect.model import Param, Problem, Severity
 from forensics.errors import UsageError
 from forensics.ingest.formats import FORMATS
@@ -256,7 +257,7 @@ def test_missing_required_fields_and_unknown_fields(tmp_path):
             "    expect: fire\n",
             "    expect: fire\n    rows: 3\n",
             17,
-            "test 'three requests': give exactly one of expect (fire | quiet) or rows (N)",
+            "test 'three requests': give exactly one of expect (fire | quiet | suppressed) or rows (N)",
         ),
         (
             "    format: kong",
@@ -389,6 +390,7 @@ def test_binder_error_names_the_column_and_line(tmp_path):
         found = check_sql(detectors, con)
     assert [(p.path.name, p.line) for p in found] == [("many_requests.sql", 6)]
     assert found[0].message.startswith('Binder Error: Referenced column "tss" not found')
+    assert 'Candidate bindings: "ts"' in found[0].message  # DuckDB's suggestion is kept
     assert "\n" not in found[0].message
 
 

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from forensics import __version__
+from forensics._version import __version__
 from forensics.case import db
 from forensics.case.schema import FINDINGS
 from forensics.cli.detect import detect
@@ -206,9 +206,11 @@ def test_findings_hold_the_contract_fields(tmp_path: Path, con: duckdb.DuckDBPyC
         "window_end": T0 + dt.timedelta(hours=1),
         "summary": "key-a made 3 requests",
         "evidence": '{"requests":3}',
-        "est_cost_usd": None,
+        "est_cost_usd": None,  # its requests carry no price
+        "provider_cost_usd": None,
         "suppressed": False,
         "suppressed_by": None,
+        "superseded_by": None,
     }
     assert c["principal_id"] == "key-c"
     assert c["tenant_id"] == "globex"
@@ -237,36 +239,37 @@ def test_the_finding_id_is_the_documented_hash(
     import hashlib
 
     standard_data(con)
-    run_detectors(con, [burst(tmp_path)])
+    run = run_detectors(con, [burst(tmp_path)])
     (fid,) = con.execute("SELECT finding_id FROM findings WHERE principal_id = 'key-a'").fetchone()
     text = (
-        "credential.burst|credential|key-a|2026-01-05T00:00:00.000000Z|2026-01-05T01:00:00.000000Z"
+        f"{run.run_id}|credential.burst|credential|key-a"
+        "|2026-01-05T00:00:00.000000Z|2026-01-05T01:00:00.000000Z"
     )
     assert fid == hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def test_same_input_twice_replaces_rather_than_duplicates(
+def test_a_rerun_supersedes_the_earlier_findings_and_keeps_them(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
     standard_data(con)
     detector = burst(tmp_path)
     first = run_detectors(con, [detector])
-    ids = con.execute("SELECT list(finding_id ORDER BY finding_id) FROM findings").fetchone()
     second = run_detectors(con, [detector])
     assert first.run_id != second.run_id
-    assert (
-        con.execute("SELECT list(finding_id ORDER BY finding_id) FROM findings").fetchone() == ids
-    )
+    assert second.superseded == 2
+    # each run keeps its own findings; only the second run's are current
     assert con.execute(
-        "SELECT count(*), count(DISTINCT run_id), any_value(run_id) FROM findings"
-    ).fetchone() == (
-        2,
-        1,
-        second.run_id,
-    )
-    assert con.execute("SELECT count(*) FROM finding_requests").fetchone() == (5,)
+        "SELECT run_id, count(*), list(DISTINCT superseded_by) FROM findings GROUP BY run_id"
+        " ORDER BY run_id = $second",
+        {"second": second.run_id},
+    ).fetchall() == [(first.run_id, 2, [second.run_id]), (second.run_id, 2, [None])]
+    assert con.execute("SELECT count(*) FROM finding_requests").fetchone() == (10,)
     assert con.execute("SELECT count(*) FROM runs").fetchone() == (2,)
     assert con.execute("SELECT count(*) FROM incidents").fetchone() == (2,)
+    assert con.execute(
+        "SELECT count(*) FROM incidents i, unnest(i.finding_ids) AS u(f)"
+        " JOIN findings ON finding_id = u.f WHERE superseded_by IS NOT NULL"
+    ).fetchone() == (0,)
 
 
 def test_a_broken_detector_fails_alone_and_names_its_file(
@@ -435,20 +438,21 @@ def test_computed_severity_is_clamped_to_the_bounds(
     fixed = make(tmp_path, "sev.fixed", SEVERITY_SQL, severity="low")
     run_detectors(con, [bounded, fixed])
     got = {
+        # the cost a detector claims is not stored: a finding costs its principal's requests
         (f["detector_id"], f["summary"]): (f["severity"], f["score"], f["est_cost_usd"])
         for f in findings(con)
     }
     assert got == {
-        ("sev.bounded", "critical"): ("high", 100.0, 1.5),
-        ("sev.bounded", "Info"): ("medium", 100.0, 1.5),
-        ("sev.bounded", "bogus"): ("high", 100.0, 1.5),
-        ("sev.bounded", None): ("high", 100.0, 1.5),
-        ("sev.bounded", "medium"): ("medium", 100.0, 1.5),
-        ("sev.fixed", "critical"): ("low", 100.0, 1.5),
-        ("sev.fixed", "Info"): ("low", 100.0, 1.5),
-        ("sev.fixed", "bogus"): ("low", 100.0, 1.5),
-        ("sev.fixed", None): ("low", 100.0, 1.5),
-        ("sev.fixed", "medium"): ("low", 100.0, 1.5),
+        ("sev.bounded", "critical"): ("high", 100.0, None),
+        ("sev.bounded", "Info"): ("medium", 100.0, None),
+        ("sev.bounded", "bogus"): ("high", 100.0, None),
+        ("sev.bounded", None): ("high", 100.0, None),
+        ("sev.bounded", "medium"): ("medium", 100.0, None),
+        ("sev.fixed", "critical"): ("low", 100.0, None),
+        ("sev.fixed", "Info"): ("low", 100.0, None),
+        ("sev.fixed", "bogus"): ("low", 100.0, None),
+        ("sev.fixed", None): ("low", 100.0, None),
+        ("sev.fixed", "medium"): ("low", 100.0, None),
     }
 
 
@@ -486,6 +490,7 @@ def test_incidents_group_a_tenants_credentials_close_in_time(
         "severity": "critical",
         "detectors": ["credential.burst", "other.burst"],
         "est_cost_usd": None,
+        "provider_cost_usd": None,
     }
     assert set(first["finding_ids"]) == {
         ids[(d, p, T0 + dt.timedelta(hours=h))]
@@ -580,7 +585,7 @@ def test_detect_command_usage_errors(
         ("--param", "credential.burst.nope=1"): "credential.burst has no parameter 'nope'",
         ("--param", "credential.burst.min_requests=many"): "min_requests must be of type integer",
         ("--param", "nothing.here.x=1"): "no detector 'nothing.here'",
-        ("--since", "yesterday"): "--since: not an ISO 8601 time",
+        ("--since", "yesterday"): "--since: not an ISO 8601 date or time",
         ("--detector", "zzz.*"): "no detector matches zzz.*",
     }
     for args, message in cases.items():

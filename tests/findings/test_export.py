@@ -19,7 +19,9 @@ from forensics.findings.ocsf import REQUIRED_2004, to_ocsf, validate
 EVIL = "x'; drop table findings; --"
 
 FINDINGS_SQL = """
-INSERT INTO findings VALUES
+INSERT INTO findings (finding_id, detector_id, detector_version, run_id, severity, score,
+                      principal_type, principal_id, tenant_id, window_start, window_end, summary,
+                      evidence, est_cost_usd, suppressed, suppressed_by) VALUES
   ('f1', 'credential.use_after_revocation', 'v1', 'r1', 'high', 81.5, 'credential', 'cred-1',
    'acme', '2026-01-01 08:00:00+00', '2026-01-01 09:00:00+00',
    'Credential used 40 minutes after revocation', '{"uses": 12, "asns": [64500, 64501]}',
@@ -40,7 +42,8 @@ INSERT INTO findings VALUES
 """
 
 INCIDENTS_SQL = """
-INSERT INTO incidents VALUES
+INSERT INTO incidents (incident_id, principal_type, principal_id, tenant_id, first_seen,
+                       last_seen, score, severity, detectors, finding_ids, est_cost_usd) VALUES
   ('i1', 'tenant', 'acme', 'acme', '2026-01-01 08:00:00+00', '2026-01-01 10:00:00+00', 97,
    'critical', ['credential.use_after_revocation', 'network.asn_spread'], ['f1', 'f2'], 1.25),
   ('i2', 'tenant', 'beta', 'beta', '2026-01-02 00:00:00+00', '2026-01-02 06:00:00+00', 30,
@@ -57,7 +60,8 @@ def case_path(tmp_path: Path) -> Path:
     con.execute(FINDINGS_SQL)
     con.execute(INCIDENTS_SQL)
     con.execute(
-        "INSERT INTO runs VALUES ('r1', $s, $f, '0.1.0', '{}', '{}', '{}', 'ok', '{}')",
+        "INSERT INTO runs (run_id, started_at, finished_at, tool_version, detectors, params,"
+        " sources, status, errors) VALUES ('r1', $s, $f, '0.1.0', '{}', '{}', '{}', 'ok', '{}')",
         {"s": RUN_FINISHED - dt.timedelta(minutes=1), "f": RUN_FINISHED},
     )
     con.close()

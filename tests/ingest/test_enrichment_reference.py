@@ -11,8 +11,8 @@ import pytest
 from forensics.case import db
 from forensics.ingest.pipeline import ingest_file
 from tests.conftest import load, rows
-from tests.keys import KEYS
 from tests.ingest.test_kong import kong_record
+from tests.keys import KEYS
 
 
 def kong_from(*ips: str) -> str:

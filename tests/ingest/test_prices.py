@@ -11,8 +11,8 @@ import pytest
 from forensics.ingest.pipeline import ingest_file
 from forensics.resources import data_file
 from tests.conftest import load, quarantine_reasons, rows
-from tests.keys import KEYS
 from tests.ingest.test_kong import kong_record
+from tests.keys import KEYS
 
 # The documented Kong example: 1210 prompt tokens of which 1024 cached, 388 completion tokens.
 PROMPT, CACHED, COMPLETION = 1210, 1024, 388

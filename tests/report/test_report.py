@@ -263,7 +263,13 @@ def test_weekly_report_options(world, tmp_path):
     bad = CliRunner().invoke(
         cli, ["--db", str(case), "report", "weekly", "--week", "47", "-o", out]
     )
-    assert bad.exit_code == 2 and "is not an ISO week like 2026-W47" in bad.output
+    assert bad.exit_code == 2 and "not an ISO week (2 characters shaped 99)" in bad.output
+    assert "2026-W47" in bad.output  # the hint
+    planted = "sk-proj-" + "a1B2" * 10
+    leaked = CliRunner().invoke(
+        cli, ["--db", str(case), "report", "weekly", "--week", planted, "-o", out]
+    )
+    assert leaked.exit_code == 2 and planted not in leaked.output
     both = CliRunner().invoke(
         cli,
         [

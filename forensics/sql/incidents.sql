@@ -1,0 +1,75 @@
+-- Incidents: the current findings on one principal close in time, grouped into one story,
+-- each with its cost computed once here and stored.
+--   principal   a credential finding whose tenant is known counts for its tenant (several keys
+--               of one customer misused together are one incident), any other its own principal
+--   grouping    a finding joins the incident while it starts no later than $gap after the
+--               latest end seen so far (overlapping windows always join)
+--   counted     unsuppressed findings that no later run superseded
+--   score       the highest score, plus $bonus per distinct detector beyond the first
+--   est_cost    the cost of the union of its findings' principals' gateway requests inside the
+--               incident's window: a request two findings share is counted once
+--   provider    the provider-side cost of its provider_key findings (usage the gateway never saw)
+INSERT INTO incidents (incident_id, principal_type, principal_id, tenant_id, first_seen,
+                       last_seen, score, severity, detectors, finding_ids, est_cost_usd,
+                       provider_cost_usd)
+WITH f AS (
+    SELECT *,
+        CASE WHEN principal_type = 'credential' AND tenant_id IS NOT NULL THEN 'tenant'
+             ELSE principal_type END AS i_type,
+        CASE WHEN principal_type = 'credential' AND tenant_id IS NOT NULL THEN tenant_id
+             ELSE principal_id END AS i_id
+    FROM findings
+    WHERE NOT coalesce(suppressed, false) AND superseded_by IS NULL
+),
+reach AS (
+    SELECT *, max(window_end) OVER (
+        PARTITION BY i_type, i_id ORDER BY window_start, finding_id
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach_end
+    FROM f
+),
+grouped AS (
+    SELECT *, sum(CASE WHEN reach_end IS NULL
+                         OR window_start > reach_end + CAST($gap AS INTERVAL)
+                       THEN 1 ELSE 0 END) OVER (
+        PARTITION BY i_type, i_id ORDER BY window_start, finding_id
+        ROWS UNBOUNDED PRECEDING) AS session
+    FROM reach
+),
+incident AS (
+    SELECT
+        left(sha256(concat_ws('|', coalesce(i_type, ''), coalesce(i_id, ''),
+            first(finding_id ORDER BY window_start, finding_id))), 32) AS incident_id,
+        i_type AS principal_type,
+        i_id AS principal_id,
+        CASE WHEN i_type = 'tenant' THEN i_id
+             WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id,
+        min(window_start) AS first_seen,
+        max(window_end) AS last_seen,
+        least(100, max(score) + $bonus * (count(DISTINCT detector_id) - 1)) AS score,
+        max(severity) AS severity,
+        list_sort(list(DISTINCT detector_id)) AS detectors,
+        list(finding_id ORDER BY window_start, finding_id) AS finding_ids,
+        sum(provider_cost_usd) AS provider_cost_usd,
+        list(DISTINCT {'t': principal_type, 'id': principal_id}) AS principals
+    FROM grouped
+    GROUP BY i_type, i_id, session
+),
+members AS (
+    SELECT incident_id, first_seen, last_seen, m.t AS principal_type, m.id AS principal_id
+    FROM (SELECT incident_id, first_seen, last_seen, unnest(principals) AS m FROM incident)
+),
+requested AS (
+    -- each request once per incident, however many of its principals it belongs to
+    SELECT incident_id, sum(est_cost_usd) AS est_cost_usd
+    FROM (
+        SELECT DISTINCT m.incident_id, p.source_id, p.line_no, p.est_cost_usd
+        FROM members m
+        JOIN request_principals p
+          ON p.principal_type = m.principal_type AND p.principal_id = m.principal_id
+         AND p.ts BETWEEN m.first_seen AND m.last_seen
+    )
+    GROUP BY incident_id
+)
+SELECT i.incident_id, i.principal_type, i.principal_id, i.tenant_id, i.first_seen, i.last_seen,
+       i.score, i.severity, i.detectors, i.finding_ids, r.est_cost_usd, i.provider_cost_usd
+FROM incident i LEFT JOIN requested r USING (incident_id)

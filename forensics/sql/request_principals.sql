@@ -1,0 +1,30 @@
+-- "The requests of a principal": the one definition used by detector read-backs, finding and
+-- incident costs, both reports and the Python API. Each request appears once per principal it
+-- belongs to:
+--   credential    its credential_id
+--   tenant        its tenant_id
+--   user          its user_id
+--   ip            its client_ip, for requests without a credential (as the detectors judge an
+--                 address: a keyed request is judged by its key)
+--   asn           its ASN, as decimal text ("64500")
+--   cidr          its IPv4 /24 ("203.0.113.0/24")
+-- A provider_key principal has no gateway requests: its usage is in `usage`.
+CREATE OR REPLACE {kind} VIEW request_principals AS
+SELECT 'credential' AS principal_type, credential_id AS principal_id, *
+FROM requests WHERE credential_id IS NOT NULL
+UNION ALL
+SELECT 'tenant', tenant_id, * FROM requests WHERE tenant_id IS NOT NULL
+UNION ALL
+SELECT 'user', user_id, * FROM requests WHERE user_id IS NOT NULL
+UNION ALL
+SELECT 'ip', client_ip, * FROM requests WHERE credential_id IS NULL AND client_ip IS NOT NULL
+UNION ALL
+SELECT 'asn', CAST(asn AS VARCHAR), * FROM requests WHERE asn IS NOT NULL
+UNION ALL
+SELECT 'cidr', regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', 1) || '.0/24', *
+FROM requests WHERE regexp_full_match(client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}');
+
+-- principal_requests(type, id): the requests of one principal, every column of `requests`.
+CREATE OR REPLACE TEMP MACRO principal_requests(ptype, pid) AS TABLE
+SELECT * EXCLUDE (principal_type, principal_id) FROM request_principals
+WHERE principal_type = ptype AND principal_id = pid;

@@ -1,0 +1,87 @@
+"""Times given by users: one parser for options, labels files and detector parameters.
+
+A time is ISO 8601: a date (`2026-01-01`, its midnight) or a date and time
+(`2026-01-01T08:00:00`, a space for the `T`, fractions of a second, `Z` or an offset such as
+`+02:00`). A time without an offset is UTC, and every result is an aware datetime in UTC, so
+the values compare, bind to DuckDB and print the same whichever way they were written.
+
+There are no relative forms (`7d`, `now`): evidence is examined offline, long after the fact,
+and a window that moved with the clock would not be reproducible.
+
+A value that does not parse is a `UsageError` naming the option and describing the value's
+shape (`9999-99-99`), never the value itself: a mistyped option can hold a key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from forensics.errors import UsageError
+
+EXAMPLE = "e.g. 2026-01-01 or 2026-01-01T08:00:00Z (a time without an offset is UTC)"
+_SHAPE_LIMIT = 32
+
+
+def parse_time(text: str | None, option: str) -> dt.datetime | None:
+    """An optional time from a command-line option: None or blank text gives None."""
+    if text is None or not text.strip():
+        return None
+    return _parse(text, option)
+
+
+def coerce_time(value: object, option: str) -> dt.datetime:
+    """A required time: a datetime, a date (its midnight) or ISO 8601 text, as UTC.
+
+    YAML and CSV readers hand over any of the three; a naive datetime is UTC.
+    """
+    if isinstance(value, dt.datetime):
+        return _utc(value)
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time(), dt.UTC)
+    if isinstance(value, str):
+        if not value.strip():
+            raise UsageError(f"{option}: empty, expected a time", hint=EXAMPLE)
+        return _parse(value, option)
+    raise UsageError(
+        f"{option}: expected a time, got {type(value).__name__}",
+        hint=EXAMPLE,
+    )
+
+
+def is_time(value: object) -> bool:
+    """Whether `coerce_time` accepts the value (for checks that collect every problem)."""
+    try:
+        coerce_time(value, "time")
+    except UsageError:
+        return False
+    return True
+
+
+def shape(text: str) -> str:
+    """What a value looks like without what it says: digits as 9, letters as a."""
+    drawn = "".join("9" if c.isdigit() else "a" if c.isalpha() else c for c in text)
+    if len(drawn) > _SHAPE_LIMIT:
+        return drawn[:_SHAPE_LIMIT] + "…"
+    return drawn
+
+
+def _parse(text: str, option: str) -> dt.datetime:
+    stripped = text.strip()
+    try:
+        value = dt.datetime.fromisoformat(stripped)
+    except ValueError as e:
+        reason = str(e)
+        # Python's own reason ("month must be in 1..12") helps unless it repeats the value.
+        detail = "" if stripped in reason or "isoformat" in reason else f": {reason}"
+        raise UsageError(
+            f"{option}: not an ISO 8601 date or time"
+            f" ({len(stripped)} characters shaped {shape(stripped)}{detail})",
+            hint=EXAMPLE,
+        ) from None
+    return _utc(value)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
