@@ -20,7 +20,7 @@ from typing import Any
 from workload import Workload, generate
 
 from forensics.case import db
-from forensics.ingest import pipeline, reader
+from forensics.ingest import decompress, lines, pipeline, reader
 from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS
 
@@ -29,12 +29,12 @@ def explain(con: Any, log: Path) -> None:
     """Operator timings of the per-chunk statement, on the file's first chunk."""
     adapter = FORMATS["kong"]
     options = Options()
-    end = reader.ReadEnd()
+    end = decompress.ReadEnd()
     chunk = next(reader.read_chunks(log, end))
     size = len(chunk.data)
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
         f.write(chunk.data)
-    chunk_lines = pipeline.prepare(chunk).table  # noqa: F841 - read by the SQL (replacement scan)
+    chunk_lines = lines.prepare(chunk).table  # noqa: F841 - read by the SQL (replacement scan)
     from forensics.ingest import canonical
 
     staging = adapter.staging(options).sql()

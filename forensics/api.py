@@ -1,8 +1,10 @@
 """The Python API, for notebooks: `forensics.open_case(path)` and the `Case` it returns.
 
-A Case holds a read-only connection opened by `case.query.open_for_query`, and every method
-runs one statement through `case.query.run` (one read-only statement; DuckDB's errors as
-QueryError) and returns a polars DataFrame. It defines nothing of its own: the requests of a
+A Case holds a read-only connection opened by `case.query.open_for_query`, sandboxed like that
+of `forensics sql` (no file, network, extension or setting: see `case.db.sandbox`, which holds
+for every connection to the same case file in this Python process), and every method runs one
+statement through `case.query.run` (one read-only statement; DuckDB's errors as QueryError) and
+returns a polars DataFrame. It defines nothing of its own: the requests of a
 principal are the case's `principal_requests(type, id)` macro, findings and incidents are the
 queries of `forensics findings` and `forensics incidents` (same columns, same order, current
 findings only: none a later run superseded), so a notebook sees what the CLI and the reports

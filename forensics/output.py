@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -34,16 +35,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Characters a terminal acts on instead of showing (C0 and C1 controls: ANSI escapes, carriage
+# return, backspace) or that reorder or hide text (bidi overrides, zero-width characters).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control or invisible formatting character shown as `<U+XXXX>`
+    (a newline as `\\n`), so that a log string cannot drive the terminal it is printed on."""
+    text = text.replace("\n", "\\n").replace("\t", " ")
+    return _UNPRINTABLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     text = json.dumps(_plain(value)) if isinstance(value, dict | list) else str(_plain(value))
-    text = text.replace("\n", "\\n").replace("\t", " ")
+    text = terminal_safe(text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def write_table(names: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
     cells = [[_cell(v) for v in row] for row in rows]
+    names = [terminal_safe(n) for n in names]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     out.write("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")
@@ -66,11 +80,14 @@ def write_result(
     out: TextIO,
     path: Path | None = None,
     params: dict[str, Any] | None = None,
+    *,
+    raw_csv: bool = False,
 ) -> int:
     """Run `query` and write its rows; returns the row count.
 
     Every format but `table` is written by DuckDB's COPY, streaming, at DuckDB's speed: to the
-    file asked for, or to a temporary file that is then copied to `out`.
+    file asked for, or to a temporary file that is then copied to `out`. CSV text cells that a
+    spreadsheet would run as a formula are neutralised unless `raw_csv` (`csv_safe`).
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -82,12 +99,11 @@ def write_result(
         return len(rows)
     if fmt == "parquet" and path is None:
         raise UsageError("parquet output needs a file", hint="add -o FILE.parquet")
+    if fmt == "csv" and not raw_csv:
+        query = csv_safe(con, query, params)
     with tempfile.TemporaryDirectory() as tmp:
         target = path if path is not None else Path(tmp) / f"out.{fmt}"
-        copied = con.execute(
-            f"COPY ({_subquery(query)}\n) TO '{_quote(target)}' ({_COPY_FORMATS[fmt]})",
-            params,
-        ).fetchall()
+        copied = _copy(con, query, target, fmt, params)
         if path is None:
             with target.open(encoding="utf-8", newline="") as f:
                 shutil.copyfileobj(f, out)
@@ -101,16 +117,44 @@ def print_result(
     path: Path | None = None,
     params: dict[str, Any] | None = None,
     noun: str = "rows",
+    *,
+    raw_csv: bool = False,
 ) -> int:
     """`write_result` to stdout (or `path`) for a command: a DuckDB error becomes one
     `QueryError` with DuckDB's hints, and a file written is said on stderr."""
     try:
-        n = write_result(con, query, fmt, sys.stdout, path, params)
+        n = write_result(con, query, fmt, sys.stdout, path, params, raw_csv=raw_csv)
     except duckdb.Error as e:
         raise duckdb_error(e) from e
     if path is not None:
         print(f"{n} {noun} written to {path}", file=sys.stderr)
     return n
+
+
+# OWASP's rule for CSV injection: a cell starting with one of these is a formula to Excel,
+# LibreOffice and Google Sheets; a leading single quote makes it text.
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def csv_safe(
+    con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any] | None = None
+) -> str:
+    """`query` with every text column's formula-like cells prefixed by `'` (numbers, times and
+    other types are left alone: a negative number is not a formula)."""
+    columns = con.execute(f"DESCRIBE ({_subquery(query)}\n)", params).fetchall()
+    if not any(str(c[1]) == "VARCHAR" for c in columns):
+        return query
+    cells = []
+    for position, (name, kind, *_) in enumerate(columns, start=1):
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        cell = f"#{position}"  # by position: a query may repeat a column name
+        if str(kind) == "VARCHAR":
+            cell = (
+                f"CASE WHEN regexp_matches({cell}, '{_FORMULA_START}')"
+                f" THEN chr(39) || {cell} ELSE {cell} END"
+            )
+        cells.append(f"{cell} AS {quoted}")
+    return f"SELECT {', '.join(cells)} FROM ({_subquery(query)}\n) AS _result"
 
 
 def _subquery(query: str) -> str:
@@ -126,6 +170,39 @@ def _subquery(query: str) -> str:
             break
         end = start
     return query[:end]
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    target: Path,
+    fmt: str,
+    params: dict[str, Any] | None,
+) -> list[tuple[Any, ...]]:
+    """COPY the rows of `query` to `target`; the result of the COPY (its row count).
+
+    A sandboxed connection (`case.db.sandbox`: external access off) cannot write a file, and
+    must not be given a way to. Its rows then stream as Arrow batches into a private in-memory
+    connection that runs only this COPY: the query runs where it cannot reach the machine, the
+    file is written where no query text runs, and the bytes are those of a direct COPY (the
+    sandbox keeps JSON columns typed through Arrow).
+    """
+    options = _COPY_FORMATS[fmt]
+    from forensics.case.db import external_access
+
+    if external_access(con):
+        return con.execute(
+            f"COPY ({_subquery(query)}\n) TO '{_quote(target)}' ({options})", params
+        ).fetchall()
+    [(zone,)] = con.execute("SELECT current_setting('TimeZone')").fetchall()
+    rows = con.sql(_subquery(query), params=params).to_arrow_reader()
+    writer = duckdb.connect()
+    try:
+        writer.execute(f"SET TimeZone = '{str(zone).replace(chr(39), chr(39) * 2)}'")
+        writer.register("_rows", rows)
+        return writer.execute(f"COPY _rows TO '{_quote(target)}' ({options})").fetchall()
+    finally:
+        writer.close()
 
 
 def _quote(path: Path) -> str:

@@ -93,7 +93,7 @@ def synth_week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (world folder, case file). Tests copy the case before they change it."""
     from forensics.cli.progress import run_ingest
     from forensics.ingest.base import Options
-    from forensics.ingest.reader import expand_paths
+    from forensics.ingest.paths import expand_paths
     from forensics.synth import SynthConfig, synthesize
 
     root = tmp_path_factory.mktemp("synth-week")

@@ -159,9 +159,38 @@ def test_verify_reports_changed_and_missing_files(tmp_path):
     b.unlink()
     res = run("--db", case, "verify")
     assert res.exit_code == 4
-    assert f"MISMATCH      1  {a.resolve()}" in res.stdout
-    assert f"missing       2  {b.resolve()}" in res.stdout
-    assert res.stderr == "0 ok, 1 mismatched, 1 missing\n"
+    assert f"MISMATCH  ok                  1  {a.resolve()}" in res.stdout
+    assert f"missing   ok                  2  {b.resolve()}" in res.stdout
+    assert res.stderr == (
+        "files: 0 ok, 1 mismatched, 1 missing; rows: 2 sources as ingested, 0 changed\n"
+    )
+
+
+def test_verify_finds_rows_changed_in_the_case_when_the_files_are_gone(tmp_path):
+    logs = [tmp_path / f"{n}.jsonl" for n in "abc"]
+    for i, log in enumerate(logs):
+        records = [kong_record(client_ip=f"192.0.2.{i * 10 + j}") for j in range(3)]
+        log.write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
+    case = tmp_path / "c.duckdb"
+    assert run("--db", str(case), "ingest", "-q", *map(str, logs)).exit_code == 0
+    for log in logs:
+        log.unlink()
+    assert run("--db", str(case), "verify").exit_code == 0  # files missing, rows as ingested
+    con = db.connect(case)
+    try:
+        con.execute("UPDATE requests SET path = '/x' WHERE source_id = 1 AND line_no = 2")
+        con.execute("DELETE FROM requests WHERE source_id = 2 AND line_no = 1")
+        con.execute("UPDATE quarantine SET raw = 'x' WHERE source_id = 3")
+        con.execute("UPDATE requests SET country = 'ZZ', est_cost_usd = 9")  # derived columns
+    finally:
+        con.close()
+    res = run("--db", str(case), "verify")
+    assert res.exit_code == 4
+    lines = {int(ln.split()[2]): ln for ln in res.stdout.splitlines()[1:]}
+    assert "CHANGED" in lines[1] and "rows edited, added or deleted in requests" in lines[1]
+    assert "2 rows in the case, ingest loaded 3" in lines[2]
+    assert "edited, added or deleted in quarantine" in lines[3]
+    assert res.stderr.endswith("rows: 0 sources as ingested, 3 changed\n")
 
 
 def test_schema_lists_every_table_and_column_with_standard_names():

@@ -62,6 +62,18 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("COMMIT")
 
 
+def _is_blank(con: duckdb.DuckDBPyConnection) -> bool:
+    """A DuckDB file with nothing in it: no table, view, sequence or type of its own."""
+    [(objects,)] = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE NOT temporary)"
+        " + (SELECT count(*) FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
+        " + (SELECT count(*) FROM duckdb_sequences() WHERE NOT temporary)"
+        " + (SELECT count(*) FROM duckdb_types()"
+        "    WHERE NOT internal AND database_name = current_database())"
+    ).fetchall()
+    return int(objects) == 0
+
+
 def connect(
     path: str | Path | None = None, *, read_only: bool = False, create: bool = True
 ) -> duckdb.DuckDBPyConnection:
@@ -77,17 +89,41 @@ def connect(
     except duckdb.Error as e:
         reason = describe_duckdb_error(e)
         raise CaseError(f"{path}: cannot open as a DuckDB case: {reason}") from e
+    try:
+        _prepare(con, path, exists=exists, read_only=read_only, create=create)
+    except CaseError:
+        con.close()
+        raise
+    except duckdb.Error as e:  # a damaged file: DuckDB cannot read a page of it
+        con.close()
+        reason = describe_duckdb_error(e)
+        raise CaseError(
+            f"{path}: damaged case: {reason}",
+            hint="restore the case file from a copy, or ingest the evidence into a new case",
+        ) from e
+    return con
+
+
+# Tables added to the case contract after schema version 2 was first released: a case made
+# before such an addition gets the table, empty, when opened read-write (read-only, readers
+# do without it). Any other missing table means the case was damaged or edited outside the
+# tool.
+_ADDED_LATER = frozenset({"source_digests"})
+
+
+def _prepare(
+    con: duckdb.DuckDBPyConnection, path: Path, *, exists: bool, read_only: bool, create: bool
+) -> None:
+    """Create or check the case behind `con` and install its macros and views."""
     con.execute("SET TimeZone = 'UTC'")  # offset-less times in logs and CSVs are UTC
-    if not exists:
-        _create(con)
+    if not exists or (create and not read_only and _is_blank(con)):
+        _create(con)  # also a case whose creation was killed before it committed
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "meta" not in tables:
-        con.close()
         raise CaseError(f"{path}: a DuckDB file, but not a forensics case (no meta table)")
     meta = _meta(con)
     version = meta.get("schema_version")
     if version != str(SCHEMA_VERSION):
-        con.close()
         raise CaseError(
             f"{path}: case schema version {version}, this forensics {__version__} reads version"
             f" {SCHEMA_VERSION}",
@@ -95,17 +131,65 @@ def connect(
             + meta.get("created_by", "unknown")
             + "), or start a new case with --db",
         )
-    if not read_only:
-        # a table added to the case contract since this case was made (same schema version:
-        # additions only) is created empty
-        for t in TABLES:
-            if t.name not in tables:
-                con.execute(t.ddl())
-    creds.install_macros(con, bytes.fromhex(meta["fingerprint_salt"]))
+    missing = [t.name for t in TABLES if t.name not in tables]
+    damaged = [name for name in missing if name not in _ADDED_LATER]
+    if damaged:
+        raise CaseError(
+            f"{path}: damaged case: table {', '.join(damaged)} missing",
+            hint="restore the case file from a copy, or ingest the evidence into a new case",
+        )
+    for t in TABLES:
+        if t.name in missing and not read_only:
+            con.execute(t.ddl())
+    salt = meta.get("fingerprint_salt", "")
+    if len(salt) != 64 or any(c not in "0123456789abcdef" for c in salt):
+        raise CaseError(
+            f"{path}: damaged case: its fingerprint salt (meta.fingerprint_salt) is missing or"
+            " not 64 hex digits, so credentials cannot be fingerprinted as they were",
+            hint="restore the case file from a copy; a new salt would not match the stored"
+            " fingerprints",
+        )
+    creds.install_macros(con, bytes.fromhex(salt))
     normalize.install_macros(con)
     reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only
     principals.install(con, read_only)
-    return con
+
+
+_SANDBOX = (
+    # extensions: nothing fetched from the network or loaded from disk on a query's behalf
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    # JSON columns keep their type through Arrow, so `output.write_result` can write files for
+    # a connection that cannot (the same bytes as DuckDB's own COPY)
+    "SET arrow_lossless_conversion = true",
+)
+
+
+def sandbox(con: duckdb.DuckDBPyConnection, *, allow_files: bool = False) -> None:
+    """Lock `con` down for SQL the tool did not write (ad hoc SQL, detectors).
+
+    External access goes off (no COPY TO, EXPORT, ATTACH, INSTALL, LOAD, and no file, glob or
+    network read: only the case file itself stays open), unless `allow_files` (`forensics sql
+    --allow-files`, reading only: statements that write are refused before they run). Then the
+    configuration is locked, so no SET, RESET or PRAGMA can undo any of it. DuckDB keeps these
+    settings per database, for every connection to it in this process, and for good: call this
+    last, after the connection's own setup. A connection sandboxed already is left as it is.
+    """
+    if con.execute("SELECT current_setting('lock_configuration')").fetchall() == [(True,)]:
+        if external_access(con) and not allow_files:
+            raise CaseError("the case connection is locked with external access on")
+        return
+    for setting in _SANDBOX:
+        con.execute(setting)
+    if not allow_files:
+        con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def external_access(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con` may read and write files (False once `sandbox` locked it down)."""
+    return con.execute("SELECT current_setting('enable_external_access')").fetchall() == [(True,)]
 
 
 def salt(con: duckdb.DuckDBPyConnection) -> bytes:

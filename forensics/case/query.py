@@ -2,14 +2,17 @@
 statement someone typed.
 
 Reads: a case file, opened read-only through `case.db.connect` (macros and TEMP views
-installed, nothing stored). Runs: exactly one statement of the text, and only a kind that reads
-(SELECT in any of DuckDB's spellings: FROM-first, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE; and
-EXPLAIN of one of those). Refuses, before running anything: empty text, two statements or more,
-and every other kind (writes, COPY, ATTACH, SET, PRAGMA, CALL, LOAD, ...) with a UsageError.
+installed, nothing stored) and then sandboxed by `case.db.sandbox`: external access off (no
+file, glob, network or extension; only the case itself) unless the caller allows reading files
+(`forensics sql --allow-files`), and the configuration locked. Runs: exactly one statement of
+the text, and only a kind that reads (SELECT in any of DuckDB's spellings: FROM-first, WITH,
+VALUES, DESCRIBE, SHOW, SUMMARIZE; and EXPLAIN of one of those). Refuses, before running
+anything: empty text, two statements or more, and every other kind (writes, COPY, ATTACH, SET,
+PRAGMA, CALL, LOAD, ...) with a UsageError.
 Writes: nothing; `forensics sql` streams the statement through `output.write_result`, `run`
 returns its rows as a polars DataFrame (the Python API). Guarantees: every ad hoc statement
-goes through `open_for_query` and `statement`, so a stricter sandbox (external access off,
-configuration locked) belongs in these two functions only.
+goes through `open_for_query` and `statement`: the statement check refuses what would write,
+and the sandboxed connection could not write even if a statement got past it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,18 @@ if TYPE_CHECKING:
 READ_HINT = "use SELECT (or FROM, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN SELECT)"
 
 
-def open_for_query(path: str | Path | None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to an existing case, for ad hoc statements."""
-    return db.connect(path, read_only=True, create=False)
+def open_for_query(
+    path: str | Path | None, *, allow_files: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A read-only, sandboxed connection to an existing case, for ad hoc statements; with
+    `allow_files` its statements may also read local files (read_csv, read_text, glob, ...)."""
+    con = db.connect(path, read_only=True, create=False)
+    try:
+        db.sandbox(con, allow_files=allow_files)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def statement(con: duckdb.DuckDBPyConnection, text: str) -> str:

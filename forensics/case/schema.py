@@ -51,8 +51,8 @@ SOURCES = Table(
     (
         C("source_id", "INTEGER PRIMARY KEY", "case-local id of the file"),
         C("path", "VARCHAR", "absolute path at ingest time", "file.path"),
-        C("sha256", "VARCHAR", "SHA-256 of the file bytes as on disk", "file.hash.sha256"),
-        C("bytes", "BIGINT", "file size on disk", "file.size"),
+        C("sha256", "VARCHAR", "SHA-256 of the file bytes as read at ingest", "file.hash.sha256"),
+        C("bytes", "BIGINT", "file size on disk (the bytes read and hashed)", "file.size"),
         C("format", "VARCHAR", "adapter that parsed it (kong, combined, envoy, ...)"),
         C("kind", "VARCHAR", "requests | reference | enrichment | usage"),
         C("ingested_at", "TIMESTAMPTZ", "when the ingest committed", "event.ingested"),
@@ -62,6 +62,12 @@ SOURCES = Table(
         C("rows_quarantined", "BIGINT", "records stored in quarantine instead"),
         C("lines_blank", "BIGINT", "blank lines (no record, not counted as read)"),
         C("options", "JSON", "ingest options that shaped the rows (mapping file, keep-prompts)"),
+        C(
+            "content_sha256",
+            "VARCHAR",
+            "SHA-256 of the decompressed content (= sha256 for a plain file); a .gz or .zst"
+            " copy of an ingested file is recognised by it and skipped",
+        ),
     ),
 )
 
@@ -105,8 +111,15 @@ REQUESTS = Table(
         C(
             "client_ip",
             "VARCHAR",
-            "client address after the gateway's real-IP handling",
+            "client address after the gateway's real-IP handling; only an IP address (any other"
+            " text in the log's address field is in client_addr_raw, never a principal)",
             "client.address",
+        ),
+        C(
+            "client_addr_raw",
+            "VARCHAR",
+            "the log's client address when it is not an IP address (credentials scrubbed);"
+            " NULL when client_ip holds the address",
         ),
         C(
             "xff",
@@ -347,6 +360,24 @@ PRICES = Table(
     ),
 )
 
+SOURCE_DIGESTS = Table(
+    "source_digests",
+    "What each ingest stored, per source and table: row count and a digest of the rows, so that"
+    " `forensics verify` finds rows edited, added or deleted outside the tool.",
+    (
+        C("source_id", "INTEGER", "sources.source_id"),
+        C("table_name", "VARCHAR", "table holding rows of the source"),
+        C("rows", "BIGINT", "rows of the source in that table at ingest"),
+        C(
+            "digest",
+            "VARCHAR",
+            "sum of DuckDB hash() of each row, over the columns ingest wrote (not the ones"
+            " enrichment or repricing fill in later)",
+        ),
+        C("engine", "VARCHAR", "DuckDB version that computed the digest"),
+    ),
+)
+
 RUNS = Table(
     "runs",
     "One row per `forensics detect`: what ran, with which parameters, over which inputs.",
@@ -481,6 +512,7 @@ TABLES: tuple[Table, ...] = (
     IP_RANGES,
     COUNTRY_CENTROIDS,
     PRICES,
+    SOURCE_DIGESTS,
     RUNS,
     RUN_DETECTORS,
     FINDINGS,

@@ -83,7 +83,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
 def _ingest(con: duckdb.DuckDBPyConnection, world: Path) -> int:
     from forensics.cli.progress import print_summary, run_ingest
     from forensics.ingest.base import Options
-    from forensics.ingest.reader import expand_paths
+    from forensics.ingest.paths import expand_paths
 
     asn = [p.resolve() for p in sorted(world.glob("ip2asn*.tsv*"))]
     jobs: list[tuple[list[Path], str | None]] = [(asn, None)] if asn else []

@@ -45,6 +45,15 @@ if TYPE_CHECKING:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of your own detectors, laid out <family>/<name>.sql + .yml (repeatable).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300,  # forensics.detect.runner.DEFAULT_TIMEOUT (not imported: --help stays fast)
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop a detector still running after SECONDS; it is recorded as failed and the run"
+    " goes on.",
+)
 @click.pass_context
 def detect(
     ctx: click.Context,
@@ -55,15 +64,17 @@ def detect(
     param_args: tuple[str, ...],
     config: Path | None,
     rules: tuple[Path, ...],
+    timeout: float,
 ) -> None:
     """Run the detectors on the case: findings, allowlist suppression and incidents are stored.
 
     Progress goes to stderr, one line per detector; stdout gets a summary table. A run
     supersedes the earlier findings of each detector it ran over its scope (--since, --until,
     --tenant), whatever their parameters: they stay in the case with their run (`forensics
-    runs`, `forensics findings --run ID`) and are no longer counted. Exit
-    code 1 if a detector failed or a selected detector's files have problems (both listed on
-    stderr with their file); findings alone are not a failure.
+    runs`, `forensics findings --run ID`) and are no longer counted. Detectors read only the
+    case: one that calls for a file, the environment or a sequence, or runs past --timeout,
+    fails alone. Exit code 1 if a detector failed or a selected detector's files have
+    problems (both listed on stderr with their file); findings alone are not a failure.
 
     \b
     Example:
@@ -112,6 +123,7 @@ def detect(
             until=until_at,
             tenant=tenant,
             progress=echo_progress,
+            timeout=timeout,
         )
     finally:
         con.close()
@@ -161,10 +173,13 @@ def _read_config(path: Path) -> dict[str, Any]:
     """The --config file: `params: {id: {name: value}}`, `detectors: [globs]`, both optional."""
     import yaml
 
+    from forensics.detect.yamlcheck import YamlRefused, load_bounded
     from forensics.errors import InputError
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_bounded(path.read_text(encoding="utf-8"))
+    except YamlRefused as e:
+        raise InputError(path, f"YAML refused: {e}", line=e.line) from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -173,6 +188,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         ) from e
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(path, f"cannot read: {e}") from e
+    data = loaded[1] if loaded is not None else None
     if data is None:
         return {}
     if not isinstance(data, dict) or set(data) - {"params", "detectors"}:

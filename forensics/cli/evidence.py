@@ -36,7 +36,7 @@ def schema(fmt: str) -> None:
 @click.command()
 @output_options
 @click.pass_context
-def sources(ctx: click.Context, fmt: str, output: Path | None) -> None:
+def sources(ctx: click.Context, fmt: str, output: Path | None, raw_csv: bool) -> None:
     """Every ingested file: hash, format, and how its records were accounted for.
 
     \b
@@ -56,6 +56,7 @@ def sources(ctx: click.Context, fmt: str, output: Path | None) -> None:
         fmt,
         sys.stdout,
         output,
+        raw_csv=raw_csv,
     )
 
 
@@ -67,7 +68,12 @@ def sources(ctx: click.Context, fmt: str, output: Path | None) -> None:
 @output_options
 @click.pass_context
 def quarantine(
-    ctx: click.Context, source_id: int | None, limit: int, fmt: str, output: Path | None
+    ctx: click.Context,
+    source_id: int | None,
+    limit: int,
+    fmt: str,
+    output: Path | None,
+    raw_csv: bool,
 ) -> None:
     """Records that could not be loaded, with file, line and reason (credentials redacted).
 
@@ -89,28 +95,43 @@ def quarantine(
         sys.stdout,
         output,
         {"sid": source_id} if source_id is not None else None,
+        raw_csv=raw_csv,
     )
 
 
 @click.command()
 @click.pass_context
 def verify(ctx: click.Context) -> None:
-    """Re-hash every ingested file still on disk; exit 4 if any no longer matches.
+    """Check the evidence and the case: re-hash every ingested file still on disk, and compare
+    each source's rows in the case (counts and a digest of what ingest stored) with what its
+    ingest recorded. Exit 4 if a file no longer matches or rows were changed outside the tool.
 
     \b
     Example:
       forensics verify
     """
-    from forensics.case.verify import verify_sources
+    from forensics.case.verify import verify_rows, verify_sources
+    from forensics.output import terminal_safe
 
     con = connect(ctx, read_only=True)
-    checks = verify_sources(con)
-    bad = 0
-    for c in checks:
-        click.echo(f"{c.status:9} {c.source_id:>5}  {c.path}")
-        bad += c.status == "MISMATCH"
-    ok = sum(c.status == "ok" for c in checks)
-    missing = sum(c.status == "missing" for c in checks)
-    click.echo(f"{ok} ok, {bad} mismatched, {missing} missing", err=True)
-    if bad:
+    try:
+        files = verify_sources(con)
+        rows = {c.source_id: c for c in verify_rows(con)}
+    finally:
+        con.close()
+    click.echo(f"{'file':9} {'rows':14} {'source':>6}  path / what changed")
+    for c in files:
+        row = rows[c.source_id]
+        what = terminal_safe(c.path if row.status == "ok" else f"{c.path}: {row.detail}")
+        click.echo(f"{c.status:9} {row.status:14} {c.source_id:>6}  {what}")
+    bad = sum(c.status == "MISMATCH" for c in files)
+    changed = sum(c.status == "CHANGED" for c in rows.values())
+    ok = sum(c.status == "ok" for c in files)
+    missing = sum(c.status == "missing" for c in files)
+    click.echo(
+        f"files: {ok} ok, {bad} mismatched, {missing} missing;"
+        f" rows: {len(rows) - changed} sources as ingested, {changed} changed",
+        err=True,
+    )
+    if bad or changed:
         ctx.exit(int(ExitCode.INTEGRITY))

@@ -15,6 +15,7 @@ import click
 
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.case.severity import Severity
+from forensics.cli.options import raw_csv_option
 from forensics.errors import ExitCode, UsageError, duckdb_error
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ def _filter_options(f: F) -> F:
 
 
 def _export_options(f: F) -> F:
-    """--format, -o/--output, --fail-on."""
+    """--format, -o/--output, --raw-csv, --fail-on."""
+    f = raw_csv_option(f)
     f = click.option(
         "--fail-on",
         type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
@@ -112,11 +114,12 @@ def _write_ocsf(rows: list[dict[str, Any]], out: TextIO) -> None:
 
 def _export(
     ctx: click.Context,
-    *,
     kind: str,
     filters: Filters,
     fmt: str,
     output: Path | None,
+    *,
+    raw_csv: bool,
     fail_on: str | None,
 ) -> None:
     import duckdb
@@ -142,7 +145,9 @@ def _export(
                     if kind == "findings"
                     else fx.incidents_query(filters)
                 )
-                n = write_result(con, query, fmt, sys.stdout, output, params or None)
+                n = write_result(
+                    con, query, fmt, sys.stdout, output, params or None, raw_csv=raw_csv
+                )
             if output is not None:
                 click.echo(f"{n} {kind} written to {output}", err=True)
             hits = 0
@@ -190,6 +195,7 @@ def findings(
     run_id: str | None,
     fmt: str,
     output: Path | None,
+    raw_csv: bool,
     fail_on: str | None,
 ) -> None:
     """What the detectors found, oldest window first, most severe first within a time.
@@ -215,7 +221,7 @@ def findings(
 
     filters = _filters(severity, detectors, tenant, since, until, include_suppressed)
     filters = dataclasses.replace(filters, run=run_id)
-    _export(ctx, kind="findings", filters=filters, fmt=fmt, output=output, fail_on=fail_on)
+    _export(ctx, "findings", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on)
 
 
 @click.command()
@@ -231,6 +237,7 @@ def incidents(
     until: str | None,
     fmt: str,
     output: Path | None,
+    raw_csv: bool,
     fail_on: str | None,
 ) -> None:
     """Findings grouped by principal and time: the incidents, oldest first.
@@ -252,13 +259,15 @@ def incidents(
             hint="use `forensics findings --format ocsf` (each incident lists its finding_ids)",
         )
     filters = _filters(severity, detectors, tenant, since, until, False)
-    _export(ctx, kind="incidents", filters=filters, fmt=fmt, output=output, fail_on=fail_on)
+    _export(ctx, "incidents", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on)
 
 
 @click.command()
 @_export_options
 @click.pass_context
-def runs(ctx: click.Context, fmt: str, output: Path | None, fail_on: str | None) -> None:
+def runs(
+    ctx: click.Context, fmt: str, output: Path | None, raw_csv: bool, fail_on: str | None
+) -> None:
     """Every detection run, newest first: when, which detectors with which parameters, over
     which scope, and what it found (findings stored, of them still current).
 
@@ -279,6 +288,6 @@ def runs(ctx: click.Context, fmt: str, output: Path | None, fail_on: str | None)
         raise UsageError("runs take --format table, csv, json, jsonl or parquet, and no --fail-on")
     con = db.connect(ctx.obj["db"], read_only=True)
     try:
-        print_result(con, RUNS_QUERY, fmt, output, noun="runs")
+        print_result(con, RUNS_QUERY, fmt, output, noun="runs", raw_csv=raw_csv)
     finally:
         con.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from forensics.cli.options import connect
-from forensics.errors import ExitCode
+from forensics.errors import ExitCode, ForensicsError
 
 INGEST_FORMATS = (
     "kong",
@@ -65,6 +65,31 @@ INGEST_FORMATS = (
     show_default=True,
     help="Category for a plain `AS<n> # name` list loaded with asn-categories.",
 )
+@click.option(
+    "--max-expansion",
+    type=click.FloatRange(min=1),
+    default=200,
+    show_default=True,
+    metavar="RATIO",
+    help="Stop a .gz/.zst file that decompresses to more than RATIO times its size on disk"
+    " (any file may reach 16 MiB): the file fails, nothing of it is kept.",
+)
+@click.option(
+    "--max-decompressed-bytes",
+    "max_decompressed",
+    default="64G",
+    show_default=True,
+    metavar="SIZE",
+    help="Stop a compressed file past this many decompressed bytes, whatever the ratio.",
+)
+@click.option(
+    "--max-record-bytes",
+    "max_record",
+    default="64M",
+    show_default=True,
+    metavar="SIZE",
+    help="A longer line (record) is quarantined with its line number, never held whole.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def ingest(
@@ -75,12 +100,17 @@ def ingest(
     mapping: Path | None,
     keep_prompts: bool,
     category: str,
+    max_expansion: float,
+    max_decompressed: str,
+    max_record: str,
     quiet: bool,
 ) -> None:
     """Load log files, directories or globs into the case (.gz and .zst are read as is).
 
-    Every file is hashed: the same content twice is skipped. Each file loads in one
-    transaction, and records that cannot be parsed go to quarantine with their line.
+    Every file is hashed as it is read: the same content twice (also a compressed copy of
+    a loaded file) is skipped. Each file loads in one transaction, and records that cannot be
+    parsed go to quarantine with their line. A file that fails is one line on stderr; the
+    others still load, and the exit code is 1.
 
     \b
     Example:
@@ -88,13 +118,26 @@ def ingest(
       forensics ingest --asn-db ip2asn-v4.tsv.gz 'logs/**/*.jsonl.gz'
       forensics ingest --format revocations revoked.csv
       forensics ingest --format jsonl --mapping gateway.toml gw.log
+      forensics ingest --max-expansion 1000 --max-record-bytes 16M logs/
     """
     from forensics.cli.progress import run_ingest
     from forensics.ingest.base import Options
+    from forensics.ingest.decompress import Limits, parse_size
     from forensics.ingest.formats import FORMATS
-    from forensics.ingest.reader import expand_paths
+    from forensics.ingest.paths import expand_paths
+    from forensics.ingest.pipeline import FileResult, describe_failure
 
-    options = Options(keep_prompts=keep_prompts, mapping=mapping, extra={"category": category})
+    try:
+        limits = Limits(
+            max_expansion=max_expansion,
+            max_decompressed_bytes=parse_size(max_decompressed),
+            max_record_bytes=parse_size(max_record),
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    options = Options(
+        keep_prompts=keep_prompts, mapping=mapping, extra={"category": category}, limits=limits
+    )
     if fmt is not None:
         FORMATS[fmt].check_options(options)  # e.g. jsonl without --mapping: one error, exit 2
     con = connect(ctx, create=True)
@@ -102,12 +145,30 @@ def ingest(
         jobs: list[tuple[list[Path], str | None]] = []
         if asn_dbs:
             jobs.append(([p.resolve() for p in asn_dbs], None))
-        jobs.append((expand_paths(list(paths)), fmt))
-        results = run_ingest(con, jobs, options, show_progress=not quiet)
+        problems: list[FileResult] = []
+
+        def problem(error: ForensicsError) -> None:
+            path = getattr(error, "path", "?")
+            problems.append(
+                FileResult(
+                    path, fmt, "failed", message=describe_failure(Path(path), error), error=error
+                )
+            )
+
+        jobs.append((expand_paths(list(paths), on_problem=problem), fmt))
+        if problems and not any(files for files, _ in jobs):
+            raise problems[0].error or ForensicsError(str(problems[0].message))
+        results = problems + run_ingest(con, jobs, options, show_progress=not quiet)
     finally:
         con.close()
     from forensics.cli.progress import print_summary
 
+    if ctx.obj.get("debug"):
+        import traceback
+
+        for r in results:
+            if r.error is not None:
+                traceback.print_exception(r.error)
     failed = print_summary(results)
     if failed:
         ctx.exit(int(ExitCode.ERROR))

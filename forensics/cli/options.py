@@ -11,7 +11,19 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def raw_csv_option(f: F) -> F:
+    """--raw-csv: CSV cells exactly as stored (the default neutralises spreadsheet formulas)."""
+    return click.option(
+        "--raw-csv",
+        is_flag=True,
+        help="CSV: write cells starting with = + - @, a tab or a carriage return as they are"
+        " (by default such a cell gets a leading ' so that a spreadsheet shows it as text"
+        " instead of running it as a formula).",
+    )(f)
+
+
 def output_options(f: F) -> F:
+    f = raw_csv_option(f)
     f = click.option(
         "-o",
         "--output",

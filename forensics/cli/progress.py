@@ -18,6 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from forensics.case.fingerprints import redact
 from forensics.ingest.base import Options
 from forensics.ingest.pipeline import FileResult, ingest_paths
 
@@ -55,7 +56,7 @@ def run_ingest(
             progress.update(task, advance=nbytes, rows=rows, rate=rate)
 
         def on_file(path: Path) -> None:
-            progress.update(task, description=path.name[:32])
+            progress.update(task, description=redact(path.name)[:32])
 
         for files, fmt in jobs:
             results.extend(
@@ -80,7 +81,7 @@ def print_summary(results: list[FileResult]) -> int:
             r.rows_quarantined,
             r.rows_skipped,
             "yes" if r.status != "loaded" or r.reconciles else "NO",
-            r.path,
+            redact(r.path),
         )
         for r in results
     ]
@@ -100,9 +101,9 @@ def print_summary(results: list[FileResult]) -> int:
     )
     for r in results:
         for w in r.warnings:
-            click.echo(f"Warning: {w}", err=True)
+            click.echo(f"Warning: {redact(w)}", err=True)
         if r.status == "skipped" and r.message:
-            click.echo(f"Skipped: {r.path}: {r.message}", err=True)
+            click.echo(f"Skipped: {redact(r.path)}: {redact(r.message)}", err=True)
         if r.status == "failed":
-            click.echo(f"Error: {r.message}", err=True)
+            click.echo(f"Error: {redact(r.message or '')}", err=True)
     return len(failed)

@@ -91,6 +91,7 @@ def incident(
         raise UsageError(f"--since {since} is not before --until {until}")
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
+        db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
         chosen = pick_incident(
             con, incident_id, tenant=tenant, credential=credential, principal=principal
         )
@@ -146,6 +147,7 @@ def weekly(
         raise UsageError("give both --since and --until")
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
+        db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
         if week:
             start, end = week_bounds(week)
         elif start is None or end is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from forensics.cli.options import raw_csv_option
 from forensics.errors import UsageError
 
 # --by name -> (SQL expression over `usage u`, output column). Only these fixed fragments ever
@@ -126,6 +127,7 @@ ORDER BY {", ".join(str(i + 1) for i in range(len(keys)))}"""
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of stdout (needed for parquet).",
 )
+@raw_csv_option
 @click.pass_context
 def usage(
     ctx: click.Context,
@@ -134,6 +136,7 @@ def usage(
     until: str | None,
     fmt: str,
     output: Path | None,
+    raw_csv: bool,
 ) -> None:
     """What the providers report: usage summed by provider, project, key, model and time.
 
@@ -165,6 +168,6 @@ def usage(
     query, params = usage_query(names, start, end)
     con = db.connect(ctx.obj["db"], read_only=True)
     try:
-        print_result(con, query, fmt, output, params or None)
+        print_result(con, query, fmt, output, params or None, raw_csv=raw_csv)
     finally:
         con.close()

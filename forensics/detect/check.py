@@ -1,6 +1,9 @@
 """Checking detectors against a case: each SELECT bound (not run) against the schema of a fresh,
 empty case, so `forensics detectors check` finds a misspelt column or table before any
-evidence is loaded. Problems are `path:line: message`, like those of loading.
+evidence is loaded, and each call a detector may not make (files, environment, sequences,
+side effects: `forensics.detect.guard`) is refused. Problems are `path:line: message`, like
+those of loading. The empty case is sandboxed like the runner's connection, so binding a
+hostile SELECT cannot read the machine either.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ if TYPE_CHECKING:
 
 @contextmanager
 def scratch_case() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A fresh, empty case in a temporary folder: the schema detectors are bound against."""
+    """A fresh, empty, sandboxed case in a temporary folder: the schema detectors are bound
+    against."""
     from forensics.case import db
 
     with tempfile.TemporaryDirectory(prefix="forensics-check-") as tmp:
         con = db.connect(Path(tmp) / "check.duckdb")
         try:
+            db.sandbox(con)
             yield con
         finally:
             con.close()
@@ -38,9 +43,11 @@ def check_sql(detectors: list[Detector], con: duckdb.DuckDBPyConnection) -> list
 
     A parser or binder error becomes a problem at the line DuckDB names, with DuckDB's
     suggestions; so do missing contract columns and `tables:` entries the case does not have.
+    A call the guard refuses is a problem at its line, and the SELECT is then not bound.
     """
     import duckdb
 
+    from forensics.detect.guard import refusals
     from forensics.detect.params import CONTRACT_COLUMNS, bind
 
     known = {
@@ -60,6 +67,10 @@ def check_sql(detectors: list[Detector], con: duckdb.DuckDBPyConnection) -> list
                         f"tables: no table {table!r} in a case",
                     )
                 )
+        refused = refusals(con, d.sql)
+        problems.extend(Problem(d.sql_path, line, message) for line, message in refused)
+        if refused:
+            continue
         try:
             described = con.execute("DESCRIBE " + d.sql, bind(d)).fetchall()
         except duckdb.Error as e:

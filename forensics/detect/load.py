@@ -24,7 +24,7 @@ from forensics.detect.model import (
     Problem,
     Severity,
 )
-from forensics.detect.yamlcheck import Checker, node_line, parse_params
+from forensics.detect.yamlcheck import Checker, YamlRefused, load_bounded, node_line, parse_params
 from forensics.errors import duckdb_error
 from forensics.resources import shipped_dir
 
@@ -226,21 +226,19 @@ def _read(path: Path, c: Checker) -> str | None:
 
 
 def _parse_yaml(text: str, c: Checker) -> tuple[yaml.Node, Any] | None:
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
+        loaded = load_bounded(text)
+        if loaded is None:
             c.add(1, "empty file: expected the detector's fields")
-            return None
-        return node, loader.construct_document(node)
+        return loaded
+    except YamlRefused as e:
+        c.add(e.line, f"YAML refused: {e}")
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = int(mark.line) + 1 if mark is not None else 1
         c.add(line, f"invalid YAML: {e.problem or e.context}")
     except yaml.YAMLError as e:
         c.add(1, f"invalid YAML: {e}")
-    finally:
-        loader.dispose()
     return None
 
 

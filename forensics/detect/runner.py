@@ -14,6 +14,12 @@ A run has two phases.
    detector that ran over the same scope superseded by this run, rebuilds `incidents` and closes
    the run. A crash leaves the whole run or none of it.
 
+The connection is sandboxed first (`case.db.sandbox`: no file, network, extension or setting
+for the rest of its life) and each SELECT is refused before it runs if it calls what a detector
+may not (`forensics.detect.guard`: files, environment, sequences, side effects). A detector
+still running after `timeout` seconds is interrupted (`con.interrupt()` from a timer thread)
+and recorded as failed; the run goes on with the next one.
+
 Every run's findings are its own (the finding id hashes the run too); superseded findings stay
 queryable with their run and are not counted by `findings`, `incidents` or the reports.
 All work on findings is set-based SQL; Python loops only over detectors.
@@ -33,15 +39,18 @@ import duckdb
 
 from forensics import sql
 from forensics._version import __version__
+from forensics.case.db import sandbox
 from forensics.case.fingerprints import redact
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.detect import features
+from forensics.detect.guard import Deadline, refusals
 from forensics.detect.incidents import DEFAULT_GAP, build_incidents
 from forensics.detect.model import Detector
 from forensics.detect.params import CONTRACT_COLUMNS, bind
 from forensics.errors import UsageError, describe_duckdb_error
 
 MAX_REQUESTS_PER_FINDING = 50
+DEFAULT_TIMEOUT = 300.0  # seconds a detector may run (`forensics detect --timeout`)
 
 ProgressCallback = Callable[[str, float, int, str | None], None]
 """Called after each detector: (detector id, seconds, findings, error message or None)."""
@@ -94,12 +103,17 @@ def run_detectors(
     tenant: str | None = None,
     progress: ProgressCallback | None = None,
     incident_gap: str | dt.timedelta = DEFAULT_GAP,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> RunResult:
     """Run `detectors` and store what they find as one run (see the module docstring).
 
     `overrides` maps detector id -> parameter -> value and beats the YAML defaults; `since`,
     `until` and `tenant` are the standard filters, bound to the detectors that use them.
+    `timeout` is the seconds each detector may run (None: no limit). `con` is sandboxed for
+    good: open another connection for anything that reads or writes files afterwards.
     """
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"a detector's time limit must be positive, not {timeout:g} seconds")
     ids = [d.id for d in detectors]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
@@ -109,6 +123,7 @@ def run_detectors(
     result = RunResult(run_id=uuid.uuid4().hex)
     started = dt.datetime.now(dt.UTC)
     bound: dict[str, dict[str, Any]] = {}
+    sandbox(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} ({_NEW_COLUMNS})")
     shared = features.used_by(t for d in detectors for t in d.tables)
     try:
@@ -118,10 +133,19 @@ def run_detectors(
         for detector in detectors:
             clock = time.monotonic()
             rows, error = 0, None
+            deadline = Deadline(con, timeout)
             try:
                 params = bind(detector, overrides.get(detector.id), **scope.params())
                 bound[detector.id] = params
-                rows = _evaluate(con, detector, result.run_id, params)
+                with deadline:
+                    rows = _evaluate(con, detector, result.run_id, params)
+            except duckdb.InterruptException:
+                if not deadline.expired:
+                    raise  # not the time limit (Ctrl-C): the run stops
+                error = (
+                    f"{detector.sql_path}: stopped after {timeout:g} s, its time limit"
+                    " (raise it with --timeout SECONDS)"
+                )
             except duckdb.Error as e:
                 error = describe_duckdb_error(e, str(detector.sql_path))
             except OSError as e:
@@ -169,6 +193,11 @@ def _evaluate(
             f"{detector.sql_path}: must be exactly one SELECT statement, found {kinds}"
         )
     query = statements[0].query
+    refused = refusals(con, detector.sql)  # the file's text: its line numbers
+    if refused:
+        line, message = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise _DetectorFailure(f"{detector.sql_path}:{line}: {message}{more}")
     types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
     missing = [c for c in CONTRACT_COLUMNS if c not in types]
     if missing:
@@ -292,6 +321,8 @@ def _store_detectors(
     bound: dict[str, dict[str, Any]],
 ) -> None:
     """One `run_detectors` row per detector: the version as it ran, so the run describes itself."""
+    if not detectors:
+        return  # every selected detector had problems in its files: the run records none
     con.executemany(
         "INSERT INTO run_detectors (run_id, detector_id, version, title, description, runbook,"
         " severity, severity_bounds, principal_type, params, sql, status, error, seconds,"

@@ -2,7 +2,10 @@
 
 `Checker` collects the problems of one file; `parse_params` reads its `params:` section and
 `param_error` checks a value against a parameter's declared type, for the defaults here and
-for the overrides of the inline tests (`forensics.detect.cases`).
+for the overrides of the inline tests (`forensics.detect.cases`). `load_bounded` is the one way
+a detector's YAML (and `forensics detect --config`) is read: at most MAX_YAML_BYTES of text and
+MAX_YAML_VALUES values once anchors and aliases are expanded, so an alias bomb ("billion laughs")
+is one problem found in milliseconds, not gigabytes of memory.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from forensics.detect.model import PARAM_TYPES, STANDARD_PARAMS, Param, Problem
 from forensics.times import is_time
 
 PARAM_FIELDS = ("default", "type", "description")
+MAX_YAML_BYTES = 1_000_000  # the largest shipped detector YAML is about 16 KB
+MAX_YAML_VALUES = 100_000  # scalars, lists and mappings, each alias counted as what it repeats
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INTERVAL = re.compile(
     r"^\s*(\d+(\.\d+)?\s*(microsecond|millisecond|second|minute|hour|day|week|month|year)s?\s*)+$",
@@ -31,6 +36,69 @@ def node_line(node: yaml.Node | None) -> int:
     if node is None or node.start_mark is None:
         return 1
     return int(node.start_mark.line) + 1
+
+
+class YamlRefused(ValueError):
+    """YAML too big to read: `line` is where the problem is (1-based)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def load_bounded(text: str) -> tuple[yaml.Node, Any] | None:
+    """The node and the data of a one-document YAML text (None when it is empty), read with
+    yaml.SafeLoader within the size limits; YamlRefused past them, yaml.YAMLError if invalid."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_YAML_BYTES:
+        raise YamlRefused(1, f"{size:,} bytes; the limit is {MAX_YAML_BYTES:,}")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return node, loader.construct_document(node)
+    except RecursionError:
+        raise YamlRefused(1, "nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """YamlRefused if the document, aliases expanded, holds more than MAX_YAML_VALUES values or
+    an alias inside the value it names (a cycle). Counted without expanding anything."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # on the path from the root: seeing one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_YAML_VALUES:
+                raise YamlRefused(
+                    node_line(node),
+                    f"expands to more than {MAX_YAML_VALUES:,} values through anchors and"
+                    " aliases (an alias bomb?)",
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YamlRefused(node_line(node), "an alias refers to the value that contains it")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
 
 
 class Checker:

@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from forensics.ingest.decompress import Limits
+
 # name -> DuckDB type of what an adapter may deliver.
 STAGING: dict[str, str] = {
     "ts": "TIMESTAMPTZ",
@@ -75,7 +77,7 @@ def quarantine_rows(
     """Put (line, reason, raw) records that Python found bad into `quarantine`, scrubbed."""
     if rows:
         con.executemany(
-            "INSERT INTO quarantine VALUES ($1, $2, $3, left(scrub($4), $5))",
+            "INSERT INTO quarantine VALUES ($1, $2, scrub($3), left(scrub(left($4, 4 * $5)), $5))",
             [[source_id, line, reason, raw, QUARANTINE_RAW_CHARS] for line, reason, raw in rows],
         )
 
@@ -125,6 +127,7 @@ class Options:
     keep_prompts: bool = False
     mapping: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)  # expansion and record length
 
 
 @dataclass

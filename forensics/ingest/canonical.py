@@ -50,10 +50,20 @@ _TEXTS: dict[str, str] = {
     "credential_id": "credential_id",
     "error_code": "coalesce(error_code, _rs.error.code, _rs.error.type)",
     "finish_reason": "coalesce(finish_reason, finish_reason_of(_rs))",
-    "provider": "lower(provider)",
+    "provider": "provider",
     "as_org": "as_org",
     "city": "city",
-    "_raw": "left(_raw, 2000)",
+    "method": "method",
+    "country": "nullif(trim(country), '')",
+    "token_id": "json_extract_string(_claims, '$.jti')",
+    "issuer": "json_extract_string(_claims, '$.iss')",
+    "key_id": "json_extract_string(_jh, '$.kid')",
+    "client_id": "coalesce(json_extract_string(_claims, '$.client_id'),"
+    " json_extract_string(_claims, '$.azp'), json_extract_string(_claims, '$.cid'))",
+    "client_addr_raw": "CASE WHEN _ip IS NULL THEN coalesce(_addr, _hop) END",
+    # scrubbed before it is cut, so that no key is cut into a piece the patterns miss
+    "_raw": "left(_raw, 8000)",
+    "_error": "_error",
 }
 _TEXT_LIST = ",\n           ".join(_TEXTS.values())
 _CLEAN = {name: f"_clean[{i}]" for i, name in enumerate(_TEXTS, start=1)}
@@ -71,16 +81,22 @@ WITH s AS (
 ), t AS (
   SELECT *, is_jwt(_tok) AS _is_jwt, jwt_claims(_tok) AS _claims, jwt_header(_tok) AS _jh,
          coalesce(regexp_matches(auth_header, '(?i)^\\s*basic\\s'), false) AS _basic,
-         cred_fp(coalesce(api_key, _tok,
-             nullif(regexp_extract(uri, '(?i)[?&](?:api[_-]?key|key)=([^&]+)', 1), ''))) AS _kfp,
+         cred_fp(key_text(coalesce(api_key, _tok,
+             nullif(regexp_extract(uri, '(?i)[?&](?:api[_-]?key|key)=([^&]+)', 1), '')))) AS _kfp,
          last_user_text(_parts) AS _last_user,
-         coalesce(strip_port(client_ip), first_xff(xff)) AS _ip
+         strip_port(client_ip) AS _addr, first_xff(xff) AS _hop
   FROM u
+), t2 AS (
+  -- The client address is an IP address or nothing: any other text in the address field (or
+  -- the first X-Forwarded-For hop, which the client writes) goes to client_addr_raw, scrubbed.
+  SELECT *, CASE WHEN ip_num(_addr) IS NOT NULL THEN _addr
+                 WHEN _addr IS NULL AND ip_num(_hop) IS NOT NULL THEN _hop END AS _ip
+  FROM t
 ), v AS (
   SELECT *, prompt_norm(left(_last_user, 256)) AS _norm,
          [{_TEXT_LIST}] AS _texts,
          list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
-  FROM t
+  FROM t2
 ), w AS (
   -- Every string from the log is scrubbed of credentials. One regex over all of a row's text
   -- decides whether any field needs it; the lambda compiles the patterns once per chunk.
@@ -89,7 +105,7 @@ WITH s AS (
   FROM v
 )
 SELECT
-  _error, {_CLEAN["_raw"]} AS _raw,
+  {_CLEAN["_error"]} AS _error, left({_CLEAN["_raw"]}, 2000) AS _raw,
   ts, {_CLEAN["request_id"]} AS request_id, $source_id::INTEGER AS source_id, line_no,
   $format::VARCHAR AS format,
   {_CLEAN["tenant_id"]} AS tenant_id,
@@ -98,31 +114,33 @@ SELECT
   CASE WHEN _is_jwt THEN 'jwt' WHEN _basic THEN 'basic'
        WHEN coalesce(credential_id, _kfp) IS NOT NULL THEN 'api_key' END AS credential_type,
   _kfp AS key_fingerprint,
-  json_extract_string(_claims, '$.jti') AS token_id,
-  json_extract_string(_claims, '$.iss') AS issuer,
-  json_extract_string(_jh, '$.kid') AS key_id,
+  {_CLEAN["token_id"]} AS token_id,
+  {_CLEAN["issuer"]} AS issuer,
+  {_CLEAN["key_id"]} AS key_id,
   epoch_claim(_claims, '$.iat') AS token_iat,
   epoch_claim(_claims, '$.exp') AS token_exp,
-  CASE WHEN json_type(_claims, '$.scp') = 'ARRAY' THEN json_extract_string(_claims, '$.scp[*]')
-       ELSE string_split(coalesce(json_extract_string(_claims, '$.scope'),
-                                  json_extract_string(_claims, '$.scp')), ' ') END AS scopes,
-  coalesce(json_extract_string(_claims, '$.client_id'), json_extract_string(_claims, '$.azp'),
-           json_extract_string(_claims, '$.cid')) AS client_id,
+  CASE WHEN _claims IS NOT NULL THEN list_transform(
+    CASE WHEN json_type(_claims, '$.scp') = 'ARRAY' THEN json_extract_string(_claims, '$.scp[*]')
+         ELSE string_split(coalesce(json_extract_string(_claims, '$.scope'),
+                                    json_extract_string(_claims, '$.scp')), ' ') END,
+    lambda x: scrub(x)) END AS scopes,
+  {_CLEAN["client_id"]} AS client_id,
   _ip AS client_ip,
+  {_CLEAN["client_addr_raw"]} AS client_addr_raw,
   {_CLEAN["xff"]} AS xff,
   asn, {_CLEAN["as_org"]} AS as_org, NULL::VARCHAR AS asn_category,
-  upper(nullif(trim(country), '')) AS country, {_CLEAN["city"]} AS city, lat, lon,
+  upper({_CLEAN["country"]}) AS country, {_CLEAN["city"]} AS city, lat, lon,
   CASE WHEN asn IS NOT NULL OR country IS NOT NULL THEN 'log' END AS geo_source,
   {_CLEAN["user_agent"]} AS user_agent,
   {_CLEAN["origin"]} AS origin,
   {_CLEAN["referer"]} AS referer,
   {_CLEAN["host"]} AS host,
-  upper(method) AS method,
+  upper({_CLEAN["method"]}) AS method,
   {_CLEAN["path"]} AS path,
   {_CLEAN["query"]} AS query,
   {_CLEAN["route"]} AS route,
   coalesce(nullif(_endpoints[1], 'other'), _endpoints[2]) AS endpoint,
-  {_CLEAN["provider"]} AS provider,
+  lower({_CLEAN["provider"]}) AS provider,
   {_CLEAN["model"]} AS model,
   {_CLEAN["response_model"]} AS response_model,
   model_family_of(coalesce({_CLEAN["response_model"]}, {_CLEAN["model"]})) AS model_family,

@@ -125,7 +125,8 @@ CASE WHEN r IS NULL THEN {json_error("line")}
      WHEN ts_ IS NULL AND regexp_full_match(start_, {_NUMBER}) THEN
           'EdgeStartTimestamp ' || left(start_, 40) || ' is in no known unit'
           || ' (unixnano has 19 digits, unix 10, milliseconds 13)'
-     WHEN ts_ IS NULL THEN 'EdgeStartTimestamp ' || left(start_, 40) || ' is not an RFC 3339 time'
+     WHEN ts_ IS NULL THEN 'EdgeStartTimestamp of ' || value_shape(start_)
+          || ' is not an RFC 3339 time'
      WHEN NOT plausible_ts(ts_) THEN 'EdgeStartTimestamp ' || left(start_, 40)
           || ' is not a plausible time (it would be ' || strftime(ts_, '%Y-%m-%d') || ')'
 END
@@ -162,7 +163,7 @@ COLUMNS = {
     "client_ip": _field("ClientIP"),
     "xff": _header("x-forwarded-for"),
     "asn": f"nullif({_field('ClientASN')}, '0')",
-    "country": f"nullif(upper({_field('ClientCountry')}), 'XX')",
+    "country": f"nullif(upper(scrub({_field('ClientCountry')})), 'XX')",
     "city": _field("ClientCity"),
     "lat": _field("ClientLatitude"),
     "lon": _field("ClientLongitude"),

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from forensics.errors import InputError
-from forensics.ingest import canonical, reader
+from forensics.ingest import canonical, decompress, reader
 from forensics.ingest.base import Counts, Options, ReferenceFormat
 
 V4_MAPPED = 0xFFFF00000000
@@ -66,7 +66,7 @@ class IpToAsn(ReferenceFormat):
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
         counts = Counts()
-        end = reader.ReadEnd()
+        end = decompress.ReadEnd()
         for chunk in reader.read_chunks(path, end):
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE tsv AS SELECT $first + i AS line_no, l AS line,"
@@ -78,7 +78,8 @@ class IpToAsn(ReferenceFormat):
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE tsv_checked AS SELECT line_no, line,"
                 " ip_num(f[1]) AS s, ip_num(f[2]) AS e, TRY_CAST(f[3] AS BIGINT) AS asn,"
-                " nullif(nullif(upper(f[4]), 'NONE'), '') AS country, nullif(f[5], '') AS org,"
+                " nullif(nullif(upper(scrub(f[4])), 'NONE'), '') AS country,"
+                " nullif(scrub(f[5]), '') AS org,"
                 " CASE WHEN len(f) <> 5 THEN 'expected 5 tab-separated fields, found ' || len(f)"
                 "      WHEN ip_num(f[1]) IS NULL OR ip_num(f[2]) IS NULL"
                 "        THEN 'range_start / range_end is not an IP address'"
@@ -92,7 +93,8 @@ class IpToAsn(ReferenceFormat):
                 {"sid": source_id},
             )
             con.execute(
-                "INSERT INTO quarantine SELECT $sid, line_no, _error, left(line, 2000)"
+                "INSERT INTO quarantine SELECT $sid, line_no, _error,"
+                " left(scrub(left(line, 8000)), 2000)"
                 " FROM tsv_checked WHERE _error IS NOT NULL",
                 {"sid": source_id},
             )
@@ -192,8 +194,9 @@ class MaxMind(ReferenceFormat):
         con.register("mmdb_arrow", arrow)
         try:
             con.execute(
-                "INSERT INTO ip_ranges SELECT ip_start::UHUGEINT, ip_end::UHUGEINT, asn, as_org,"
-                " upper(country), city, lat, lon, $sid FROM mmdb_arrow",
+                "INSERT INTO ip_ranges SELECT ip_start::UHUGEINT, ip_end::UHUGEINT, asn,"
+                " scrub(as_org), upper(scrub(country)), scrub(city), lat, lon, $sid"
+                " FROM mmdb_arrow",
                 {"sid": source_id},
             )
         finally:

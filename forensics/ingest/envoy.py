@@ -210,8 +210,8 @@ FROM (
     END AS err_
   FROM (
     SELECT *, {any_time("e.start_time")} AS ts_,
-           lower(coalesce(nullif(regexp_extract(e.backend, '^[^/]+/([^/]+)/route/', 1), ''),
-                          e.backend)) AS backend_
+           lower(scrub(coalesce(nullif(regexp_extract(e.backend, '^[^/]+/([^/]+)/route/', 1),
+                                       ''), e.backend))) AS backend_
     FROM (
       SELECT line_no, line, js, j, t,
              CASE WHEN js THEN {_struct(0)} ELSE {_struct(1)} END AS e

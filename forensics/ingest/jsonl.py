@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forensics.case.fingerprints import FINGERPRINT_PATTERN
 from forensics.errors import InputError, UsageError
 from forensics.ingest.base import STAGING, Adapter, Options, Staging
 from forensics.sqltext import sql_str
@@ -114,7 +115,7 @@ def redact_secrets(raw: str, keys: list[str], values: list[str]) -> str:
         return raw
     candidates = (
         f"list_filter(list_transform({' || '.join(found)}, lambda m: auth_token(m)),"
-        " lambda m: m IS NOT NULL AND NOT starts_with(m, 'cred:'))"
+        f" lambda m: m IS NOT NULL AND NOT regexp_full_match(m, {sql_str(FINGERPRINT_PATTERN)}))"
     )
     return (
         f"list_reduce(list_prepend({raw}, {candidates}),"
@@ -368,7 +369,8 @@ CASE WHEN v IS NULL THEN {json_error("coalesce(rec, line)")}
      WHEN ts_raw IS NULL THEN
        CASE WHEN json_type(rec) <> 'OBJECT' THEN 'JSON value is not an object'
             ELSE {sql_str(f"no timestamp: {m.ts_field} is missing or null")} END
-     WHEN ts_ IS NULL THEN {field} || left(ts_raw, 40) || {unparsed}
+     WHEN ts_ IS NULL THEN {sql_str(f"timestamp {m.ts_field} of ")} || value_shape(ts_raw)
+          || {unparsed}
      WHEN NOT plausible_ts(ts_) THEN {field} || left(ts_raw, 40)
           || {sql_str(f" is implausible as {fmt} (it would be ")}
           || strftime(ts_, '%Y-%m-%d') || ')'

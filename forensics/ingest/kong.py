@@ -101,7 +101,7 @@ CASE WHEN NOT regexp_matches(line, '^\\s*[\\[{]') THEN
             WHEN NOT regexp_matches(rtrim(line), '[}\\]]$') THEN 'invalid JSON: record is cut off'
             ELSE 'invalid JSON' END
      WHEN r.started_at IS NULL THEN 'no started_at: not a Kong log record'
-     WHEN ts_ IS NULL THEN 'started_at is not a number: ' || left(r.started_at, 40)
+     WHEN ts_ IS NULL THEN 'started_at is not a number: ' || value_shape(r.started_at)
      WHEN NOT plausible_ts(ts_) THEN 'started_at ' || left(r.started_at, 40)
           || ' is not epoch milliseconds (it would be ' || strftime(ts_, '%Y-%m-%d') || ')'
 END

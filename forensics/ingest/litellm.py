@@ -220,7 +220,7 @@ CASE WHEN is_hdr THEN 'CSV header line (column names, not a record)'
      WHEN r.request_id IS NULL AND r."startTime" IS NULL THEN
           'not a LiteLLM SpendLogs row: no request_id or startTime'
      WHEN start_ IS NULL THEN 'no startTime'
-     WHEN ts_ IS NULL THEN 'startTime ' || left(start_, 40)
+     WHEN ts_ IS NULL THEN 'startTime of ' || value_shape(start_)
           || ' is not an ISO 8601 time or an epoch number'
      WHEN NOT plausible_ts(ts_) THEN 'startTime ' || left(start_, 40)
           || ' is not a plausible time (it would be ' || strftime(ts_, '%Y-%m-%d') || ')'

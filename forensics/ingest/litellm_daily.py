@@ -216,7 +216,7 @@ class LiteLLMDaily(_ProviderPages):
         finally:
             con.unregister("litellm_daily_arrow")
         con.execute(self._mapped_sql())
-        prefix = f"lower(regexp_extract({_s('$.model')}, '^([A-Za-z0-9_.-]+)/', 1))"
+        prefix = f"lower(scrub(regexp_extract({_s('$.model')}, '^([A-Za-z0-9_.-]+)/', 1)))"
         kind = (
             "CASE "
             + " ".join(
@@ -227,7 +227,7 @@ class LiteLLMDaily(_ProviderPages):
         )
         con.execute(
             "UPDATE usage_mapped SET"
-            f" provider = coalesce(nullif(lower(trim({_s('$.custom_llm_provider')})), ''),"
+            f" provider = coalesce(nullif(lower(trim(scrub({_s('$.custom_llm_provider')}))), ''),"
             f" nullif({prefix}, '')),"
             f" extra = CASE WHEN {kind} IS NULL THEN extra"
             f" ELSE json_merge_patch(coalesce(extra, '{{}}'::JSON),"

@@ -107,7 +107,8 @@ def quick_request(expr: str) -> str:
 def time_error(raw: str, ts: str, expected: str) -> str:
     """CASE branches for a time that does not parse or is not plausible."""
     return (
-        f"WHEN {ts} IS NULL THEN 'bad time ' || left({raw}, 60) || ': expected {expected}'"
+        f"WHEN {ts} IS NULL THEN 'bad time of ' || value_shape({raw})"
+        f" || ': expected {expected}'"
         f" WHEN NOT plausible_ts({ts}) THEN 'time ' || left({raw}, 60)"
         " || ' is outside 1995..2100'"
     )

@@ -1,37 +1,40 @@
 """Ingest: one transaction per file, every record accounted for.
 
-For each file: hash it (same content already in the case -> skipped), pick the format, then in
-one transaction insert the `sources` row, stream the file through DuckDB chunk by chunk, and
-check that read = loaded + quarantined before committing. A crash mid-file leaves nothing of it.
+For each file: hash it when a file of its size is in the case (same bytes -> skipped), pick the
+format from a bounded prefix, then in one transaction insert the `sources` row, stream the file
+through DuckDB chunk by chunk while hashing the bytes read and their decompressed content, and
+before committing check that read = loaded + quarantined, that the file did not change while it
+was read, and that its content is not already in the case (a .gz copy of a loaded log is
+rolled back and skipped). A crash mid-file leaves nothing of it. A file that fails for any
+reason is one line naming it; `ingest_paths` goes on with the next.
 """
 
 from __future__ import annotations
 
+import csv
+import errno
 import json
-import queue
-import threading
+import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from forensics._version import __version__
 from forensics.case.fingerprints import redact
+from forensics.case.verify import record_digests
 from forensics.errors import ForensicsError, InputError, describe_duckdb_error
-from forensics.ingest import canonical, reader
+from forensics.ingest import canonical, decompress, reader
 from forensics.ingest.base import Adapter, Counts, Format, Options, quarantine_rows
 from forensics.ingest.formats import FORMATS, detect_format
+from forensics.ingest.lines import BATCH_ROWS, prepared_chunks
 
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]
-# Rows per Arrow batch handed to DuckDB: small enough that both cores get work in a chunk.
-BATCH_ROWS = 2048
 
 
 class Timings(dict[str, float]):
@@ -59,113 +62,11 @@ class FileResult:
     rows_skipped: int = 0  # records of a file skipped as already ingested
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
+    error: BaseException | None = field(default=None, repr=False)  # a failure's exception
 
     @property
     def reconciles(self) -> bool:
         return self.rows_read == self.rows_loaded + self.rows_quarantined
-
-
-def _chunks_in_background(path: Path, end: reader.ReadEnd, document: bool) -> Iterator[Prepared]:
-    """Read, decompress and cut the next chunk while DuckDB parses this one."""
-    slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()  # set when the consumer is done, even by an exception
-
-    def put(item: Prepared | BaseException | None) -> None:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        try:
-            source = (
-                reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
-            )
-            for chunk in source:
-                if stop.is_set():
-                    return
-                put(prepare(chunk))
-            put(None)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-
-    worker = threading.Thread(target=produce, daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
-def split_lines(data: bytes | bytearray) -> tuple[pa.Array, np.ndarray]:
-    """The lines of `data` as an Arrow array without their "\n" / "\r\n", and their lengths.
-
-    numpy finds the newlines; the array first spans the bytes as they are (each line with its
-    newline, no copy), then one Arrow kernel drops the last character of every line. Arrow's
-    cast checks UTF-8 (it raises pa.ArrowInvalid when a line is not).
-    """
-    if not data.endswith(b"\n"):
-        data = bytes(data) + b"\n"
-    b = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(b == 10)
-    offsets = np.empty(len(ends) + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1
-    has_cr = (ends > offsets[:-1]) & (b[np.maximum(ends - 1, 0)] == 13)
-    lengths = ends - offsets[:-1] - has_cr
-    raw = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-    lines = pc.utf8_slice_codeunits(raw.cast(pa.large_string()), 0, -1)
-    if has_cr.any():
-        lines = pc.utf8_rtrim(lines, characters="\r")
-    return lines, lengths
-
-
-@dataclass
-class Prepared:
-    """A chunk as DuckDB will scan it: non-blank lines in small Arrow record batches."""
-
-    chunk: reader.Chunk
-    table: pa.Table
-    blank: int
-
-
-def prepare(chunk: reader.Chunk) -> Prepared:
-    """Cut the chunk into lines (on the reader thread, while DuckDB works on the last one).
-
-    DuckDB scans the record batches in parallel without copying them. Only a chunk holding
-    invalid UTF-8 is decoded line by line in Python, to quarantine exactly those lines.
-    """
-    if chunk.line_numbers is not None and not chunk.line_numbers:
-        lines, lengths = pa.array([], pa.large_string()), np.zeros(0, dtype=np.int64)
-    else:
-        try:
-            lines, lengths = split_lines(chunk.data)
-        except pa.ArrowInvalid:
-            lines, lengths = split_lines(chunk.decoded().encode())
-    blank = int(np.count_nonzero(lengths == 0))
-    chunk.data = b""  # the lines are a copy now: let the raw buffer go
-    if chunk.line_numbers is not None:
-        numbers = pa.array(chunk.line_numbers, pa.int64())
-    else:
-        numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + len(lines)))
-    table = pa.table({"line_no": numbers, "line": lines})
-    if blank or chunk.bad_lines:  # rare: copying the chunk to drop lines is fine then
-        keep = pa.array(lengths > 0)
-        if chunk.bad_lines:
-            keep = pc.and_(keep, pc.invert(pc.starts_with(lines, reader.BAD_LINE)))
-        table = table.filter(keep)
-    return Prepared(chunk, pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS)), blank)
 
 
 def _has_ip_ranges(con: duckdb.DuckDBPyConnection) -> bool:
@@ -180,7 +81,7 @@ def load_requests(
     source_id: int,
     progress: Progress | None,
     timings: Timings | None = None,
-) -> tuple[Counts, list[str], str]:
+) -> tuple[Counts, list[str], decompress.ReadEnd]:
     """Stream a request log through staging, canonical columns, enrichment and the insert.
 
     `chunk_lines`, `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
@@ -192,12 +93,12 @@ def load_requests(
     params = {"source_id": source_id, "format": adapter.name, "keep_prompts": options.keep_prompts}
     counts = Counts()
     warnings: list[str] = []
-    end = reader.ReadEnd()
+    end = decompress.ReadEnd()
     document = reader.is_json_document(reader.head_lines(path, 2))
     last_offset = 0
     ipgeo = con.sql(canonical.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
     timings = timings if timings is not None else Timings()
-    chunks = _chunks_in_background(path, end, document)
+    chunks = prepared_chunks(path, end, document)
     while True:
         with timings.step("waiting for the reader thread"):
             prepared = next(chunks, None)
@@ -233,7 +134,7 @@ def load_requests(
         counts.quarantined += 1
         warnings.append(f"{path}:{end.next_line}: {end.problem}")
     counts.read = counts.loaded + counts.quarantined
-    return counts, warnings, end.sha256
+    return counts, warnings, end
 
 
 def _check_reconciles(
@@ -259,6 +160,56 @@ def _check_reconciles(
         )
 
 
+def _ensure_content_column(con: duckdb.DuckDBPyConnection) -> None:
+    """A case made before sources.content_sha256 existed gets the column (NULL for old rows)."""
+    has = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'sources'"
+        " AND column_name = 'content_sha256' AND schema_name = current_schema()"
+    ).fetchall()[0][0]
+    if not has:
+        con.execute("ALTER TABLE sources ADD COLUMN content_sha256 VARCHAR")
+
+
+def _no_records(path: Path, head: reader.Head, size: int) -> FileResult:
+    """A file without a record to detect a format from: skipped (empty), or failed (damaged)."""
+    result = FileResult(str(path), status="skipped")
+    if size == 0:
+        result.message = "empty file: no records"
+    elif head.problem:
+        raise InputError(
+            path,
+            f"{head.problem}; nothing could be decompressed before it",
+            hint="pass --format NAME to record the damage in the case anyway",
+        )
+    elif not head.complete:
+        raise InputError(
+            path,
+            f"no record in the first {decompress.human_bytes(head.content_bytes)}"
+            " (blank lines only)",
+            hint="pass --format NAME to read on",
+        )
+    elif head.content_bytes == 0:
+        result.message = "no records: the file holds no text once decompressed"
+    else:
+        result.message = f"no records: {head.content_bytes:,} bytes of blank lines only"
+    return result
+
+
+def _check_unchanged(path: Path, before: os.stat_result, end: decompress.ReadEnd | None) -> None:
+    """Fail the file if it changed while it was read (a log still being written)."""
+    after = path.stat()
+    read = end.raw_bytes if end is not None else before.st_size
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or (
+        read != before.st_size
+    ):
+        raise InputError(
+            path,
+            f"the file changed while it was read ({before.st_size:,} bytes when ingest began,"
+            f" {read:,} read, {after.st_size:,} now); nothing from it was kept",
+            hint="ingest it again once it is complete (or ingest a copy)",
+        )
+
+
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -268,13 +219,39 @@ def ingest_file(
     progress: Progress | None = None,
     timings: Timings | None = None,
 ) -> FileResult:
+    """Load one file in one transaction (see the module docstring)."""
     options = options or Options()
+    with decompress.limits(options.limits), _csv_fields(options.limits.max_record_bytes):
+        return _ingest_file(con, path, fmt, options, progress, timings)
+
+
+@contextmanager
+def _csv_fields(limit: int) -> Iterator[None]:
+    """CSV cells may be as long as a record (Python's default stops at 131,072 characters)."""
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str | None,
+    options: Options,
+    progress: Progress | None,
+    timings: Timings | None,
+) -> FileResult:
     result = FileResult(str(path))
-    size = path.stat().st_size
-    # Only a file of the same size as one already in the case can have the same content: hash
-    # those first. Any other file is new, and a request log is hashed while it is read.
+    before = path.stat()
+    size = before.st_size
+    _ensure_content_column(con)
+    # Only a file of the same size as one already in the case can have the same bytes: hash
+    # those first. Any other file is hashed while it is read, and its decompressed content is
+    # compared with the case's before COMMIT (a .gz copy of a loaded log is skipped then).
     same_size = con.execute("SELECT 1 FROM sources WHERE bytes = $b", {"b": size}).fetchall()
-    digest = reader.sha256_file(path) if same_size else None
+    digest = decompress.sha256_file(path) if same_size else None
     known = (
         con.execute(
             "SELECT source_id, format, rows_read FROM sources WHERE sha256 = $h", {"h": digest}
@@ -283,17 +260,11 @@ def ingest_file(
         else []
     )
     if known:
-        result.status, result.source_id, result.format = "skipped", known[0][0], known[0][1]
-        result.rows_skipped = known[0][2]
-        result.message = f"same content already ingested as source {known[0][0]}"
-        if progress is not None:
-            progress(size, 0)
-        return result
-    head = reader.head_lines(path)
-    if not head and fmt is None:
-        result.status, result.message = "skipped", "empty file: no records"
-        return result
-    name = fmt or detect_format(path, head)
+        return _skipped(result, known[0], "same content already ingested as source", progress, size)
+    head = reader.sniff(path)
+    if not head.lines and fmt is None:
+        return _no_records(path, head, size)
+    name = fmt or detect_format(path, head.lines)
     result.format = name
     format_ = FORMATS[name]
     format_.check_options(options)
@@ -304,8 +275,10 @@ def ingest_file(
     try:
         source_id = int(con.execute("SELECT nextval('source_ids')").fetchall()[0][0])
         con.execute(
-            "INSERT INTO sources VALUES ($id, $path, $sha, $bytes, $fmt, $kind, now(), $ver,"
-            " 0, 0, 0, 0, $opts)",
+            "INSERT INTO sources (source_id, path, sha256, bytes, format, kind, ingested_at,"
+            " tool_version, rows_read, rows_loaded, rows_quarantined, lines_blank, options)"
+            " VALUES ($id, scrub($path), $sha, $bytes, $fmt, $kind, now(), $ver, 0, 0, 0, 0,"
+            " CAST(scrub($opts) AS JSON))",
             {
                 "id": source_id,
                 "path": str(path.resolve()),
@@ -317,22 +290,35 @@ def ingest_file(
                 "opts": json.dumps(source_options),
             },
         )
+        end: decompress.ReadEnd | None
         if isinstance(format_, Adapter):
-            counts, warnings, read_digest = load_requests(
+            counts, warnings, end = load_requests(
                 con, path, format_, options, source_id, progress, timings
             )
-            digest = digest or read_digest
         else:
-            digest = digest or reader.sha256_file(path)
             counts, warnings = format_.load(con, path, source_id, options)
+            end = reader.hash_file(path)  # formats that read the file their own way
             if progress is not None:
                 progress(size, counts.read)
+        _check_unchanged(path, before, end)
         _check_reconciles(con, format_, source_id, counts, path)
+        same = con.execute(
+            "SELECT source_id, format, rows_read FROM sources WHERE source_id <> $id"
+            " AND (sha256 = $sha OR content_sha256 = $content) ORDER BY source_id LIMIT 1",
+            {"id": source_id, "sha": end.sha256, "content": end.content_sha256},
+        ).fetchall()
+        if same:
+            con.execute("ROLLBACK")
+            what = "same content (once decompressed) already ingested as source"
+            return _skipped(result, same[0], what, None, size)
         con.execute(
             "UPDATE sources SET rows_read = $r, rows_loaded = $l, rows_quarantined = $q,"
-            " lines_blank = $b, sha256 = $sha, ingested_at = now() WHERE source_id = $id",
+            " lines_blank = $b, sha256 = $sha, content_sha256 = $content, bytes = $bytes,"
+            " ingested_at = now() WHERE source_id = $id",
             {
-                "sha": digest,
+                "sha": end.sha256,
+                "content": end.content_sha256,
+                "bytes": end.raw_bytes,
                 "r": counts.read,
                 "l": counts.loaded,
                 "q": counts.quarantined,
@@ -340,16 +326,65 @@ def ingest_file(
                 "id": source_id,
             },
         )
+        with timings.step("digest") if timings is not None else nullcontext():
+            record_digests(con, source_id)  # what `forensics verify` compares the case with
         with timings.step("commit") if timings is not None else nullcontext():
             con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     result.source_id = source_id
     result.rows_read, result.rows_loaded = counts.read, counts.loaded
     result.rows_quarantined, result.lines_blank = counts.quarantined, counts.blank
     result.warnings = warnings
     return result
+
+
+def _skipped(
+    result: FileResult,
+    known: tuple[object, ...],
+    what: str,
+    progress: Progress | None,
+    size: int,
+) -> FileResult:
+    result.status, result.source_id, result.format = "skipped", int(str(known[0])), str(known[1])
+    result.rows_skipped = int(str(known[2]))
+    result.message = f"{what} {known[0]}"
+    if progress is not None:
+        progress(size, 0)
+    return result
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, keeping the original error when DuckDB already ended the transaction (a
+    full disk, a fatal error): "no transaction is active" would only hide it."""
+    with suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+def describe_failure(path: Path, error: BaseException) -> str:
+    """One line naming the file for any exception an ingest of it raised."""
+    if isinstance(error, ForensicsError):
+        return str(error)
+    text = str(error)
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left" in text:
+        where = getattr(error, "filename", None) or "the case database"
+        return (
+            f"{path}: the disk is full (no space left on the device holding {where});"
+            " nothing from this file was kept"
+        )
+    if isinstance(error, duckdb.Error):
+        return describe_duckdb_error(error, str(path))
+    if isinstance(error, OSError):
+        return f"{path}: cannot read: {error.strerror or error}"
+    if isinstance(error, RecursionError):
+        return f"{path}: a record is nested too deeply to read (RecursionError)"
+    if isinstance(error, MemoryError):
+        return f"{path}: out of memory while reading it (lower --max-record-bytes?)"
+    detail = " ".join(text.split())[:300]
+    return (
+        f"{path}: {type(error).__name__}: {detail}" if detail else f"{path}: {type(error).__name__}"
+    )
 
 
 def ingest_paths(
@@ -361,16 +396,15 @@ def ingest_paths(
     progress: Progress | None = None,
     on_file: Callable[[Path], None] | None = None,
 ) -> list[FileResult]:
-    """Ingest each file on its own; a file that fails is reported and the others still load."""
+    """Ingest each file on its own; a file that fails is one line naming it (the exception
+    kept on the result for --debug), and the others still load."""
     results = []
     for path in files:
         if on_file is not None:
             on_file(path)
         try:
             results.append(ingest_file(con, path, fmt=fmt, options=options, progress=progress))
-        except ForensicsError as e:
-            results.append(FileResult(str(path), fmt, "failed", message=redact(str(e))))
-        except duckdb.Error as e:
-            message = redact(describe_duckdb_error(e, str(path)))
-            results.append(FileResult(str(path), fmt, "failed", message=message))
+        except Exception as e:  # noqa: BLE001 - every failure is one file's, the run goes on
+            message = redact(describe_failure(path, e))
+            results.append(FileResult(str(path), fmt, "failed", message=message, error=e))
     return results

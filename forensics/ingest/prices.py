@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from forensics.case import costs
-from forensics.case.fingerprints import BEARER_PATTERN, KEY_PATTERN
+from forensics.case.fingerprints import BEARER_PATTERN, FINGERPRINT_PATTERN, KEY_PATTERN
 from forensics.ingest.base import Counts, Options, ReferenceFormat
 from forensics.ingest.reference import load_csv_checked
 
@@ -27,7 +27,7 @@ def _provider_error(v: str) -> str:
     return (
         f"CASE WHEN {v} = '' THEN 'provider is empty'"
         f" WHEN NOT regexp_full_match(lower({v}), '{PROVIDER_PATTERN}')"
-        f" THEN 'provider is not a provider name (like openai, anthropic): ' || left({v}, 40)"
+        f" THEN 'provider is not a provider name (like openai, anthropic): ' || value_shape({v})"
         " END"
     )
 
@@ -43,8 +43,8 @@ def _price_error(v: str, required: bool) -> str:
     return (
         f"CASE {empty}"
         f"WHEN {_price(v)} IS NULL OR isnan({_price(v)}) OR isinf({_price(v)})"
-        f" THEN '{v} is not a number: ' || left({v}, 40)"
-        f" WHEN {_price(v)} < 0 THEN '{v} is negative: ' || left({v}, 40) END"
+        f" THEN '{v} is not a number: ' || value_shape({v})"
+        f" WHEN {_price(v)} < 0 THEN '{v} is negative: ' || value_shape({v}) END"
     )
 
 
@@ -90,7 +90,7 @@ class Prices(ReferenceFormat):
                             CASE WHEN effective_from <> ''
                                   AND TRY_CAST(effective_from AS DATE) IS NULL
                                  THEN 'effective_from is not a date (YYYY-MM-DD): '
-                                      || left(effective_from, 40) END) AS _error
+                                      || value_shape(effective_from) END) AS _error
             FROM ref_rows"""
         key = "(provider, model_pattern, effective_from)"
         inserts = [
@@ -135,6 +135,7 @@ class KnownKeys(ReferenceFormat):
                    coalesce({_provider_error("provider")},
                             CASE WHEN api_key_id = '' THEN 'api_key_id is empty'
                                  WHEN regexp_full_match(api_key_id, '{KEY_PATTERN}')
+                                      OR regexp_full_match(api_key_id, '{FINGERPRINT_PATTERN}')
                                       OR regexp_matches(api_key_id, '{BEARER_PATTERN}')
                                  THEN 'api_key_id is a secret key, not the provider''s key id'
                             END) AS _error

@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from forensics.ingest import reader
+from forensics.ingest import decompress, reader
 from forensics.ingest.base import (
     QUARANTINE_RAW_CHARS,
     Counts,
@@ -195,7 +195,9 @@ class _ProviderPages(ReferenceFormat):
         """SQL list of the result's keys that go into `extra`."""
         mapped = ", ".join(f"'{k}'" for k in self.mapped_fields)
         return (
-            "list_filter(json_keys(r), lambda k: NOT list_contains(["
+            # keys a JSON path cannot name (empty, with a quote or a backslash) are left out
+            "list_filter(list_filter(json_keys(r), lambda k: k <> ''"
+            " AND NOT regexp_matches(k, '[\"\\\\]')), lambda k: NOT list_contains(["
             + mapped
             + "], k) AND json_type(r, '$.\"' || k || '\"') <> 'NULL')"
         )
@@ -211,7 +213,7 @@ class _ProviderPages(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        end = reader.ReadEnd()
+        end = decompress.ReadEnd()
         chunks = list(reader.read_chunks(path, end))
         text = "\n".join(chunk.decoded() for chunk in chunks)
         bad = [b for chunk in chunks for b in chunk.bad_lines]
@@ -343,7 +345,7 @@ class _ProviderPages(ReferenceFormat):
         checks = "\n".join(
             f"WHEN json_type(r, '$.{f}') NOT IN {NUMBER_TYPES}"
             f" AND TRY_CAST({_s('$.' + f)} AS DOUBLE) IS NULL"
-            f" THEN '{f} is not a number: ' || left({_s('$.' + f)}, 40)"
+            f" THEN '{f} is not a number: ' || value_shape({_s('$.' + f)})"
             for f in self.number_fields
         )
         checks += "\n" + "\n".join(self.checks)
@@ -357,7 +359,7 @@ class _ProviderPages(ReferenceFormat):
                THEN 'bucket has no {self.start}'
                WHEN bucket_start IS NULL OR NOT plausible_ts(bucket_start)
                THEN 'bucket {self.start} is not a usable time: '
-                    || left({_s("$." + self.start, "b")}, 40)
+                    || value_shape({_s("$." + self.start, "b")})
                WHEN bucket_end IS NOT NULL AND bucket_end < bucket_start
                THEN 'bucket ends before it starts'
                {checks}
@@ -400,11 +402,20 @@ class _ProviderPages(ReferenceFormat):
             " CAST(cache_creation_input_tokens AS VARCHAR), CAST(other_units AS VARCHAR),"
             " CAST(cost AS VARCHAR)]"
         )
+        # Every string of the row, and `extra`, passes the scrubber before it is keyed and
+        # stored: a provider export can carry a key in any field.
+        texts = [name for name, typ in MAPPED.items() if typ == "VARCHAR"] + ["provider"]
+        scrubbed = ", ".join(f"scrub({name}) AS {name}" for name in texts)
         return f"""
         CREATE OR REPLACE TEMP TABLE usage_keyed AS
-        WITH k AS (
-          SELECT *, {key} AS dedupe_key, {values} AS _values FROM usage_mapped
-          WHERE _error IS NULL
+        WITH m AS (
+          SELECT * REPLACE ({scrubbed}, model_family_of(scrub(model)) AS model_family,
+                 CASE WHEN extra IS NOT NULL THEN coalesce(
+                      TRY_CAST(scrub(CAST(extra AS VARCHAR)) AS JSON),
+                      to_json(scrub(CAST(extra AS VARCHAR)))) END AS extra)
+          FROM usage_mapped WHERE _error IS NULL
+        ), k AS (
+          SELECT *, {key} AS dedupe_key, {values} AS _values FROM m
         ), kept AS (
           SELECT dedupe_key, {values} AS _values FROM usage
           WHERE dedupe_key IN (SELECT dedupe_key FROM k)
@@ -537,7 +548,7 @@ class OpenAICosts(_ProviderPages):
             "other_unit_name": f"CASE WHEN {_n('$.quantity', 'DOUBLE')} IS NOT NULL"
             " THEN 'quantity' END",
             "cost": _n("$.amount.value", "DOUBLE"),
-            "currency": f"upper({_s('$.amount.currency')})",
+            "currency": f"upper(scrub({_s('$.amount.currency')}))",
             "line_item": _s("$.line_item"),
         }
 
@@ -629,7 +640,7 @@ class AnthropicCost(_ProviderPages):
     # an amount given as {"value", "currency"} is read like a plain amount
     checks = (
         "WHEN json_type(r, '$.amount') NOT IN ('NULL') AND cost IS NULL"
-        " THEN 'amount is not a number: ' || left(json_extract_string(r, '$.amount'), 40)",
+        " THEN 'amount is not a number: ' || value_shape(json_extract_string(r, '$.amount'))",
     )
 
     def columns(self) -> dict[str, str]:
@@ -644,7 +655,7 @@ class AnthropicCost(_ProviderPages):
             "operation": _s("$.cost_type"),
             "service_tier": _s("$.service_tier"),
             "cost": f"CAST({amount} / 100 AS DOUBLE)",
-            "currency": f"upper(coalesce({_s('$.currency')}, {_s('$.amount.currency')}))",
+            "currency": f"upper(scrub(coalesce({_s('$.currency')}, {_s('$.amount.currency')})))",
             "line_item": f"coalesce({_s('$.description')},"
             f" nullif(concat_ws(' / ', {_s('$.cost_type')}, {_s('$.token_type')}), ''))",
         }

@@ -1,134 +1,29 @@
-"""Reading evidence files: finding them, hashing them, decompressing, cutting into line chunks.
+"""Cutting evidence files into line chunks for DuckDB, and sniffing their first lines.
 
 The reader never parses records. It hands DuckDB big slabs of text (whole lines, with the number
 of the first line) and DuckDB splits and parses them as a set. Python only touches single lines
-when a slab is not valid UTF-8, to put exactly the offending lines in quarantine.
+when a slab is not valid UTF-8 or holds a record over the length limit, to put exactly those
+lines in quarantine. A line is never accumulated past `Limits.max_record_bytes`; the bytes come
+from `decompress.iter_blocks`, which bounds expansion and reports damage.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
+import contextlib
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import zstandard
+from forensics.ingest.decompress import Limits, ReadEnd, iter_blocks
 
-from forensics.errors import InputError
-
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # Bytes of decompressed text per chunk; FORENSICS_CHUNK_BYTES tunes it (memory vs overhead).
 CHUNK_BYTES = int(os.environ.get("FORENSICS_CHUNK_BYTES", 128 * 1024 * 1024))
-# A line sent to DuckDB in place of one that is not valid UTF-8 (it is quarantined from Python).
+# A line sent to DuckDB in place of one that is not valid UTF-8 or too long (it is quarantined
+# from Python).
 BAD_LINE = "\x00"
-
-
-def expand_paths(patterns: list[str]) -> list[Path]:
-    """Files, directories (recursively, hidden files skipped) and globs, in a stable order."""
-    found: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True))  # noqa: PTH207
-            files = [m for m in matches if m.is_file()]
-            if not files:
-                raise InputError(pattern, "no such file, directory or glob match")
-            found.extend(files)
-    unique: dict[Path, None] = {}
-    for p in found:
-        unique.setdefault(p.resolve(), None)
-    return list(unique)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def compression_of(path: Path) -> str | None:
-    with path.open("rb") as f:
-        head = f.read(4)
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head == ZSTD_MAGIC:
-        return "zstd"
-    return None
-
-
-RAW_BLOCK = 1024 * 1024
-
-
-class _Decompressor:
-    """gzip or zstd, member after member (concatenated members/frames are read on)."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.in_member = False  # input fed to a member that has not ended yet
-        self._new()
-
-    def _new(self) -> None:
-        if self.kind == "gzip":
-            self.obj: Any = zlib.decompressobj(wbits=31)
-        else:
-            self.obj = zstandard.ZstdDecompressor().decompressobj()
-
-    def feed(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            self.in_member = True
-            out.append(self.obj.decompress(data))
-            if not self.obj.eof:
-                break
-            data = self.obj.unused_data
-            self.in_member = False
-            self._new()
-        return b"".join(out)
-
-
-def iter_blocks(path: Path, end: ReadEnd) -> Iterator[tuple[bytes, int]]:
-    """Decompressed blocks of the file, each with the raw bytes consumed so far.
-
-    A damaged or cut-off compressed stream ends the blocks early: everything decompressed
-    before the damage is yielded, and `end.problem` says what happened.
-    """
-    kind = compression_of(path)
-    with path.open("rb") as raw:
-        if kind is None:
-            for block in iter(lambda: raw.read(RAW_BLOCK), b""):
-                end.hasher.update(block)
-                yield block, raw.tell()
-            return
-        dec = _Decompressor(kind)
-        for block in iter(lambda: raw.read(RAW_BLOCK), b""):
-            end.hasher.update(block)
-            try:
-                out = dec.feed(block)
-            except (zlib.error, zstandard.ZstdError) as e:
-                end.problem = f"{kind} stream is damaged ({e})"
-                for rest in iter(lambda: raw.read(RAW_BLOCK), b""):
-                    end.hasher.update(rest)
-                return
-            if out:
-                yield out, raw.tell()
-        if dec.in_member:
-            end.problem = f"{kind} stream is truncated: the file ends inside a compressed block"
+# Raw text kept of a record too long to load (the quarantine keeps 2,000 characters of it).
+RAW_KEPT = 2000
 
 
 @dataclass
@@ -141,28 +36,36 @@ class Chunk:
     line_count: int
     raw_offset: int = 0  # bytes of the file on disk consumed so far
     line_numbers: list[int] | None = None  # explicit numbers when lines are not consecutive
-    bad_lines: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+    # (line, reason, raw) of lines that are not loaded; each is BAD_LINE in `data`
+    bad_lines: list[tuple[int, str, str]] = field(default_factory=list)
+    max_record_bytes: int = Limits.max_record_bytes
 
     def decoded(self) -> str:
-        """The text (without a final newline), lines that are not UTF-8 replaced by BAD_LINE
-        and listed in bad_lines."""
+        """The text (without a final newline), lines that are not UTF-8 or too long replaced by
+        BAD_LINE and listed in bad_lines."""
         data = self.data[:-1] if self.data.endswith(b"\n") else self.data
-        text, self.bad_lines = _decode(data, self.first_line, self.line_numbers)
+        if len(data) > self.max_record_bytes and self.line_numbers is None:
+            data = self._drop_long_lines(data)
+        text, bad = _decode(data, self.first_line, self.line_numbers)
+        self.bad_lines = sorted([*self.bad_lines, *bad])
         return text
 
+    def _drop_long_lines(self, data: bytes | bytearray) -> bytes:
+        lines = bytes(data).split(b"\n")
+        for i, line in enumerate(lines):
+            if len(line) > self.max_record_bytes:
+                self.bad_lines.append(too_long(self.first_line + i, line, self.max_record_bytes))
+                lines[i] = BAD_LINE.encode()
+        return b"\n".join(lines)
 
-@dataclass
-class ReadEnd:
-    """How the stream ended: cleanly, or with a one-line reason (truncated gzip, ...)."""
 
-    problem: str | None = None
-    next_line: int = 1
-    # SHA-256 of the raw file, computed on the way (the whole file, even past damage).
-    hasher: Any = field(default_factory=hashlib.sha256)
-
-    @property
-    def sha256(self) -> str:
-        return str(self.hasher.hexdigest())
+def too_long(line_no: int, raw: bytes | bytearray | memoryview, limit: int) -> tuple[int, str, str]:
+    """The quarantine entry of a record over the length limit (its start kept as raw text)."""
+    return (
+        line_no,
+        f"record is longer than {limit:,} bytes (--max-record-bytes): not loaded",
+        bytes(raw[:RAW_KEPT]).decode("utf-8", "replace").replace("\x00", "\\0"),
+    )
 
 
 def _decode(
@@ -191,13 +94,33 @@ def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Ite
     """Yield the file as chunks of whole lines; record in `end` how the stream ended.
 
     Blocks are appended to one bytearray; when it holds a chunk's worth, the part after the
-    last newline moves to a new buffer and the filled one is handed over whole (no copy).
+    last newline moves to a new buffer and the filled one is handed over whole (no copy). A
+    line that grows past the record limit is cut off there: BAD_LINE takes its place, a
+    quarantine entry its start, and its remaining bytes are dropped as they arrive.
     """
+    limit = end.limits.max_record_bytes
     line_no = 1
     buf = bytearray()
+    tail = 0  # where the last (unfinished) line of buf starts
+    pending: list[tuple[int, str, str]] = []  # too-long lines in buf
+    skipping = False  # dropping the rest of a too-long line
     offset = 0
     for block, offset in iter_blocks(path, end):
+        if skipping:
+            newline = block.find(b"\n")
+            if newline < 0:
+                continue
+            block, skipping = block[newline + 1 :], False
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            tail = len(buf) + newline + 1
         buf += block
+        if len(buf) - tail > limit:
+            number = line_no + buf.count(b"\n", 0, tail)
+            pending.append(too_long(number, memoryview(buf)[tail:], limit))
+            del buf[tail:]
+            buf += BAD_LINE.encode() + b"\n"
+            tail, skipping = len(buf), True
         if len(buf) < chunk_bytes:
             continue
         cut = buf.rfind(b"\n")
@@ -206,33 +129,61 @@ def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Ite
         rest = buf[cut + 1 :]
         del buf[cut + 1 :]
         count = buf.count(b"\n")
-        yield Chunk(buf, line_no, count, offset)
+        yield Chunk(buf, line_no, count, offset, bad_lines=pending, max_record_bytes=limit)
         line_no += count
-        buf = rest
+        buf, pending, tail = rest, [], 0
     if buf.endswith(b"\n"):
         del buf[-1:]
-    if buf:
+    if buf or pending:
         count = buf.count(b"\n") + 1
-        yield Chunk(buf, line_no, count, offset)
+        yield Chunk(buf, line_no, count, offset, bad_lines=pending, max_record_bytes=limit)
         line_no += count
     end.next_line = line_no
 
 
-def head_lines(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> list[str]:
-    """The first non-blank lines of the decompressed file, for format detection."""
+@dataclass
+class Head:
+    """The first non-blank lines of a file, for format detection."""
+
+    lines: list[str]
+    complete: bool  # the whole decompressed file was read
+    problem: str | None  # damage met while reading it
+    content_bytes: int  # decompressed bytes read
+
+
+def sniff(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> Head:
+    """The first non-blank lines of the decompressed file, reading at most `max_bytes` of it."""
     parts: list[bytes] = []
     got = 0
-    for block, _ in iter_blocks(path, ReadEnd()):
-        parts.append(block)
-        got += len(block)
-        if got >= max_bytes:
-            break
+    end = ReadEnd(limits=Limits(max_expansion=1e12, max_decompressed_bytes=2**62))
+    complete = True
+    with contextlib.closing(iter_blocks(path, end)) as blocks:
+        for block, _ in blocks:
+            parts.append(block)
+            got += len(block)
+            if got >= max_bytes:
+                complete = False
+                break
     data = b"".join(parts)[:max_bytes]
     text = data.decode("utf-8", "replace")
     lines = text.split("\n")
-    if len(data) == max_bytes and len(lines) > 1:
+    if not complete and len(lines) > 1:
         lines = lines[:-1]  # last one may be cut
-    return [ln.rstrip("\r") for ln in lines if ln.strip()][:max_lines]
+    head = [ln.rstrip("\r") for ln in lines if ln.strip()][:max_lines]
+    return Head(head, complete, end.problem, got)
+
+
+def head_lines(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> list[str]:
+    """The first non-blank lines of the decompressed file, for format detection."""
+    return sniff(path, max_lines, max_bytes).lines
+
+
+def hash_file(path: Path) -> ReadEnd:
+    """Read the whole file once: its SHA-256, that of its decompressed content, bytes read."""
+    end = ReadEnd()
+    for _ in iter_blocks(path, end):
+        pass
+    return end
 
 
 def is_json_document(head: list[str]) -> bool:

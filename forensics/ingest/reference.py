@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from forensics.case.fingerprints import BEARER_PATTERN, KEY_PATTERN
+from forensics.case.fingerprints import BEARER_PATTERN, FINGERPRINT_PATTERN, KEY_PATTERN
 from forensics.errors import InputError
-from forensics.ingest import reader
+from forensics.ingest import decompress, reader
 from forensics.ingest.base import (
     QUARANTINE_RAW_CHARS,
     Counts,
@@ -25,6 +25,7 @@ from forensics.ingest.base import (
     ReferenceFormat,
     quarantine_rows,
 )
+from forensics.times import shape
 
 
 def read_csv_rows(
@@ -48,7 +49,8 @@ def read_csv_rows(
             if header[: len(expected)] != expected[: len(header)] or len(header) < required:
                 raise InputError(
                     path,
-                    f"expected a CSV header {','.join(expected)}, found {','.join(fields)[:200]}",
+                    f"expected a CSV header {','.join(expected)}, found"
+                    f" {len(fields)} fields shaped {shape(','.join(fields))}",
                     line=number,
                 )
             header_seen = True
@@ -68,7 +70,7 @@ def read_csv_rows(
 
 def _read_text(path: Path) -> tuple[str, list[tuple[int, str, str]]]:
     """The whole (small) file as text; lines that are not UTF-8 and a damaged end as `bad`."""
-    end = reader.ReadEnd()
+    end = decompress.ReadEnd()
     chunks = list(reader.read_chunks(path, end))
     text = "\n".join(chunk.decoded() for chunk in chunks)
     bad = [b for chunk in chunks for b in chunk.bad_lines]
@@ -98,12 +100,18 @@ def _insert_checked(
     )
     con.register("ref_rows_arrow", arrow)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE ref_rows AS SELECT * FROM ref_rows_arrow")
+        # The gate: every field of the file is scrubbed before any check or conversion reads it
+        # (a credential column's raw key becomes its fingerprint here, as in the logs).
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE ref_rows AS SELECT line_no, "
+            + ", ".join(f"scrub({n}) AS {n}" for n in names)
+            + " FROM ref_rows_arrow"
+        )
     finally:
         con.unregister("ref_rows_arrow")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ref_checked AS {checked_sql}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ref_checked AS {scrubbed(con, checked_sql)}")
     con.execute(
-        "INSERT INTO quarantine SELECT $sid, c.line_no, c._error,"
+        "INSERT INTO quarantine SELECT $sid, c.line_no, scrub(c._error),"
         " left(scrub(array_to_string(["
         + ", ".join(f"coalesce(r.{n}, '')" for n in names)
         + "], ',')), $n) FROM ref_checked c JOIN ref_rows r USING (line_no)"
@@ -118,6 +126,23 @@ def _insert_checked(
         " FROM ref_checked"
     ).fetchall()[0]
     return Counts(read=good + failed + len(bad), loaded=good, quarantined=failed + len(bad))
+
+
+def scrubbed(con: duckdb.DuckDBPyConnection, select: str) -> str:
+    """`select` with every text column (and every text in a list column) through the scrubber:
+    the one gate between a user's file and the case."""
+    types = con.execute(f"DESCRIBE {select}").fetchall()
+    replaced = []
+    for name, typ, *_ in types:
+        if typ == "VARCHAR":
+            replaced.append(f"scrub({name}) AS {name}")
+        elif typ == "VARCHAR[]":
+            replaced.append(f"list_transform({name}, lambda x: scrub(x)) AS {name}")
+        elif typ == "JSON":
+            replaced.append(f"TRY_CAST(scrub(CAST({name} AS VARCHAR)) AS JSON) AS {name}")
+    if not replaced:
+        return select
+    return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({select})"
 
 
 def load_csv_checked(
@@ -138,10 +163,13 @@ def load_csv_checked(
 
 
 def _credential(v: str) -> str:
-    """SQL for a credential column: an id as logged stays, a raw secret is fingerprinted."""
+    """SQL for a credential column: an id as logged stays, a raw secret is fingerprinted (the
+    scrubber already made a bare key its fingerprint; `Bearer <fingerprint>` loses the word)."""
     return (
-        f"CASE WHEN regexp_full_match({v}, '{KEY_PATTERN}')"
-        f" OR regexp_matches({v}, '{BEARER_PATTERN}') THEN cred_fp(auth_token({v}))"
+        f"CASE WHEN regexp_full_match(auth_token({v}), '{FINGERPRINT_PATTERN}')"
+        f" THEN auth_token({v})"
+        f" WHEN regexp_full_match({v}, '{KEY_PATTERN}')"
+        f" OR regexp_matches({v}, '{BEARER_PATTERN}') THEN cred_fp(key_text(auth_token({v})))"
         f" ELSE {v} END"
     )
 
@@ -173,9 +201,9 @@ class Revocations(ReferenceFormat):
                    {_time("revoked_at")} AS revoked_at,
                    CASE WHEN credential_id = '' THEN 'credential_id is empty'
                         WHEN {_time("revoked_at")} IS NULL
-                        THEN 'revoked_at is not a timestamp: ' || left(revoked_at, 60)
+                        THEN 'revoked_at is not a timestamp: ' || value_shape(revoked_at)
                         WHEN NOT plausible_ts({_time("revoked_at")})
-                        THEN 'revoked_at is out of range: ' || left(revoked_at, 60) END AS _error
+                        THEN 'revoked_at is out of range: ' || value_shape(revoked_at) END AS _error
             FROM ref_rows"""
         insert = (
             "INSERT INTO revocations SELECT credential_id, revoked_at, $sid, line_no"
@@ -210,9 +238,9 @@ class RetiredKeys(ReferenceFormat):
                         THEN 'issuer and key_id are both empty: give at least one'
                         WHEN retired_at = '' THEN 'retired_at is empty'
                         WHEN {_time("retired_at")} IS NULL
-                        THEN 'retired_at is not a timestamp: ' || left(retired_at, 60)
+                        THEN 'retired_at is not a timestamp: ' || value_shape(retired_at)
                         WHEN NOT plausible_ts({_time("retired_at")})
-                        THEN 'retired_at is out of range: ' || left(retired_at, 60) END AS _error
+                        THEN 'retired_at is out of range: ' || value_shape(retired_at) END AS _error
             FROM ref_rows"""
         insert = (
             "INSERT INTO retired_keys SELECT issuer, key_id, retired_at, reason, $sid, line_no"
@@ -250,18 +278,18 @@ class Allowlist(ReferenceFormat):
               nullif(reason, '') AS reason,
               {_time("expires")} AS expires,
               CASE WHEN lower(kind) NOT IN ({kinds})
-                     THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || left(kind, 40)
+                     THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || value_shape(kind)
                    WHEN value = '' THEN 'value is empty'
                    WHEN lower(kind) = 'asn'
                         AND TRY_CAST(regexp_replace(upper(value), '^AS', '') AS BIGINT) IS NULL
-                     THEN 'asn is not a number: ' || left(value, 40)
+                     THEN 'asn is not a number: ' || value_shape(value)
                    WHEN lower(kind) = 'ip' AND ip_num(value) IS NULL
-                     THEN 'not an IP address: ' || left(value, 60)
+                     THEN 'not an IP address: ' || value_shape(value)
                    WHEN lower(kind) = 'cidr' AND (ip_num(split_part(value, '/', 1)) IS NULL
                         OR TRY_CAST(split_part(value, '/', 2) AS INTEGER) IS NULL)
-                     THEN 'not a CIDR block: ' || left(value, 60)
+                     THEN 'not a CIDR block: ' || value_shape(value)
                    WHEN expires <> '' AND {_time("expires")} IS NULL
-                     THEN 'expires is not a timestamp: ' || left(expires, 60)
+                     THEN 'expires is not a timestamp: ' || value_shape(expires)
               END AS _error
             FROM ref_rows"""
         insert = (
@@ -310,10 +338,10 @@ class AsnCategories(ReferenceFormat):
             SELECT line_no, TRY_CAST(regexp_replace(upper(asn), '^AS', '') AS BIGINT) AS asn,
                    lower(category) AS category, nullif(name, '') AS name,
                    CASE WHEN TRY_CAST(regexp_replace(upper(asn), '^AS', '') AS BIGINT) IS NULL
-                          THEN 'asn is not a number: ' || left(asn, 40)
+                          THEN 'asn is not a number: ' || value_shape(asn)
                         WHEN lower(category) NOT IN ({cats})
                           THEN 'category must be one of {", ".join(CATEGORIES)}: '
-                               || left(category, 40) END AS _error
+                               || value_shape(category) END AS _error
             FROM ref_rows"""
         inserts = [
             "DELETE FROM asn_info WHERE asn IN (SELECT asn FROM ref_checked WHERE _error IS NULL)",

@@ -170,7 +170,7 @@ def incident_report(
     ptype, pid = str(incident["principal_type"]), str(incident["principal_id"])
     start = since or incident["first_seen"]
     end = until or incident["last_seen"]
-    if start >= end:
+    if start > end:  # a single instant (start == end) is a window: one request can be abuse
         raise UsageError(f"the window shown would start at {start} after it ends at {end}")
     p: dict[str, Any] = {"ptype": ptype, "pid": pid, "start": start, "end": end}
     ids = list(incident["finding_ids"] or [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,41 @@ def visible(value: Any) -> Any:
     return value
 
 
+# What GitHub's and CommonMark renderers turn into links without any markup (GFM's extended
+# autolinks): a scheme's colon after letters (`https:`, `mailto:`, `xmpp:`), the dot of `www.`,
+# and an e-mail address. The first two are broken by a backslash escape (it renders as the
+# character itself); cmark-gfm links an address even through escapes and entities, so an
+# address is shown as code, which no renderer links.
+_SCHEME_COLON = re.compile(r"(?<=[A-Za-z]):")
+_WWW_DOT = re.compile(r"(?i)(?<![A-Za-z0-9])(www)\.")
+# the whole run of address characters around an @, so that two addresses never make two
+# adjacent code spans (which a renderer would read as one)
+_EMAIL = re.compile(r"[A-Za-z0-9.+_@-]*@[A-Za-z0-9.+_@-]*\.[A-Za-z0-9.+_@-]*")
+# At the start of a line these make a list item, a setext heading or an ordered list.
+_BLOCK_START = re.compile(r"^([-+=]|[0-9]+[.)])")
+
+
+def _md_text(text: str) -> str:
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _SCHEME_COLON.sub(r"\\:", text)
+    return _WWW_DOT.sub(r"\1\\.", text)
+
+
 def md_escape(value: Any) -> str:
-    """Any value as Markdown text: special characters backslash-escaped, one line."""
+    """Any value as Markdown text on one line: special characters backslash-escaped, nothing
+    a renderer would make a link (scheme colons and `www.` escaped, addresses as code)."""
     if value is None:
         return ""
     text = " ".join(str(visible(value)).split())
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    parts: list[str] = []
+    done = 0
+    for found in _EMAIL.finditer(text):
+        parts.append(_md_text(text[done : found.start()]))
+        parts.append(f"`{found.group()}`")  # only [A-Za-z0-9.+_@-]: no backtick, no pipe
+        done = found.end()
+    parts.append(_md_text(text[done:]))
+    escaped = "".join(parts)
+    return _BLOCK_START.sub(lambda m: m.group()[:-1] + "\\" + m.group()[-1], escaped)
 
 
 def _environment(**options: Any) -> jinja2.Environment:
@@ -209,7 +239,14 @@ def _render(name: str, out: Path, fmt: str, **values: Any) -> None:
             )
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    # Beside the target, then renamed over it: a report killed half-written never exists, so
+    # a scheduled job cannot mail a truncated page.
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def render_incident(report: IncidentReport, out: Path, fmt: str = "html") -> None:

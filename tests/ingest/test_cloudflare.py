@@ -290,7 +290,7 @@ def test_bad_records_are_quarantined_and_the_rest_loads(
             " (unixnano has 19 digits, unix 10, milliseconds 13)",
         ),
         (6, "EdgeStartTimestamp 9999999999 is not a plausible time (it would be 2286-11-20)"),
-        (7, "EdgeStartTimestamp yesterday is not an RFC 3339 time"),
+        (7, "EdgeStartTimestamp of 9 characters shaped aaaaaaaaa is not an RFC 3339 time"),
         (
             8,
             "no EdgeStartTimestamp: not an http_requests record, or the Logpush job leaves the"

@@ -145,6 +145,7 @@ def test_every_canonical_column_of_the_documented_example(case, tmp_path):
         "scopes": None,
         "client_id": None,
         "client_ip": "203.0.113.45",
+        "client_addr_raw": None,
         "xff": "203.0.113.45",
         "asn": None,
         "as_org": None,

@@ -118,6 +118,7 @@ def test_documented_example_every_canonical_column(
         "scopes": None,
         "client_id": None,
         "client_ip": "203.0.113.45",
+        "client_addr_raw": None,
         "xff": None,
         "asn": None,
         "as_org": None,
@@ -400,7 +401,10 @@ def test_bad_lines_are_quarantined_with_reason(
         ),
         (5, "not a LiteLLM SpendLogs row: no request_id or startTime"),
         (6, "no startTime"),
-        (7, "startTime last tuesday is not an ISO 8601 time or an epoch number"),
+        (
+            7,
+            "startTime of 12 characters shaped aaaa aaaaaaa is not an ISO 8601 time or an epoch number",
+        ),
         (8, "startTime 12 is not a plausible time (it would be 1970-01-01)"),
         (9, "invalid JSON: record is cut off"),
     ]

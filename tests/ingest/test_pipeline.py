@@ -15,8 +15,9 @@ import pytest
 import zstandard
 
 from forensics.case import db
+from forensics.ingest.decompress import sha256_file
+from forensics.ingest.paths import expand_paths
 from forensics.ingest.pipeline import ingest_file, ingest_paths
-from forensics.ingest.reader import expand_paths, sha256_file
 from tests.conftest import rows
 from tests.ingest.test_kong import kong_record, lines
 
@@ -91,7 +92,10 @@ def test_truncated_gzip_loads_what_is_there_and_says_where_it_ends(case, tmp_pat
     last = case.execute(
         "SELECT line_no, error FROM quarantine ORDER BY line_no DESC LIMIT 1"
     ).fetchall()[0]
-    assert last[1] == "gzip stream is truncated: the file ends inside a compressed block"
+    assert last[1] == (
+        f"gzip stream is truncated: the file ends at byte {len(data) // 2:,} inside the member"
+        " starting at byte 0"
+    )
     # the hash taken while reading covers the whole file on disk
     assert case.execute("SELECT sha256 FROM sources").fetchall() == [(sha256_file(path),)]
 

@@ -215,13 +215,16 @@ def test_bad_prices_rows_are_quarantined_with_line_and_reason(case, tmp_path):
         " which it replaces"
     ]
     assert quarantine_reasons(case) == [
-        (2, "input_per_mtok is negative: -1"),
-        (3, "input_per_mtok is not a number: abc"),
+        (2, "input_per_mtok is negative: 2 characters shaped -9"),
+        (3, "input_per_mtok is not a number: 3 characters shaped aaa"),
         (4, "model_pattern is empty"),
-        (5, "provider is not a provider name (like openai, anthropic): open ai!"),
-        (6, "cached_input_per_mtok is not a number: x"),
+        (
+            5,
+            "provider is not a provider name (like openai, anthropic): 8 characters shaped aaaa aa!",
+        ),
+        (6, "cached_input_per_mtok is not a number: 1 characters shaped a"),
         (7, "output_per_mtok is empty"),
-        (8, "effective_from is not a date (YYYY-MM-DD): 01/02/2025"),
+        (8, "effective_from is not a date (YYYY-MM-DD): 10 characters shaped 99/99/9999"),
         (9, "expected 5 to 6 fields, found 3"),
     ]
     # the last of two rows with the same key wins

@@ -533,7 +533,7 @@ def test_bad_input_is_quarantined_with_reason(case, tmp_path):
     assert got == [
         (2, "bucket 1 result 1: bucket has no start_time"),
         (2, "bucket 2 result 1: result is not an object"),
-        (2, "bucket 2 result 2: output_tokens is not a number: x"),
+        (2, "bucket 2 result 2: output_tokens is not a number: 1 characters shaped a"),
         (2, "bucket 3: bucket is not an object"),
         (2, "bucket 4: bucket has no results list"),
         (3, "not JSON: Expecting property name enclosed in double quotes"),

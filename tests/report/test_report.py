@@ -370,3 +370,26 @@ def test_an_incident_window_that_ends_before_it_starts_is_refused(world, tmp_pat
          "2027-01-01", "-o", str(tmp_path / "x.html")],
     )  # fmt: skip
     assert result.exit_code == 2 and "after it ends" in result.output
+
+
+def test_a_single_instant_incident_is_reported(world, tmp_path):
+    """One request after a revocation is an incident whose window is one instant."""
+    case, scraper = world
+    copy = tmp_path / "instant.duckdb"
+    shutil.copy(case, copy)
+    con = db.connect(copy)
+    try:
+        [(incident_id, first_seen, pid)] = con.execute(
+            "SELECT incident_id, first_seen, principal_id FROM incidents"
+            " ORDER BY first_seen LIMIT 1"
+        ).fetchall()
+        con.execute("UPDATE incidents SET last_seen = first_seen WHERE incident_id = $i",
+                    {"i": incident_id})  # fmt: skip
+    finally:
+        con.close()
+    for fmt in ("html", "md"):
+        out = tmp_path / f"instant.{fmt}"
+        forensics("--db", copy, "report", "incident", incident_id, "--format", fmt, "-o", out)
+        assert out.stat().st_size > 0
+    html = (tmp_path / "instant.html").read_text(encoding="utf-8")
+    assert first_seen.strftime("%Y-%m-%d %H:%M") in html

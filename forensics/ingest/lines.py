@@ -1,0 +1,139 @@
+"""Chunks of lines as the Arrow tables DuckDB scans, prepared on a background thread.
+
+While DuckDB parses one chunk, a reader thread reads, decompresses and cuts the next one into
+lines (numpy finds the newlines, Arrow slices them without copying), so both cores work. Lines
+that are blank, not UTF-8 or over the record limit are left out here and accounted for by the
+caller (blank count, quarantine).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from forensics.ingest import decompress, reader
+
+# Rows per Arrow batch handed to DuckDB: small enough that both cores get work in a chunk.
+BATCH_ROWS = 2048
+
+
+def prepared_chunks(path: Path, end: decompress.ReadEnd, document: bool) -> Iterator[Prepared]:
+    """Read, decompress and cut the next chunk while DuckDB parses this one."""
+    slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=1)
+    stop = threading.Event()  # set when the consumer is done, even by an exception
+
+    def put(item: Prepared | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            source = (
+                reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
+            )
+            for chunk in source:
+                if stop.is_set():
+                    return
+                put(prepare(chunk))
+            put(None)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def split_lines(data: bytes | bytearray) -> tuple[pa.Array, np.ndarray]:
+    """The lines of `data` as an Arrow array without their "\n" / "\r\n", and their lengths.
+
+    numpy finds the newlines; the array first spans the bytes as they are (each line with its
+    newline, no copy), then one Arrow kernel drops the last character of every line. Arrow's
+    cast checks UTF-8 (it raises pa.ArrowInvalid when a line is not).
+    """
+    if not data.endswith(b"\n"):
+        data = bytes(data) + b"\n"
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(b == 10)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    has_cr = (ends > offsets[:-1]) & (b[np.maximum(ends - 1, 0)] == 13)
+    lengths = ends - offsets[:-1] - has_cr
+    raw = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    lines = pc.utf8_slice_codeunits(raw.cast(pa.large_string()), 0, -1)
+    if has_cr.any():
+        lines = pc.utf8_rtrim(lines, characters="\r")
+    return lines, lengths
+
+
+@dataclass
+class Prepared:
+    """A chunk as DuckDB will scan it: non-blank lines in small Arrow record batches."""
+
+    chunk: reader.Chunk
+    table: pa.Table
+    blank: int
+
+
+def prepare(chunk: reader.Chunk) -> Prepared:
+    """Cut the chunk into lines (on the reader thread, while DuckDB works on the last one).
+
+    DuckDB scans the record batches in parallel without copying them. Only a chunk holding
+    invalid UTF-8 is decoded line by line in Python, to quarantine exactly those lines; lines
+    over the record limit are found from the line lengths numpy already has.
+    """
+    if chunk.line_numbers is not None and not chunk.line_numbers:
+        lines, lengths = pa.array([], pa.large_string()), np.zeros(0, dtype=np.int64)
+    else:
+        try:
+            lines, lengths = split_lines(chunk.data)
+        except pa.ArrowInvalid:
+            lines, lengths = split_lines(chunk.decoded().encode())
+    consecutive = chunk.line_numbers is None
+    long_lines: list[int] = (
+        np.flatnonzero(lengths > chunk.max_record_bytes).tolist() if consecutive else []
+    )
+    for i in long_lines:  # rare: a record longer than the limit within one chunk
+        text = lines[i].as_py()[: reader.RAW_KEPT].encode()
+        number = chunk.first_line + i
+        chunk.bad_lines.append(reader.too_long(number, text, chunk.max_record_bytes))
+    blank = int(np.count_nonzero(lengths == 0))
+    chunk.data = b""  # the lines are a copy now: let the raw buffer go
+    if chunk.line_numbers is not None:
+        numbers = pa.array(chunk.line_numbers, pa.int64())
+    else:
+        numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + len(lines)))
+    table = pa.table({"line_no": numbers, "line": lines})
+    if blank or chunk.bad_lines:  # rare: copying the chunk to drop lines is fine then
+        keep = lengths > 0
+        if consecutive and chunk.bad_lines:  # by position: a record may start with NUL too
+            bad = np.array([line for line, _, _ in chunk.bad_lines], dtype=np.int64)
+            bad -= chunk.first_line
+            keep[bad[(bad >= 0) & (bad < len(keep))]] = False
+        table = table.filter(pa.array(keep))
+    batches = table.to_batches(max_chunksize=BATCH_ROWS)
+    return Prepared(chunk, pa.Table.from_batches(batches, schema=table.schema), blank)
