@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2
     FINDINGS = 3
     INTEGRITY = 4
+    NOT_ANALYSED = 5  # --fail-on: the evidence asked about was not (fully) analysed
 
 
 class ForensicsError(Exception):

@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from forensics.case.severity import NAMES as SEVERITY_NAMES
+
 if TYPE_CHECKING:
+    import duckdb
+
     from forensics.detect.model import Detector, Param
     from forensics.detect.runner import RunResult
 
@@ -54,6 +58,12 @@ if TYPE_CHECKING:
     help="Stop a detector still running after SECONDS; it is recorded as failed and the run"
     " goes on.",
 )
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
+    help="Exit 3 when the run stores an unsuppressed finding at this severity or above, 5 when"
+    " its scope holds no request (for cron).",
+)
 @click.pass_context
 def detect(
     ctx: click.Context,
@@ -65,6 +75,7 @@ def detect(
     config: Path | None,
     rules: tuple[Path, ...],
     timeout: float,
+    fail_on: str | None,
 ) -> None:
     """Run the detectors on the case: findings, allowlist suppression and incidents are stored.
 
@@ -74,7 +85,8 @@ def detect(
     runs`, `forensics findings --run ID`) and are no longer counted. Detectors read only the
     case: one that calls for a file, the environment or a sequence, or runs past --timeout,
     fails alone. Exit code 1 if a detector failed or a selected detector's files have
-    problems (both listed on stderr with their file); findings alone are not a failure.
+    problems (both listed on stderr with their file); findings alone are not a failure. An
+    empty case, or a scope with no request, is a warning on stderr (exit 5 with --fail-on).
 
     \b
     Example:
@@ -115,6 +127,11 @@ def detect(
 
     con = db.connect(ctx.obj["db"], create=False)
     try:
+        empty = _empty_scope(con, since_at, until_at, tenant)
+        if empty:
+            click.echo(
+                f"warning: {empty}: the run finds nothing because it reads nothing", err=True
+            )
         result = run_detectors(
             con,
             selected,
@@ -130,6 +147,71 @@ def detect(
     print_run(result, selected)
     if result.errors or refused:
         ctx.exit(int(ExitCode.ERROR))
+    if fail_on is not None:
+        hits = _run_findings_at_least(ctx.obj["db"], result.run_id, fail_on)
+        if hits:
+            click.echo(f"{hits} unsuppressed findings at or above {fail_on}", err=True)
+            ctx.exit(int(ExitCode.FINDINGS))
+        if empty:
+            click.echo(f"nothing was analysed (--fail-on {fail_on}): exit 5", err=True)
+            ctx.exit(int(ExitCode.NOT_ANALYSED))
+
+
+def _empty_scope(
+    con: duckdb.DuckDBPyConnection,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    tenant: str | None,
+) -> str | None:
+    """Why the run's scope holds no request (None: it holds some)."""
+    total = con.execute("SELECT count(*) FROM requests").fetchall()[0][0]
+    usage = con.execute("SELECT count(*) FROM usage").fetchall()[0][0]
+    if not total and not usage:
+        return "the case has no requests and no provider usage"
+    found = con.execute(
+        "SELECT count(*) FROM requests WHERE ($since IS NULL OR ts >= $since)"
+        " AND ($until IS NULL OR ts < $until) AND ($tenant IS NULL OR tenant_id = $tenant)",
+        {"since": since, "until": until, "tenant": tenant},
+    ).fetchall()[0][0]
+    if found or (since is None and until is None and tenant is None):
+        return None
+    return "no request in the scope (--since / --until / --tenant)"
+
+
+def _run_findings_at_least(db_path: Path, run_id: str, severity: str) -> int:
+    from forensics.case import db
+    from forensics.case.severity import Severity
+    from forensics.findings.export import Filters, count_findings_at_least
+
+    con = db.connect(db_path, read_only=True, create=False)
+    try:
+        return count_findings_at_least(con, Filters(run=run_id), Severity.parse(severity))
+    finally:
+        con.close()
+
+
+def detect_period(db_path: Path, since: dt.datetime, until: dt.datetime) -> bool:
+    """Run the shipped pack over [since, until) with progress on stderr (for `report weekly
+    --detect`); True when a detector failed (each named on stderr)."""
+    from forensics.case import db
+    from forensics.detect.load import default_dirs, load_detectors
+    from forensics.detect.runner import run_detectors
+
+    detectors, problems = load_detectors(default_dirs([]))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    con = db.connect(db_path, create=False)
+    try:
+        result = run_detectors(con, detectors, since=since, until=until, progress=echo_progress)
+    finally:
+        con.close()
+    total = sum(result.findings.values())
+    click.echo(
+        f"run {result.run_id}: {total} findings from {len(detectors)} detectors over"
+        f" {since:%Y-%m-%d %H:%M} – {until:%Y-%m-%d %H:%M} UTC, {len(result.errors)} failed",
+        err=True,
+    )
+    return bool(result.errors or problems)
 
 
 def echo_progress(detector_id: str, seconds: float, rows: int, error: str | None) -> None:

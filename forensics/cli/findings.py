@@ -19,6 +19,8 @@ from forensics.cli.options import raw_csv_option
 from forensics.errors import ExitCode, UsageError, duckdb_error
 
 if TYPE_CHECKING:
+    import duckdb
+
     from forensics.findings.export import Filters
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +59,9 @@ def _export_options(f: F) -> F:
     f = click.option(
         "--fail-on",
         type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
-        help="Exit 3 when anything unsuppressed (within the filters) reaches this severity.",
+        help="Exit 3 when anything unsuppressed (within the filters) reaches this severity; else"
+        " 5 when detection did not cover the span asked about (no run over it, a run older than"
+        " evidence ingested since, detectors that did not run or failed) or it has no request.",
     )(f)
     f = click.option(
         "-o",
@@ -151,6 +155,7 @@ def _export(
             if output is not None:
                 click.echo(f"{n} {kind} written to {output}", err=True)
             hits = 0
+            gaps: list[str] = []
             if fail_on is not None:
                 threshold = Severity.parse(fail_on)
                 count = (
@@ -159,14 +164,40 @@ def _export(
                     else fx.count_incidents_at_least
                 )
                 hits = count(con, filters, threshold)
+                if filters.run is None:
+                    gaps = _unanalysed(con, filters)
         except duckdb.Error as e:
             raise duckdb_error(e) from e
     finally:
         con.close()
+    for line in gaps:
+        click.echo(f"warning: {line}", err=True)
     if hits:
         what = "unsuppressed findings" if kind == "findings" else "incidents"
         click.echo(f"{hits} {what} at or above {fail_on}", err=True)
         ctx.exit(int(ExitCode.FINDINGS))
+    if gaps:
+        click.echo(f"the evidence was not (fully) analysed (--fail-on {fail_on}): exit 5", err=True)
+        ctx.exit(int(ExitCode.NOT_ANALYSED))
+
+
+def _unanalysed(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[str]:
+    """What detection left unanalysed in the span the filters select (the case's whole span
+    when they name none): the lines of detect/coverage.py, or that the span has no request."""
+    import datetime as dt
+
+    from forensics.detect.coverage import detection_coverage
+
+    first, last = con.execute(
+        "SELECT min(ts), max(ts) FROM requests WHERE $tenant IS NULL OR tenant_id = $tenant",
+        {"tenant": filters.tenant},
+    ).fetchall()[0]
+    start = filters.since or first
+    end = filters.until or (last + dt.timedelta(microseconds=1) if last else None)
+    if start is None or end is None or first is None or start > last or end <= first:
+        return ["no request in the span asked about: nothing in it was analysed"]
+    coverage = detection_coverage(con, start, end, tenant=filters.tenant, only=filters.detectors)
+    return coverage.lines()
 
 
 @click.command()

@@ -111,7 +111,14 @@ def incident(
 @click.option(
     "--fail-on",
     type=click.Choice(SEVERITY_NAMES),
-    help="Exit 3 when a finding of the period is at this severity or above (for cron).",
+    help="Exit 3 when a finding of the period is at this severity or above, 5 when the"
+    " period was not analysed (for cron).",
+)
+@click.option(
+    "--detect",
+    "run_detect",
+    is_flag=True,
+    help="Run the detector pack over the period and the one before it first (for cron).",
 )
 @click.pass_context
 def weekly(
@@ -122,14 +129,24 @@ def weekly(
     output: Path,
     fmt: str,
     fail_on: str | None,
+    run_detect: bool,
 ) -> None:
-    """Write the weekly report: incidents new, recurring and resolved against the previous
-    week, findings by detector, cost exposure by tenant, daily trends, and gaps in the logs.
+    """Write the weekly report: a headline, incidents new, recurring and resolved against the
+    previous week, findings by detector, cost exposure by tenant, daily trends, and the
+    coverage of the evidence and of detection.
+
+    The report is never a silent all-clear: when no detection run covers the period (or one
+    predates evidence ingested since, or detectors of the pack did not run or failed), when
+    the period has no request, when it reaches past the case's evidence, or when a log went
+    silent against its own rhythm, the page opens with a banner and each reason is printed
+    on stderr. With --fail-on the exit status is 3 for a finding at that severity, else 5
+    when the period was not analysed (no covering detection run, or no request).
 
     \b
     Example:
       forensics report weekly -o weekly.html
       forensics report weekly --week 2026-W47 -o week47.html --fail-on high
+      forensics report weekly --detect --fail-on high -o weekly.html   # cron
       forensics report weekly --since 2026-11-16 --until 2026-11-18 -o two-days.html
       forensics report weekly --format md -o weekly.md
     """
@@ -145,21 +162,35 @@ def weekly(
         raise UsageError("give --week or --since/--until, not both")
     if (start is None) != (end is None):
         raise UsageError("give both --since and --until")
+    if week:
+        start, end = week_bounds(week)
+    elif start is None or end is None:
+        con = db.connect(ctx.obj["db"], read_only=True, create=False)
+        try:
+            start, end = latest_week(con)
+        finally:
+            con.close()
+    if start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    if run_detect:
+        from forensics.cli.detect import detect_period
+
+        if detect_period(ctx.obj["db"], start - (end - start), end):
+            ctx.exit(int(ExitCode.ERROR))
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
-        if week:
-            start, end = week_bounds(week)
-        elif start is None or end is None:
-            start, end = latest_week(con)
-        if start >= end:
-            raise UsageError(f"--since {since} is not before --until {until}")
         data = weekly_report(con, start, end)
     finally:
         con.close()
     render_weekly(data, output, fmt)
     click.echo(str(output))
+    for line in data.warnings:
+        click.echo(f"warning: {line}", err=True)
     worst = data.worst if data.worst in Severity.__members__ else None
     if fail_on and worst and Severity.parse(worst) >= Severity.parse(fail_on):
         click.echo(f"a finding at {worst} (--fail-on {fail_on})", err=True)
         ctx.exit(ExitCode.FINDINGS)
+    if fail_on and data.not_analysed:
+        click.echo(f"the period was not analysed (--fail-on {fail_on}): exit 5", err=True)
+        ctx.exit(ExitCode.NOT_ANALYSED)

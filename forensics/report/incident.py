@@ -57,6 +57,12 @@ ACTIONS = {
 }
 
 
+def action_for(detector_id: str, principal_id: str) -> str | None:
+    """What to do about a finding of `detector_id` on `principal_id` (None: no set action)."""
+    template = ACTIONS.get(detector_id)
+    return template.format(principal=principal_id) if template else None
+
+
 @dataclass
 class IncidentReport:
     """Everything the incident template shows."""
@@ -388,12 +394,12 @@ def _add_findings(
                 "samples": samples,
             }
         )
-        template = ACTIONS.get(str(f["detector_id"]))
-        if template and f["detector_id"] not in seen_actions:
+        action = action_for(str(f["detector_id"]), str(f["principal_id"]))
+        if action and f["detector_id"] not in seen_actions:
             seen_actions.add(str(f["detector_id"]))
             report.actions.append(
                 {
-                    "text": template.format(principal=f["principal_id"]),
+                    "text": action,
                     "detector_id": f["detector_id"],
                     "finding_id": f["finding_id"],
                     "severity": f["severity"],

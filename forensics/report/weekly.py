@@ -6,7 +6,12 @@ incidents new this week (no incident on the same principal in the previous perio
 ones, and resolved ones (an incident in the previous period, none now); findings by detector
 and severity; cost exposure by tenant; daily requests, tokens, cost and error share; and the
 coverage of the evidence: hours inside the week in which a log format that normally has traffic
-every hour has none (a gap in evidence is itself worth showing; see `coverage_gaps`).
+every hour has none (a gap in evidence is itself worth showing; see report/coverage.py).
+
+The report never reads as an all-clear when the evidence says nothing: `warnings` holds what
+detection left unanalysed (detect/coverage.py) and where the logs are silent; `not_analysed`
+is true when no detection run covers the period or the period has no request (`--fail-on`
+exits 5 then). A previous period without a request is "no data", not zeros.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from typing import Any
 import duckdb
 
 from forensics._version import __version__
+from forensics.detect.coverage import DetectionCoverage, detection_coverage
 from forensics.errors import ForensicsError, UsageError
+from forensics.report.coverage import EvidenceCoverage, evidence_coverage
+from forensics.report.headline import change, headline
 from forensics.report.incident import Row, case_id, query_rows
 from forensics.times import shape
 
@@ -35,11 +43,26 @@ _F_PREV = _overlaps("window_start", "window_end", "$prev", "$start")
 
 # An incident's cost exposure is the cost stored on it at detect time (forensics/sql/
 # incidents.sql: the union of its principals' requests in its window); its provider-side cost
-# (usage the gateway never saw) is a separate figure.
+# (usage the gateway never saw) is a separate figure. A period's exposure is the same union
+# over all its incidents, cut to the period: each request once, so it never exceeds the cost
+# of all the period's traffic.
 _EXPOSURE = "SELECT *, est_cost_usd AS exposure_usd FROM incidents WHERE {where}"
 
 # Findings the report counts: unsuppressed, and not superseded by a later run.
 _CURRENT = "NOT coalesce(suppressed, false) AND superseded_by IS NULL"
+
+
+# The summary cards: totals key, label, how to show it.
+CARDS = (
+    ("incidents", "incidents", "num"),
+    ("findings", "findings", "num"),
+    ("exposure_usd", "cost exposure of incidents (gateway traffic)", "usd"),
+    ("provider_cost_usd", "provider-side usage the gateway never saw", "usd"),
+    ("requests", "requests", "num"),
+    ("tokens", "tokens", "num"),
+    ("cost_usd", "estimated cost of all gateway traffic", "usd"),
+    ("error_pct", "error share %", "num"),
+)
 
 
 @dataclass
@@ -51,8 +74,26 @@ class WeeklyReport:
     detectors: list[Row] = field(default_factory=list)
     tenants: list[Row] = field(default_factory=list)
     daily: list[Row] = field(default_factory=list)
-    gaps: list[Row] = field(default_factory=list)
+    evidence: EvidenceCoverage | None = None
+    detection: DetectionCoverage | None = None
+    warnings: list[str] = field(default_factory=list)  # the banner, most serious first
+    changes: dict[str, Row | None] = field(default_factory=dict)  # card -> arrow and percent
+    headline: list[str] = field(default_factory=list)
+    previous_has_data: bool = True
     worst: str | None = None
+
+    cards: tuple[tuple[str, str, str], ...] = CARDS
+
+    @property
+    def gaps(self) -> list[Row]:
+        return self.evidence.gaps if self.evidence else []
+
+    @property
+    def not_analysed(self) -> bool:
+        """No detection run covers the period fully, or the period has no request."""
+        return bool(
+            (self.detection and not self.detection.ok) or (self.evidence and self.evidence.empty)
+        )
 
 
 def week_bounds(week: str) -> tuple[dt.datetime, dt.datetime]:
@@ -81,9 +122,16 @@ def latest_week(con: duckdb.DuckDBPyConnection) -> tuple[dt.datetime, dt.datetim
 
 
 def weekly_report(
-    con: duckdb.DuckDBPyConnection, start: dt.datetime, end: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    pack: list[str] | None = None,
 ) -> WeeklyReport:
-    """Gather the report for [start, end) and the span of the same length before it."""
+    """Gather the report for [start, end) and the span of the same length before it.
+
+    `pack` is the detector ids detection is expected to have run (default: the shipped pack
+    and every detector that ran over the period)."""
     p: dict[str, Any] = {"start": start, "end": end, "prev": start - (end - start)}
     year, week, _ = start.isocalendar()
     header = {
@@ -108,12 +156,28 @@ def weekly_report(
             UNION ALL SELECT 'previous', $prev, $start
         ),
         exposure AS (
-            SELECT 'this' AS period, count(*) AS incidents, sum(exposure_usd) AS exposure_usd,
+            SELECT 'this' AS period, count(*) AS incidents,
                    sum(provider_cost_usd) AS provider_cost_usd
             FROM ({this_inc})
             UNION ALL
-            SELECT 'previous', count(*), sum(exposure_usd), sum(provider_cost_usd)
+            SELECT 'previous', count(*), sum(provider_cost_usd)
             FROM ({prev_inc})
+        ),
+        exposed AS (
+            -- the period's requests of any of its incidents' principals inside that
+            -- incident's window, each request once (incidents may share requests)
+            SELECT pe.period, sum(x.est_cost_usd) AS exposure_usd
+            FROM periods pe, (
+                SELECT DISTINCT q.source_id, q.line_no, q.ts, q.est_cost_usd
+                FROM incidents i, unnest(i.finding_ids) AS u(fid)
+                JOIN findings f ON f.finding_id = u.fid
+                JOIN request_principals q
+                  ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
+                 AND q.ts BETWEEN i.first_seen AND i.last_seen
+                WHERE q.ts >= $prev AND q.ts < $end
+            ) x
+            WHERE x.ts >= pe.a AND x.ts < pe.b
+            GROUP BY pe.period
         )
         SELECT period,
                (SELECT count(*) FROM requests WHERE ts >= a AND ts < b) AS requests,
@@ -128,9 +192,10 @@ def weekly_report(
                 WHERE {_CURRENT}
                   AND {_overlaps("window_start", "window_end", "a", "b")}) AS findings,
                e.incidents,
-               coalesce(e.exposure_usd, 0) AS exposure_usd,
+               coalesce(x.exposure_usd, 0) AS exposure_usd,
                coalesce(e.provider_cost_usd, 0) AS provider_cost_usd
-        FROM periods JOIN exposure e USING (period) ORDER BY period DESC
+        FROM periods JOIN exposure e USING (period) LEFT JOIN exposed x USING (period)
+        ORDER BY period DESC
         """,
         p,
     )
@@ -210,7 +275,24 @@ def weekly_report(
     for d in report.daily:
         origin = start if d["period"] == "this" else p["prev"]
         d["day"] = origin + dt.timedelta(days=int(d["day_no"]) - 1)
-    report.gaps = coverage_gaps(con, p)
+    report.evidence = evidence_coverage(con, start, end)
+    report.detection = detection_coverage(con, start, end, pack=pack)
+    first, then = (
+        (report.evidence, report.detection)
+        if report.evidence.empty
+        else (report.detection, report.evidence)
+    )
+    report.warnings = first.lines() + then.lines()
+    now, before = report.totals
+    report.previous_has_data = bool(before["requests"])
+    if not report.previous_has_data:
+        for key in before:
+            if key != "period":
+                before[key] = None
+        for i in report.incidents:
+            if i["status"] != "ongoing":
+                i["status"] = "no earlier data"
+    report.changes = {k: change(now[k], before[k]) for k in now if k != "period"}
     worst = query_rows(
         con,
         f"""
@@ -221,63 +303,21 @@ def weekly_report(
         p,
     )
     report.worst = str(worst[0]["severity"]) if worst else None
-    return report
-
-
-def coverage_gaps(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> list[Row]:
-    """Runs of whole hours in the period with no requests from a log format that normally logs
-    every hour: one with requests in at least 3 of 4 of the hours it is judged on. A format is
-    judged from the period's start (or its first record, if it began inside the period) to the
-    period's end or the case's last request of any format, whichever is earlier: a log that
-    stops while others go on shows a gap to the end; a format with a day-night rhythm, whose
-    nights are empty, has no gaps to show."""
-    return query_rows(
+    top = query_rows(
         con,
-        """
-        WITH edges AS (
-            SELECT CASE WHEN time_bucket(INTERVAL 1 HOUR, $start) = $start THEN $start
-                        ELSE time_bucket(INTERVAL 1 HOUR, $start) + INTERVAL 1 HOUR END AS h0,
-                   time_bucket(INTERVAL 1 HOUR, $end) - INTERVAL 1 HOUR AS h1,
-                   (SELECT time_bucket(INTERVAL 1 HOUR, max(ts)) FROM requests) AS last_any
-        ),
-        hours AS (
-            SELECT unnest(generate_series(h0, h1, INTERVAL 1 HOUR)) AS h FROM edges
-        ),
-        seen AS (
-            SELECT s.format, time_bucket(INTERVAL 1 HOUR, r.ts) AS h, count(*) AS n
-            FROM requests r JOIN sources s USING (source_id)
-            WHERE r.ts >= $start AND r.ts < $end
-            GROUP BY ALL
-        ),
-        spans AS (
-            SELECT s.format,
-                   CASE WHEN EXISTS (SELECT 1 FROM requests r2 JOIN sources s2 USING (source_id)
-                                     WHERE s2.format = s.format AND r2.ts < $start)
-                        THEN e.h0 ELSE min(s.h) END AS lo,
-                   least(e.h1, e.last_any) AS hi
-            FROM seen s, edges e
-            GROUP BY s.format, e.h0, e.h1, e.last_any
-        ),
-        steady AS (
-            SELECT sp.format, sp.lo, sp.hi
-            FROM spans sp
-            WHERE sp.hi - sp.lo >= INTERVAL 6 HOUR
-              AND (SELECT count(*) FROM seen s WHERE s.format = sp.format
-                     AND s.h BETWEEN sp.lo AND sp.hi)
-                  >= 0.75 * (epoch(sp.hi - sp.lo) / 3600 + 1)
-        ),
-        missing AS (
-            SELECT st.format, hr.h
-            FROM steady st JOIN hours hr ON hr.h BETWEEN st.lo AND st.hi
-            WHERE NOT EXISTS (SELECT 1 FROM seen s WHERE s.format = st.format AND s.h = hr.h)
-        ),
-        runs AS (
-            SELECT *, h - to_hours(row_number() OVER (PARTITION BY format ORDER BY h)) AS grp
-            FROM missing
-        )
-        SELECT format, min(h) AS gap_start, max(h) + INTERVAL 1 HOUR AS gap_end,
-               count(*) AS hours
-        FROM runs GROUP BY format, grp ORDER BY gap_start, format
+        f"""
+        SELECT detector_id, principal_id FROM findings
+        WHERE {_CURRENT} AND list_contains($ids, finding_id)
+        ORDER BY severity DESC, score DESC, window_start LIMIT 1
         """,
-        p,
+        {"ids": list(report.incidents[0]["finding_ids"]) if report.incidents else []},
     )
+    report.headline = headline(
+        report.incidents,
+        top[0] if top else None,
+        now,
+        report.warnings,
+        not_analysed=report.not_analysed,
+        compared=report.previous_has_data,
+    )
+    return report

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from forensics.case import db
 from forensics.cli.findings import findings, incidents
+from forensics.detect.coverage import shipped_pack
 from forensics.errors import ExitCode, UsageError
 from forensics.findings.export import FINDING_COLUMNS, INCIDENT_COLUMNS
 from forensics.findings.ocsf import REQUIRED_2004, to_ocsf, validate
@@ -61,8 +62,24 @@ def case_path(tmp_path: Path) -> Path:
     con.execute(INCIDENTS_SQL)
     con.execute(
         "INSERT INTO runs (run_id, started_at, finished_at, tool_version, detectors, params,"
-        " sources, status, errors) VALUES ('r1', $s, $f, '0.1.0', '{}', '{}', '{}', 'ok', '{}')",
+        " sources, status, errors) VALUES ('r1', $s, $f, '0.1.0', '{}', '{}',"
+        " '[{\"source_id\": 1, \"sha256\": \"00\"}]', 'ok', '{}')",
         {"s": RUN_FINISHED - dt.timedelta(minutes=1), "f": RUN_FINISHED},
+    )
+    # the evidence the run read: one log with requests of both tenants over the three days,
+    # and every detector of the pack in the run (so --fail-on judges findings, not coverage)
+    con.execute(
+        "INSERT INTO sources (source_id, path, sha256, format, kind) VALUES"
+        " (1, '/logs/gw.log', '00', 'combined', 'requests')"
+    )
+    con.execute(
+        "INSERT INTO requests (ts, source_id, line_no, tenant_id)"
+        " SELECT TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_hours(h), 1, h + 1,"
+        " CASE WHEN h % 2 = 0 THEN 'acme' ELSE 'beta' END FROM range(72) t(h)"
+    )
+    con.execute(
+        "INSERT INTO run_detectors (run_id, detector_id, status) SELECT 'r1', unnest($ids), 'ok'",
+        {"ids": shipped_pack()},
     )
     con.close()
     return path
@@ -285,6 +302,36 @@ def test_incidents(case_path: Path) -> None:
     )
     assert run(incidents, case_path, "--fail-on", "critical").exit_code == ExitCode.FINDINGS
     assert run(incidents, case_path, "--tenant", "beta", "--fail-on", "medium").exit_code == 0
+
+
+def test_fail_on_exits_5_when_detection_did_not_cover_the_span(case_path: Path) -> None:
+    con = db.connect(case_path)
+    con.execute("DELETE FROM run_detectors WHERE detector_id = 'cost.concurrency'")
+    con.close()
+    missing = run(findings, case_path, "--tenant", "beta", "--fail-on", "high")
+    assert missing.exit_code == ExitCode.NOT_ANALYSED
+    assert "1 detector of the pack did not run over this period: cost.concurrency" in (
+        missing.stderr
+    )
+    # the threshold still wins: a finding at it is exit 3 whatever the coverage
+    assert run(findings, case_path, "--fail-on", "critical").exit_code == ExitCode.FINDINGS
+    # a detector filter judges only the detectors it selects
+    only = run(findings, case_path, "--detector", "credential.*", "--fail-on", "critical")
+    assert only.exit_code == 0, only.output
+    # evidence ingested after the run
+    con = db.connect(case_path)
+    con.execute(
+        "INSERT INTO sources (source_id, path, sha256, format, kind) VALUES"
+        " (2, '/logs/late.log', '01', 'combined', 'requests')"
+    )
+    con.execute(
+        "INSERT INTO requests (ts, source_id, line_no, tenant_id)"
+        " VALUES ('2026-01-02 05:00:00+00', 2, 1, 'beta')"
+    )
+    con.close()
+    late = run(findings, case_path, "--detector", "credential.*", "--fail-on", "critical")
+    assert late.exit_code == ExitCode.NOT_ANALYSED
+    assert "1 file ingested after it (late.log #2)" in late.stderr
 
 
 def test_incidents_ocsf_is_a_usage_error(case_path: Path) -> None:

@@ -227,7 +227,9 @@ def test_weekly_report_counts_match_the_case_and_fail_on_exits_3(world, tmp_path
         con.close()
     assert f'<div class="v">{requests:,}</div>' in html
     assert all(i in html for i in incidents)  # a one-day case: every incident is this week's
-    assert html.count(">new</td>") == len(incidents)  # nothing before it: all new
+    # nothing before it: no incident can be called new, no card compares with zeros
+    assert html.count(">no earlier data</td>") == len(incidents) and ">new</td>" not in html
+    assert "(previous: no data)" in html and "(previous: 0)" not in html
     result = CliRunner().invoke(cli, [*args, "-o", str(out), "--fail-on", "critical"])
     assert result.exit_code == 0
 
@@ -246,15 +248,25 @@ def test_weekly_report_shows_hours_a_steady_log_went_silent(tmp_path):
     case = tmp_path / "case.duckdb"
     forensics("--db", case, "ingest", kong, tmp_path / "w" / "logs" / "access.log")
     out = tmp_path / "weekly.html"
-    forensics("--db", case, "report", "weekly", "--week", "2026-W47", "-o", out)
-    html = out.read_text(encoding="utf-8")
-    gaps = re.findall(
-        r"<tr><td>(\w+)</td><td>([^<]+)</td><td>([^<]+)</td><td class=\"n\">(\d+)</td></tr>", html
+    result = CliRunner().invoke(
+        cli, ["--db", str(case), "report", "weekly", "--week", "2026-W47", "-o", str(out)]
     )
-    assert gaps == [
-        ("kong", "2026-11-16 10:00:00 UTC", "2026-11-16 13:00:00 UTC", "3"),
-        ("kong", "2026-11-16 21:00:00 UTC", "2026-11-17 00:00:00 UTC", "3"),
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    coverage = html[html.index('<section id="coverage">') :]
+    spans = re.findall(r"<li>(kong: no records [^<]+)</li>", coverage)
+    assert spans == [
+        "kong: no records from Mon 16 Nov 2026 10:00 UTC until Mon 16 Nov 2026 13:00 UTC (3 h)",
+        "kong: no records from Mon 16 Nov 2026 21:00 UTC to the end of the case (3 h)",
     ]
+    assert "combined: no records" not in coverage
+    # the one-day case in a seven-day week says so, at the top and on stderr
+    banner = html[
+        html.index('id="not-analysed"') : html.index("</div>", html.index("not-analysed"))
+    ]
+    assert "the case covers 1 day of this period of 7 days" in banner
+    assert "the case covers 1 day of this period of 7 days" in result.stderr
+    assert "detection has not run over this period" in banner  # and detect never ran
 
 
 def test_weekly_report_options(world, tmp_path):
@@ -304,6 +316,8 @@ def test_demo_writes_the_weekly_report_and_one_incident_report_per_incident(tmp_
     pages = sorted(out.glob("*.html"))
     assert (out / "weekly.html") in pages
     assert len(pages) == 1 + incidents and incidents > 5
+    weekly = (out / "weekly.html").read_text(encoding="utf-8")
+    assert "the case covers 1 day of this period of 7 days" in weekly  # a one-day sample
     for page in pages:
         assert str(page) in result.stdout
         assert not EXTERNAL.search(page.read_text(encoding="utf-8"))
@@ -359,7 +373,8 @@ def test_weekly_report_mid_day_period_ongoing_incidents_and_no_false_gaps(world,
     html = out.read_text(encoding="utf-8")
     assert ">ongoing</td>" in html  # began before the period: not new, not recurring
     assert ">recurring</td>" not in html  # no other incident before it in this one-day case
-    assert "did so all week." in html  # no fake gap from a period that starts mid-hour
+    # no fake gap from a period that starts mid-hour
+    assert "Every log format kept to its own rhythm through the whole period" in html
 
 
 def test_an_incident_window_that_ends_before_it_starts_is_refused(world, tmp_path):

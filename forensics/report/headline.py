@@ -1,0 +1,81 @@
+"""The weekly report's opening: one or two sentences a reader gets in five seconds.
+
+Built only from what the report already holds (stored incidents, their top finding, the
+period's totals and its coverage), so the headline can never say more than the page: what
+happened, what it cost, what to do first. A period that was not analysed, or whose evidence
+has holes, never opens with good news.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forensics.report.incident import Row, action_for
+
+
+def headline(
+    incidents: list[Row],
+    top_finding: Row | None,
+    now: Row,
+    warnings: list[str],
+    *,
+    not_analysed: bool,
+    compared: bool,
+) -> list[str]:
+    """Sentences for the top of the report (plain text; templates escape them). `warnings`
+    are the banner's lines; `not_analysed` says they include a period detection did not
+    cover; `compared` that the previous period has data to tell new incidents from old."""
+    if not incidents:
+        if not_analysed:
+            return [
+                f"No incident was found, but this period was not fully analysed: {warnings[0]}."
+            ]
+        sentence = (
+            f"No incident in this period: {_num(now['requests'])} requests"
+            f" ({_usd(now['cost_usd'])} of traffic) were analysed by every detector of the pack."
+        )
+        return [sentence, f"Mind the evidence: {warnings[0]}."] if warnings else [sentence]
+    top = incidents[0]
+    new = sum(1 for i in incidents if i.get("status") == "new")
+    count = f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''}"
+    count += f" ({new} new)" if compared else " (no earlier period to compare with)"
+    first = (
+        f"{count}, the worst {top['severity']}: {top['principal_type']}"
+        f" {top['principal_id']} ({', '.join(top['detectors'])})."
+        f" Cost exposure {_usd(now['exposure_usd'])} of gateway traffic"
+        f" (of {_usd(now['cost_usd'])} for all traffic)"
+    )
+    provider = now.get("provider_cost_usd") or 0
+    if provider:
+        first += f", plus {_usd(provider)} of provider-side usage the gateway never saw"
+    sentences = [first + "."]
+    if top_finding is not None:
+        action = action_for(str(top_finding["detector_id"]), str(top_finding["principal_id"]))
+        if action:
+            sentences.append(f"First: {action}")
+    if warnings:
+        label = "Not fully analysed" if not_analysed else "Mind the evidence"
+        sentences.append(f"{label}: {warnings[0]}.")
+    return sentences
+
+
+def change(now: Any, before: Any) -> Row | None:
+    """The arrow and percentage from `before` to `now` (None when either is missing or the
+    earlier value is 0, where a percentage means nothing)."""
+    if now is None or before is None:
+        return None
+    now_f, before_f = float(now), float(before)
+    if before_f == 0:
+        return None if now_f == 0 else {"arrow": "▲", "text": "new"}
+    pct = 100.0 * (now_f - before_f) / abs(before_f)
+    if abs(pct) < 0.5:
+        return {"arrow": "=", "text": "0%"}
+    return {"arrow": "▲" if pct > 0 else "▼", "text": f"{abs(pct):,.0f}%"}
+
+
+def _num(value: Any) -> str:
+    return f"{int(value or 0):,}"
+
+
+def _usd(value: Any) -> str:
+    return f"${float(value or 0):,.2f}"
