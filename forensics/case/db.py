@@ -27,6 +27,30 @@ def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute("SELECT key, value FROM meta").fetchall())
 
 
+# The rows the package ships for two reference tables (a user file's rows override them by key):
+# table -> (package data file, the SELECT of its rows with origin 'shipped').
+SHIPPED: dict[str, tuple[str, str]] = {
+    "asn_info": (
+        "asn_categories.csv",
+        "SELECT asn, category, name, 'shipped' FROM read_csv($p, header=true,"
+        " columns={'asn': 'BIGINT', 'category': 'VARCHAR', 'name': 'VARCHAR'})",
+    ),
+    "prices": (
+        "prices.csv",
+        "SELECT *, 'shipped' FROM read_csv($p, header=true, columns="
+        "{'provider': 'VARCHAR', 'model_pattern': 'VARCHAR', 'input_per_mtok': 'DOUBLE',"
+        " 'cached_input_per_mtok': 'DOUBLE', 'output_per_mtok': 'DOUBLE',"
+        " 'effective_from': 'DATE'})",
+    ),
+}
+
+
+def shipped(table: str) -> tuple[str, dict[str, str]]:
+    """The SELECT of the shipped rows of `table` (asn_info, prices) and its parameters."""
+    name, select = SHIPPED[table]
+    return select, {"p": str(data_file(name))}
+
+
 def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN")
     con.execute(severity.ENUM_DDL)
@@ -41,22 +65,13 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
             ["fingerprint_salt", pysecrets.token_hex(32)],
         ],
     )
-    con.execute(
-        "INSERT INTO asn_info SELECT asn, category, name, 'shipped' FROM read_csv($p, header=true,"
-        " columns={'asn': 'BIGINT', 'category': 'VARCHAR', 'name': 'VARCHAR'})",
-        {"p": str(data_file("asn_categories.csv"))},
-    )
+    for table in SHIPPED:
+        select, params = shipped(table)
+        con.execute(f"INSERT INTO {table} {select}", params)
     con.execute(
         "INSERT INTO country_centroids SELECT * FROM read_csv($p, header=true, columns="
         "{'country': 'VARCHAR', 'name': 'VARCHAR', 'lat': 'DOUBLE', 'lon': 'DOUBLE'})",
         {"p": str(data_file("country_centroids.csv"))},
-    )
-    con.execute(
-        "INSERT INTO prices SELECT *, 'shipped' FROM read_csv($p, header=true, columns="
-        "{'provider': 'VARCHAR', 'model_pattern': 'VARCHAR', 'input_per_mtok': 'DOUBLE',"
-        " 'cached_input_per_mtok': 'DOUBLE', 'output_per_mtok': 'DOUBLE',"
-        " 'effective_from': 'DATE'})",
-        {"p": str(data_file("prices.csv"))},
     )
     con.execute(costs.REQUEST_COSTS_VIEW)
     con.execute("COMMIT")
@@ -108,7 +123,10 @@ def connect(
 # before such an addition gets the table, empty, when opened read-write (read-only, readers
 # do without it). Any other missing table means the case was damaged or edited outside the
 # tool.
-_ADDED_LATER = frozenset({"source_digests"})
+_ADDED_LATER = frozenset({"source_digests", "source_removals"})
+# Columns added the same way to a table that was already there: a case made before gets the
+# column (NULL in its old rows) when opened read-write.
+_COLUMNS_ADDED_LATER = (("sources", "content_sha256"), ("findings", "stale_by_source"))
 
 
 def _prepare(
@@ -138,9 +156,8 @@ def _prepare(
             f"{path}: damaged case: table {', '.join(damaged)} missing",
             hint="restore the case file from a copy, or ingest the evidence into a new case",
         )
-    for t in TABLES:
-        if t.name in missing and not read_only:
-            con.execute(t.ddl())
+    if not read_only:
+        _add_later_parts(con, missing)
     salt = meta.get("fingerprint_salt", "")
     if len(salt) != 64 or any(c not in "0123456789abcdef" for c in salt):
         raise CaseError(
@@ -153,6 +170,25 @@ def _prepare(
     normalize.install_macros(con)
     reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only
     principals.install(con, read_only)
+
+
+def _add_later_parts(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None:
+    """Create the tables and columns of `_ADDED_LATER` and `_COLUMNS_ADDED_LATER` a case lacks."""
+    for t in TABLES:
+        if t.name in missing:
+            con.execute(t.ddl())
+    present = set(
+        con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns()"
+            " WHERE database_name = current_database() AND schema_name = current_schema()"
+        ).fetchall()
+    )
+    for table_name, column in _COLUMNS_ADDED_LATER:
+        if (table_name, column) not in present:
+            [declared] = [
+                c for t in TABLES if t.name == table_name for c in t.columns if c.name == column
+            ]
+            con.execute(f"ALTER TABLE {table_name} ADD COLUMN {column} {declared.type}")
 
 
 _SANDBOX = (

@@ -360,6 +360,43 @@ PRICES = Table(
     ),
 )
 
+SOURCE_REMOVALS = Table(
+    "source_removals",
+    "Sources taken out of the case (`forensics sources remove`, or replaced by `forensics ingest"
+    " --force`): what the source was, who removed it, when and why, and what it did to the"
+    " findings. Its rows are gone from every table; this row is the record that they were there.",
+    (
+        C("source_id", "INTEGER", "sources.source_id it had (never given to another file)"),
+        C("path", "VARCHAR", "absolute path at ingest time", "file.path"),
+        C("sha256", "VARCHAR", "SHA-256 of the file bytes as ingested", "file.hash.sha256"),
+        C("format", "VARCHAR", "format it was read as"),
+        C("kind", "VARCHAR", "requests | reference | enrichment | usage"),
+        C("ingested_at", "TIMESTAMPTZ", "when it had been ingested"),
+        C("rows_read", "BIGINT", "records its ingest read"),
+        C("rows_loaded", "BIGINT", "records its ingest stored (now deleted)"),
+        C("rows_quarantined", "BIGINT", "records its ingest quarantined (now deleted)"),
+        C("removed_at", "TIMESTAMPTZ", "when the removal ran (its transaction began)"),
+        C("removed_by", "VARCHAR", "operating-system user who ran the removal", "user.name"),
+        C("reason", "VARCHAR", "why, as given (--reason), credentials scrubbed"),
+        C(
+            "replaced_by",
+            "INTEGER",
+            "the source that replaced it (ingest --force), NULL for `sources remove`",
+        ),
+        C(
+            "findings_deleted",
+            "BIGINT",
+            "current findings deleted: every request of their principal in their window came"
+            " from this source",
+        ),
+        C(
+            "findings_stale",
+            "BIGINT",
+            "current findings kept but marked stale (findings.stale_by_source)",
+        ),
+    ),
+)
+
 SOURCE_DIGESTS = Table(
     "source_digests",
     "What each ingest stored, per source and table: row count and a digest of the rows, so that"
@@ -463,6 +500,13 @@ FINDINGS = Table(
             "VARCHAR",
             "run that re-ran the detector over this finding's scope (NULL: current)",
         ),
+        C(
+            "stale_by_source",
+            "INTEGER",
+            "a removed source (source_removals.source_id) this finding's run read and may have"
+            " drawn on: its numbers may be out of date until `forensics detect` runs again"
+            " (NULL: as its run stored it)",
+        ),
     ),
 )
 
@@ -513,6 +557,7 @@ TABLES: tuple[Table, ...] = (
     COUNTRY_CENTROIDS,
     PRICES,
     SOURCE_DIGESTS,
+    SOURCE_REMOVALS,
     RUNS,
     RUN_DETECTORS,
     FINDINGS,

@@ -90,6 +90,23 @@ INGEST_FORMATS = (
     metavar="SIZE",
     help="A longer line (record) is quarantined with its line number, never held whole.",
 )
+@click.option(
+    "--max-quarantine-share",
+    "max_quarantine_share",
+    type=click.FloatRange(min=0, max=1),
+    default=0.5,
+    show_default=True,
+    metavar="FLOAT",
+    help="A file with more than this share of its records quarantined fails and nothing of it"
+    " is kept (a wrong --format, or not a log at all); 1 keeps any file.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace, in the same transaction, the sources already in the case with the same"
+    " content or the same path (a file changed in place): their rows are removed and the"
+    " removal recorded, as `forensics sources remove` does.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def ingest(
@@ -103,14 +120,20 @@ def ingest(
     max_expansion: float,
     max_decompressed: str,
     max_record: str,
+    max_quarantine_share: float,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Load log files, directories or globs into the case (.gz and .zst are read as is).
 
     Every file is hashed as it is read: the same content twice (also a compressed copy of
-    a loaded file) is skipped. Each file loads in one transaction, and records that cannot be
-    parsed go to quarantine with their line. A file that fails is one line on stderr; the
-    others still load, and the exit code is 1.
+    a loaded file) is skipped, unless --force replaces the earlier source with it. A path
+    ingested before with other content (a log changed in place) loads as a new source with a
+    warning, or replaces the earlier one with --force. Each file loads in one transaction,
+    and records that cannot be parsed go to quarantine with their line; a file with more than
+    --max-quarantine-share of its records quarantined fails instead, with the format its
+    first records look like. A file that fails is one line on stderr, and so is a directory
+    without files or a glob that matches none; the others still load, and the exit code is 1.
 
     \b
     Example:
@@ -119,6 +142,7 @@ def ingest(
       forensics ingest --format revocations revoked.csv
       forensics ingest --format jsonl --mapping gateway.toml gw.log
       forensics ingest --max-expansion 1000 --max-record-bytes 16M logs/
+      forensics ingest --force logs/kong.jsonl
     """
     from forensics.cli.progress import run_ingest
     from forensics.ingest.base import Options
@@ -136,7 +160,12 @@ def ingest(
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     options = Options(
-        keep_prompts=keep_prompts, mapping=mapping, extra={"category": category}, limits=limits
+        keep_prompts=keep_prompts,
+        mapping=mapping,
+        extra={"category": category},
+        limits=limits,
+        max_quarantine_share=max_quarantine_share,
+        replace=force,
     )
     if fmt is not None:
         FORMATS[fmt].check_options(options)  # e.g. jsonl without --mapping: one error, exit 2

@@ -102,6 +102,15 @@ def print_summary(results: list[FileResult]) -> int:
     for r in results:
         for w in r.warnings:
             click.echo(f"Warning: {redact(w)}", err=True)
+        if r.replaced:
+            earlier = ("sources " if len(r.replaced) > 1 else "source ") + ", ".join(
+                str(i) for i in r.replaced
+            )
+            click.echo(
+                f"Replaced: {redact(r.path)}: {earlier} removed, loaded again as source"
+                f" {r.source_id} (`forensics sources --removed` lists removals)",
+                err=True,
+            )
         if r.status == "skipped" and r.message:
             click.echo(f"Skipped: {redact(r.path)}: {redact(r.message)}", err=True)
         if r.status == "failed":

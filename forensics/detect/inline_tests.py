@@ -35,6 +35,7 @@ from forensics.case.fingerprints import redact
 from forensics.detect.model import STANDARD_PARAMS, Detector, DetectorTest
 from forensics.detect.runner import run_detectors
 from forensics.errors import ForensicsError, UsageError, describe_duckdb_error
+from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS
 from forensics.ingest.pipeline import ingest_file
 from forensics.times import coerce_time
@@ -136,7 +137,9 @@ def _load(
     `written` is the number of lines the case wrote, when the format counts records otherwise
     (a usage page holds many records): the message then counts lines ("usage record 2 of 3").
     """
-    result = ingest_file(con, path, fmt=fmt)
+    # any quarantined record fails the case below, with its line: the file is kept whatever
+    # share of it was quarantined, so that the message can name that line
+    result = ingest_file(con, path, fmt=fmt, options=Options(max_quarantine_share=1))
     if result.status != "loaded":
         raise CaseFailure(f"{what} not loaded: {result.message or result.status}")
     if result.rows_quarantined:

@@ -128,6 +128,10 @@ class Options:
     mapping: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)  # expansion and record length
+    # A file with more than this share of its records quarantined fails (--max-quarantine-share).
+    max_quarantine_share: float = 0.5
+    # --force: a file already in the case (same content, or same path) replaces that source.
+    replace: bool = False
 
 
 @dataclass

@@ -22,6 +22,9 @@ def expand_paths(
 ) -> list[Path]:
     """Files, directories (recursively, hidden files skipped) and globs, in a stable order.
 
+    A directory with no file to ingest and a glob that matches nothing are problems too: a
+    mistyped path never ingests nothing quietly.
+
     Directory symlinks are followed, but never into a directory already being walked (a
     symlink loop ends there). A directory that cannot be listed is a problem handed to
     `on_problem` (raised when there is none), never silently nothing.
@@ -36,7 +39,7 @@ def expand_paths(
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found.extend(_walk(path, problem))
+            found.extend(_directory(pattern, problem))
         elif path.is_file():
             found.append(path)
         elif _WILD.search(pattern):
@@ -50,6 +53,27 @@ def expand_paths(
     for p in found:
         unique.setdefault(p.resolve(), None)
     return list(unique)
+
+
+def _directory(pattern: str, problem: Callable[[InputError], None]) -> list[Path]:
+    """The files under a directory; none at all is a problem (unless it could not be read,
+    which is its own problem already)."""
+    unreadable: list[InputError] = []
+
+    def noted(error: InputError) -> None:
+        unreadable.append(error)
+        problem(error)
+
+    files = list(_walk(Path(pattern), noted))
+    if not files and not unreadable:
+        problem(
+            InputError(
+                pattern,
+                "no files to ingest in this directory (hidden files and folders, those"
+                " starting with '.', are left out)",
+            )
+        )
+    return files
 
 
 def _listing(d: Path, problem: Callable[[InputError], None]) -> list[tuple[Path, bool, bool]]:

@@ -3,10 +3,14 @@
 For each file: hash it when a file of its size is in the case (same bytes -> skipped), pick the
 format from a bounded prefix, then in one transaction insert the `sources` row, stream the file
 through DuckDB chunk by chunk while hashing the bytes read and their decompressed content, and
-before committing check that read = loaded + quarantined, that the file did not change while it
-was read, and that its content is not already in the case (a .gz copy of a loaded log is
-rolled back and skipped). A crash mid-file leaves nothing of it. A file that fails for any
-reason is one line naming it; `ingest_paths` goes on with the next.
+before committing run the checks of `checks.py` (read = loaded + quarantined, the file did not
+change while it was read, no more than `max_quarantine_share` of its records quarantined) and
+check that its content is not already in the case (a .gz copy of a loaded log is rolled back
+and skipped). With `Options.replace` (--force) the earlier sources with the same content or
+the same path are removed instead, in the same transaction (`case.removal`); without it, a
+path ingested before with other content (a file changed in place) loads as a new source, with
+a warning. A crash mid-file leaves nothing of it. A file that fails for any reason is one line
+naming it; `ingest_paths` goes on with the next.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import csv
 import errno
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -26,10 +29,12 @@ import pyarrow as pa
 
 from forensics._version import __version__
 from forensics.case.fingerprints import redact
+from forensics.case.removal import REASON_REPLACED, remove_source
 from forensics.case.verify import record_digests
 from forensics.errors import ForensicsError, InputError, describe_duckdb_error
 from forensics.ingest import canonical, decompress, reader
-from forensics.ingest.base import Adapter, Counts, Format, Options, quarantine_rows
+from forensics.ingest.base import Adapter, Counts, Options, quarantine_rows
+from forensics.ingest.checks import check_quarantine_share, check_reconciles, check_unchanged
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.lines import BATCH_ROWS, prepared_chunks
 
@@ -62,6 +67,7 @@ class FileResult:
     rows_skipped: int = 0  # records of a file skipped as already ingested
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)  # sources it replaced (--force)
     error: BaseException | None = field(default=None, repr=False)  # a failure's exception
 
     @property
@@ -137,39 +143,6 @@ def load_requests(
     return counts, warnings, end
 
 
-def _check_reconciles(
-    con: duckdb.DuckDBPyConnection, fmt: Format, source_id: int, counts: Counts, path: Path
-) -> None:
-    table = fmt.table
-    loaded = (
-        f"(SELECT count(*) FROM {table} WHERE {fmt.source_column} = $s)"
-        if fmt.source_column
-        else str(counts.loaded)
-    )
-    stored = con.execute(
-        f"SELECT {loaded}, (SELECT count(*) FROM quarantine WHERE source_id = $s)",
-        {"s": source_id},
-    ).fetchall()[0]
-    if (stored[0], stored[1]) != (counts.loaded, counts.quarantined) or counts.read != (
-        counts.loaded + counts.quarantined
-    ):
-        raise InputError(
-            path,
-            f"counts do not reconcile: read {counts.read}, stored {stored[0]} in {table}"
-            f" and {stored[1]} in quarantine; nothing from this file was kept",
-        )
-
-
-def _ensure_content_column(con: duckdb.DuckDBPyConnection) -> None:
-    """A case made before sources.content_sha256 existed gets the column (NULL for old rows)."""
-    has = con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'sources'"
-        " AND column_name = 'content_sha256' AND schema_name = current_schema()"
-    ).fetchall()[0][0]
-    if not has:
-        con.execute("ALTER TABLE sources ADD COLUMN content_sha256 VARCHAR")
-
-
 def _no_records(path: Path, head: reader.Head, size: int) -> FileResult:
     """A file without a record to detect a format from: skipped (empty), or failed (damaged)."""
     result = FileResult(str(path), status="skipped")
@@ -179,7 +152,7 @@ def _no_records(path: Path, head: reader.Head, size: int) -> FileResult:
         raise InputError(
             path,
             f"{head.problem}; nothing could be decompressed before it",
-            hint="pass --format NAME to record the damage in the case anyway",
+            hint="pass --format NAME --max-quarantine-share 1 to record the damage in the case",
         )
     elif not head.complete:
         raise InputError(
@@ -193,21 +166,6 @@ def _no_records(path: Path, head: reader.Head, size: int) -> FileResult:
     else:
         result.message = f"no records: {head.content_bytes:,} bytes of blank lines only"
     return result
-
-
-def _check_unchanged(path: Path, before: os.stat_result, end: decompress.ReadEnd | None) -> None:
-    """Fail the file if it changed while it was read (a log still being written)."""
-    after = path.stat()
-    read = end.raw_bytes if end is not None else before.st_size
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or (
-        read != before.st_size
-    ):
-        raise InputError(
-            path,
-            f"the file changed while it was read ({before.st_size:,} bytes when ingest began,"
-            f" {read:,} read, {after.st_size:,} now); nothing from it was kept",
-            hint="ingest it again once it is complete (or ingest a copy)",
-        )
 
 
 def ingest_file(
@@ -246,7 +204,6 @@ def _ingest_file(
     result = FileResult(str(path))
     before = path.stat()
     size = before.st_size
-    _ensure_content_column(con)
     # Only a file of the same size as one already in the case can have the same bytes: hash
     # those first. Any other file is hashed while it is read, and its decompressed content is
     # compared with the case's before COMMIT (a .gz copy of a loaded log is skipped then).
@@ -259,7 +216,7 @@ def _ingest_file(
         if digest
         else []
     )
-    if known:
+    if known and not options.replace:
         return _skipped(result, known[0], "same content already ingested as source", progress, size)
     head = reader.sniff(path)
     if not head.lines and fmt is None:
@@ -300,17 +257,34 @@ def _ingest_file(
             end = reader.hash_file(path)  # formats that read the file their own way
             if progress is not None:
                 progress(size, counts.read)
-        _check_unchanged(path, before, end)
-        _check_reconciles(con, format_, source_id, counts, path)
-        same = con.execute(
-            "SELECT source_id, format, rows_read FROM sources WHERE source_id <> $id"
-            " AND (sha256 = $sha OR content_sha256 = $content) ORDER BY source_id LIMIT 1",
-            {"id": source_id, "sha": end.sha256, "content": end.content_sha256},
-        ).fetchall()
-        if same:
+        check_unchanged(path, before, end)
+        check_reconciles(con, format_, source_id, counts, path)
+        earlier = _earlier_sources(con, path, source_id, end)
+        same = [e for e in earlier if e[3]]
+        if same and not options.replace:
             con.execute("ROLLBACK")
             what = "same content (once decompressed) already ingested as source"
             return _skipped(result, same[0], what, None, size)
+        check_quarantine_share(
+            con,
+            path,
+            source_id,
+            counts,
+            options.max_quarantine_share,
+            used=name,
+            given=fmt is not None,
+            head=head.lines,
+        )
+        for earlier_id, *_ in earlier:
+            if options.replace:
+                remove_source(con, earlier_id, REASON_REPLACED, replaced_by=source_id)
+                result.replaced.append(earlier_id)
+            else:
+                warnings.append(
+                    f"{path}: this path was ingested before as source {earlier_id} with other"
+                    " content (changed in place?); both are in the case now, so records the two"
+                    " share count twice: `forensics ingest --force` replaces the earlier one"
+                )
         con.execute(
             "UPDATE sources SET rows_read = $r, rows_loaded = $l, rows_quarantined = $q,"
             " lines_blank = $b, sha256 = $sha, content_sha256 = $content, bytes = $bytes,"
@@ -338,6 +312,27 @@ def _ingest_file(
     result.rows_quarantined, result.lines_blank = counts.quarantined, counts.blank
     result.warnings = warnings
     return result
+
+
+def _earlier_sources(
+    con: duckdb.DuckDBPyConnection, path: Path, source_id: int, end: decompress.ReadEnd
+) -> list[tuple[int, str, int, bool]]:
+    """Sources already in the case with this file's content or path: (source_id, format,
+    rows_read, same content), oldest first."""
+    found = con.execute(
+        "SELECT source_id, format, rows_read,"
+        " coalesce(sha256 = $sha OR content_sha256 = $content, false) FROM sources"
+        " WHERE source_id <> $id"
+        " AND (sha256 = $sha OR content_sha256 = $content OR path = scrub($path))"
+        " ORDER BY source_id",
+        {
+            "id": source_id,
+            "sha": end.sha256,
+            "content": end.content_sha256,
+            "path": str(path.resolve()),
+        },
+    ).fetchall()
+    return [(int(i), str(f), int(r), bool(c)) for i, f, r, c in found]
 
 
 def _skipped(

@@ -211,6 +211,7 @@ def test_findings_hold_the_contract_fields(tmp_path: Path, con: duckdb.DuckDBPyC
         "suppressed": False,
         "suppressed_by": None,
         "superseded_by": None,
+        "stale_by_source": None,
     }
     assert c["principal_id"] == "key-c"
     assert c["tenant_id"] == "globex"

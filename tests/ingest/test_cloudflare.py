@@ -14,6 +14,7 @@ import pytest
 from forensics.case import db
 from forensics.case.fingerprints import fingerprint
 from forensics.ingest import reader
+from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS, detect_format
 from tests.conftest import load, rows, tables_containing
 
@@ -273,7 +274,7 @@ def test_bad_records_are_quarantined_and_the_rest_loads(
         "42",
         record(RayID="good-2", EdgeStartTimestamp="2026-01-01T08:15:02Z"),
     )
-    result = load(case, tmp_path, text)
+    result = load(case, tmp_path, text, options=Options(max_quarantine_share=1))
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 2, 8)
     got = case.execute("SELECT line_no, error FROM quarantine ORDER BY line_no").fetchall()
     assert got == [

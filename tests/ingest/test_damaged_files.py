@@ -144,8 +144,12 @@ def test_a_truncated_zst_is_never_an_empty_file(tmp_path):
         f"Error: {path.resolve()}: zstd stream is truncated: the file ends at byte 40 inside the"
         " frame starting at byte 0; nothing could be decompressed before it"
     )
-    # with a format, the damage is recorded: one record read, quarantined
+    # with a format the damage is one record, quarantined: more than half of the file, so it
+    # fails like any mostly-quarantined file, and is recorded when that is allowed
     out = ingest_cli(case, "--format", "kong", str(path))
+    assert out.exit_code == 1
+    assert "1 of 1 records quarantined as kong" in out.stderr
+    out = ingest_cli(case, "--format", "kong", "--max-quarantine-share", "1", str(path))
     assert out.exit_code == 0, out.output
     assert summary_rows(out.stdout)["cut.jsonl.zst"][:7] == [
         "loaded",
@@ -306,6 +310,8 @@ def test_peak_memory_on_a_bomb_stays_bounded(tmp_path):
             "kong",
             "--max-expansion",
             "100000",
+            "--max-quarantine-share",
+            "1",
             str(bomb),
         ],
         capture_output=True,

@@ -11,6 +11,7 @@ import pytest
 from forensics.case import db
 from forensics.case.fingerprints import fingerprint
 from forensics.ingest import reader
+from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS, detect_format
 from tests.conftest import (
     check_row,
@@ -221,7 +222,9 @@ def test_json_bad_lines_and_crlf(case: duckdb.DuckDBPyConnection, tmp_path: Path
             DEFAULT_LINE.replace("openai-python/1.54.0", 'say "hi" "there"'),
         ]
     )
-    result = load(case, tmp_path, text + "\r\n", fmt="envoy")
+    result = load(
+        case, tmp_path, text + "\r\n", fmt="envoy", options=Options(max_quarantine_share=1)
+    )
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 3, 7)
     text_error = "does not match the Envoy default or Istio text access-log format"
     assert quarantine_reasons(case) == [

@@ -62,9 +62,14 @@ def mapping(tmp_path: Path, text: str, name: str = "map.toml") -> Path:
 
 
 def load_mapped(
-    con: duckdb.DuckDBPyConnection, tmp_path: Path, text: str, mapping_path: Path
+    con: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    text: str,
+    mapping_path: Path,
+    max_quarantine_share: float = 0.5,
 ) -> Any:
-    return load(con, tmp_path, text, fmt="jsonl", options=Options(mapping=mapping_path))
+    options = Options(mapping=mapping_path, max_quarantine_share=max_quarantine_share)
+    return load(con, tmp_path, text, fmt="jsonl", options=options)
 
 
 def test_documented_example_fills_every_mapped_column(
@@ -209,7 +214,7 @@ def test_bad_records_are_quarantined_and_the_rest_loads(
         '["a", 1]',
         {**DOCUMENTED, "id": "good-2"},
     )
-    result = load_mapped(case, tmp_path, text, EXAMPLE)
+    result = load_mapped(case, tmp_path, text, EXAMPLE, max_quarantine_share=1)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (12, 2, 10)
     got = case.execute("SELECT line_no, error FROM quarantine ORDER BY line_no, error").fetchall()
     assert got == [

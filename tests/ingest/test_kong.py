@@ -396,7 +396,7 @@ def test_bad_records_are_quarantined_with_line_and_reason(case, tmp_path):
         + "2026/11/24 03:12:45 [warn] 1290#0: *88213 a client request body is buffered\n"
         + lines(kong_record())
     )
-    result = load(case, tmp_path, text)
+    result = load(case, tmp_path, text, options=Options(max_quarantine_share=1))
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined, result.lines_blank) == (
         7,
         2,

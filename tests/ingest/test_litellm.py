@@ -17,6 +17,7 @@ import pytest
 from forensics.case import db
 from forensics.case.fingerprints import fingerprint
 from forensics.ingest import reader
+from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS, detect_format
 from tests.conftest import load, quarantine_reasons, rows, tables_containing
 from tests.ingest.test_kong import kong_record
@@ -390,7 +391,7 @@ def test_bad_lines_are_quarantined_with_reason(
         "[1, 2",
         row(request_id="ok-2"),
     )
-    result = load(case, tmp_path, text, fmt="litellm")
+    result = load(case, tmp_path, text, fmt="litellm", options=Options(max_quarantine_share=1))
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 2, 8)
     assert quarantine_reasons(case) == [
         (2, "invalid JSON: record is cut off"),
@@ -512,7 +513,7 @@ def test_csv_rows_without_their_header_are_quarantined_with_reason(
     case: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
     data_only = "".join(to_csv([row()], CSV_COLUMNS).splitlines(keepends=True)[1:])
-    result = load(case, tmp_path, data_only, fmt="litellm")
+    result = load(case, tmp_path, data_only, fmt="litellm", options=Options(max_quarantine_share=1))
     assert (result.rows_loaded, result.rows_quarantined) == (0, 1)
     [(_, reason)] = quarantine_reasons(case)
     assert reason.startswith("not JSON, and no CSV header line")

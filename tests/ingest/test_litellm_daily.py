@@ -11,6 +11,7 @@ import pytest
 
 from forensics.case import db
 from forensics.ingest import formats
+from forensics.ingest.base import Options
 from forensics.ingest.litellm_daily import LiteLLMDaily
 from forensics.ingest.pipeline import ingest_file
 from tests.conftest import load, rows, tables_containing
@@ -172,7 +173,7 @@ def test_bad_rows_quarantined_with_line_and_reason(tmp_path: Path) -> None:
         + "{not json\n"
         + jsonl(row("team_id", "t3", date="yesterday"))
     )
-    result = load(con, tmp_path, text, name="daily.jsonl")
+    result = load(con, tmp_path, text, name="daily.jsonl", options=Options(max_quarantine_share=1))
     assert result.rows_loaded == 1 and result.rows_quarantined == 3
     q = rows(con, "SELECT line_no, error AS reason FROM quarantine ORDER BY line_no")
     assert [r["line_no"] for r in q] == [2, 3, 4]

@@ -11,6 +11,7 @@ import pytest
 from forensics.case import db
 from forensics.case.fingerprints import fingerprint
 from forensics.ingest import reader
+from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.pipeline import ingest_file
 from tests.conftest import (
@@ -161,7 +162,7 @@ def test_combined_bad_lines_quarantined(case: duckdb.DuckDBPyConnection, tmp_pat
             '192.0.2.5 - - [17/May/2015:10:05:04 +0000] "GET /b HTTP/1.1" 404 0',
         ]
     )
-    result = load(case, tmp_path, text, fmt="combined")
+    result = load(case, tmp_path, text, fmt="combined", options=Options(max_quarantine_share=1))
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (6, 2, 4)
     assert result.lines_blank == 1
     assert quarantine_reasons(case) == [
@@ -342,7 +343,9 @@ def test_nginx_json_bad_lines(case: duckdb.DuckDBPyConnection, tmp_path: Path) -
             good.replace("192.0.2.1", "192.0.2.2"),
         ]
     )
-    result = load(case, tmp_path, text + "\r\n", fmt="nginx-json")
+    result = load(
+        case, tmp_path, text + "\r\n", fmt="nginx-json", options=Options(max_quarantine_share=1)
+    )
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (9, 2, 7)
     expected = "ISO 8601, dd/Mon/yyyy:HH:MM:SS +hhmm or epoch"
     assert quarantine_reasons(case) == [

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from forensics.ingest.base import Options
 from forensics.ingest.pipeline import ingest_file
 from forensics.resources import data_file
 from tests.conftest import load, quarantine_reasons, rows
@@ -206,7 +207,7 @@ def test_bad_prices_rows_are_quarantined_with_line_and_reason(case, tmp_path):
     )
     path = tmp_path / "prices.csv"
     path.write_text(prices, encoding="utf-8")
-    result = ingest_file(case, path, fmt="prices")
+    result = ingest_file(case, path, fmt="prices", options=Options(max_quarantine_share=1))
     assert result.status == "loaded" and result.reconciles
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 2, 8)
     assert result.lines_blank == 1
@@ -277,7 +278,14 @@ def test_known_keys_load_and_raw_secrets_are_refused(case, tmp_path):
         ",key_def456,no provider\n"
         "openai,,no id\n"
     )
-    result = load(case, tmp_path, text, fmt="known-keys", name="keys.csv")
+    result = load(
+        case,
+        tmp_path,
+        text,
+        fmt="known-keys",
+        name="keys.csv",
+        options=Options(max_quarantine_share=1),
+    )
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (5, 2, 3)
     assert rows(case, "SELECT * FROM known_keys ORDER BY line_no") == [
         {

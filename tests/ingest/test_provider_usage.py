@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forensics.case import db
+from forensics.ingest.base import Options
 from forensics.ingest.formats import detect_format
 from forensics.ingest.pipeline import ingest_file
 from forensics.ingest.reader import head_lines
@@ -527,7 +528,7 @@ def test_bad_input_is_quarantined_with_reason(case, tmp_path):
     }
     text = dump(good, broken) + "{this is not json\n" + json.dumps([1, 2]) + "\n"
     text += json.dumps({"object": "page"}) + "\n"
-    result = load(case, tmp_path, text, fmt="openai-usage")
+    result = load(case, tmp_path, text, fmt="openai-usage", options=Options(max_quarantine_share=1))
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 1, 9)
     got = case.execute("SELECT line_no, error FROM quarantine ORDER BY line_no, error").fetchall()
     assert got == [

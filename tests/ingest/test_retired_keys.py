@@ -8,6 +8,7 @@ import pytest
 
 from forensics.case.schema import table
 from forensics.errors import InputError
+from forensics.ingest.base import Options
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.pipeline import ingest_file
 from forensics.ingest.reader import head_lines
@@ -96,6 +97,7 @@ def test_bad_rows_are_quarantined_at_their_line_and_counts_reconcile(case, tmp_p
         + "https://auth.example.com/,kid-4,2026-01-04T00:00:00Z,a,b\n",
         fmt="retired-keys",
         name="retired.csv",
+        options=Options(max_quarantine_share=1),
     )
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (6, 1, 5)
     assert result.reconciles
