@@ -172,11 +172,11 @@ def weekly(
             con.close()
     if start >= end:
         raise UsageError(f"--since {since} is not before --until {until}")
-    if run_detect:
+    detect_failed = False
+    if run_detect:  # a failed detector still gets its report: the banner names it, exit 1
         from forensics.cli.detect import detect_period
 
-        if detect_period(ctx.obj["db"], start - (end - start), end):
-            ctx.exit(int(ExitCode.ERROR))
+        detect_failed = detect_period(ctx.obj["db"], start - (end - start), end)
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
@@ -187,6 +187,8 @@ def weekly(
     click.echo(str(output))
     for line in data.warnings:
         click.echo(f"warning: {line}", err=True)
+    if detect_failed:
+        ctx.exit(int(ExitCode.ERROR))
     worst = data.worst if data.worst in Severity.__members__ else None
     if fail_on and worst and Severity.parse(worst) >= Severity.parse(fail_on):
         click.echo(f"a finding at {worst} (--fail-on {fail_on})", err=True)

@@ -30,32 +30,38 @@ def headline(
             return [
                 f"No incident was found, but this period was not fully analysed: {warnings[0]}."
             ]
-        sentence = (
-            f"No incident in this period: {_num(now['requests'])} requests"
-            f" ({_usd(now['cost_usd'])} of traffic) were analysed by every detector of the pack."
-        )
-        return [sentence, f"Mind the evidence: {warnings[0]}."] if warnings else [sentence]
+        if warnings:
+            return [f"No incident in the evidence the case holds, but mind it: {warnings[0]}."]
+        return [
+            f"No incident in this period: {_num(now['requests'])} requests{_cost(now)} were"
+            " analysed by every detector of the pack."
+        ]
     top = incidents[0]
     new = sum(1 for i in incidents if i.get("status") == "new")
     count = f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''}"
     count += f" ({new} new)" if compared else " (no earlier period to compare with)"
-    first = (
+    sentences = [
         f"{count}, the worst {top['severity']}: {top['principal_type']}"
         f" {top['principal_id']} ({', '.join(top['detectors'])})."
-        f" Cost exposure {_usd(now['exposure_usd'])} of gateway traffic"
-        f" (of {_usd(now['cost_usd'])} for all traffic)"
-    )
-    provider = now.get("provider_cost_usd") or 0
-    if provider:
-        first += f", plus {_usd(provider)} of provider-side usage the gateway never saw"
-    sentences = [first + "."]
+    ]
+    cost = []
+    if now.get("cost_usd"):
+        cost.append(
+            f"Cost exposure {_usd(now['exposure_usd'])} of gateway traffic"
+            f" (of {_usd(now['cost_usd'])} for all traffic)"
+        )
+    if now.get("provider_cost_usd"):
+        cost.append(
+            f"{_usd(now['provider_cost_usd'])} of provider-side usage the gateway never saw"
+        )
+    if cost:
+        sentences[0] += " " + "; ".join(cost) + "."
     if top_finding is not None:
         action = action_for(str(top_finding["detector_id"]), str(top_finding["principal_id"]))
         if action:
             sentences.append(f"First: {action}")
-    if warnings:
-        label = "Not fully analysed" if not_analysed else "Mind the evidence"
-        sentences.append(f"{label}: {warnings[0]}.")
+    if not_analysed:  # the banner above says it too; the headline must not read as complete
+        sentences.append(f"Not fully analysed: {warnings[0]}.")
     return sentences
 
 
@@ -71,6 +77,10 @@ def change(now: Any, before: Any) -> Row | None:
     if abs(pct) < 0.5:
         return {"arrow": "=", "text": "0%"}
     return {"arrow": "▲" if pct > 0 else "▼", "text": f"{abs(pct):,.0f}%"}
+
+
+def _cost(now: Row) -> str:
+    return f" ({_usd(now['cost_usd'])} of traffic)" if now.get("cost_usd") else ""
 
 
 def _num(value: Any) -> str:

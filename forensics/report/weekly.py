@@ -80,6 +80,7 @@ class WeeklyReport:
     changes: dict[str, Row | None] = field(default_factory=dict)  # card -> arrow and percent
     headline: list[str] = field(default_factory=list)
     previous_has_data: bool = True
+    previous_analysed: bool = True  # detection covered the previous period too
     worst: str | None = None
 
     cards: tuple[tuple[str, str, str], ...] = CARDS
@@ -292,6 +293,19 @@ def weekly_report(
         for i in report.incidents:
             if i["status"] != "ongoing":
                 i["status"] = "no earlier data"
+    elif not detection_coverage(con, p["prev"], start, pack=pack).ok:
+        # findings counted there are not a baseline: nothing is new or resolved against them
+        report.previous_analysed = False
+        for key in ("findings", "incidents", "exposure_usd", "provider_cost_usd"):
+            before[key] = None
+        for i in report.incidents:
+            if i["status"] != "ongoing":
+                i["status"] = "no earlier analysis"
+        report.resolved = []
+        report.warnings.append(
+            "detection did not fully cover the previous period: its findings are no baseline,"
+            " so no incident is called new, recurring or resolved"
+        )
     report.changes = {k: change(now[k], before[k]) for k in now if k != "period"}
     worst = query_rows(
         con,
@@ -318,6 +332,6 @@ def weekly_report(
         now,
         report.warnings,
         not_analysed=report.not_analysed,
-        compared=report.previous_has_data,
+        compared=report.previous_has_data and report.previous_analysed,
     )
     return report

@@ -331,7 +331,10 @@ def test_fail_on_exits_5_when_detection_did_not_cover_the_span(case_path: Path) 
     con.close()
     late = run(findings, case_path, "--detector", "credential.*", "--fail-on", "critical")
     assert late.exit_code == ExitCode.NOT_ANALYSED
-    assert "1 file ingested after it (late.log #2)" in late.stderr
+    assert "detection predates evidence of this period: 1 file ingested after the run" in (
+        late.stderr
+    )
+    assert "(late.log #2) that 5 detectors last ran in (credential." in late.stderr
 
 
 def test_incidents_ocsf_is_a_usage_error(case_path: Path) -> None:

@@ -102,9 +102,10 @@ def test_a_run_that_predates_new_evidence_or_skips_detectors_is_named(week, tmp_
     stale = run("--db", case, "report", "weekly", "--week", "2026-W47", "--format", "md",
                 "-o", out, "--fail-on", "critical")  # fmt: skip
     assert stale.exit_code == 5, stale.output
-    assert "predates evidence of this period: 1 file ingested after it (late.jsonl #" in (
+    assert "detection predates evidence of this period: 1 file ingested after the run" in (
         stale.stderr
     )
+    assert re.search(r"\(late\.jsonl #\d+\) that 15 detectors last ran in", stale.stderr)
     assert "> **Not analysed: this report is no all-clear.**" in out.read_text(encoding="utf-8")
 
 
@@ -207,3 +208,43 @@ def test_two_weeks_judge_each_log_by_its_own_rhythm(tmp_path):
     assert 0 < now["exposure_usd"] <= now["cost_usd"]
     shared = sum(i["exposure_usd"] or 0 for i in second.incidents)
     assert now["exposure_usd"] <= shared + 1e-9
+
+
+def test_a_previous_period_detection_never_read_is_no_baseline(week, tmp_path):
+    _, original = week
+    case = tmp_path / "case.duckdb"
+    shutil.copy(original, case)
+    assert run("--db", case, "detect", "--since", "2026-11-19").exit_code == 0
+    out = tmp_path / "weekly.md"
+    result = run("--db", case, "report", "weekly", "--since", "2026-11-19", "--until",
+                 "2026-11-22", "--format", "md", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert "detection did not fully cover the previous period" in result.stderr
+    assert "| incidents |" in text and "not analysed" in text
+    assert "| new |" not in text and "| recurring |" not in text  # nothing to be new against
+    assert "no earlier analysis" in text
+
+
+def test_a_run_that_read_a_removed_file_is_stale(week, tmp_path):
+    _, original = week
+    case = tmp_path / "case.duckdb"
+    shutil.copy(original, case)
+    assert run("--db", case, "detect").exit_code == 0
+    out = tmp_path / "weekly.md"
+    clean = run("--db", case, "report", "weekly", "--week", "2026-W47", "--format", "md",
+                "-o", out, "--fail-on", "critical")  # fmt: skip
+    assert "warning: detection" not in clean.stderr, clean.stderr
+    con = db.connect(case, read_only=True)
+    try:
+        [(revocations,)] = con.execute(
+            "SELECT source_id FROM sources WHERE format = 'revocations'"
+        ).fetchall()
+    finally:
+        con.close()
+    removed = run("--db", case, "sources", "remove", str(revocations), "--reason", "wrong list")
+    assert removed.exit_code == 0, removed.output
+    after = run("--db", case, "report", "weekly", "--week", "2026-W47", "--format", "md",
+                "-o", out, "--fail-on", "critical")  # fmt: skip
+    assert after.exit_code in (3, 5)
+    assert "last ran on evidence since removed from the case" in after.stderr
