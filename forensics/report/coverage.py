@@ -22,6 +22,8 @@ import duckdb
 from forensics import sql
 from forensics.report.incident import Row, query_rows
 
+_HOUR = dt.timedelta(hours=1)  # less than a whole hour outside the case is no gap
+
 
 @dataclass
 class EvidenceCoverage:
@@ -32,6 +34,16 @@ class EvidenceCoverage:
     case_last: dt.datetime | None = None
     formats: list[Row] = field(default_factory=list)  # format, requests, first_ts, last_ts
     gaps: list[Row] = field(default_factory=list)  # silent spans, see evidence_coverage.sql
+
+    @property
+    def begins_late(self) -> bool:
+        """The case's first request is a whole hour or more into the period."""
+        return self.case_first is not None and self.case_first >= self.start + _HOUR
+
+    @property
+    def ends_early(self) -> bool:
+        """The case's last request is a whole hour or more before the period's end."""
+        return self.case_last is not None and self.case_last < self.end - _HOUR
 
     @property
     def empty(self) -> bool:
@@ -49,9 +61,7 @@ class EvidenceCoverage:
                 f" from {_at(self.case_first)} to {_at(self.case_last)})"
             )
             return out
-        hour = dt.timedelta(hours=1)  # less than a whole hour outside the case is no gap
-        begins = self.case_first >= self.start + hour
-        ends = self.case_last < self.end - hour
+        begins, ends = self.begins_late, self.ends_early
         length = _hours(self.end - self.start)
         if begins and ends:
             out.append(
@@ -115,10 +125,9 @@ def evidence_coverage(
     coverage.requests = sum(int(f["requests"]) for f in coverage.formats)
     if coverage.requests:
         coverage.gaps = query_rows(con, sql.read("evidence_coverage"), p)
-        hour = dt.timedelta(hours=1)
         for g in coverage.gaps:
-            g["case_ends_early"] = last < end - hour
-            g["case_begins_late"] = first >= start + hour
+            g["case_ends_early"] = coverage.ends_early
+            g["case_begins_late"] = coverage.begins_late
     return coverage
 
 
