@@ -89,6 +89,11 @@ MACROS = [
     # The first address of an X-Forwarded-For chain, or an ip:port / [v6]:port stripped.
     """CREATE OR REPLACE TEMP MACRO first_xff(x) AS
         nullif(trim(split_part(x, ',', 1)), '')""",
+    # A DNS host name (RFC 1123 labels, at least one letter, not an IPv4 address).
+    """CREATE OR REPLACE TEMP MACRO is_host_name(a) AS
+        coalesce(length(a) <= 253 AND regexp_full_match(a,
+            '(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\\.?')
+            AND regexp_matches(a, '(?i)[a-z]'), false)""",
     # ip:port and [v6]:port lose the port; ::ffff:a.b.c.d (dual-stack sockets) is IPv4.
     """CREATE OR REPLACE TEMP MACRO strip_port(a) AS
         regexp_replace(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 2  # 2: severity ENUM, run_detectors, superseded findings, stored costs
+SCHEMA_VERSION = 3  # 2: severity ENUM, run_detectors, superseded findings, stored costs
+# 3: client_host, port, asn_source, geo_source per field group
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,17 @@ REQUESTS = Table(
             "client.address",
         ),
         C(
+            "client_host",
+            "VARCHAR",
+            "a host name in the log's address field (HostnameLookups, a resolver in front),"
+            " lower case; client_ip is then NULL",
+            "client.domain",
+        ),
+        C(
             "client_addr_raw",
             "VARCHAR",
-            "the log's client address when it is not an IP address (credentials scrubbed);"
-            " NULL when client_ip holds the address",
+            "the log's client address when it is neither an IP address nor a host name"
+            " (credentials scrubbed); NULL when client_ip or client_host holds the address",
         ),
         C(
             "xff",
@@ -134,11 +142,22 @@ REQUESTS = Table(
         C("city", "VARCHAR", "city name when known", "client.geo.locality.name"),
         C("lat", "DOUBLE", "latitude (city, or country centroid)", "client.geo.location.lat"),
         C("lon", "DOUBLE", "longitude (city, or country centroid)", "client.geo.location.lon"),
-        C("geo_source", "VARCHAR", "where asn/country came from: log | mmdb | iptoasn"),
+        C(
+            "asn_source",
+            "VARCHAR",
+            "where asn/as_org came from: log | iptoasn | mmdb-asn | mmdb-city",
+        ),
+        C(
+            "geo_source",
+            "VARCHAR",
+            "where country/city/lat/lon came from: log | iptoasn | mmdb-asn | mmdb-city | centroid"
+            " (a city is kept only when its country agrees with the country used)",
+        ),
         C("user_agent", "VARCHAR", "User-Agent, credentials scrubbed", "user_agent.original"),
         C("origin", "VARCHAR", "Origin header (browser calls)", "http.request.header.origin"),
         C("referer", "VARCHAR", "Referer header", "http.request.referrer"),
-        C("host", "VARCHAR", "requested host", "server.address"),
+        C("host", "VARCHAR", "requested host (virtual host)", "server.address"),
+        C("port", "INTEGER", "server port the request came in on (vhost logs)", "server.port"),
         C("method", "VARCHAR", "HTTP method", "http.request.method"),
         C("path", "VARCHAR", "URL path without query string", "url.path"),
         C("query", "VARCHAR", "query string, credentials scrubbed", "url.query"),

@@ -38,6 +38,7 @@ ROW_TABLES: dict[str, tuple[str, ...]] = {
         "city",
         "lat",
         "lon",
+        "asn_source",
         "geo_source",
         "est_cost_usd",
     ),

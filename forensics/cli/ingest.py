@@ -13,6 +13,8 @@ INGEST_FORMATS = (
     "kong",
     "combined",
     "common",
+    "vhost-combined",
+    "log-format",
     "nginx-json",
     "envoy",
     "cloudflare",
@@ -53,6 +55,13 @@ INGEST_FORMATS = (
     "--mapping",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML column mapping for --format jsonl.",
+)
+@click.option(
+    "--log-format",
+    metavar="FORMAT",
+    help="Layout of a text access log as an Apache LogFormat ('%h %l %u %t \"%r\" %>s %b')"
+    " or nginx log_format ('$remote_addr - $remote_user [$time_local] \"$request\" ...')"
+    " string; implies --format log-format.",
 )
 @click.option(
     "--keep-prompts",
@@ -115,6 +124,7 @@ def ingest(
     fmt: str | None,
     asn_dbs: tuple[Path, ...],
     mapping: Path | None,
+    log_format: str | None,
     keep_prompts: bool,
     category: str,
     max_expansion: float,
@@ -141,6 +151,7 @@ def ingest(
       forensics ingest --asn-db ip2asn-v4.tsv.gz 'logs/**/*.jsonl.gz'
       forensics ingest --format revocations revoked.csv
       forensics ingest --format jsonl --mapping gateway.toml gw.log
+      forensics ingest --log-format '%v:%p %h %l %u %t "%r" %>s %O' other_vhosts_access.log
       forensics ingest --max-expansion 1000 --max-record-bytes 16M logs/
       forensics ingest --force logs/kong.jsonl
     """
@@ -166,7 +177,12 @@ def ingest(
         limits=limits,
         max_quarantine_share=max_quarantine_share,
         replace=force,
+        log_format=log_format,
     )
+    if log_format is not None:
+        if fmt not in (None, "log-format"):
+            raise click.UsageError(f"--log-format describes a text access log, not --format {fmt}")
+        fmt = "log-format"
     if fmt is not None:
         FORMATS[fmt].check_options(options)  # e.g. jsonl without --mapping: one error, exit 2
     con = connect(ctx, create=True)

@@ -39,6 +39,7 @@ STAGING: dict[str, str] = {
     "origin": "VARCHAR",
     "referer": "VARCHAR",
     "host": "VARCHAR",
+    "port": "INTEGER",  # server port (vhost logs)
     "method": "VARCHAR",
     "uri": "VARCHAR",  # path and query as received
     "upstream_uri": "VARCHAR",  # path sent to the provider, when the gateway rewrote it
@@ -132,6 +133,8 @@ class Options:
     max_quarantine_share: float = 0.5
     # --force: a file already in the case (same content, or same path) replaces that source.
     replace: bool = False
+    # --log-format: an Apache LogFormat or nginx log_format string for a text access log.
+    log_format: str | None = None
 
 
 @dataclass

@@ -60,7 +60,9 @@ _TEXTS: dict[str, str] = {
     "key_id": "json_extract_string(_jh, '$.kid')",
     "client_id": "coalesce(json_extract_string(_claims, '$.client_id'),"
     " json_extract_string(_claims, '$.azp'), json_extract_string(_claims, '$.cid'))",
-    "client_addr_raw": "CASE WHEN _ip IS NULL THEN coalesce(_addr, _hop) END",
+    "client_host": "_host_name",
+    "client_addr_raw": "CASE WHEN _ip IS NULL AND _host_name IS NULL"
+    " THEN coalesce(_addr, _hop) END",
     # scrubbed before it is cut, so that no key is cut into a piece the patterns miss
     "_raw": "left(_raw, 8000)",
     "_error": "_error",
@@ -87,10 +89,13 @@ WITH s AS (
          strip_port(client_ip) AS _addr, first_xff(xff) AS _hop
   FROM u
 ), t2 AS (
-  -- The client address is an IP address or nothing: any other text in the address field (or
-  -- the first X-Forwarded-For hop, which the client writes) goes to client_addr_raw, scrubbed.
+  -- The client address is an IP address or nothing: a host name in the address field goes to
+  -- client_host, any other text (or the first X-Forwarded-For hop, which the client writes) to
+  -- client_addr_raw, scrubbed.
   SELECT *, CASE WHEN ip_num(_addr) IS NOT NULL THEN _addr
-                 WHEN _addr IS NULL AND ip_num(_hop) IS NOT NULL THEN _hop END AS _ip
+                 WHEN _addr IS NULL AND ip_num(_hop) IS NOT NULL THEN _hop END AS _ip,
+         CASE WHEN ip_num(_addr) IS NULL AND is_host_name(_addr) THEN lower(_addr) END
+           AS _host_name
   FROM t
 ), v AS (
   SELECT *, prompt_norm(left(_last_user, 256)) AS _norm,
@@ -126,6 +131,7 @@ SELECT
     lambda x: scrub(x)) END AS scopes,
   {_CLEAN["client_id"]} AS client_id,
   _ip AS client_ip,
+  {_CLEAN["client_host"]} AS client_host,
   {_CLEAN["client_addr_raw"]} AS client_addr_raw,
   {_CLEAN["xff"]} AS xff,
   asn, {_CLEAN["as_org"]} AS as_org, NULL::VARCHAR AS asn_category,
@@ -135,6 +141,7 @@ SELECT
   {_CLEAN["origin"]} AS origin,
   {_CLEAN["referer"]} AS referer,
   {_CLEAN["host"]} AS host,
+  port,
   upper({_CLEAN["method"]}) AS method,
   {_CLEAN["path"]} AS path,
   {_CLEAN["query"]} AS query,

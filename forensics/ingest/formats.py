@@ -6,6 +6,7 @@ from pathlib import Path
 
 from forensics.errors import InputError
 from forensics.ingest import enrichment, reference
+from forensics.ingest.access_log import Combined, Common, CustomLogFormat, VhostCombined
 from forensics.ingest.base import Format
 from forensics.ingest.cloudflare import Cloudflare
 from forensics.ingest.envoy import Envoy
@@ -13,7 +14,7 @@ from forensics.ingest.jsonl import JsonLines
 from forensics.ingest.kong import Kong
 from forensics.ingest.litellm import LiteLLM
 from forensics.ingest.litellm_daily import LiteLLMDaily
-from forensics.ingest.nginx import Combined, Common, NginxJson
+from forensics.ingest.nginx import NginxJson
 from forensics.ingest.prices import KnownKeys, Prices
 from forensics.ingest.provider_usage import (
     AnthropicCost,
@@ -26,6 +27,8 @@ _ALL: list[Format] = [
     Kong(),
     Combined(),
     Common(),
+    VhostCombined(),
+    CustomLogFormat(),
     NginxJson(),
     Envoy(),
     Cloudflare(),

@@ -1,39 +1,25 @@
-"""nginx / Apache access logs: combined and common text, and nginx JSON (escape=json).
+"""nginx JSON access logs (escape=json), and the SQL pieces every access-log format shares.
 
-Text lines are cut by one RE2 regex inside DuckDB (`regexp_extract` with group names gives a
-struct per line). nginx's `combined` and Apache's `combined` are byte-compatible; `common` is the
-same line without referer and user agent; nginx `main` appends a quoted X-Forwarded-For. Quoted
-fields keep the writer's escapes (Apache ``\\"``, ``\\\\`` and ``\\xhh``; nginx ``\\xHH``) and are
-decoded back to text where the bytes are printable UTF-8. See FORMATS.md section 4.
+The shared pieces: '-' and '' as NULL, decoding the backslash escapes of quoted fields (Apache
+``\\"``, ``\\\\`` and ``\\xhh``; nginx ``\\xHH``) back to text where the bytes are printable UTF-8,
+splitting a request line, CLF and epoch times. The text formats are in access_log.py. See
+FORMATS.md section 4.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
 from forensics.ingest.base import Adapter, Options, Staging, head_json
 from forensics.sqltext import sql_str
 
 CLF_TIME = "%d/%b/%Y:%H:%M:%S %z"
 
-_QUOTED = r'"((?:[^"\\]|\\.)*)"'
-# addr ident user [time] "request" status bytes, then either "referer" "ua" (combined) with an
-# optional "xff" (nginx main) and any further text, or nothing / unquoted text (common). A quoted
-# field that is opened must be closed: a line cut inside the user agent does not match.
-COMBINED_RE = (
-    r"^(\S+) (\S+) (.*?) \[([^\]]*)\] " + _QUOTED + r" (\d+|-) (\d+|-)"
-    r"(?: " + _QUOTED + " " + _QUOTED + r"(?: " + _QUOTED + r")?(?:\s.*)?"
-    r'|\s+[^"\s].*|\s*)$'
-)
-COMBINED_GROUPS = ["addr", "ident", "user", "time", "request", "status", "bytes"]
-COMBINED_GROUPS += ["referer", "ua", "xff"]
 # "METHOD uri PROTO"; without PROTO it is an HTTP/0.9 request line. The quick form (single
 # spaces, no space in the uri) fits nearly every line and costs half as much; the full form
 # is tried only on the others.
 REQUEST_QUICK_RE = r"^([A-Z][A-Z0-9_-]*) (\S+)(?: HTTP/[0-9.]+)?$"
 REQUEST_RE = r"^([A-Z][A-Z0-9_-]*) +(\S.*?)(?: +HTTP/[0-9.]+)?$"
-_COMBINED = re.compile(COMBINED_RE)
 
 # Keys of JSON values that carry a credential, for redacting quarantined raw lines (the shared
 # scrub only knows the bare header names, not nginx's http_ prefixed variables). The closing
@@ -120,59 +106,6 @@ JSON_LINE_ERROR = (
     " WHEN NOT regexp_matches(rtrim(line), '[}\\]]$') THEN 'invalid JSON: record is cut off'"
     " ELSE 'invalid JSON' END"
 )
-
-_COMBINED_SOURCE = f"""
-SELECT line_no, line, m, ts_, req, {split_request("req", "rq0")} AS rq
-FROM (
-  SELECT *, {quick_request("req")} AS rq0
-  FROM (
-    SELECT line_no, line, m, try_strptime(m.time, '{CLF_TIME}') AS ts_,
-           {unescape("m.request")} AS req
-    FROM (SELECT line_no, line, regexp_extract(line, {sql_str(COMBINED_RE)},
-                                               {COMBINED_GROUPS!r}) AS m
-          FROM chunk_lines)))
-"""
-
-_COMBINED_ERROR = f"""
-CASE WHEN m.addr = '' THEN 'does not match the combined/common log format'
-     {time_error("m.time", "ts_", "dd/Mon/yyyy:HH:MM:SS +hhmm")}
-END
-"""
-
-
-class Combined(Adapter):
-    name = "combined"
-    description = "nginx / Apache combined or common access log (text)"
-
-    def sniff(self, head: list[str]) -> bool:
-        lines = head[:10]
-        hits = sum(1 for line in lines if _COMBINED.match(line))
-        return hits > 0 and 2 * hits >= len(lines)
-
-    def staging(self, options: Options) -> Staging:
-        return Staging(
-            source=_COMBINED_SOURCE,
-            error=_COMBINED_ERROR,
-            columns={
-                "ts": "ts_",
-                "user_id": dash_null("m.user"),
-                "client_ip": dash_null("m.addr"),
-                "xff": dash_null(unescape("m.xff")),
-                "user_agent": dash_null(unescape("m.ua")),
-                "referer": dash_null(unescape("m.referer")),
-                "method": "nullif(rq.method, '')",
-                "uri": "CASE WHEN rq.method <> '' THEN rq.uri ELSE nullif(req, '') END",
-                "status": dash_null("m.status"),
-                "response_bytes": dash_null("m.bytes"),
-            },
-        )
-
-
-class Common(Combined):
-    name = "common"
-    description = "nginx / Apache common access log (same parser as combined)"
-    auto_detect = False
-
 
 # nginx variable names users copy into their JSON keys (matched in lower case). Keys with no
 # canonical column ($upstream_response_time, $ssl_protocol, ...) are not read.

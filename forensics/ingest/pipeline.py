@@ -221,6 +221,8 @@ def _ingest_file(
     head = reader.sniff(path)
     if not head.lines and fmt is None:
         return _no_records(path, head, size)
+    if fmt is None and options.log_format is not None:
+        fmt = "log-format"  # the user described the layout: nothing to detect
     name = fmt or detect_format(path, head.lines)
     result.format = name
     format_ = FORMATS[name]
@@ -228,6 +230,8 @@ def _ingest_file(
     source_options = {"keep_prompts": options.keep_prompts}
     if options.mapping is not None:
         source_options["mapping"] = str(options.mapping.resolve())  # type: ignore[assignment]
+    if options.log_format is not None and name == "log-format":
+        source_options["log_format"] = options.log_format  # type: ignore[assignment]
     con.execute("BEGIN TRANSACTION")
     try:
         source_id = int(con.execute("SELECT nextval('source_ids')").fetchall()[0][0])

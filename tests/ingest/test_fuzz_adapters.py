@@ -30,8 +30,16 @@ from hypothesis import strategies as st
 
 from forensics.case import db
 from forensics.errors import ForensicsError
+from forensics.ingest.base import Options
 from forensics.ingest.pipeline import ingest_file
-from tests.ingest import test_cloudflare, test_envoy, test_litellm, test_nginx, test_provider_usage
+from tests.ingest import (
+    test_access_log_variants,
+    test_cloudflare,
+    test_envoy,
+    test_litellm,
+    test_nginx,
+    test_provider_usage,
+)
 from tests.ingest.test_kong import kong_record
 
 LONG = int(os.environ.get("FORENSICS_FUZZ_EXAMPLES", "2000"))
@@ -172,6 +180,10 @@ def _csv_rows(header: str, *seeds: str) -> tuple[bytes, Callable[[], st.SearchSt
 
 
 _NGINX = test_nginx.COMBINED.splitlines()
+_VHOST = test_access_log_variants.VHOST.splitlines()
+_EXTRA = test_access_log_variants.EXTRA.splitlines()
+# Formats that need an option to be read at all.
+_OPTIONS = {"log-format": Options(log_format=test_access_log_variants.VHOST_FORMAT)}
 _USAGE_PAGE = test_provider_usage.oa_page(
     (1767225600, 1767229200, [test_provider_usage.oa_result()])
 )
@@ -184,7 +196,9 @@ FORMATS: dict[str, tuple[bytes, Callable[[], st.SearchStrategy[bytes]]]] = {
     "kong": (b"", _json_lines(kong_record())),
     "cloudflare": (b"", _json_lines(test_cloudflare.record())),
     "envoy": (b"", _text_lines(test_envoy.DEFAULT_LINE, test_envoy.ISTIO_LINE)),
-    "combined": (b"", _text_lines(*_NGINX)),
+    "combined": (b"", _text_lines(*_NGINX, *_EXTRA)),
+    "vhost-combined": (b"", _text_lines(*_VHOST)),
+    "log-format": (b"", _text_lines(*_VHOST)),
     "litellm": (b"", _json_lines(test_litellm.row())),
     "openai-usage": (b"", _json_lines(_USAGE_PAGE)),
     "anthropic-usage": (b"", _json_lines(_ANTHROPIC_PAGE)),
@@ -240,7 +254,7 @@ def _check(tmp_path: Path, fmt: str, body: bytes, suffix: str) -> None:
     con = db.connect(case_path)
     try:
         try:
-            result = ingest_file(con, path, fmt=fmt)
+            result = ingest_file(con, path, fmt=fmt, options=_OPTIONS.get(fmt))
         except ForensicsError:
             return  # a clear per-file failure is an answer
         if result.status == "loaded":
