@@ -12,8 +12,9 @@ What goes, for source S:
   `forensics verify` compares) and its `sources` row. Rows it set in asn_info or prices give
   way to the shipped rows they had replaced (a key another file had set before S is shipped
   again: ingest that file again with --force to restore it), and requests are repriced.
-  Requests placed by a removed enrichment database (geo_source not `log`) are placed again
-  from the databases left.
+  Requests whose network or place came from a database of the removed one's kind
+  (asn_source / geo_source) are placed again from the databases left, by the rule of
+  `ingest.enrichment`; what their log gave stays.
 * findings: only the current findings of runs that read S (`runs.sources`) can rest on it.
   - S holds gateway requests: a finding whose principal has requests from S inside the
     finding's window is deleted (with its sample requests) when none of the principal's
@@ -44,7 +45,7 @@ from forensics.case.db import shipped
 from forensics.case.verify import ROW_TABLES
 from forensics.detect.incidents import build_incidents
 from forensics.errors import UsageError
-from forensics.ingest.enrichment import reenrich
+from forensics.ingest.enrichment import KIND_SQL, reenrich
 
 REASON_REPLACED = "replaced by --force ingest"
 
@@ -110,7 +111,7 @@ def remove_source(
 ) -> Removal:
     """Remove source `source_id` inside the caller's transaction (see the module docstring)."""
     found = con.execute(
-        "SELECT path, format, kind, rows_loaded, rows_quarantined FROM sources"
+        f"SELECT path, format, kind, rows_loaded, rows_quarantined, {KIND_SQL} FROM sources"
         " WHERE source_id = $s",
         {"s": source_id},
     ).fetchall()
@@ -118,7 +119,7 @@ def remove_source(
         raise UsageError(
             f"no source {source_id} in the case", hint="`forensics sources` lists the sources"
         )
-    path, fmt, kind, loaded, quarantined = found[0]
+    path, fmt, kind, loaded, quarantined, database = found[0]
     deleted, stale = _settle_findings(con, source_id, requests=kind == "requests")
     con.execute(
         "INSERT INTO source_removals SELECT source_id, path, sha256, format, kind, ingested_at,"
@@ -137,7 +138,7 @@ def remove_source(
     for table in _KEYED:
         _restore_shipped(con, table, source_id)
     if ranges:
-        _place_again(con)
+        _place_again(con, str(database))
     if deleted:
         build_incidents(con)
     return Removal(source_id, str(path), str(fmt), int(loaded), int(quarantined), deleted, stale)
@@ -226,11 +227,14 @@ def _restore_shipped(con: duckdb.DuckDBPyConnection, table: str, source_id: int)
         con.execute(costs.REPRICE_REQUESTS)
 
 
-def _place_again(con: duckdb.DuckDBPyConnection) -> None:
-    """Requests whose network came from the enrichment databases, placed by the ones left."""
+def _place_again(con: duckdb.DuckDBPyConnection, database: str) -> None:
+    """Requests placed by databases of the kind `database` (iptoasn, mmdb-asn, mmdb-city),
+    placed again by the ones left. `reenrich` places every request again from what its row
+    shows of the log, but keeps a place a database's city gave: those of this kind are
+    forgotten first (with a country their log may have given, which the row cannot show)."""
     con.execute(
-        "UPDATE requests SET asn = NULL, as_org = NULL, asn_category = NULL, country = NULL,"
-        " city = NULL, lat = NULL, lon = NULL, geo_source = NULL"
-        " WHERE geo_source IS NOT NULL AND geo_source <> 'log'"
+        "UPDATE requests SET country = NULL, city = NULL, lat = NULL, lon = NULL,"
+        " geo_source = NULL WHERE geo_source = $kind",
+        {"kind": database},
     )
     reenrich(con)

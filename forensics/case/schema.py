@@ -249,7 +249,12 @@ USAGE = Table(
         C("operation", "VARCHAR", "completions | embeddings | images | audio_speeches | ..."),
         C("service_tier", "VARCHAR", "service tier"),
         C("batch", "BOOLEAN", "batch API"),
-        C("requests", "BIGINT", "number of model requests"),
+        C(
+            "requests",
+            "BIGINT",
+            "model requests (OpenAI num_model_requests, LiteLLM api_requests); OpenAI file"
+            " searches, which report none, give their search calls (num_requests)",
+        ),
         C(
             "input_tokens",
             "BIGINT",
@@ -265,8 +270,17 @@ USAGE = Table(
             "gen_ai.usage.cache_creation.input_tokens",
         ),
         C("output_tokens", "BIGINT", "output tokens", "gen_ai.usage.output_tokens"),
-        C("other_units", "DOUBLE", "images, characters, seconds, bytes, sessions, searches"),
-        C("other_unit_name", "VARCHAR", "what other_units counts"),
+        C(
+            "other_units",
+            "DOUBLE",
+            "the result's own count in the unit other_unit_name names",
+        ),
+        C(
+            "other_unit_name",
+            "VARCHAR",
+            "images | characters | seconds | bytes | sessions | web_searches | file_searches"
+            " | quantity",
+        ),
         C("cost", "DOUBLE", "cost in major currency units (cents converted)"),
         C("currency", "VARCHAR", "ISO 4217, upper case"),
         C("line_item", "VARCHAR", "cost line item / description"),

@@ -111,6 +111,12 @@ def print_summary(results: list[FileResult]) -> int:
                 f" {r.source_id} (`forensics sources --removed` lists removals)",
                 err=True,
             )
+        if r.geo_disagreements:
+            click.echo(
+                f"Note: {redact(r.path)}: {r.geo_disagreements:,} records: city's country"
+                " disagreed with the log's country, country centroid used (geo_source centroid)",
+                err=True,
+            )
         if r.status == "skipped" and r.message:
             click.echo(f"Skipped: {redact(r.path)}: {redact(r.message)}", err=True)
         if r.status == "failed":

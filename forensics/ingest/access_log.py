@@ -173,7 +173,7 @@ class VhostCombined(Adapter):
 
     def staging(self, options: Options) -> Staging:
         columns = _combined_columns()
-        columns["host"] = f"lower(coalesce({dash_null('m.vhost')}, {_pair('host')}))"
+        columns["host"] = f"coalesce({dash_null('m.vhost')}, {_pair('host')})"
         columns["port"] = dash_null("m.port")
         return Staging(source=_VHOST_SOURCE, error=_VHOST_ERROR, columns=columns)
 
@@ -282,7 +282,7 @@ def custom_staging(compiled: CompiledFormat) -> Staging:
         "user_agent": _first(v.get("ua")),
         "origin": _first(v.get("origin")),
         "referer": _first(v.get("referer")),
-        "host": f"lower({_first(v.get('host'))})",
+        "host": _first(v.get("host")),
         "port": _first(v.get("port")),
         "method": _first(v.get("method"), "nullif(rq.method, '')"),
         "uri": uri,

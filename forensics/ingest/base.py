@@ -145,6 +145,8 @@ class Counts:
     loaded: int = 0
     quarantined: int = 0
     blank: int = 0
+    # requests a database's city placed in another country than their log's (enrichment.py)
+    geo_disagreements: int = 0
 
 
 class Adapter(ABC):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from forensics.case import costs
 from forensics.case.fingerprints import ANY_SECRET
 from forensics.case.macros import REQUEST_BODY, RESPONSE_BODY
+from forensics.ingest.enrichment import placed
 
 ANY_SECRET_SQL = ANY_SECRET.replace("'", "''")
 
@@ -94,7 +95,7 @@ WITH s AS (
   -- client_addr_raw, scrubbed.
   SELECT *, CASE WHEN ip_num(_addr) IS NOT NULL THEN _addr
                  WHEN _addr IS NULL AND ip_num(_hop) IS NOT NULL THEN _hop END AS _ip,
-         CASE WHEN ip_num(_addr) IS NULL AND is_host_name(_addr) THEN lower(_addr) END
+         CASE WHEN ip_num(_addr) IS NULL AND is_host_name(_addr) THEN _addr END
            AS _host_name
   FROM t
 ), v AS (
@@ -131,12 +132,12 @@ SELECT
     lambda x: scrub(x)) END AS scopes,
   {_CLEAN["client_id"]} AS client_id,
   _ip AS client_ip,
-  {_CLEAN["client_host"]} AS client_host,
+  lower({_CLEAN["client_host"]}) AS client_host,  -- lowered after the scrub saw it as written
   {_CLEAN["client_addr_raw"]} AS client_addr_raw,
   {_CLEAN["xff"]} AS xff,
   asn, {_CLEAN["as_org"]} AS as_org, NULL::VARCHAR AS asn_category,
   upper({_CLEAN["country"]}) AS country, {_CLEAN["city"]} AS city, lat, lon,
-  CASE WHEN asn IS NOT NULL OR country IS NOT NULL THEN 'log' END AS geo_source,
+  NULL::VARCHAR AS asn_source, NULL::VARCHAR AS geo_source,  -- set by enrichment.placed
   {_CLEAN["user_agent"]} AS user_agent,
   {_CLEAN["origin"]} AS origin,
   {_CLEAN["referer"]} AS referer,
@@ -169,59 +170,10 @@ SELECT
 FROM w
 """
 
-# Client addresses of `canon` not yet in `ipgeo` (the file's lookups so far), looked up in
-# every enrichment database loaded. Every address gets a row, found or not, so no address is
-# looked up twice in a file.
-IP_LOOKUP = """
-WITH ips AS (
-  SELECT DISTINCT client_ip AS ip, ip_num(client_ip) AS n FROM canon
-  WHERE _error IS NULL AND client_ip IS NOT NULL
-    AND client_ip NOT IN (SELECT ip FROM ipgeo)
-), probes AS (
-  SELECT ip, n, db.source_id FROM ips CROSS JOIN (SELECT DISTINCT source_id FROM ip_ranges) db
-  WHERE n IS NOT NULL
-), hits AS (
-  SELECT p.ip, p.source_id, r.asn, r.as_org, r.country, r.city, r.lat, r.lon, s.format
-  FROM probes p ASOF JOIN ip_ranges r ON p.source_id = r.source_id AND p.n >= r.ip_start
-  JOIN sources s ON s.source_id = p.source_id
-  WHERE p.n <= r.ip_end
-), found AS (
-  SELECT ip,
-    arg_max(asn, source_id) FILTER (asn IS NOT NULL AND asn > 0) AS asn,
-    arg_max(as_org, source_id) FILTER (asn IS NOT NULL AND asn > 0) AS as_org,
-    arg_max(country, source_id) FILTER (country IS NOT NULL) AS country,
-    arg_max(city, source_id) FILTER (city IS NOT NULL) AS city,
-    arg_max(lat, source_id) FILTER (lat IS NOT NULL) AS lat,
-    arg_max(lon, source_id) FILTER (lon IS NOT NULL) AS lon,
-    string_agg(DISTINCT format, '+' ORDER BY format) AS geo_source
-  FROM hits GROUP BY ip
-)
-SELECT ips.ip, found.* EXCLUDE (ip) FROM ips LEFT JOIN found USING (ip)
-"""
-
-NO_IP_LOOKUP = """
-SELECT NULL::VARCHAR AS ip, NULL::BIGINT AS asn, NULL::VARCHAR AS as_org, NULL::VARCHAR AS country,
-       NULL::VARCHAR AS city, NULL::DOUBLE AS lat, NULL::DOUBLE AS lon,
-       NULL::VARCHAR AS geo_source WHERE false
-"""
-
 # est_cost_usd: the price in effect at the request's time (forensics/costs.py).
 INSERT_REQUESTS = f"""
 INSERT INTO requests BY NAME
-SELECT c.* EXCLUDE (_error, _raw) REPLACE (
-  coalesce(c.asn, g.asn) AS asn,
-  coalesce(c.as_org, g.as_org, ai.name) AS as_org,
-  ai.category AS asn_category,
-  coalesce(c.country, upper(g.country)) AS country,
-  coalesce(c.city, g.city) AS city,
-  coalesce(c.lat, g.lat, cc.lat) AS lat,
-  coalesce(c.lon, g.lon, cc.lon) AS lon,
-  coalesce(c.geo_source, g.geo_source) AS geo_source,
-  {costs.EST_COST_SQL} AS est_cost_usd)
-FROM canon c
-LEFT JOIN ipgeo g ON g.ip = c.client_ip
-LEFT JOIN asn_info ai ON ai.asn = coalesce(c.asn, g.asn)
-LEFT JOIN country_centroids cc ON cc.country = coalesce(c.country, upper(g.country))
+SELECT c.* EXCLUDE (_error, _raw, _geo_disagrees) REPLACE ({costs.EST_COST_SQL} AS est_cost_usd)
+FROM ({placed("SELECT * FROM canon WHERE _error IS NULL")}) c
 {costs.price_join("canon")}
-WHERE c._error IS NULL
 """

@@ -1,13 +1,47 @@
-"""Offline IP enrichment databases: iptoasn TSV and MaxMind GeoLite2 / GeoIP2 .mmdb files.
+"""Offline IP enrichment databases, and where each request's network and place come from.
 
-Both become rows of `ip_ranges` (IPv4 mapped into the IPv6 number space), so looking up a
-request's network is one ASOF join in DuckDB. Loading a database also enriches the requests
-already in the case that it can place.
+An iptoasn TSV or a MaxMind .mmdb becomes rows of `ip_ranges` (IPv4 mapped into the IPv6 number
+space), so looking up a request's network is one ASOF join in DuckDB. A database has a kind,
+kept in `sources` (`KIND_SQL`): `iptoasn`; `mmdb-city` for a .mmdb whose records carry a country
+or a location (GeoLite2 / GeoIP2 City or Country); `mmdb-asn` for one whose records carry none
+(GeoLite2 ASN). The .mmdb's own `database_type` is recorded beside it in `sources.options`.
+
+A request's fields come in two groups, each from ONE place, which `requests.asn_source` and
+`requests.geo_source` name (`placed` is the rule; ingest and `reenrich` both run it):
+
+* asn / as_org: the log's when it gives them (`log`); otherwise the database that knows the
+  address's AS, an ASN database before a City one before iptoasn (`mmdb-asn`, `mmdb-city`,
+  `iptoasn`), the newest first among databases of a kind. as_org falls back to `asn_info`.
+* country / city / lat / lon, where the country always comes first:
+  - the log gives a city or coordinates: all four are the log's (`log`; lat / lon the
+    centroid of its country when it gives a city only);
+  - the log gives only a country: it is kept. The address's city (and its coordinates) from the
+    best database is used only when that database places the address in the same country: then
+    geo_source names the database, which gave the finest field. When it places the address in
+    another country, its city is dropped, lat / lon are the centroid of the log's country and
+    geo_source is `centroid`; the ingest summary counts these requests. With no city in any
+    database, lat / lon are the centroid and geo_source stays `log`;
+  - the log gives nothing: everything comes from the best database (a City database before an
+    ASN database before iptoasn, whose country is where the AS is registered; a record with a
+    city first; the newest first), lat / lon from its country's centroid when it has none.
+  So geo_source names where the finest field used came from; centroid coordinates count as part
+  of the country, and `centroid` means a database's city was refused.
+
+Loading or removing a database places the requests already in the case again by the same rule
+(`reenrich`), from what their rows still show of the log: the log's asn (asn_source `log`), and
+the log's country (geo_source `log` or `centroid`) and city / coordinates (geo_source `log`), so
+the order in which logs and databases arrive does not change the result, with one exception.
+A row cannot show that the log gave the country when a database's city agreed with it
+(geo_source names the database), so a request that a database placed at a city or coordinates
+keeps that place while more databases are loaded (a second City database does not move it),
+and is placed again, as if its log had given no country, when a database of that kind is
+removed (`case.removal`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +49,173 @@ import duckdb
 import pyarrow as pa
 
 from forensics.errors import InputError
-from forensics.ingest import canonical, decompress, reader
+from forensics.ingest import decompress, reader
 from forensics.ingest.base import Counts, Options, ReferenceFormat
 
 V4_MAPPED = 0xFFFF00000000
 
-# Re-enrich requests already loaded: the same lookup as ingest uses, over their distinct IPs.
-REENRICH = """
-UPDATE requests r SET
-  asn = coalesce(r.asn, g.asn), as_org = coalesce(r.as_org, g.as_org, ai.name),
-  asn_category = coalesce(r.asn_category, ai.category),
-  country = coalesce(r.country, upper(g.country)), city = coalesce(r.city, g.city),
-  lat = CASE WHEN g.lat IS NOT NULL AND r.geo_source IS DISTINCT FROM 'log' THEN g.lat
-             ELSE coalesce(r.lat, cc.lat) END,
-  lon = CASE WHEN g.lon IS NOT NULL AND r.geo_source IS DISTINCT FROM 'log' THEN g.lon
-             ELSE coalesce(r.lon, cc.lon) END,
-  geo_source = coalesce(r.geo_source, g.geo_source)
-FROM ipgeo g
-LEFT JOIN asn_info ai ON ai.asn = g.asn
-LEFT JOIN country_centroids cc ON cc.country = upper(g.country)
-WHERE r.client_ip = g.ip AND (r.asn IS NULL OR r.country IS NULL OR r.city IS NULL)
+# The kind of an enrichment database, from its `sources` row.
+KIND_SQL = "coalesce(options->>'enrichment', format)"
+# Which database wins for each group: the higher rank, then a record with a city or coordinates
+# (geo), then the newer source.
+_ASN_RANK = "CASE kind WHEN 'mmdb-asn' THEN 3 WHEN 'mmdb-city' THEN 2 ELSE 1 END"
+_GEO_RANK = "CASE kind WHEN 'mmdb-city' THEN 3 WHEN 'mmdb-asn' THEN 2 ELSE 1 END"
+
+# Client addresses of `canon` not yet in `ipgeo` (the file's lookups so far), looked up in
+# every enrichment database loaded: per address, the best database's AS (asn, as_org,
+# asn_source) and the best database's place (country, city, lat, lon, geo_source), each
+# from one database. Every address gets a row, found or not, so no address is looked up
+# twice in a file.
+IP_LOOKUP = f"""
+WITH ips AS (
+  SELECT DISTINCT client_ip AS ip, ip_num(client_ip) AS n FROM canon
+  WHERE _error IS NULL AND client_ip IS NOT NULL
+    AND client_ip NOT IN (SELECT ip FROM ipgeo)
+), dbs AS (
+  SELECT source_id, {KIND_SQL} AS kind FROM sources
+  WHERE source_id IN (SELECT DISTINCT source_id FROM ip_ranges)
+), hits AS (
+  SELECT p.ip, p.source_id, p.kind, r.asn, r.as_org, r.country, r.city, r.lat, r.lon,
+         r.city IS NOT NULL OR (r.lat IS NOT NULL AND r.lon IS NOT NULL) AS place
+  FROM (SELECT ip, n, dbs.* FROM ips CROSS JOIN dbs WHERE n IS NOT NULL) p
+  ASOF JOIN ip_ranges r ON p.source_id = r.source_id AND p.n >= r.ip_start
+  WHERE p.n <= r.ip_end
+), found AS (
+  SELECT ip,
+    arg_max({{'asn': asn, 'as_org': as_org, 'source': kind}}, [{_ASN_RANK}, source_id])
+      FILTER (asn > 0) AS a,
+    arg_max({{'country': country, 'city': city, 'lat': lat, 'lon': lon, 'source': kind}},
+            [{_GEO_RANK}, place::INTEGER, source_id])
+      FILTER (country IS NOT NULL OR place) AS g
+  FROM hits GROUP BY ip
+)
+SELECT ips.ip, a.asn, a.as_org, a.source AS asn_source,
+       g.country, g.city, g.lat, g.lon, g.source AS geo_source
+FROM ips LEFT JOIN found USING (ip)
+"""
+
+NO_IP_LOOKUP = """
+SELECT NULL::VARCHAR AS ip, NULL::BIGINT AS asn, NULL::VARCHAR AS as_org,
+       NULL::VARCHAR AS asn_source, NULL::VARCHAR AS country, NULL::VARCHAR AS city,
+       NULL::DOUBLE AS lat, NULL::DOUBLE AS lon, NULL::VARCHAR AS geo_source WHERE false
+"""
+
+
+def placed(rows: str) -> str:
+    """The rule of the module docstring, as SQL: `rows` (a relation with client_ip and what the
+    log gave in asn, as_org, country, city, lat, lon, plus asn_category, asn_source and
+    geo_source, whose values are ignored) with those nine columns replaced by the request's
+    network and place, and `_geo_disagrees` added (a database's city refused). It reads `ipgeo`
+    (IP_LOOKUP's rows), `asn_info` and `country_centroids`."""
+    return f"""
+SELECT x.* EXCLUDE (_asn_log, _geo_log, _place, _country, _log_xy, _db_xy,
+                    g_asn, g_as_org, g_asn_source, g_country, g_city, g_lat, g_lon, g_geo_source)
+  REPLACE (
+    CASE WHEN _asn_log THEN x.asn ELSE g_asn END AS asn,
+    coalesce(CASE WHEN _asn_log THEN x.as_org ELSE g_as_org END, ai.name) AS as_org,
+    ai.category AS asn_category,
+    CASE WHEN _asn_log THEN 'log' ELSE g_asn_source END AS asn_source,
+    _country AS country,
+    CASE _place WHEN 'log' THEN x.city WHEN 'database' THEN g_city END AS city,
+    CASE WHEN _place = 'log' AND _log_xy THEN x.lat
+         WHEN _place = 'database' AND _db_xy THEN g_lat ELSE cc.lat END AS lat,
+    CASE WHEN _place = 'log' AND _log_xy THEN x.lon
+         WHEN _place = 'database' AND _db_xy THEN g_lon ELSE cc.lon END AS lon,
+    CASE _place WHEN 'log' THEN 'log' WHEN 'database' THEN g_geo_source
+                WHEN 'refused' THEN 'centroid'
+                ELSE CASE WHEN _geo_log THEN 'log' WHEN _country IS NOT NULL THEN g_geo_source END
+    END AS geo_source),
+  coalesce(_place = 'refused', false) AS _geo_disagrees
+FROM (
+  SELECT *,
+    CASE WHEN _geo_log THEN y.country ELSE g_country END AS _country,
+    -- where the city and coordinates come from: the log, the database, or nowhere
+    CASE WHEN y.city IS NOT NULL OR _log_xy THEN 'log'
+         WHEN g_city IS NULL AND NOT _db_xy THEN NULL
+         WHEN NOT _geo_log OR y.country = g_country THEN 'database'
+         ELSE 'refused' END AS _place
+  FROM (
+    SELECT i.*,
+      i.asn IS NOT NULL OR i.as_org IS NOT NULL AS _asn_log,
+      i.country IS NOT NULL OR i.city IS NOT NULL OR (i.lat IS NOT NULL AND i.lon IS NOT NULL)
+        AS _geo_log,
+      i.lat IS NOT NULL AND i.lon IS NOT NULL AS _log_xy,
+      g.lat IS NOT NULL AND g.lon IS NOT NULL AS _db_xy,
+      g.asn AS g_asn, g.as_org AS g_as_org, g.asn_source AS g_asn_source,
+      g.country AS g_country, g.city AS g_city, g.lat AS g_lat, g.lon AS g_lon,
+      g.geo_source AS g_geo_source
+    FROM ({rows}) i LEFT JOIN ipgeo g ON g.ip = i.client_ip
+  ) y
+) x
+LEFT JOIN asn_info ai ON ai.asn = CASE WHEN x._asn_log THEN x.asn ELSE x.g_asn END
+LEFT JOIN country_centroids cc ON cc.country = x._country
+"""
+
+
+# What a request's row still shows of its log (module docstring), and whether its place is
+# kept: a database's city or coordinates, which may have agreed with a country the log gave.
+_AS_LOGGED = """
+SELECT _rid, client_ip,
+  CASE WHEN asn_source = 'log' THEN asn END AS asn,
+  CASE WHEN asn_source = 'log' THEN as_org END AS as_org,
+  NULL::VARCHAR AS asn_category, asn_source,
+  CASE WHEN geo_source IN ('log', 'centroid') THEN country END AS country,
+  CASE WHEN geo_source = 'log' THEN city END AS city,
+  CASE WHEN geo_source = 'log' AND NOT _at_centre THEN lat END AS lat,
+  CASE WHEN geo_source = 'log' AND NOT _at_centre THEN lon END AS lon,
+  geo_source,
+  coalesce(geo_source NOT IN ('log', 'centroid') AND (city IS NOT NULL OR NOT _at_centre), false)
+    AS _keep_place
+FROM (
+  SELECT r.rowid AS _rid, r.client_ip, r.asn, r.as_org, r.asn_source, r.country, r.city,
+         r.lat, r.lon, r.geo_source,
+         (r.lat, r.lon) IS NOT DISTINCT FROM (cc.lat, cc.lon) AS _at_centre
+  FROM requests r LEFT JOIN country_centroids cc ON cc.country = r.country
+  WHERE r.client_ip IS NOT NULL
+)
+"""
+
+_ASN = ("asn", "as_org", "asn_category", "asn_source")
+_GEO = ("country", "city", "lat", "lon", "geo_source")
+
+
+def _differ(columns: tuple[str, ...]) -> str:
+    return (
+        f"({', '.join(f'requests.{c}' for c in columns)})"
+        f" IS DISTINCT FROM ({', '.join(f'p.{c}' for c in columns)})"
+    )
+
+
+# Place the requests already loaded again: the same rule as ingest, over their addresses.
+REENRICH = f"""
+UPDATE requests SET
+  {", ".join(f"{c} = p.{c}" for c in _ASN)},
+  {", ".join(f"{c} = CASE WHEN p._keep_place THEN requests.{c} ELSE p.{c} END" for c in _GEO)}
+FROM ({placed(_AS_LOGGED)}) p
+WHERE requests.rowid = p._rid
+  AND ({_differ(_ASN)} OR (NOT p._keep_place AND {_differ(_GEO)}))
 """
 
 
 def reenrich(con: duckdb.DuckDBPyConnection) -> int:
-    """Fill asn/country/city of loaded requests from the enrichment ranges; rows changed."""
-    # `canon` and `ipgeo` are read by the SQL from these variables (replacement scans).
+    """Place the loaded requests again after the enrichment databases changed (module docstring);
+    returns how many a database's city newly put at their country's centroid."""
+    # `canon`, `ipgeo` and `centroid_before` are read by the SQL from these variables
+    # (replacement scans).
     canon = con.sql(  # noqa: F841
-        "SELECT DISTINCT client_ip, NULL AS _error FROM requests"
-        " WHERE client_ip IS NOT NULL AND (asn IS NULL OR country IS NULL OR city IS NULL)"
+        "SELECT DISTINCT client_ip, NULL AS _error FROM requests WHERE client_ip IS NOT NULL"
     ).to_arrow_table()
-    ipgeo = con.sql(canonical.NO_IP_LOOKUP).to_arrow_table()
-    ipgeo = con.sql(canonical.IP_LOOKUP).to_arrow_table()  # noqa: F841 - read by REENRICH
-    return int(con.execute(REENRICH).fetchall()[0][0])
+    ipgeo = con.sql(NO_IP_LOOKUP).to_arrow_table()
+    ipgeo = con.sql(IP_LOOKUP).to_arrow_table()  # noqa: F841 - read by REENRICH
+    centroid_before = con.sql(  # noqa: F841
+        "SELECT rowid AS _rid FROM requests WHERE geo_source = 'centroid'"
+    ).to_arrow_table()
+    con.execute(REENRICH)
+    [(newly,)] = con.execute(
+        "SELECT count(*) FROM requests WHERE geo_source = 'centroid'"
+        " AND rowid NOT IN (SELECT _rid FROM centroid_before)"
+    ).fetchall()
+    return int(newly)
 
 
 class IpToAsn(ReferenceFormat):
@@ -116,7 +284,7 @@ class IpToAsn(ReferenceFormat):
             counts.quarantined += 1
             warnings.append(f"{path}:{end.next_line}: {end.problem}")
         counts.read = counts.loaded + counts.quarantined
-        reenrich(con)
+        counts.geo_disagreements = reenrich(con)
         return counts, warnings
 
 
@@ -163,6 +331,7 @@ class MaxMind(ReferenceFormat):
         # One pass over the database's networks (not over log records): the tree is flattened
         # into ranges once, then every lookup is a join in DuckDB.
         with db:
+            db_type = str(db.metadata().database_type)
             for network, record in db:
                 bounds = _network_bounds(network)
                 if bounds in seen:  # IPv4 appears again under IPv6 aliases of the same space
@@ -201,6 +370,13 @@ class MaxMind(ReferenceFormat):
             )
         finally:
             con.unregister("mmdb_arrow")
+        # a record with a country or a location makes a City / Country database
+        located = any(v is not None for k in ("country", "lat") for v in columns[k])
+        kind = "mmdb-city" if located else "mmdb-asn"
+        con.execute(
+            "UPDATE sources SET options = json_merge_patch(options, CAST(scrub($add) AS JSON))"
+            " WHERE source_id = $sid",
+            {"sid": source_id, "add": json.dumps({"enrichment": kind, "database_type": db_type})},
+        )
         n = arrow.num_rows
-        reenrich(con)
-        return Counts(read=n, loaded=n), []
+        return Counts(read=n, loaded=n, geo_disagreements=reenrich(con)), []

@@ -1,4 +1,5 @@
-"""Every format `forensics ingest` reads, and auto-detection from a file's first records."""
+"""Every format `forensics ingest` reads, and auto-detection from a file's first records
+(`reader.sniff`: lines, or the records of a JSON document)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from forensics.ingest.provider_usage import (
     OpenAICosts,
     OpenAIUsage,
 )
+from forensics.ingest.reader import Head
 
 _ALL: list[Format] = [
     Kong(),
@@ -55,24 +57,28 @@ def register(fmt: Format) -> None:
     FORMATS[fmt.name] = fmt
 
 
-def detect_format(path: Path, head: list[str]) -> str:
-    """The one format whose sniffer accepts the file's first records, or a clear error."""
+def detect_format(path: Path, head: Head | list[str]) -> str:
+    """The one format whose sniffer accepts the file's first records, or a clear error (which
+    says so when not one record ended within the bytes read)."""
+    cut = head.cut if isinstance(head, Head) else None
+    records = head.lines if isinstance(head, Head) else head
     if path.suffix.lower() == ".mmdb" or path.name.lower().endswith(".mmdb.gz"):
         return "mmdb"
-    if not head:
+    if not records:
         raise InputError(
             path,
             "empty file: no records to detect a format from",
             hint="nothing to load; pass --format to record it anyway",
         )
-    matches = [f.name for f in FORMATS.values() if f.auto_detect and f.sniff(head)]
+    matches = [f.name for f in FORMATS.values() if f.auto_detect and f.sniff(records)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
+        names = ", ".join(sorted(n for n, f in FORMATS.items() if f.auto_detect))
+        what = f"{cut}, and its start matches" if cut else "the first records match"
         raise InputError(
             path,
-            "unknown format: the first records match none of "
-            + ", ".join(sorted(n for n, f in FORMATS.items() if f.auto_detect)),
+            f"unknown format: {what} none of {names}",
             line=1,
             hint="pass --format NAME (see `forensics ingest --help`), or --format jsonl"
             " --mapping FILE for another JSON-lines gateway",

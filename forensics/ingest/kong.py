@@ -120,7 +120,7 @@ class Kong(Adapter):
                 and ("request" in value or "client_ip" in value)
             ):
                 return True
-        # A pretty-printed array document: look for Kong's keys in the first lines.
+        # A pretty-printed array whose first record does not parse: Kong's keys in its lines.
         text = "\n".join(head)
         return (
             head[0].strip() == "["

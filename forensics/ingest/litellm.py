@@ -30,8 +30,10 @@ Mapping (FORMATS.md 13.1, Mapping B):
   never lands in a column). ``metadata.user_api_key`` stands in when ``api_key`` is empty.
 * tenant_id = ``team_id``, else ``organization_id``, else the key's team / org in metadata;
   user_id = ``end_user``, else ``user``; client_ip = ``requester_ip_address`` (or metadata's).
-* model = ``model_group`` (what the client asked for), response_model = ``model`` (what was
-  called), provider = ``custom_llm_provider``, route = ``call_type``.
+* model = ``model_group`` (what the client asked for); a call made without the router leaves
+  ``model_group`` empty, and then ``model``, else ``model_id``, stands in ('' counts as
+  missing). response_model = ``model`` (what was called), provider = ``custom_llm_provider``,
+  route = ``call_type``.
 * uri: the path of ``proxy_server_request.url`` when stored, else a path made from
   ``call_type`` (acompletion -> /v1/chat/completions, aembedding -> /v1/embeddings, ...) so
   that the endpoint column is filled; unknown call types leave it NULL.
@@ -50,10 +52,10 @@ Mapping (FORMATS.md 13.1, Mapping B):
   resp_payload = ``response``. user agent, host, method, origin, referer, X-Forwarded-For and
   any Authorization / api-key header come from ``proxy_server_request.headers``.
 
-Not mapped (no canonical column): ``cache_hit``, ``cache_key``, ``request_tags``, ``model_id``,
-``api_base``, ``metadata.user_api_key_alias``, ``mcp_namespaced_tool_name``. The paged
-``/spend/logs/v2`` wrapper object and the callback ``StandardLoggingPayload`` are other shapes
-and are not read here.
+Not mapped (no canonical column): ``cache_hit``, ``cache_key``, ``request_tags``, ``model_id``
+(but for the model fallback above), ``api_base``, ``metadata.user_api_key_alias``,
+``mcp_namespaced_tool_name``. The paged ``/spend/logs/v2`` wrapper object and the callback
+``StandardLoggingPayload`` are other shapes and are not read here.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ FIELDS = (
     "completionStartTime",
     "model",
     "model_group",
+    "model_id",
     "custom_llm_provider",
     "user",
     "metadata",
@@ -293,7 +296,7 @@ COLUMNS = {
     "uri": f"coalesce({_URL_PATH}, {_CALL_PATH})",
     "route": _field("call_type"),
     "provider": _field("custom_llm_provider"),
-    "model": _field("model_group"),
+    "model": f"coalesce({_field('model_group')}, {_field('model')}, {_field('model_id')})",
     "response_model": _field("model"),
     "req_payload": f"coalesce({_json_object('psr.body')},"
     f" CASE WHEN json_type(try(r.messages::JSON)) = 'ARRAY'"

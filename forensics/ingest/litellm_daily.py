@@ -9,10 +9,12 @@ Mapping: bucket_start = `date` at UTC midnight, bucket_end = +1 day; provider =
 `custom_llm_provider` (lower case) or the model's `provider/` prefix; project_id = `team_id` /
 `organization_id` / `tag` / `agent_id` and user_id = `user_id` / `end_user_id`, with the table's
 kind in `extra.entity_kind`; api_key_id = `api_key` (LiteLLM stores the key's hash; a value
-that looks like a raw key is fingerprinted with `cred_fp` and never stored); operation =
-`endpoint`; requests = `api_requests`; prompt/completion/cache tokens and `spend` (USD).
-`model_group`, `mcp_namespaced_tool_name`, `successful_requests`, `failed_requests` and any
-unknown column stay in `extra`; the table's bookkeeping columns `id`, `created_at` and
+that looks like a raw key is fingerprinted with `cred_fp` and never stored); model = `model`
+(the deployment's model), else `model_group` (the public name; '' counts as missing);
+operation = `endpoint`; requests = `api_requests`; prompt/completion/cache tokens and `spend`
+(USD). `model_group` (kept also when it stands in for the model, so that dedupe keys do not
+change), `mcp_namespaced_tool_name`, `successful_requests`, `failed_requests` and any unknown
+column stay in `extra`; the table's bookkeeping columns `id`, `created_at` and
 `updated_at` are dropped (a re-export after LiteLLM updated a day must still deduplicate).
 
 Records, quarantine and deduplication follow `provider_usage`: a row's `line_no` is its line
@@ -62,6 +64,8 @@ NUMBERS = (
     "failed_requests",
 )
 DATE_RE = r"^(\d{4}-\d{2}-\d{2})([T ]00:00(:00(\.0+)?)?(Z|[+]00(:?00)?)?)?$"
+# SQL: the row's model, `model_group` when `model` is missing or empty.
+MODEL = f"coalesce(nullif(trim({_s('$.model')}), ''), nullif(trim({_s('$.model_group')}), ''))"
 
 
 def _date() -> str:
@@ -136,7 +140,7 @@ class LiteLLMDaily(_ProviderPages):
             "user_id": first("user_id"),
             "api_key_id": f"CASE WHEN regexp_matches({key}, '^(?i)sk-')"
             f" OR len(secrets_in({key})) > 0 THEN cred_fp({key}) ELSE {key} END",
-            "model": _s("$.model"),
+            "model": MODEL,
             "operation": _s("$.endpoint"),
             "requests": _n("$.api_requests"),
             "input_tokens": _n("$.prompt_tokens"),
@@ -216,7 +220,7 @@ class LiteLLMDaily(_ProviderPages):
         finally:
             con.unregister("litellm_daily_arrow")
         con.execute(self._mapped_sql())
-        prefix = f"lower(scrub(regexp_extract({_s('$.model')}, '^([A-Za-z0-9_.-]+)/', 1)))"
+        prefix = f"lower(scrub(regexp_extract({MODEL}, '^([A-Za-z0-9_.-]+)/', 1)))"
         kind = (
             "CASE "
             + " ".join(

@@ -32,7 +32,7 @@ from forensics.case.fingerprints import redact
 from forensics.case.removal import REASON_REPLACED, remove_source
 from forensics.case.verify import record_digests
 from forensics.errors import ForensicsError, InputError, describe_duckdb_error
-from forensics.ingest import canonical, decompress, reader
+from forensics.ingest import canonical, decompress, enrichment, reader
 from forensics.ingest.base import Adapter, Counts, Options, quarantine_rows
 from forensics.ingest.checks import check_quarantine_share, check_reconciles, check_unchanged
 from forensics.ingest.formats import FORMATS, detect_format
@@ -64,6 +64,7 @@ class FileResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     lines_blank: int = 0
+    geo_disagreements: int = 0  # requests put at a country centroid (enrichment.py)
     rows_skipped: int = 0  # records of a file skipped as already ingested
     message: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -100,9 +101,9 @@ def load_requests(
     counts = Counts()
     warnings: list[str] = []
     end = decompress.ReadEnd()
-    document = reader.is_json_document(reader.head_lines(path, 2))
+    document = reader.sniff(path).document
     last_offset = 0
-    ipgeo = con.sql(canonical.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
+    ipgeo = con.sql(enrichment.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
     timings = timings if timings is not None else Timings()
     chunks = prepared_chunks(path, end, document)
     while True:
@@ -124,7 +125,7 @@ def load_requests(
             )
         if enrich:
             with timings.step("IP lookup"):
-                fresh = con.sql(canonical.IP_LOOKUP).to_arrow_table()
+                fresh = con.sql(enrichment.IP_LOOKUP).to_arrow_table()
                 ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
         with timings.step("requests insert"):
             con.execute(canonical.INSERT_REQUESTS)
@@ -140,6 +141,11 @@ def load_requests(
         counts.quarantined += 1
         warnings.append(f"{path}:{end.next_line}: {end.problem}")
     counts.read = counts.loaded + counts.quarantined
+    if enrich:  # a database's city refused (enrichment.py)
+        [(counts.geo_disagreements,)] = con.execute(
+            "SELECT count(*) FROM requests WHERE source_id = $s AND geo_source = 'centroid'",
+            {"s": source_id},
+        ).fetchall()
     return counts, warnings, end
 
 
@@ -223,7 +229,7 @@ def _ingest_file(
         return _no_records(path, head, size)
     if fmt is None and options.log_format is not None:
         fmt = "log-format"  # the user described the layout: nothing to detect
-    name = fmt or detect_format(path, head.lines)
+    name = fmt or detect_format(path, head)
     result.format = name
     format_ = FORMATS[name]
     format_.check_options(options)
@@ -314,6 +320,7 @@ def _ingest_file(
     result.source_id = source_id
     result.rows_read, result.rows_loaded = counts.read, counts.loaded
     result.rows_quarantined, result.lines_blank = counts.quarantined, counts.blank
+    result.geo_disagreements = counts.geo_disagreements
     result.warnings = warnings
     return result
 

@@ -202,6 +202,10 @@ class _ProviderPages(ReferenceFormat):
             + "], k) AND json_type(r, '$.\"' || k || '\"') <> 'NULL')"
         )
 
+    def extra_value_sql(self) -> str:
+        """SQL over the result `r` and a key `k` of `extra_keys_sql`: what `extra` keeps."""
+        return "json_extract(r, '$.\"' || k || '\"')"
+
     def sniff(self, head: list[str]) -> bool:
         text = re.sub(r"\s+", "", "\n".join(head))
         return (
@@ -369,7 +373,7 @@ class _ProviderPages(ReferenceFormat):
           model_family_of(model) AS model_family,
           CASE WHEN json_type(r) = 'OBJECT' AND len({extra_keys}) > 0
                THEN CAST(map_from_entries(list_transform({extra_keys},
-                    lambda k: struct_pack(k := k, v := json_extract(r, '$."' || k || '"'))))
+                    lambda k: struct_pack(k := k, v := {self.extra_value_sql()})))
                     AS JSON) END AS extra
         FROM (SELECT *, '{self.provider}' AS provider, '{self.source_format}' AS source_format,
               {select}
@@ -431,21 +435,69 @@ class _ProviderPages(ReferenceFormat):
         """
 
 
-def _other_units(fields: tuple[str, ...]) -> tuple[str, str]:
-    """SQL for other_units and other_unit_name: the first of `fields` the result has."""
-    value = "coalesce(" + ", ".join(_n("$." + f, "DOUBLE") for f in fields) + ")"
+def _other_units(units: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """SQL for other_units and other_unit_name: the first (field, unit name SQL) of `units`
+    the result has."""
+    value = "coalesce(" + ", ".join(_n("$." + f, "DOUBLE") for f, _ in units) + ")"
     name = (
         "CASE "
-        + " ".join(f"WHEN {_n('$.' + f, 'DOUBLE')} IS NOT NULL THEN '{f}'" for f in fields)
+        + " ".join(f"WHEN {_n('$.' + f, 'DOUBLE')} IS NOT NULL THEN {unit}" for f, unit in units)
         + " END"
     )
     return value, name
 
 
-OPENAI_UNITS = ("images", "characters", "seconds", "usage_bytes", "num_sessions")
+# SQL: the OpenAI usage type of a result, from its `object` (organization.usage.<type>.result,
+# as the API reference for GET /v1/organization/usage/<type> lists them).
+_OPENAI_OPERATION = (
+    "coalesce(nullif(regexp_extract(json_extract_string(r, '$.object'),"
+    " '^organization[.]usage[.]([a-z0-9_]+)[.]result$', 1), ''),"
+    # results saved without their `object`: the type from the count fields it has
+    " CASE WHEN json_type(r, '$.images') IS NOT NULL THEN 'images'"
+    " WHEN json_type(r, '$.characters') IS NOT NULL THEN 'audio_speeches'"
+    " WHEN json_type(r, '$.seconds') IS NOT NULL THEN 'audio_transcriptions'"
+    " WHEN json_type(r, '$.usage_bytes') IS NOT NULL THEN 'vector_stores'"
+    " WHEN json_type(r, '$.num_sessions') IS NOT NULL OR json_type(r, '$.sessions') IS NOT NULL"
+    " THEN 'code_interpreter_sessions'"
+    " WHEN json_type(r, '$.num_requests') IS NOT NULL"
+    " AND json_type(r, '$.num_model_requests') IS NOT NULL THEN 'web_searches'"
+    " WHEN json_type(r, '$.num_requests') IS NOT NULL THEN 'file_searches'"
+    " WHEN json_type(r, '$.output_tokens') IS NOT NULL THEN 'completions' END)"
+)
+# (count field, SQL naming its unit) for other_units, the first one present wins. `sessions` is
+# the name older references gave `num_sessions`. `num_requests` counts tool calls (file search
+# calls, web search calls): its unit is the usage type, `file_searches` or `web_searches`.
+OPENAI_UNITS = (
+    ("images", "'images'"),
+    ("characters", "'characters'"),
+    ("seconds", "'seconds'"),
+    ("usage_bytes", "'bytes'"),
+    ("num_sessions", "'sessions'"),
+    ("sessions", "'sessions'"),
+    ("num_requests", f"coalesce({_OPENAI_OPERATION}, 'num_requests')"),
+)
+_OPENAI_UNIT_FIELDS = tuple(f for f, _ in OPENAI_UNITS)
 
 
 class OpenAIUsage(_ProviderPages):
+    """OpenAI Usage API results. Every usage type's count lands in a column (usage type from
+    `object`, organization.usage.<type>.result; other_unit_name in brackets):
+
+    * completions, embeddings, moderations: requests = `num_model_requests`;
+    * images: requests, other_units = `images` (images);
+    * audio_speeches: requests, other_units = `characters` (characters);
+    * audio_transcriptions: requests, other_units = `seconds` (seconds);
+    * vector_stores: other_units = `usage_bytes` (bytes);
+    * code_interpreter_sessions: other_units = `num_sessions`, older `sessions` (sessions);
+    * file_searches: requests and other_units = `num_requests`, the file search calls
+      (file_searches); the type reports no model requests;
+    * web_searches: requests = `num_model_requests`, other_units = `num_requests`, the web
+      search calls (web_searches).
+
+    requests = `num_model_requests`, else `num_requests`. Tokens as FORMATS.md 8 and 13.2 say;
+    the audio token counts of completions have no column and stay in `extra`.
+    """
+
     name = "openai-usage"
     description = "OpenAI organization Usage API pages (any usage type, bucket width, group_by)"
     provider = "openai"
@@ -460,7 +512,7 @@ class OpenAIUsage(_ProviderPages):
         "input_cache_write_tokens",
         "output_tokens",
         "num_model_requests",
-        *OPENAI_UNITS,
+        *_OPENAI_UNIT_FIELDS,
         "organization_id",
         "project_id",
         "user_id",
@@ -477,7 +529,7 @@ class OpenAIUsage(_ProviderPages):
         "input_cache_write_12h_tokens",
         "output_tokens",
         "num_model_requests",
-        *OPENAI_UNITS,
+        *_OPENAI_UNIT_FIELDS,
     )
 
     def columns(self) -> dict[str, str]:
@@ -488,27 +540,16 @@ class OpenAIUsage(_ProviderPages):
             f" THEN coalesce({_n('$.input_cache_write_tokens')}, 0)"
             f" + coalesce({_n('$.input_cache_write_12h_tokens')}, 0) END"
         )
-        obj = _s("$.object")
-        operation = (
-            f"coalesce(nullif(regexp_extract({obj},"
-            " '^organization[.]usage[.]([a-z0-9_]+)[.]result$', 1), ''),"
-            " CASE WHEN json_type(r, '$.images') IS NOT NULL THEN 'images'"
-            " WHEN json_type(r, '$.characters') IS NOT NULL THEN 'audio_speeches'"
-            " WHEN json_type(r, '$.seconds') IS NOT NULL THEN 'audio_transcriptions'"
-            " WHEN json_type(r, '$.usage_bytes') IS NOT NULL THEN 'vector_stores'"
-            " WHEN json_type(r, '$.num_sessions') IS NOT NULL THEN 'code_interpreter_sessions'"
-            " WHEN json_type(r, '$.output_tokens') IS NOT NULL THEN 'completions' END)"
-        )
         return {
             "org_id": _s("$.organization_id"),
             "project_id": _s("$.project_id"),
             "api_key_id": _s("$.api_key_id"),
             "user_id": _s("$.user_id"),
             "model": _s("$.model"),
-            "operation": operation,
+            "operation": _OPENAI_OPERATION,
             "service_tier": _s("$.service_tier"),
             "batch": _s("$.batch"),
-            "requests": _n("$.num_model_requests"),
+            "requests": f"coalesce({_n('$.num_model_requests')}, {_n('$.num_requests')})",
             "input_tokens": _n("$.input_tokens"),
             "cached_input_tokens": _n("$.input_cached_tokens"),
             "input_uncached_tokens": f"coalesce({_n('$.input_uncached_tokens')},"
@@ -583,10 +624,19 @@ class AnthropicUsage(_ProviderPages):
     )
 
     def extra_keys_sql(self) -> str:
-        # server_tool_use is mapped when web searches are all it holds.
+        # server_tool_use is mapped when web searches are all it holds ...
         return (
             f"list_filter({super().extra_keys_sql()}, lambda k: k <> 'server_tool_use'"
             " OR json_keys(r, '$.server_tool_use') <> ['web_search_requests'])"
+        )
+
+    def extra_value_sql(self) -> str:
+        # ... and otherwise extra keeps its other counts, not the web searches again.
+        return (
+            "CASE WHEN k = 'server_tool_use' AND json_type(r, '$.server_tool_use') = 'OBJECT'"
+            " THEN json_merge_patch(json_extract(r, '$.server_tool_use'),"
+            " '{\"web_search_requests\":null}')"
+            f" ELSE {super().extra_value_sql()} END"
         )
 
     def columns(self) -> dict[str, str]:
@@ -616,7 +666,8 @@ class AnthropicUsage(_ProviderPages):
             "cache_creation_input_tokens": writes,
             "output_tokens": _n("$.output_tokens"),
             "other_units": searches,
-            "other_unit_name": f"CASE WHEN {searches} IS NOT NULL THEN 'web_search_requests' END",
+            # named like OpenAI's, so that both providers' web searches add up
+            "other_unit_name": f"CASE WHEN {searches} IS NOT NULL THEN 'web_searches' END",
         }
 
 

@@ -1,21 +1,29 @@
-"""Cutting evidence files into line chunks for DuckDB, and sniffing their first lines.
+"""Cutting evidence files into line chunks for DuckDB, and sniffing their first records.
 
-The reader never parses records. It hands DuckDB big slabs of text (whole lines, with the number
-of the first line) and DuckDB splits and parses them as a set. Python only touches single lines
-when a slab is not valid UTF-8 or holds a record over the length limit, to put exactly those
-lines in quarantine. A line is never accumulated past `Limits.max_record_bytes`; the bytes come
-from `decompress.iter_blocks`, which bounds expansion and reports damage.
+The reader never parses records of a file with one record per line. It hands DuckDB big slabs of
+text (whole lines, with the number of the first line) and DuckDB splits and parses them as a
+set. Python only touches single lines when a slab is not valid UTF-8 or holds a record over the
+length limit, to put exactly those lines in quarantine. A line is never accumulated past
+`Limits.max_record_bytes`; the bytes come from `decompress.iter_blocks`, which bounds expansion
+and reports damage. A JSON document (pretty-printed, an array) is the exception: Python cuts it
+into records (`documents.py`), one compact line each, streamed chunk by chunk all the same.
+
+Format detection (`sniff`) reads at most SNIFF_BYTES of the decompressed file and hands the
+sniffers up to SNIFF_RECORDS whole records: lines, or a document's records however many lines
+each spans.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forensics.ingest.decompress import Limits, ReadEnd, iter_blocks
+from forensics.ingest import documents
+from forensics.ingest.decompress import Limits, ReadEnd, human_bytes, iter_blocks
 
 # Bytes of decompressed text per chunk; FORENSICS_CHUNK_BYTES tunes it (memory vs overhead).
 CHUNK_BYTES = int(os.environ.get("FORENSICS_CHUNK_BYTES", 128 * 1024 * 1024))
@@ -141,18 +149,36 @@ def read_chunks(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Ite
     end.next_line = line_no
 
 
+# Format detection reads at most this much of the decompressed file, and hands the sniffers at
+# most this many records: lines, or the records of a JSON document (see `sniff`).
+SNIFF_BYTES = 1024 * 1024
+SNIFF_RECORDS = 20
+# A first line that opens a document on its own (a pretty-printer's "[" or "{").
+_OPENERS = ("[", "{", "[{")
+
+
 @dataclass
 class Head:
-    """The first non-blank lines of a file, for format detection."""
+    """The first records of a file, for format detection."""
 
-    lines: list[str]
+    lines: list[str]  # first non-blank lines, or a JSON document's records as compact JSON
     complete: bool  # the whole decompressed file was read
     problem: str | None  # damage met while reading it
     content_bytes: int  # decompressed bytes read
+    document: bool = False  # a JSON document, not one record per line (read_json_document)
+    cut: str | None = None  # why no record was seen whole: no record ends within the bytes read
 
 
-def sniff(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> Head:
-    """The first non-blank lines of the decompressed file, reading at most `max_bytes` of it."""
+def sniff(path: Path, max_lines: int = SNIFF_RECORDS, max_bytes: int = SNIFF_BYTES) -> Head:
+    """The first records of the decompressed file, reading at most `max_bytes` of it.
+
+    Records are lines, unless the file is a JSON document: it starts with "[" or "{", its first
+    line is not a JSON value on its own, and that line ends within the bytes read (a longer
+    one is one record per line as far as loading goes). A document's records are parsed from
+    the bytes read, whatever the number of lines they span, and handed on as compact JSON (the
+    first `max_lines` of them). When not one ends within the bytes read, the sniffers get the
+    complete part of the first (its members and elements that end there), and `cut` says so.
+    """
     parts: list[bytes] = []
     got = 0
     end = ReadEnd(limits=Limits(max_expansion=1e12, max_decompressed_bytes=2**62))
@@ -164,17 +190,58 @@ def sniff(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> Head:
             if got >= max_bytes:
                 complete = False
                 break
-    data = b"".join(parts)[:max_bytes]
-    text = data.decode("utf-8", "replace")
+    text = b"".join(parts)[:max_bytes].decode("utf-8", "replace")
     lines = text.split("\n")
-    if not complete and len(lines) > 1:
-        lines = lines[:-1]  # last one may be cut
+    cut = None
+    if not complete and any(ln.strip() for ln in lines[:-1]):
+        lines = lines[:-1]  # the last one may be cut
+    elif not complete and lines[-1].strip():
+        cut = f"the first record does not end within the first {human_bytes(max_bytes)} read"
     head = [ln.rstrip("\r") for ln in lines if ln.strip()][:max_lines]
-    return Head(head, complete, end.problem, got)
+    found = Head(head, complete, end.problem, got, cut=cut)
+    start = text.lstrip(documents.WHITE)
+    if start[:1] in ("[", "{") and not _is_json(head[0]):
+        return _document_head(found, start, max_lines, min(got, max_bytes))
+    return found
 
 
-def head_lines(path: Path, max_lines: int = 20, max_bytes: int = 256 * 1024) -> list[str]:
-    """The first non-blank lines of the decompressed file, for format detection."""
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _document_head(head: Head, text: str, max_records: int, read: int) -> Head:
+    """`head` with the records of the JSON text (from its first "[" or "{"): a document's
+    when the first value goes on past the first line, else those of a first line that does
+    not end within the bytes read."""
+    try:
+        found = documents.leading(text, head.complete, max_records)
+    except RecursionError:
+        return head
+    first = head.lines[0].strip()
+    goes_on = documents.goes_on(first)
+    head.document = (
+        "\n" in text.rstrip()
+        and goes_on
+        and (bool(found.records) or not found.broken or first in _OPENERS)
+    )
+    if not head.document and (head.cut is None or not goes_on):
+        return head  # lines: JSON lines with a broken first one, or not JSON at all
+    if found.records:
+        head.lines, head.cut = found.records, None
+    elif not found.broken and not head.complete:
+        head.cut = f"no JSON record ends within the first {human_bytes(read)} read"
+        head.lines = [found.partial] if found.partial is not None else head.lines
+    return head
+
+
+def head_lines(
+    path: Path, max_lines: int = SNIFF_RECORDS, max_bytes: int = SNIFF_BYTES
+) -> list[str]:
+    """The first records of the decompressed file, as format detection sees them."""
     return sniff(path, max_lines, max_bytes).lines
 
 
@@ -186,54 +253,76 @@ def hash_file(path: Path) -> ReadEnd:
     return end
 
 
-def is_json_document(head: list[str]) -> bool:
-    """A file that is one (pretty-printed) JSON array rather than one record per line."""
-    # Pretty-printers put the opening bracket (and maybe the first brace) on a line of its own;
-    # Logpush's wrapped output puts "[" before the first record and "," before each next one.
-    # A one-line array that is merely cut off is a broken record, not a document.
-    if not head or not head[0].strip().startswith("["):
-        return False
-    if head[0].strip() in ("[", "[{"):
-        return True
-    return len(head) > 1 and head[1].strip().startswith((",", "]"))
+def read_json_document(path: Path, end: ReadEnd, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Cut a JSON document into one compact record per line, keeping the line each starts on.
 
-
-def read_json_document(path: Path, end: ReadEnd) -> Iterator[Chunk]:
-    """Cut a JSON array document into one compact element per line, keeping source line numbers.
-
-    Batched http-log bodies are small arrays; a broken one (cut in half) still yields every
-    element before the break, and the break itself is reported with its line.
+    The text goes to `documents.Records` a piece of whole lines at a time (a line longer than
+    the record limit is cut at a character boundary), so no more than a chunk of records and
+    the record being read are held. A record that does not parse, or is longer than the limit,
+    is quarantined with its line and ends the document: the rest cannot be cut into records
+    (it is still read, to hash the file). An unclosed top-level array is the stream's problem.
     """
-    import json
-
-    data = b"".join(block for block, _ in iter_blocks(path, end))
-    text, bad = _decode(data, 1)
-    text = text.replace(BAD_LINE, " ")
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    elements: list[str] = []
+    limit = end.limits.max_record_bytes
+    parser = documents.Records(max_chars=limit)
+    pending = bytearray()  # bytes after the last whole line fed
+    line_no = 1  # line of pending's first byte
+    records: list[str] = []
     numbers: list[int] = []
-    line, counted = 1, 0
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text):
+    bad: list[tuple[int, str, str]] = []
+    held = 0
+    ends_open = False  # the last line read has no newline
+
+    def feed(data: bytes | bytearray, first_line: int, final: bool) -> None:
+        nonlocal held
+        text, bad_lines = _decode(data, first_line)
+        bad.extend(bad_lines)
+        for item in parser.feed(text.replace(BAD_LINE, " "), final):
+            if item.record is None:
+                bad.append((item.line, item.reason, item.raw))
+            else:
+                records.append(item.record)
+                numbers.append(item.line)
+                held += len(item.record) + 1
+
+    def chunk(offset: int) -> Chunk:
+        nonlocal records, numbers, bad, held
+        # a lone surrogate (a "\ud800" escape in the file) is written back as that escape
+        body = "\n".join(records).encode("utf-8", "backslashreplace")
+        out = Chunk(body, 1, len(records), offset, line_numbers=numbers, bad_lines=sorted(bad))
+        records, numbers, bad, held = [], [], [], 0
+        return out
+
+    offset = 0
+    for block, offset in iter_blocks(path, end):
+        ends_open = not block.endswith(b"\n")
+        if parser.stopped:
+            line_no += block.count(b"\n")  # read on only to hash the file
+            continue
+        pending += block
+        cut = pending.rfind(b"\n") + 1
+        if not cut and len(pending) > limit:
+            cut = _char_boundary(pending)
+        if not cut:
+            continue
+        feed(pending[:cut], line_no, final=False)
+        line_no += pending.count(b"\n", 0, cut)
+        del pending[:cut]
+        if held >= chunk_bytes:
+            yield chunk(offset)
+    if not parser.stopped:
+        feed(pending, line_no, final=True)
+        line_no += pending.count(b"\n")
+        if parser.unclosed:
             end.problem = end.problem or "JSON array is not closed (file cut off?)"
-            break
-        if text[pos] == "]":
-            break
-        line += text.count("\n", counted, pos)
-        counted = pos
-        try:
-            element, after = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as e:
-            bad.append(
-                (line, f"JSON array element does not parse: {e.msg}", text[pos : pos + 2000])
-            )
-            break
-        elements.append(json.dumps(element, separators=(",", ":"), ensure_ascii=False))
-        numbers.append(line)
-        pos = after
-    end.next_line = text.count("\n") + 2
-    body = "\n".join(elements).encode()
-    yield Chunk(body, 1, len(elements), len(data), line_numbers=numbers, bad_lines=bad)
+    end.next_line = line_no + ends_open
+    yield chunk(offset)
+
+
+def _char_boundary(data: bytes | bytearray) -> int:
+    """Where a UTF-8 text cut at its end may be cut without splitting a character."""
+    cut = len(data)
+    while cut > max(0, len(data) - 4) and data[cut - 1] & 0xC0 == 0x80:
+        cut -= 1  # continuation bytes
+    if cut > 0 and data[cut - 1] >= 0xC0:
+        cut -= 1  # the lead byte of a character cut short
+    return cut

@@ -176,10 +176,10 @@ def test_requests_placed_by_a_removed_database_are_placed_again(case, tmp_path):
 
     load(case, tmp_path, IPTOASN, fmt="iptoasn", name="ip2asn.tsv")
     load(case, tmp_path, kong_from("198.51.100.7"), name="k.jsonl")
-    placed = "SELECT asn, country, geo_source FROM requests"
-    assert case.execute(placed).fetchall() == [(64500, "DE", "iptoasn")]
+    placed = "SELECT asn, asn_source, country, geo_source FROM requests"
+    assert case.execute(placed).fetchall() == [(64500, "iptoasn", "DE", "iptoasn")]
     remove_sources(case, [1], "wrong database")
-    assert case.execute(placed).fetchall() == [(None, None, None)]
+    assert case.execute(placed).fetchall() == [(None, None, None, None)]
     assert case.execute("SELECT count(*) FROM ip_ranges").fetchall() == [(0,)]
 
 

@@ -244,20 +244,21 @@ def test_log_format_nginx_latency(case: duckdb.DuckDBPyConnection, tmp_path: Pat
     load(case, tmp_path, text, options=Options(log_format=NGINX_TIMED))
     got = requests_by_line(case)
     key_fp = fingerprint(KEY, db.salt(case))
-    common = {"format": "log-format", "xff": None, "port": None, "host": "api.example.com"}
+    common = {"format": "log-format", "xff": None, "port": None}
     check(got[1], common | {
         "ts": ts(2026, 1, 1, 9, 0, 0), "line_no": 1, "client_ip": "203.0.113.5",
         "user_id": None, "method": "POST", "path": "/v1/chat/completions", "endpoint": "chat",
         "status": 200, "upstream_status": 200, "response_bytes": 512, "request_bytes": 1830,
         "referer": None, "user_agent": "curl/8", "latency_ms": 250.0, "request_id": "7a1f9e0c",
         "credential_id": key_fp, "credential_type": "api_key", "key_fingerprint": key_fp,
+        "host": "API.Example.com",  # as logged
     })  # fmt: skip
     check(got[2], common | NONE | {
         "ts": ts(2026, 1, 1, 9, 0, 1), "line_no": 2, "client_ip": "203.0.113.6",
         "user_id": "alice", "method": "GET", "path": "/v1/models", "endpoint": "other",
         "status": 200, "upstream_status": 200, "response_bytes": 12, "request_bytes": 90,
         "referer": "https://x.example/", "user_agent": "python-requests/2.31",
-        "latency_ms": 30.0, "request_id": "7a1f9e0d",
+        "latency_ms": 30.0, "request_id": "7a1f9e0d", "host": "api.example.com",
     })  # fmt: skip
     assert tables_containing(case, KEY) == []
 
@@ -370,3 +371,18 @@ def test_pasted_config_lines(given: str, expected: str | None) -> None:
 def test_escape_json_points_to_nginx_json() -> None:
     with pytest.raises(UsageError, match="escape=json writes JSON lines"):
         compile_format('log_format j escape=json \'{"a":"$remote_addr"}\';')
+
+
+def test_key_in_address_or_vhost_is_never_stored(
+    case: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """A host-name-shaped key in the client or server-name field is scrubbed like any string."""
+    key = "AKIAIOSFODNN7EXAMPLX"
+    text = lines(
+        f'{key}:443 192.0.2.1 - - [09/Jun/2020:12:10:39 -0700] "GET / HTTP/1.1" 200 5 "-" "ok"',
+        f'api.example.com:443 {key} - - [09/Jun/2020:12:10:40 -0700] "GET / HTTP/1.1" 200 5'
+        ' "-" "ok"',
+    )
+    load(case, tmp_path, text, fmt="vhost-combined")
+    assert tables_containing(case, key) == []
+    assert tables_containing(case, key.lower()) == []

@@ -90,6 +90,7 @@ def test_composed_record_fills_every_column_the_format_has(
         "tenant_id": "acme",
         "client_ip": "198.51.100.77",
         "asn": 64500,
+        "asn_source": "log",
         "country": "DE",
         "city": "Frankfurt am Main",
         "geo_source": "log",

@@ -42,7 +42,7 @@ def test_iptoasn_enriches_new_and_already_loaded_requests(case, tmp_path):
     )
     got = rows(
         case,
-        "SELECT client_ip, asn, as_org, asn_category, country, lat, lon, geo_source"
+        "SELECT client_ip, asn, as_org, asn_category, asn_source, country, lat, lon, geo_source"
         " FROM requests ORDER BY source_id, line_no",
     )
     us = case.execute("SELECT lat, lon FROM country_centroids WHERE country = 'US'").fetchall()[0]
@@ -53,6 +53,7 @@ def test_iptoasn_enriches_new_and_already_loaded_requests(case, tmp_path):
             "asn": 64500,
             "as_org": "EXAMPLE-TRANSIT-AS Example Transit GmbH",
             "asn_category": None,
+            "asn_source": "iptoasn",
             "country": "DE",
             "lat": de[0],
             "lon": de[1],
@@ -63,6 +64,7 @@ def test_iptoasn_enriches_new_and_already_loaded_requests(case, tmp_path):
             "asn": 53813,
             "as_org": "ZSCALER-INC",
             "asn_category": "enterprise_egress",
+            "asn_source": "iptoasn",
             "country": "US",
             "lat": us[0],
             "lon": us[1],
@@ -73,6 +75,7 @@ def test_iptoasn_enriches_new_and_already_loaded_requests(case, tmp_path):
             "asn": 16509,
             "as_org": "AMAZON-02",
             "asn_category": "hosting",
+            "asn_source": "iptoasn",
             "country": "US",
             "lat": us[0],
             "lon": us[1],
@@ -83,16 +86,18 @@ def test_iptoasn_enriches_new_and_already_loaded_requests(case, tmp_path):
             "asn": None,
             "as_org": None,
             "asn_category": None,
+            "asn_source": None,
             "country": None,
             "lat": None,
             "lon": None,
-            "geo_source": "iptoasn",
+            "geo_source": None,  # its range is "Not routed": nothing came from iptoasn
         },
         {
             "client_ip": "192.0.2.1",
             "asn": None,
             "as_org": None,
             "asn_category": None,
+            "asn_source": None,
             "country": None,
             "lat": None,
             "lon": None,
@@ -124,23 +129,31 @@ def test_maxmind_asn_and_city_databases(case, tmp_path):
     for name in ("GeoLite2-ASN.mmdb", "GeoLite2-City.mmdb"):
         assert ingest_file(case, tmp_path / name).format == "mmdb"
     load(case, tmp_path, kong_from("198.51.100.10", "198.51.100.200"))
-    got = rows(case, "SELECT asn, as_org, country, city, lat, lon FROM requests ORDER BY line_no")
+    got = rows(
+        case,
+        "SELECT asn, as_org, asn_source, country, city, lat, lon, geo_source"
+        " FROM requests ORDER BY line_no",
+    )
     assert got == [
         {
             "asn": 64501,
             "as_org": "EXAMPLE-NET",
+            "asn_source": "mmdb-asn",
             "country": "FR",
             "city": "Lyon",
             "lat": 45.76,
             "lon": 4.84,
+            "geo_source": "mmdb-city",
         },
         {
             "asn": 64501,
             "as_org": "EXAMPLE-NET",
+            "asn_source": "mmdb-asn",
             "country": None,
             "city": None,
             "lat": None,
             "lon": None,
+            "geo_source": None,
         },
     ]
 

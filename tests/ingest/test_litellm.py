@@ -554,3 +554,40 @@ def test_sniff_rejects_other_files() -> None:
     assert not sniff(["request_id,ts,status", "1,2,3"])
     assert not sniff(['203.0.113.5 - - [01/Jan/2026:08:15:02 +0000] "GET / HTTP/1.1" 200 1'])
     assert not sniff(["[", '  {"RayID": "1a", "EdgeStartTimestamp": 1}', "]"])
+
+
+SNAPSHOT = "gpt-4o-mini-2024-07-18"  # EXAMPLE's model; its model_group is gpt-4o-mini
+
+
+@pytest.mark.parametrize(
+    ("changes", "model", "response_model"),
+    [
+        pytest.param({}, "gpt-4o-mini", SNAPSHOT, id="model_group-wins"),
+        pytest.param({"model_group": ""}, SNAPSHOT, SNAPSHOT, id="empty-group"),
+        pytest.param({"model_group": None}, SNAPSHOT, SNAPSHOT, id="null-group"),
+        pytest.param({"model_group": ...}, SNAPSHOT, SNAPSHOT, id="no-group-field"),
+        pytest.param({"model_group": " ", "model": ""}, "a7c1e0b2", None, id="both-empty"),
+        pytest.param({"model_group": None, "model": None}, "a7c1e0b2", None, id="both-null"),
+        pytest.param({"model_group": "", "model": "", "model_id": ""}, None, None, id="all-empty"),
+    ],
+)
+@pytest.mark.parametrize("shape", ["jsonl", "csv"])
+def test_model_falls_back_to_model_then_model_id(
+    case: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
+    shape: str,
+    changes: dict[str, Any],
+    model: str | None,
+    response_model: str | None,
+) -> None:
+    """model = model_group, else model, else model_id ('' and NULL are missing): a call made
+    without the router leaves model_group empty. response_model is always `model`."""
+    record = row(**changes)
+    if shape == "jsonl":
+        text, name = jsonl(record), "spend.jsonl"
+    else:  # NULL and '' are both an empty field in a Postgres CSV export
+        text, name = to_csv([record], CSV_COLUMNS), "spend.csv"
+    result = load(case, tmp_path, text, name=name)
+    assert (result.format, result.rows_loaded) == ("litellm", 1)
+    [r] = rows(case, "SELECT model, response_model FROM requests")
+    assert (r["model"], r["response_model"]) == (model, response_model)

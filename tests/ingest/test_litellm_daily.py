@@ -214,3 +214,30 @@ def test_sniff(tmp_path: Path) -> None:
     con = db.connect(tmp_path / "c.duckdb")
     assert ingest_file(con, path).format == "litellm-daily"
     con.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "model"),
+    [
+        pytest.param({}, "gpt-4o-mini-2024-07-18", id="model-wins"),
+        pytest.param({"model": ""}, "gpt-4o-mini", id="empty-model"),
+        pytest.param({"model": None}, "gpt-4o-mini", id="null-model"),
+        pytest.param({"model": "", "model_group": ""}, None, id="both-empty"),
+    ],
+)
+@pytest.mark.parametrize("shape", ["jsonl", "csv"])
+def test_model_falls_back_to_model_group(
+    tmp_path: Path, shape: str, changes: dict[str, Any], model: str | None
+) -> None:
+    """model = `model` (the deployment's), else `model_group` ('' and NULL are missing);
+    model_group stays in extra either way."""
+    con = db.connect(tmp_path / "c.duckdb")
+    r = row("team_id", "t1", **changes)
+    text = jsonl(r) if shape == "jsonl" else csv_text(r)
+    load(con, tmp_path, text, name=f"daily.{shape}")
+    (u,) = usage(con)
+    assert u["model"] == model
+    assert u["model_family"] == (None if model is None else "gpt-4o-mini")
+    extra = json.loads(str(u["extra"]))
+    assert (extra.get("model_group") or None) == (r["model_group"] or None)
+    con.close()

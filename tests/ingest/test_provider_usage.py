@@ -235,12 +235,12 @@ def test_openai_usage_types_widths_and_newer_fields(case, tmp_path):
     assert units == {
         ("audio_speeches", "characters", 1200.0),
         ("audio_transcriptions", "seconds", 95.0),
-        ("code_interpreter_sessions", "num_sessions", 2.0),
+        ("code_interpreter_sessions", "sessions", 2.0),
         ("embeddings", None, None),
         ("images", "images", 1.0),  # image.edit and image.generation stay apart
         ("images", "images", 4.0),
         ("moderations", None, None),
-        ("vector_stores", "usage_bytes", 4096.0),
+        ("vector_stores", "bytes", 4096.0),
     }
     assert {r["bucket_width"] for r in got[1:]} == {"1d"}
 
@@ -351,7 +351,7 @@ def test_anthropic_usage_maps_every_column(case, tmp_path):
         "cache_creation_input_tokens": 60000,
         "output_tokens": 71000,
         "other_units": 12.0,
-        "other_unit_name": "web_search_requests",
+        "other_unit_name": "web_searches",
         "cost": None,
         "currency": None,
         "line_item": None,
