@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
+from forensics.sqltext import sql_str
+
 # Request bodies of the chat-like APIs, read once into a struct (OpenAI chat / completions /
 # embeddings / responses, Anthropic messages, Gemini generateContent).
 # Content fields are read as VARCHAR: a JSON string arrives unescaped (the common case, no
@@ -28,6 +30,11 @@ RESPONSE_BODY = (
 # Earliest and latest instant a log record may carry before we call its unit wrong.
 PLAUSIBLE_FROM = "1995-01-01"
 PLAUSIBLE_TO = "2100-01-01"
+
+# A DNS host name: RFC 1123 labels, at most 253 characters, at least one letter (so not an
+# IPv4 address). One definition for the SQL macro and for the access-log sniffers.
+HOST_NAME_RE = r"(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?"
+HOST_NAME_MAX = 253
 
 MACROS = [
     # --- time ---------------------------------------------------------------------------
@@ -89,10 +96,9 @@ MACROS = [
     # The first address of an X-Forwarded-For chain, or an ip:port / [v6]:port stripped.
     """CREATE OR REPLACE TEMP MACRO first_xff(x) AS
         nullif(trim(split_part(x, ',', 1)), '')""",
-    # A DNS host name (RFC 1123 labels, at least one letter, not an IPv4 address).
-    """CREATE OR REPLACE TEMP MACRO is_host_name(a) AS
-        coalesce(length(a) <= 253 AND regexp_full_match(a,
-            '(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\\.?')
+    # A DNS host name (HOST_NAME_RE).
+    f"""CREATE OR REPLACE TEMP MACRO is_host_name(a) AS
+        coalesce(length(a) <= {HOST_NAME_MAX} AND regexp_full_match(a, {sql_str(HOST_NAME_RE)})
             AND regexp_matches(a, '(?i)[a-z]'), false)""",
     # ip:port and [v6]:port lose the port; ::ffff:a.b.c.d (dual-stack sockets) is IPv4.
     """CREATE OR REPLACE TEMP MACRO strip_port(a) AS

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from forensics.case.macros import HOST_NAME_MAX, HOST_NAME_RE
 from forensics.errors import UsageError
 from forensics.ingest import log_format
 from forensics.ingest.base import Adapter, Options, Staging
@@ -51,7 +52,7 @@ VHOST_GROUPS = ["vhost", "port", "addr", "ident", "user", *_AFTER_GROUPS]
 
 _COMBINED = re.compile(COMBINED_RE)
 _VHOST = re.compile(VHOST_RE)
-_HOST_NAME = re.compile(r"(?i)(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9-]+)*\.?")
+_HOST_NAME = re.compile(HOST_NAME_RE)
 
 # key="value" / key=value pairs of a tail, and the keys read from them (lower case).
 _PAIR = r'[A-Za-z_][A-Za-z0-9_.-]*=(?:"(?:[^"\\]|\\.)*"|[^"\s]*)'
@@ -134,7 +135,11 @@ def is_address(token: str) -> bool:
         ipaddress.ip_address(bare)
         return True
     except ValueError:
-        return bool(_HOST_NAME.fullmatch(token)) and len(token) <= 253
+        return (
+            len(token) <= HOST_NAME_MAX
+            and _HOST_NAME.fullmatch(token) is not None
+            and re.search("[A-Za-z]", token) is not None
+        )
 
 
 def is_vhost_line(line: str) -> bool:
@@ -249,12 +254,14 @@ def custom_staging(compiled: CompiledFormat) -> Staging:
     v = {kind: _value(compiled, kind) for kind in compiled.fields}
     request = v.get("request") or "NULL::VARCHAR"
     query = v.get("query")
-    path_query = None
-    if v.get("path") is not None:
-        q = "''" if query is None else f"coalesce(CASE WHEN starts_with({query}, '?')"
-        if query is not None:
-            q += f" THEN {query} ELSE '?' || {query} END, '')"
-        path_query = f"{v['path']} || {q}"
+    # Apache %q keeps its '?', nginx $args has none
+    with_mark = (
+        "''"
+        if query is None
+        else f"coalesce(CASE WHEN starts_with({query}, '?') THEN {query}"
+        f" ELSE '?' || {query} END, '')"
+    )
+    path_query = None if v.get("path") is None else f"{v['path']} || {with_mark}"
     uri = _first(
         v.get("uri"),
         path_query,

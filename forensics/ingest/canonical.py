@@ -173,7 +173,7 @@ FROM w
 # est_cost_usd: the price in effect at the request's time (forensics/costs.py).
 INSERT_REQUESTS = f"""
 INSERT INTO requests BY NAME
-SELECT c.* EXCLUDE (_error, _raw, _geo_disagrees) REPLACE ({costs.EST_COST_SQL} AS est_cost_usd)
+SELECT c.* EXCLUDE (_error, _raw) REPLACE ({costs.EST_COST_SQL} AS est_cost_usd)
 FROM ({placed("SELECT * FROM canon WHERE _error IS NULL")}) c
 {costs.price_join("canon")}
 """

@@ -105,7 +105,7 @@ def placed(rows: str) -> str:
     """The rule of the module docstring, as SQL: `rows` (a relation with client_ip and what the
     log gave in asn, as_org, country, city, lat, lon, plus asn_category, asn_source and
     geo_source, whose values are ignored) with those nine columns replaced by the request's
-    network and place, and `_geo_disagrees` added (a database's city refused). It reads `ipgeo`
+    network and place (geo_source `centroid`: a database's city refused). It reads `ipgeo`
     (IP_LOOKUP's rows), `asn_info` and `country_centroids`."""
     return f"""
 SELECT x.* EXCLUDE (_asn_log, _geo_log, _place, _country, _log_xy, _db_xy,
@@ -124,8 +124,7 @@ SELECT x.* EXCLUDE (_asn_log, _geo_log, _place, _country, _log_xy, _db_xy,
     CASE _place WHEN 'log' THEN 'log' WHEN 'database' THEN g_geo_source
                 WHEN 'refused' THEN 'centroid'
                 ELSE CASE WHEN _geo_log THEN 'log' WHEN _country IS NOT NULL THEN g_geo_source END
-    END AS geo_source),
-  coalesce(_place = 'refused', false) AS _geo_disagrees
+    END AS geo_source)
 FROM (
   SELECT *,
     CASE WHEN _geo_log THEN y.country ELSE g_country END AS _country,

@@ -88,10 +88,12 @@ def load_requests(
     source_id: int,
     progress: Progress | None,
     timings: Timings | None = None,
+    document: bool = False,
 ) -> tuple[Counts, list[str], decompress.ReadEnd]:
     """Stream a request log through staging, canonical columns, enrichment and the insert.
 
-    `chunk_lines`, `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
+    `document`: the file is a JSON document (reader.sniff), read record by record. `chunk_lines`,
+    `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
     from this function's local variables (replacement scans look in the calling frame, so the
     queries must be issued here, not from a helper).
     """
@@ -101,7 +103,6 @@ def load_requests(
     counts = Counts()
     warnings: list[str] = []
     end = decompress.ReadEnd()
-    document = reader.sniff(path).document
     last_offset = 0
     ipgeo = con.sql(enrichment.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
     timings = timings if timings is not None else Timings()
@@ -260,7 +261,7 @@ def _ingest_file(
         end: decompress.ReadEnd | None
         if isinstance(format_, Adapter):
             counts, warnings, end = load_requests(
-                con, path, format_, options, source_id, progress, timings
+                con, path, format_, options, source_id, progress, timings, head.document
             )
         else:
             counts, warnings = format_.load(con, path, source_id, options)
