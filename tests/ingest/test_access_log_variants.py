@@ -266,7 +266,7 @@ def test_log_format_nginx_latency(case: duckdb.DuckDBPyConnection, tmp_path: Pat
 def test_log_format_times_and_split_request(
     case: duckdb.DuckDBPyConnection, tmp_path: Path
 ) -> None:
-    """Apache strftime and epoch times, %m %U%q instead of %r, %D and %{ms}T latencies."""
+    """An Apache strftime time, %m %U%q instead of %r, %D latency in microseconds."""
     fmt = '%{%Y-%m-%dT%H:%M:%S}t %a %m %U%q %>s %B %D "%{X-Forwarded-For}i"'
     text = lines(
         '2026-03-01T12:00:00 2001:db8::7 POST /v1/embeddings?x=1 200 2048 15300 "198.51.100.4"',
