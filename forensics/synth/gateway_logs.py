@@ -90,13 +90,13 @@ def kong_record(
         headers["authorization"] = f"Bearer {call.jwt}"
     headers.update(call.extra_headers)
     gateway_refused = call.outcome in ("rate_limited", "unauthorized")
-    status = _STATUS[call.outcome]
+    status = call.status if call.status is not None else _STATUS[call.outcome]
     provider = call.model.provider
     kong_ms = rng.randint(0, 3)
-    path = call.model.path
+    path = call.model.path if call.path is None else call.path
     size = 400 + len(call.prompt) + len(call.system)
     payload: dict[str, object] | None = None
-    if full_payloads or not gateway_refused:
+    if call.path is None and (full_payloads or not gateway_refused):
         sent = dumps(request_body(rng, call, full=full_payloads))
         if full_payloads:
             size = 400 + len(sent.encode())
@@ -106,7 +106,7 @@ def kong_record(
     record: dict[str, object] = {
         "request": {
             "id": request_id,
-            "method": "POST",
+            "method": call.method,
             "uri": path,
             "url": f"https://{GATEWAY_HOST}:443{path}",
             "size": size,
@@ -131,7 +131,7 @@ def kong_record(
         "workspace_name": "default",
     }
     if not gateway_refused:
-        record["upstream_uri"] = _upstream_uri(call)
+        record["upstream_uri"] = _upstream_uri(call) if call.path is None else call.path
         record["upstream_status"] = str(status)
     if cred is not None and call.outcome != "unauthorized":
         record["consumer"] = {"id": cred.tenant.consumer_id, "username": cred.tenant.name}

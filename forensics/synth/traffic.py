@@ -69,11 +69,20 @@ class Call:
     origin: str | None = None
     jwt: str | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # A request that is not a model call (sign-up, login, key creation, a probe for /.env):
+    # its path, method and status as the gateway logged them; no AI block is written.
+    path: str | None = None
+    method: str = "POST"
+    status: int | None = None
 
     @property
     def reached_provider(self) -> bool:
         """Whether the provider counted the call's tokens (gateway refusals never got there)."""
-        return self.outcome in ("ok", "content_filter") and self.input_tokens > 0
+        return (
+            self.path is None
+            and self.outcome in ("ok", "content_filter")
+            and self.input_tokens > 0
+        )
 
     @property
     def cost(self) -> float:
