@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 3  # 2: severity ENUM, run_detectors, superseded findings, stored costs
+SCHEMA_VERSION = 4  # 2: severity ENUM, run_detectors, superseded findings, stored costs
 # 3: client_host, port, asn_source, geo_source per field group
+# 4: incidents.primary_detector, run_detectors.explains (the primary diagnosis)
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,11 @@ RUN_DETECTORS = Table(
         C("severity", "severity", "the YAML's severity"),
         C("severity_bounds", "severity[]", "[lowest, highest] a computed severity may take"),
         C("principal_type", "VARCHAR", "principal it groups by"),
+        C(
+            "explains",
+            "VARCHAR[]",
+            "detector ids (globs) whose findings in one incident its finding explains",
+        ),
         C("params", "JSON", "parameters as bound"),
         C("sql", "VARCHAR", "the SELECT as it ran"),
         C("status", "VARCHAR", "ok | failed"),
@@ -565,6 +571,11 @@ INCIDENTS = Table(
         C("score", "DOUBLE", "0-100"),
         C("severity", "severity", "highest severity of its findings"),
         C("detectors", "VARCHAR[]", "detectors involved"),
+        C(
+            "primary_detector",
+            "VARCHAR",
+            "the primary diagnosis: the detector whose finding best explains the others",
+        ),
         C("finding_ids", "VARCHAR[]", "its findings"),
         C(
             "est_cost_usd",

@@ -8,6 +8,7 @@ the SQL against an empty case (`forensics detectors check`) in `forensics.detect
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,10 @@ OPTIONAL_FIELDS = (
     "references",
     "status",
     "runbook",
+    "explains",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_ID_GLOB = re.compile(r"^[a-z0-9_*?]+\.[a-z0-9_*?]+$")
 _ATTACK = re.compile(r"^TA\d{4}(:T\d{4}(\.\d{3})?)?$")
 
 
@@ -185,6 +188,18 @@ def _load_pair(sql_path: Path, yml_path: Path, c: Checker) -> Detector | None:
                 f"attack {item!r} is not TAnnnn:Tnnnn (MITRE ATT&CK tactic:technique)",
             )
     references = _strings(value("references"), "references", c)
+    explains = _strings(value("explains"), "explains", c)
+    explains_node = value("explains")[1]
+    for i, item in enumerate(explains):
+        where = (
+            explains_node.value[i]
+            if isinstance(explains_node, yaml.SequenceNode)
+            else explains_node
+        )
+        if not _ID_GLOB.match(item):
+            c.add(where, f"explains {item!r} is not a detector id or glob (family.name)")
+        elif fnmatch.fnmatchcase(expected, item):
+            c.add(where, f"explains {item!r} names the detector itself")
     status, status_node = value("status")
     if status_node is not None and status not in STATUSES:
         c.add(status_node, f"status {status!r} is not one of {', '.join(STATUSES)}")
@@ -211,6 +226,7 @@ def _load_pair(sql_path: Path, yml_path: Path, c: Checker) -> Detector | None:
         attack=tuple(attack),
         params=tuple(params.values()),
         references=tuple(references),
+        explains=tuple(explains),
         status=str(status or "stable"),
         runbook=str(runbook or ""),
         tests=tuple(tests),

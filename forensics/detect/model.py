@@ -65,6 +65,9 @@ class Detector:
     attack: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
     references: tuple[str, ...] = ()
+    # detector ids (globs) whose findings in the same incident this detector's finding explains:
+    # the incident's primary diagnosis is a finding no other one explains (incidents.sql)
+    explains: tuple[str, ...] = ()
     status: str = "stable"
     runbook: str = ""
     tests: tuple[DetectorTest, ...] = ()

@@ -325,8 +325,8 @@ def _store_detectors(
         return  # every selected detector had problems in its files: the run records none
     con.executemany(
         "INSERT INTO run_detectors (run_id, detector_id, version, title, description, runbook,"
-        " severity, severity_bounds, principal_type, params, sql, status, error, seconds,"
-        " findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        " severity, severity_bounds, principal_type, explains, params, sql, status, error,"
+        " seconds, findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
         [
             [
                 result.run_id,
@@ -338,6 +338,7 @@ def _store_detectors(
                 d.severity.name,
                 [b.name for b in d.severity_bounds] if d.severity_bounds else None,
                 d.principal_type,
+                list(d.explains),
                 json.dumps(bound.get(d.id, {}), sort_keys=True, default=_json_default),
                 d.sql,
                 "failed" if d.id in result.errors else "ok",

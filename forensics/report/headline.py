@@ -40,9 +40,15 @@ def headline(
     new = sum(1 for i in incidents if i.get("status") == "new")
     count = f"{len(incidents)} incident{'s' if len(incidents) != 1 else ''}"
     count += f" ({new} new)" if compared else " (no earlier period to compare with)"
+    primary = top.get("primary_detector")
+    others = [d for d in top["detectors"] or [] if d != primary]
+    if primary:
+        why = f"diagnosed as {primary}" + (f", supported by {', '.join(others)}" if others else "")
+    else:  # an incident stored before diagnoses were made
+        why = ", ".join(others)
     sentences = [
         f"{count}, the worst {top['severity']}: {top['principal_type']}"
-        f" {top['principal_id']} ({', '.join(top['detectors'])})."
+        f" {top['principal_id']} ({why})."
     ]
     cost = []
     if now.get("cost_usd"):

@@ -181,6 +181,8 @@ def incident_report(
     p: dict[str, Any] = {"ptype": ptype, "pid": pid, "start": start, "end": end}
     ids = list(incident["finding_ids"] or [])
     p["ids"] = ids
+    primary = incident.get("primary_detector")
+    p["primary"] = primary
     header = {
         "incident_id": incident["incident_id"],
         "principal_type": ptype,
@@ -190,6 +192,10 @@ def incident_report(
         "window_end": end,
         "severity": incident["severity"],
         "score": incident["score"],
+        # the primary diagnosis (incidents.sql): the finding no other one explains; the rest
+        # of the incident's detectors support it
+        "primary_detector": primary,
+        "supporting": [d for d in incident.get("detectors") or [] if d != primary],
         "generated_at": dt.datetime.now(dt.UTC),
         "tool_version": __version__,
         "case_id": case_id(con),
@@ -213,7 +219,8 @@ def incident_report(
         "SELECT f.*, d.title, d.description, d.runbook, d.sql, d.params AS bound"
         " FROM findings f LEFT JOIN run_detectors d USING (run_id, detector_id)"
         " WHERE list_contains($ids, f.finding_id)"
-        " ORDER BY f.severity DESC,"
+        # the primary diagnosis first, so its action leads the recommendations
+        " ORDER BY f.detector_id IS NOT DISTINCT FROM $primary DESC, f.severity DESC,"
         " f.score DESC, f.window_start",
         p,
     )

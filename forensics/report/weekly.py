@@ -322,9 +322,14 @@ def weekly_report(
         f"""
         SELECT detector_id, principal_id FROM findings
         WHERE {_CURRENT} AND list_contains($ids, finding_id)
-        ORDER BY severity DESC, score DESC, window_start LIMIT 1
+        ORDER BY detector_id IS NOT DISTINCT FROM $primary DESC, severity DESC, score DESC,
+                 window_start
+        LIMIT 1
         """,
-        {"ids": list(report.incidents[0]["finding_ids"]) if report.incidents else []},
+        {
+            "ids": list(report.incidents[0]["finding_ids"]) if report.incidents else [],
+            "primary": report.incidents[0].get("primary_detector") if report.incidents else None,
+        },
     )
     report.headline = headline(
         report.incidents,

@@ -9,16 +9,20 @@
 --   est_cost    the cost of the union of its findings' principals' gateway requests inside the
 --               incident's window: a request two findings share is counted once
 --   provider    the provider-side cost of its provider_key findings (usage the gateway never saw)
+--   primary     the primary diagnosis: among its detectors, those whose findings no other
+--               detector of the incident explains (run_detectors.explains of the finding's own
+--               run: a client-embedded key explains impossible travel), the one with the highest
+--               severity, then score, then id; if every one is explained (a cycle), all compete
 INSERT INTO incidents (incident_id, principal_type, principal_id, tenant_id, first_seen,
-                       last_seen, score, severity, detectors, finding_ids, est_cost_usd,
-                       provider_cost_usd)
+                       last_seen, score, severity, detectors, primary_detector, finding_ids,
+                       est_cost_usd, provider_cost_usd)
 WITH f AS (
-    SELECT *,
-        CASE WHEN principal_type = 'credential' AND tenant_id IS NOT NULL THEN 'tenant'
-             ELSE principal_type END AS i_type,
-        CASE WHEN principal_type = 'credential' AND tenant_id IS NOT NULL THEN tenant_id
+    SELECT findings.*, coalesce(d.explains, []) AS explains,
+        CASE WHEN findings.principal_type = 'credential' AND tenant_id IS NOT NULL THEN 'tenant'
+             ELSE findings.principal_type END AS i_type,
+        CASE WHEN findings.principal_type = 'credential' AND tenant_id IS NOT NULL THEN tenant_id
              ELSE principal_id END AS i_id
-    FROM findings
+    FROM findings LEFT JOIN run_detectors d USING (run_id, detector_id)
     WHERE NOT coalesce(suppressed, false) AND superseded_by IS NULL
 ),
 reach AS (
@@ -35,6 +39,22 @@ grouped AS (
         ROWS UNBOUNDED PRECEDING) AS session
     FROM reach
 ),
+explained AS (
+    -- the findings of an incident that a finding of another of its detectors explains
+    SELECT DISTINCT a.finding_id
+    FROM grouped a JOIN grouped b
+      ON a.i_type = b.i_type AND a.i_id = b.i_id AND a.session = b.session
+     AND a.detector_id <> b.detector_id
+     AND len(list_filter(b.explains, lambda g: a.detector_id GLOB g)) > 0
+),
+diagnosis AS (
+    SELECT i_type, i_id, session,
+           arg_max(detector_id, struct_pack(
+               unexplained := e.finding_id IS NULL, severity := severity, score := score,
+               id := detector_id)) AS primary_detector
+    FROM grouped LEFT JOIN explained e USING (finding_id)
+    GROUP BY i_type, i_id, session
+),
 incident AS (
     SELECT
         left(sha256(concat_ws('|', coalesce(i_type, ''), coalesce(i_id, ''),
@@ -50,8 +70,9 @@ incident AS (
         list_sort(list(DISTINCT detector_id)) AS detectors,
         list(finding_id ORDER BY window_start, finding_id) AS finding_ids,
         sum(provider_cost_usd) AS provider_cost_usd,
-        list(DISTINCT {'t': principal_type, 'id': principal_id}) AS principals
-    FROM grouped
+        list(DISTINCT {'t': principal_type, 'id': principal_id}) AS principals,
+        any_value(d.primary_detector) AS primary_detector
+    FROM grouped JOIN diagnosis d USING (i_type, i_id, session)
     GROUP BY i_type, i_id, session
 ),
 members AS (
@@ -71,5 +92,6 @@ requested AS (
     GROUP BY incident_id
 )
 SELECT i.incident_id, i.principal_type, i.principal_id, i.tenant_id, i.first_seen, i.last_seen,
-       i.score, i.severity, i.detectors, i.finding_ids, r.est_cost_usd, i.provider_cost_usd
+       i.score, i.severity, i.detectors, i.primary_detector, i.finding_ids,
+       r.est_cost_usd, i.provider_cost_usd
 FROM incident i LEFT JOIN requested r USING (incident_id)

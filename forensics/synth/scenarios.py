@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from forensics.synth.cast import BROWSER_AGENTS, SCRIPT_AGENTS, Casting
 from forensics.synth.provider_usage import Extra, Key
 from forensics.synth.traffic import Call, background, make_call, varied_prompt, words
-from forensics.synth.world import MODELS, Credential, Networks, Tenant, make_jwt, uid
+from forensics.synth.world import MODELS, Credential, Network, Networks, Tenant, make_jwt, uid
 
 DAY = 86400
 HOUR = 3600
@@ -508,30 +508,81 @@ def use_after_revocation(w: World) -> None:
     )
 
 
-def browser_exposed(w: World) -> None:
-    """An API key shipped in a web app: browsers of many networks send it."""
+def _end_users(w: World, nets: list[Network], count: int) -> list[str]:
+    """Addresses of `count` end users on `nets`, some of them IPv6 (a /64 each)."""
     rng = w.rng
-    tenant = w.cast.tenant("abuse")
-    cred = w.cast.credential(tenant, "server", daily=rng.uniform(60, 200))
-    cred.origin = f"https://app.{tenant.name.removeprefix('tenant-')}.example"
-    cred.user_agent = rng.choice(BROWSER_AGENTS)
-    isps = list(w.nets.isps.values())
-    places = rng.sample(isps, rng.randint(5, len(isps)))
-    cred.networks = places
-    cred.ips = [net.address(rng) for net in places for _ in range(rng.randint(2, 6))]
+    v6_share = rng.choice((0.0, 0.2, 0.5))
+    users = []
+    for _ in range(count):
+        if rng.random() < v6_share:
+            groups = [
+                0x2A02,
+                rng.randrange(0x1000, 0xFFFF),
+                rng.randrange(0xFFFF),
+                rng.randrange(0xFFFF),
+            ]
+            users.append(":".join(f"{g:x}" for g in groups) + f"::{rng.randrange(1, 0xFFFF):x}")
+        else:
+            users.append(rng.choice(nets).address(rng))
+    return users
+
+
+def _client_key(w: World, scenario: str, cred: Credential, users: list[str],
+                agents: list[str], note: str) -> None:  # fmt: skip
+    """The credential's traffic sent by `users` (each with one of `agents`), labelled."""
+    rng = w.rng
+    agent_of = {ip: rng.choice(agents) for ip in users}
     calls = background(rng, cred, w.start, w.days)
     if not calls:
-        w.skipped.append("browser_exposed")
+        w.skipped.append(scenario)
         return
+    for call in calls:
+        call.ip = rng.choice(users)
+        call.user_agent = agent_of[call.ip]
     w.calls += calls
     w.label_credential(
-        "browser_exposed",
-        "credential.browser_exposed",
-        cred,
-        calls[0].ts,
-        calls[-1].ts,
-        f"browser calls with Origin {cred.origin} from {len(places)} ISPs",
+        scenario, "credential.browser_exposed", cred, calls[0].ts, calls[-1].ts, note
     )
+
+
+def browser_exposed(w: World) -> None:
+    """An API key shipped in a web page: its customers' browsers send it. The audience is drawn
+    from the seed: one country on two ISPs (one big, one regional) up to several countries."""
+    rng = w.rng
+    tenant = w.cast.tenant("abuse")
+    cred = w.cast.credential(tenant, "server", daily=rng.uniform(40, 200))
+    cred.origin = f"https://app.{tenant.name.removeprefix('tenant-')}.example"
+    isps = list(w.nets.isps.values())
+    if rng.random() < 0.5:
+        home = rng.choice(isps)
+        regional = w.nets.plan.small("isp", home.country)
+        nets, where = [home, regional], f"two ISPs of {home.country}"
+    else:
+        nets = rng.sample(isps, rng.randint(2, len(isps)))
+        where = f"{len(nets)} countries"
+    users = _end_users(w, nets, rng.randint(12, 300))
+    agents = list(BROWSER_AGENTS[: rng.randint(1, len(BROWSER_AGENTS))])
+    _client_key(
+        w, "browser_exposed", cred, users, agents,
+        f"browser calls with Origin {cred.origin} from {len(users)} users in {where}",
+    )  # fmt: skip
+
+
+def app_key_exposed(w: World) -> None:
+    """A shared API key inside a mobile app: the app's users on one carrier send it."""
+    rng = w.rng
+    tenant = w.cast.tenant("abuse", country="US")
+    cred = w.cast.credential(tenant, "mobile", daily=rng.uniform(60, 250))
+    users = _end_users(w, [w.nets.mobile], rng.randint(15, 200))
+    version = f"{rng.randint(1, 6)}.{rng.randint(0, 9)}.{rng.randint(0, 20)}"
+    agents = [
+        f"FieldPro/{version} (Android {rng.choice((13, 14, 15))}; okhttp/4.12.0)",
+        f"FieldPro/{version} CFNetwork/1568.100.1 Darwin/24.0.0",
+    ]
+    _client_key(
+        w, "app_key_exposed", cred, users, agents,
+        f"a shared key in the FieldPro app, {len(users)} users on one mobile carrier",
+    )  # fmt: skip
 
 
 # scenario -> (function, fewest days of data it needs)
@@ -551,6 +602,7 @@ SCENARIOS: dict[str, tuple[Callable[[World], None], int]] = {
     "unexplained_usage": (unexplained_usage, 1),
     "use_after_revocation": (use_after_revocation, 1),
     "browser_exposed": (browser_exposed, 1),
+    "app_key_exposed": (app_key_exposed, 1),
 }
 
 
@@ -611,9 +663,15 @@ def lookalikes(w: World) -> None:
     for _ in range(2):
         w.usual(cast.credential(t, "office", daily=rng.uniform(100, 300)))
 
-    # Field-sales app on one mobile carrier: many addresses, one network.
+    # Field-sales app on one mobile carrier: many addresses, one network, and each user signed
+    # in with a per-user OAuth token (the legitimate twin of app_key_exposed).
     t = cast.tenant("lookalike", country="US")
-    w.usual(cast.credential(t, "mobile", daily=rng.uniform(100, 250)))
+    issuer = f"https://id.{t.name.removeprefix('tenant-')}.example/"
+    c = cast.credential(t, "mobile", auth="jwt", jwt_issuer=issuer, daily=rng.uniform(100, 250))
+    for call in background(rng, c, w.start, w.days):
+        minted = int(call.ts) - rng.randint(0, 300)  # the app refreshes its 10-minute tokens
+        call.jwt = make_jwt(rng, issuer, "app-2026", call.user or "user", minted, minted + 600)
+        w.calls.append(call)
 
     # A developer behind a privacy relay.
     t = cast.tenant("lookalike")

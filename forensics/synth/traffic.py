@@ -79,9 +79,7 @@ class Call:
     def reached_provider(self) -> bool:
         """Whether the provider counted the call's tokens (gateway refusals never got there)."""
         return (
-            self.path is None
-            and self.outcome in ("ok", "content_filter")
-            and self.input_tokens > 0
+            self.path is None and self.outcome in ("ok", "content_filter") and self.input_tokens > 0
         )
 
     @property

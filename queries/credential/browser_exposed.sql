@@ -1,10 +1,14 @@
--- credential.browser_exposed: an API key that browsers or mobile apps send, from many networks.
--- A browser call is a request with a real Origin header, or a browser / app user agent
--- (declared crawlers excluded). Networks are AS numbers when known, else the /24 (IPv4) or
--- /64 (fully written IPv6) of the client address. Windows are fixed buckets of window_hours.
+-- credential.browser_exposed: an API key embedded in a client (web page, mobile or desktop app),
+-- judged by the spread of its end users, not of their networks' owners.
+-- A client call is a request with a real Origin header, or a browser / app user agent
+-- (declared crawlers excluded). Its end-user network is the /24 (IPv4) or /64 (IPv6 written
+-- with four leading groups) of the address; exits of enterprise egress and privacy relays count
+-- as one network per AS, since their addresses rotate for one user. Windows are fixed buckets of
+-- window_hours. Customers of one national ISP are many /24s of one AS: an ASN count would call
+-- them one network.
 WITH candidates AS (
-    -- Only credentials seen from min_networks networks in a window (the shared features count
-    -- them over all calls, browser or not) can have that many browser networks.
+    -- Only credentials seen from min_networks /24s in a window (over all their calls, browser or
+    -- not) can have that many client networks; IPv6 calls (no net24) keep a credential in.
     SELECT DISTINCT principal_id AS credential_id
     FROM principal_hours
     WHERE principal_type = 'credential'
@@ -12,17 +16,22 @@ WITH candidates AS (
       AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY principal_id, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour)
-    HAVING count(DISTINCT coalesce('AS' || asn, net24)) >= $min_networks
-        OR bool_or(asn IS NULL AND net24 IS NULL)
+    HAVING count(DISTINCT net24) >= $min_networks OR bool_or(net24 IS NULL)
 ),
 scoped AS (
-    SELECT ts, request_id, tenant_id, credential_id, origin, user_agent, est_cost_usd,
+    SELECT ts, request_id, tenant_id, credential_id, client_ip, origin, referer, user_agent,
+           user_id, country, est_cost_usd,
            coalesce(origin NOT IN ('', 'null'), false) AS has_origin,
            coalesce(regexp_matches(user_agent,
-                        '(Mozilla/|Chrome/|Safari/|okhttp/|CFNetwork/|Dalvik/|Electron/|Dart/)')
+                        '(Mozilla/|Chrome/|Safari/|okhttp/|CFNetwork/|Dalvik/|Electron/|Dart/'
+                        || '|ReactNative|React-Native|Expo/|Alamofire/|Ktor-client)')
                     AND NOT regexp_matches(user_agent,
-                        '(?i)(bot[/;]|crawler|spider|\+https?://)'), false) AS browser_ua,
-           CASE WHEN asn IS NOT NULL THEN 'AS' || asn
+                        '(?i)(bot[/;]|crawler|spider|\+https?://)'), false) AS client_ua,
+           coalesce(regexp_matches(user_agent,
+                        '(okhttp/|CFNetwork/|Dalvik/|Dart/|ReactNative|React-Native|Expo/'
+                        || '|Alamofire/|Ktor-client|Electron/)'), false) AS app_ua,
+           CASE WHEN asn IS NOT NULL AND asn_category IN ('enterprise_egress', 'privacy_relay')
+                    THEN 'AS' || asn
                 WHEN regexp_full_match(client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}')
                     THEN regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24'
                 WHEN regexp_matches(client_ip, '^([0-9A-Fa-f]{1,4}:){4}')
@@ -39,12 +48,12 @@ scoped AS (
 ),
 totals AS (
     SELECT credential_id, bucket, count(*) AS all_requests,
-           count(*) FILTER (WHERE browser_ua) AS browser_ua_requests
+           count(*) FILTER (WHERE client_ua) AS client_ua_requests
     FROM scoped
     GROUP BY credential_id, bucket
 ),
-browser AS (
-    SELECT * FROM scoped WHERE has_origin OR browser_ua
+client AS (
+    SELECT * FROM scoped WHERE has_origin OR client_ua
 ),
 hits AS (
     SELECT credential_id, bucket,
@@ -53,53 +62,89 @@ hits AS (
            max(ts) AS last_seen,
            count(*) AS requests,
            count(*) FILTER (WHERE has_origin) AS origin_requests,
+           count(*) FILTER (WHERE app_ua) AS app_requests,
            count(DISTINCT network) AS networks,
+           count(DISTINCT client_ip) AS addresses,
+           count(DISTINCT user_agent) AS devices,
+           count(DISTINCT user_id) AS end_users,
+           count(DISTINCT country) AS countries,
+           list(DISTINCT country ORDER BY country) FILTER (WHERE country IS NOT NULL)
+               AS country_list,
            min_by(request_id, (ts, request_id), 20) FILTER (WHERE request_id IS NOT NULL)
                AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
-    FROM browser
+    FROM client
     GROUP BY credential_id, bucket
     HAVING count(DISTINCT network) >= $min_networks
 ),
 origins AS (
-    SELECT credential_id, bucket, list(origin ORDER BY n DESC, origin)[1:5] AS top_origins
-    FROM (SELECT credential_id, bucket, origin, count(*) AS n
-          FROM browser WHERE has_origin GROUP BY ALL)
+    SELECT credential_id, bucket, list(site ORDER BY n DESC, site)[1:5] AS top_origins
+    FROM (SELECT credential_id, bucket,
+                 coalesce(CASE WHEN has_origin THEN origin END,
+                          regexp_extract(referer, '^(https?://[^/]+)', 1)) AS site,
+                 count(*) AS n
+          FROM client
+          WHERE has_origin OR regexp_matches(coalesce(referer, ''), '^https?://[^/]+')
+          GROUP BY ALL)
     GROUP BY credential_id, bucket
 ),
 agents AS (
     SELECT credential_id, bucket, list(user_agent ORDER BY n DESC, user_agent)[1:5] AS top_agents
     FROM (SELECT credential_id, bucket, user_agent, count(*) AS n
-          FROM browser WHERE user_agent IS NOT NULL GROUP BY ALL)
+          FROM client WHERE user_agent IS NOT NULL GROUP BY ALL)
     GROUP BY credential_id, bucket
+),
+judged AS (
+    SELECT h.*, t.all_requests, t.client_ua_requests, o.top_origins, a.top_agents,
+           CASE WHEN h.app_requests * 2 > h.requests THEN 'app'
+                WHEN h.origin_requests > 0 OR h.requests > h.app_requests THEN 'web'
+                ELSE 'app' END AS client_kind,
+           h.networks >= $high_networks OR h.countries >= $high_countries AS wide
+    FROM hits h
+    JOIN totals t USING (credential_id, bucket)
+    LEFT JOIN origins o USING (credential_id, bucket)
+    LEFT JOIN agents a USING (credential_id, bucket)
 )
 SELECT
     'credential' AS principal_type,
-    h.credential_id AS principal_id,
-    h.tenant_id,
-    h.first_seen AS window_start,
-    h.last_seen AS window_end,
-    CAST(least(100, 35 + 4 * h.networks) AS DOUBLE) AS score,
-    format('API key {} was sent by browsers or apps from {} networks in {} requests'
-           || ' within {} hours{}.',
-           h.credential_id, h.networks, h.requests, CAST($window_hours AS BIGINT),
-           CASE WHEN o.top_origins IS NOT NULL
-                THEN ' (origin ' || o.top_origins[1] || ')' ELSE '' END) AS summary,
+    credential_id AS principal_id,
+    tenant_id,
+    first_seen AS window_start,
+    last_seen AS window_end,
+    CASE WHEN wide THEN 'high' ELSE 'medium' END AS severity,
+    round(least(100, 40 + 10 * log2(networks / $min_networks) + 5 * (countries - 1)
+                     + 3 * log2(greatest(devices, 1))), 1)::DOUBLE AS score,
+    format('API key {} is embedded in a {} client: {} requests from {} end-user networks'
+           || ' ({} address{}, {} user agent{}{}) within {} hours{}.',
+           credential_id, CASE client_kind WHEN 'app' THEN 'mobile or desktop app'
+                                           ELSE 'web' END,
+           requests, networks, addresses, CASE WHEN addresses = 1 THEN '' ELSE 'es' END,
+           devices, CASE WHEN devices = 1 THEN '' ELSE 's' END,
+           CASE WHEN countries = 0 THEN ''
+                ELSE format(', {} countr{}', countries,
+                            CASE WHEN countries = 1 THEN 'y' ELSE 'ies' END) END,
+           CAST($window_hours AS BIGINT),
+           CASE WHEN top_origins IS NOT NULL AND len(top_origins) > 0
+                THEN ' (site ' || top_origins[1] || ')' ELSE '' END) AS summary,
     struct_pack(
-        origins := coalesce(o.top_origins, []),
-        browser_ua_share := round(t.browser_ua_requests / t.all_requests, 3)::DOUBLE,
-        networks := h.networks,
-        requests := h.requests,
-        origin_requests := h.origin_requests,
-        all_requests := t.all_requests,
-        user_agents := coalesce(a.top_agents, []),
-        bucket_start := h.bucket,
+        client_kind := client_kind,
+        origins := coalesce(top_origins, []),
+        client_ua_share := round(client_ua_requests / all_requests, 3)::DOUBLE,
+        networks := networks,
+        addresses := addresses,
+        user_agents_distinct := devices,
+        end_users := end_users,
+        countries := countries,
+        country_list := coalesce(country_list, []),
+        requests := requests,
+        origin_requests := origin_requests,
+        app_requests := app_requests,
+        all_requests := all_requests,
+        user_agents := coalesce(top_agents, []),
+        bucket_start := bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,
-    coalesce(h.request_ids[1:20], []) AS sample_request_ids,
-    h.est_cost_usd
-FROM hits h
-JOIN totals t USING (credential_id, bucket)
-LEFT JOIN origins o USING (credential_id, bucket)
-LEFT JOIN agents a USING (credential_id, bucket)
+    coalesce(request_ids[1:20], []) AS sample_request_ids,
+    est_cost_usd
+FROM judged
 ORDER BY score DESC, principal_id, window_start

@@ -2,6 +2,9 @@
 -- apart for the time between them (haversine distance over elapsed time above max_kmh).
 -- Requests without coordinates are skipped; a pair is ignored when either side comes from
 -- enterprise egress or a privacy relay, whose exit points say nothing about the user's place.
+-- The evidence says which of two stories the day tells: one party moving (each place is left
+-- for good: A, A, B, B) or several parties at once (the credential returns to a place it left:
+-- A, B, A, C, B), "concurrent use from N locations".
 WITH candidates AS (
     -- Only credentials seen at two or more places (from the shared features) can jump.
     SELECT principal_id AS credential_id
@@ -52,6 +55,22 @@ jumps AS (
     FROM measured
     WHERE km >= $min_km AND km / greatest(hours, 1.0 / 60) > $max_kmh
 ),
+-- Per credential and UTC day: the distinct places and how often the place changed between
+-- consecutive requests. More stays than places means a place was left and used again.
+moves AS (
+    SELECT credential_id, day,
+           count(DISTINCT (lat, lon)) AS places,
+           1 + count(*) FILTER (WHERE p_lat IS NOT NULL AND (lat <> p_lat OR lon <> p_lon))
+               AS stays
+    FROM (
+        SELECT credential_id, date_trunc('day', ts) AS day, lat, lon,
+               lag(lat) OVER d AS p_lat, lag(lon) OVER d AS p_lon
+        FROM scoped
+        WHERE coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+        WINDOW d AS (PARTITION BY credential_id, date_trunc('day', ts) ORDER BY ts, request_id)
+    )
+    GROUP BY ALL
+),
 -- One finding per credential and UTC day: the fastest jump is the evidence, the others are
 -- counted (a leaked key replayed from two continents jumps back and forth all day).
 per_day AS (
@@ -66,6 +85,10 @@ per_day AS (
            sum(coalesce(p_cost, 0) + coalesce(est_cost_usd, 0)) AS est_cost_usd
     FROM jumps
     GROUP BY credential_id, date_trunc('day', ts)
+),
+judged AS (
+    SELECT p.*, m.places, m.stays > m.places AS concurrent
+    FROM per_day p JOIN moves m USING (credential_id, day)
 )
 SELECT
     'credential' AS principal_type,
@@ -76,10 +99,11 @@ SELECT
     round(least(100, 60 + 15 * log10(fastest.kmh / $max_kmh) + 10 * log10(fastest.km / $min_km)
                      + 5 * log10(jumps)), 1)::DOUBLE AS score,
     format('Credential {} was used from {} and then from {}, {} km away, {} hours later ({} km/h);'
-           || ' {} such jump(s) that day.',
+           || ' {} such jump(s) that day: {}.',
            credential_id, coalesce(fastest.p_country, '?'), coalesce(fastest.country, '?'),
            round(fastest.km)::BIGINT, round(fastest.hours, 2), round(fastest.kmh)::BIGINT,
-           jumps) AS summary,
+           jumps, CASE WHEN concurrent THEN format('concurrent use from {} locations', places)
+                       ELSE 'one party moving, or a copy used once' END) AS summary,
     struct_pack(
         from_place := struct_pack(country := fastest.p_country, lat := fastest.p_lat,
                                   lon := fastest.p_lon, ip := fastest.p_ip, asn := fastest.p_asn),
@@ -89,11 +113,13 @@ SELECT
         hours := round(fastest.hours, 3),
         kmh := round(fastest.kmh, 1),
         jumps := jumps,
+        pattern := CASE WHEN concurrent THEN 'concurrent' ELSE 'moving' END,
+        locations := places,
         countries := list_filter(countries, lambda c: c IS NOT NULL),
         max_kmh := $max_kmh,
         min_km := $min_km
     ) AS evidence,
     list_filter(request_ids, lambda x: x IS NOT NULL)[1:20] AS sample_request_ids,
     est_cost_usd
-FROM per_day
+FROM judged
 ORDER BY score DESC, principal_id, window_start

@@ -74,6 +74,7 @@ def make(
     bounds: tuple[str, str] | None = None,
     principal_type: str = "credential",
     params: tuple[Param, ...] = (),
+    explains: tuple[str, ...] = (),
 ) -> Detector:
     """A detector as two real files under tmp_path/rules, constructed without the loader."""
     family, name = detector_id.split(".")
@@ -92,6 +93,7 @@ def make(
         yml_path=folder / f"{name}.yml",
         severity_bounds=(Severity.parse(bounds[0]), Severity.parse(bounds[1])) if bounds else None,
         params=params,
+        explains=explains,
     )
 
 
@@ -490,6 +492,7 @@ def test_incidents_group_a_tenants_credentials_close_in_time(
         "score": 35.0,  # max 30 + 5 for a second detector
         "severity": "critical",
         "detectors": ["credential.burst", "other.burst"],
+        "primary_detector": "other.burst",  # neither explains the other: the more severe
         "est_cost_usd": None,
         "provider_cost_usd": None,
     }
@@ -507,6 +510,44 @@ def test_incidents_group_a_tenants_credentials_close_in_time(
     # rebuilt, not appended, on the next run
     run_detectors(con, [burst(tmp_path)])
     assert con.execute("SELECT count(*) FROM incidents").fetchone() == (2,)
+
+
+def test_the_primary_diagnosis_is_the_finding_no_other_explains(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    add_requests(
+        con,
+        *(
+            {
+                "ts": T0 + dt.timedelta(minutes=m),
+                "request_id": f"r{m}",
+                "tenant_id": "acme",
+                "credential_id": "k1",
+            }  # fmt: skip
+            for m in (10, 20)
+        ),
+    )
+
+    def primary(*detectors: Detector) -> str:
+        run_detectors(con, list(detectors))
+        [(got,)] = con.execute("SELECT primary_detector FROM incidents").fetchall()
+        return str(got)
+
+    # the explaining detector wins over a more severe one it explains
+    exposed = burst(tmp_path, "client.exposed", severity="medium", explains=("travel.*",))
+    travel = burst(tmp_path, "travel.jump", severity="critical")
+    assert primary(exposed, travel) == "client.exposed"
+    # without the relation, severity decides
+    assert primary(burst(tmp_path, "client.exposed", severity="medium"), travel) == "travel.jump"
+    # each explains the other: nobody is left unexplained, so severity decides again
+    looped = burst(tmp_path, "travel.jump", severity="critical", explains=("client.*",))
+    assert primary(exposed, looped) == "travel.jump"
+    # the relation is stored with each run's detector, as that run had it
+    assert sorted(
+        con.execute(
+            "SELECT explains FROM run_detectors WHERE detector_id = 'client.exposed'"
+        ).fetchall()
+    ) == [([],), (["travel.*"],), (["travel.*"],)]
 
 
 def test_a_detector_given_twice_is_refused(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:

@@ -50,7 +50,8 @@ def fixed_report() -> IncidentReport:
             "tenant_id": "tenant-<acme>", "window_start": T0,
             "window_end": T0 + dt.timedelta(hours=1), "severity": "medium", "score": 84.5,
             "generated_at": T0 + dt.timedelta(days=12), "tool_version": "0.0.0",
-            "case_id": "c" * 12,
+            "case_id": "c" * 12, "primary_detector": "scraping.near_duplicate_prompts",
+            "supporting": ["automation.<cadence>"],
         },
         verdict={
             "requests": 1234, "input_tokens": 56789, "output_tokens": 12345,
