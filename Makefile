@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: help demo test check format lint typecheck bench bench-detect clean
+.PHONY: help demo test check format lint typecheck bench bench-detect eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,6 +36,9 @@ check: lint typecheck test  ## everything CI cares about
 
 bench: $(BIN)/forensics  ## ingest benchmark (see benchmarks/README.md)
 	$(BIN)/python benchmarks/ingest.py
+
+eval: $(BIN)/forensics  ## the pack on 20 default and 20 --hard synth worlds (benchmarks/README.md)
+	$(BIN)/python benchmarks/eval.py --seeds 20 --write
 
 bench-detect: $(BIN)/forensics  ## detection benchmark, 1M and 10M requests (benchmarks/README.md)
 	$(BIN)/python benchmarks/detect.py --repeat 2

@@ -440,6 +440,11 @@ def build(tmp_path: Path, corpus: Corpus) -> list[tuple[list[str], Path]]:
         ),
         ("known-keys", ["provider", "api_key_id", "label"], ["openai", "key_9xY", "gateway"]),
         (
+            "key-inventory",
+            ["credential_id", "owner_tenant", "created_at", "expires_at", "scopes", "label"],
+            ["cred-1", "tenant-acme", "2026-01-01", "2027-01-01", "chat", "prod"],
+        ),
+        (
             "prices",
             [
                 "provider",

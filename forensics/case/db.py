@@ -27,8 +27,9 @@ def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute("SELECT key, value FROM meta").fetchall())
 
 
-# The rows the package ships for two reference tables (a user file's rows override them by key):
-# table -> (package data file, the SELECT of its rows with origin 'shipped').
+# The rows the package ships for reference tables (a user file's rows override asn_info and
+# prices by key; endpoint_roles is extended by the abuse.account_farm parameter extra_roles):
+# table -> (package data file, the SELECT of its rows, with origin 'shipped' where it has one).
 SHIPPED: dict[str, tuple[str, str]] = {
     "asn_info": (
         "asn_categories.csv",
@@ -41,6 +42,11 @@ SHIPPED: dict[str, tuple[str, str]] = {
         "{'provider': 'VARCHAR', 'model_pattern': 'VARCHAR', 'input_per_mtok': 'DOUBLE',"
         " 'cached_input_per_mtok': 'DOUBLE', 'output_per_mtok': 'DOUBLE',"
         " 'effective_from': 'DATE'})",
+    ),
+    "endpoint_roles": (
+        "endpoint_roles.csv",
+        "SELECT * FROM read_csv($p, header=true,"
+        " columns={'pattern': 'VARCHAR', 'role': 'VARCHAR'})",
     ),
 }
 
@@ -123,7 +129,7 @@ def connect(
 # before such an addition gets the table, empty, when opened read-write (read-only, readers
 # do without it). Any other missing table means the case was damaged or edited outside the
 # tool.
-_ADDED_LATER = frozenset({"source_digests", "source_removals"})
+_ADDED_LATER = frozenset({"source_digests", "source_removals", "endpoint_roles"})
 # Columns added the same way to a table that was already there: a case made before gets the
 # column (NULL in its old rows) when opened read-write.
 _COLUMNS_ADDED_LATER = (("sources", "content_sha256"), ("findings", "stale_by_source"))
@@ -177,6 +183,9 @@ def _add_later_parts(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None
     for t in TABLES:
         if t.name in missing:
             con.execute(t.ddl())
+            if t.name in SHIPPED:  # a table the package fills gets the shipped rows
+                select, params = shipped(t.name)
+                con.execute(f"INSERT INTO {t.name} {select}", params)
     present = set(
         con.execute(
             "SELECT table_name, column_name FROM duckdb_columns()"

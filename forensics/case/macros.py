@@ -36,6 +36,15 @@ PLAUSIBLE_TO = "2100-01-01"
 HOST_NAME_RE = r"(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?"
 HOST_NAME_MAX = 253
 
+# Who sends a request: the HTTP stacks of mobile and desktop apps, browsers, and declared
+# crawlers (which are neither). One definition for the requests.client_kind column.
+APP_AGENT_RE = (
+    r"(okhttp/|CFNetwork/|Dalvik/|Dart/|ReactNative|React-Native|Expo/|Alamofire/|Ktor-client"
+    r"|Electron/)"
+)
+BROWSER_AGENT_RE = r"(Mozilla/|Chrome/|Safari/)"
+CRAWLER_AGENT_RE = r"(?i)(bot[/;]|crawler|spider|\+https?://)"
+
 MACROS = [
     # --- time ---------------------------------------------------------------------------
     f"""CREATE OR REPLACE TEMP MACRO plausible_ts(t) AS
@@ -93,6 +102,26 @@ MACROS = [
                                      - len(list_filter(tail, lambda g: g <> ''))), lambda i: '0')
                  || list_filter(tail, lambda g: g <> ''),
                  lambda g: lpad(lower(g), 4, '0')), '') END""",
+    # The client's network block, one definition for every detector and principal: the /24 of
+    # an IPv4 address ("203.0.113.0/24"), the /64 of an IPv6 one ("2001:db8:0:1::/64").
+    """CREATE OR REPLACE TEMP MACRO net64_of_hex(h) AS
+        CASE WHEN h IS NOT NULL THEN array_to_string(list_transform([1, 5, 9, 13],
+            lambda i: coalesce(nullif(ltrim(substr(h, i, 4), '0'), ''), '0')), ':') || '::/64'
+        END""",
+    """CREATE OR REPLACE TEMP MACRO net24_of(ip) AS
+        regexp_extract(ip, '^([0-9]+\\.[0-9]+\\.[0-9]+)\\.[0-9]+$', 1) || '.0/24'""",
+    """CREATE OR REPLACE TEMP MACRO client_net_of(ip) AS
+        CASE WHEN ip IS NULL THEN NULL
+             WHEN regexp_full_match(ip, '[0-9]{1,3}(\\.[0-9]{1,3}){3}') THEN net24_of(ip)
+             WHEN regexp_full_match(ip, '(?i)::ffff:[0-9]{1,3}(\\.[0-9]{1,3}){3}')
+                 THEN net24_of(substr(ip, 8))
+             WHEN regexp_full_match(ip, '[0-9A-Fa-f:]+') AND contains(ip, ':') THEN
+                 net64_of_hex(ip6_hex(
+                     CASE WHEN contains(ip, '::') THEN string_split(split_part(ip, '::', 1), ':')
+                          ELSE string_split(ip, ':') END,
+                     CASE WHEN contains(ip, '::') THEN string_split(split_part(ip, '::', 2), ':')
+                          ELSE [] END))
+        END""",
     # The first address of an X-Forwarded-For chain, or an ip:port / [v6]:port stripped.
     """CREATE OR REPLACE TEMP MACRO first_xff(x) AS
         nullif(trim(split_part(x, ',', 1)), '')""",
@@ -100,6 +129,14 @@ MACROS = [
     f"""CREATE OR REPLACE TEMP MACRO is_host_name(a) AS
         coalesce(length(a) <= {HOST_NAME_MAX} AND regexp_full_match(a, {sql_str(HOST_NAME_RE)})
             AND regexp_matches(a, '(?i)[a-z]'), false)""",
+    # web: an Origin header or a browser user agent; app: an app's HTTP stack; NULL: a server,
+    # a script or a declared crawler.
+    f"""CREATE OR REPLACE TEMP MACRO client_kind_of(ua, origin) AS
+        CASE WHEN regexp_matches(coalesce(ua, ''), {sql_str(CRAWLER_AGENT_RE)}) THEN NULL
+             WHEN regexp_matches(coalesce(ua, ''), {sql_str(APP_AGENT_RE)}) THEN 'app'
+             WHEN coalesce(origin NOT IN ('', 'null'), false)
+                  OR regexp_matches(coalesce(ua, ''), {sql_str(BROWSER_AGENT_RE)}) THEN 'web'
+        END""",
     # ip:port and [v6]:port lose the port; ::ffff:a.b.c.d (dual-stack sockets) is IPv4.
     """CREATE OR REPLACE TEMP MACRO strip_port(a) AS
         regexp_replace(

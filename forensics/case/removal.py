@@ -8,10 +8,11 @@ inside that file's own transaction. Either the whole removal happens or none of 
 What goes, for source S:
 
 * its rows: in the table its format loads (requests, usage, revocations, retired_keys,
-  allowlist, known_keys, ip_ranges), its quarantine entries, its `source_digests` (what
-  `forensics verify` compares) and its `sources` row. Rows it set in asn_info or prices give
-  way to the shipped rows they had replaced (a key another file had set before S is shipped
-  again: ingest that file again with --force to restore it), and requests are repriced.
+  allowlist, known_keys, key_inventory, ip_ranges), its quarantine entries, its
+  `source_digests` (what `forensics verify` compares) and its `sources` row. Rows it set in
+  asn_info or prices give way to the shipped rows they had replaced (a key another file had
+  set before S is shipped again: ingest that file again with --force to restore it), and
+  requests are repriced.
   Requests whose network or place came from a database of the removed one's kind
   (asn_source / geo_source) are placed again from the databases left, by the rule of
   `ingest.enrichment`; what their log gave stays.

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 SCHEMA_VERSION = 4  # 2: severity ENUM, run_detectors, superseded findings, stored costs
 # 3: client_host, port, asn_source, geo_source per field group
-# 4: incidents.primary_detector, run_detectors.explains (the primary diagnosis)
+# 4: incidents.primary_detector, run_detectors.explains (the primary diagnosis),
+# requests.client_kind, requests.client_net
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ REQUESTS = Table(
             "client.address",
         ),
         C(
+            "client_net",
+            "VARCHAR",
+            "client_ip's network block: IPv4 /24 (203.0.113.0/24), IPv6 /64 (2001:db8:0:1::/64)",
+        ),
+        C(
             "client_host",
             "VARCHAR",
             "a host name in the log's address field (HostnameLookups, a resolver in front),"
@@ -156,6 +162,12 @@ REQUESTS = Table(
         ),
         C("user_agent", "VARCHAR", "User-Agent, credentials scrubbed", "user_agent.original"),
         C("origin", "VARCHAR", "Origin header (browser calls)", "http.request.header.origin"),
+        C(
+            "client_kind",
+            "VARCHAR",
+            "web (Origin header or browser agent) | app (a mobile or desktop app's HTTP stack) |"
+            " NULL (server, script, declared crawler)",
+        ),
         C("referer", "VARCHAR", "Referer header", "http.request.referrer"),
         C("host", "VARCHAR", "requested host (virtual host)", "server.address"),
         C("port", "INTEGER", "server port the request came in on (vhost logs)", "server.port"),
@@ -313,6 +325,29 @@ REVOCATIONS = Table(
     ),
 )
 
+KEY_INVENTORY = Table(
+    "key_inventory",
+    "The gateway's API keys as its key management knows them (user CSV `--format"
+    " key-inventory`, header credential_id|key,owner_tenant,created_at,expires_at,scopes,label):"
+    " who owns each key, when it was made and when it expires. A raw key is stored only as its"
+    " fingerprint.",
+    (
+        C(
+            "credential_id",
+            "VARCHAR",
+            "credential id as logged (Kong credential id, LiteLLM key hash), or the fingerprint"
+            " of a raw key (a `key` column is fingerprinted whatever its shape)",
+        ),
+        C("owner_tenant", "VARCHAR", "tenant that owns the key, as logged (NULL = not given)"),
+        C("created_at", "TIMESTAMPTZ", "when the key was created, UTC (NULL = not given)"),
+        C("expires_at", "TIMESTAMPTZ", "when the key expires, UTC (NULL = never)"),
+        C("scopes", "VARCHAR[]", "scopes or permissions granted to the key"),
+        C("label", "VARCHAR", "what the key is for"),
+        C("source_id", "INTEGER", "file it came from"),
+        C("line_no", "BIGINT", "line in that file"),
+    ),
+)
+
 RETIRED_KEYS = Table(
     "retired_keys",
     "JWT signing keys (kid) and issuers retired, and when (user-provided CSV): a token signed"
@@ -391,6 +426,16 @@ PRICES = Table(
         C("output_per_mtok", "DOUBLE", "USD per 1M output tokens"),
         C("effective_from", "DATE", "first day the price applies"),
         C("origin", "VARCHAR", "shipped, or the user file it came from"),
+    ),
+)
+
+ENDPOINT_ROLES = Table(
+    "endpoint_roles",
+    "What a request path is for (signup, login, password_reset, key_create, form), shipped with"
+    " the package; abuse.account_farm reads it, and its `extra_roles` parameter adds patterns.",
+    (
+        C("pattern", "VARCHAR", "path ending, `*` = any characters (`/signup`, `*_form`)"),
+        C("role", "VARCHAR", "signup | login | password_reset | key_create | form"),
     ),
 )
 
@@ -596,10 +641,12 @@ TABLES: tuple[Table, ...] = (
     RETIRED_KEYS,
     ALLOWLIST,
     KNOWN_KEYS,
+    KEY_INVENTORY,
     ASN_INFO,
     IP_RANGES,
     COUNTRY_CENTROIDS,
     PRICES,
+    ENDPOINT_ROLES,
     SOURCE_DIGESTS,
     SOURCE_REMOVALS,
     RUNS,

@@ -47,6 +47,7 @@ ROW_TABLES: dict[str, tuple[str, ...]] = {
     "retired_keys": (),
     "allowlist": (),
     "known_keys": (),
+    "key_inventory": (),
     "ip_ranges": (),
     "quarantine": (),
 }

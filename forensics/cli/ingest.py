@@ -33,6 +33,7 @@ INGEST_FORMATS = (
     "anthropic-cost",
     "prices",
     "known-keys",
+    "key-inventory",
 )
 
 

@@ -52,7 +52,15 @@ if TYPE_CHECKING:
     show_default=True,
     help="Compress the big logs (Kong, LiteLLM, nginx) as .gz or .zst.",
 )
-def synth(out: Path, days: int, tenants: int, seed: int, start: str, compress: str) -> None:
+@click.option(
+    "--hard",
+    is_flag=True,
+    help="Stealthier variants of some scenarios: low-and-slow scraping, probing spread over"
+    " days, a reseller growing slowly, a small audience, a thinned-out proxy pool.",
+)
+def synth(
+    out: Path, days: int, tenants: int, seed: int, start: str, compress: str, hard: bool
+) -> None:
     """Write a labelled synthetic world: a gateway's logs, provider usage, reference files.
 
     Kong lines with AI Proxy payloads, LiteLLM spend rows, an nginx access log, OpenAI and
@@ -64,6 +72,7 @@ def synth(out: Path, days: int, tenants: int, seed: int, start: str, compress: s
     \b
     Example:
       forensics synth -o world --days 7 --tenants 50 --seed 3
+      forensics synth -o hard-world --hard --seed 3
       forensics --db world.duckdb ingest --asn-db world/ip2asn-v4.tsv world/logs
       forensics --db world.duckdb detect
       forensics --db world.duckdb evaluate world/labels.csv --min-recall 1 --max-false-positives 0
@@ -73,7 +82,9 @@ def synth(out: Path, days: int, tenants: int, seed: int, start: str, compress: s
 
     first = coerce_time(start, "--start")
     suffix = {"none": "", "gzip": ".gz", "zstd": ".zst"}[compress]
-    config = SynthConfig(days=days, tenants=tenants, seed=seed, start=first, compress=suffix)
+    config = SynthConfig(
+        days=days, tenants=tenants, seed=seed, start=first, compress=suffix, hard=hard
+    )
     summary = synthesize(out, config)
     for name, count in summary.files.items():
         click.echo(f"{count:>9,}  {out / name}")
@@ -228,6 +239,7 @@ def evaluate(
                     "principal_id": lb.principal_id,
                     "window_start": lb.window_start,
                     "window_end": lb.window_end,
+                    "note": lb.note,
                 }
                 for lb in result.missed
             ],

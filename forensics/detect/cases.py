@@ -28,9 +28,10 @@ TEST_FIELDS = (
     "retired_keys",
     "allowlist",
     "known_keys",
+    "key_inventory",
     "params",
 )
-REFERENCE_FIELDS = ("revocations", "retired_keys", "allowlist", "known_keys")
+REFERENCE_FIELDS = ("revocations", "retired_keys", "allowlist", "known_keys", "key_inventory")
 
 
 def parse_tests(
@@ -135,6 +136,7 @@ def parse_tests(
                 retired_keys=tuple(case.get("retired_keys", [])),
                 allowlist=tuple(case.get("allowlist", [])),
                 known_keys=tuple(case.get("known_keys", [])),
+                key_inventory=tuple(case.get("key_inventory", [])),
                 params=dict(overrides),
                 line=node_line(case_node),
             )

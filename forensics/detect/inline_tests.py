@@ -3,9 +3,10 @@
 A case is built like real evidence: its `events` are written to a file of the case's `format`
 and loaded with `ingest_file` (same parsing, fingerprinting and normalisation as a real log),
 its `usage` records (provider usage export pages) to a file of its `usage_format`, its
-`revocations`, `retired_keys`, `allowlist` and `known_keys` rows are written as the CSV files a
-user would bring, then the detector runs through the same runner as `forensics detect`
-(normalisation, severity bounds, allowlist suppression, a stored run) with the case's parameters.
+`revocations`, `retired_keys`, `allowlist`, `known_keys` and `key_inventory` rows are written as
+the CSV files a user would bring, then the detector runs through the same runner as `forensics
+detect` (normalisation, severity bounds, allowlist suppression, a stored run) with the case's
+parameters.
 An event, usage record or reference row that the ingest quarantines fails the case: a quiet case
 must not pass because its events never loaded.
 
@@ -44,12 +45,21 @@ REVOCATION_COLUMNS = ("credential_id", "revoked_at")
 RETIRED_KEY_COLUMNS = ("issuer", "key_id", "retired_at", "reason")
 ALLOWLIST_COLUMNS = ("kind", "value", "detectors", "reason", "expires")
 KNOWN_KEY_COLUMNS = ("provider", "api_key_id", "label")
+KEY_INVENTORY_COLUMNS = (
+    "credential_id",
+    "owner_tenant",
+    "created_at",
+    "expires_at",
+    "scopes",
+    "label",
+)
 # DetectorTest field -> (ingest format of its CSV, the CSV's columns), loaded in this order.
 REFERENCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "revocations": ("revocations", REVOCATION_COLUMNS),
     "retired_keys": ("retired-keys", RETIRED_KEY_COLUMNS),
     "allowlist": ("allowlist", ALLOWLIST_COLUMNS),
     "known_keys": ("known-keys", KNOWN_KEY_COLUMNS),
+    "key_inventory": ("key-inventory", KEY_INVENTORY_COLUMNS),
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 

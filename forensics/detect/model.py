@@ -46,6 +46,7 @@ class DetectorTest:
     retired_keys: tuple[dict[str, Any], ...] = ()
     allowlist: tuple[dict[str, Any], ...] = ()
     known_keys: tuple[dict[str, Any], ...] = ()
+    key_inventory: tuple[dict[str, Any], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     line: int = 0  # where the test starts in the YAML
 

@@ -132,6 +132,7 @@ SELECT
     lambda x: scrub(x)) END AS scopes,
   {_CLEAN["client_id"]} AS client_id,
   _ip AS client_ip,
+  client_net_of(_ip) AS client_net,
   lower({_CLEAN["client_host"]}) AS client_host,  -- lowered after the scrub saw it as written
   {_CLEAN["client_addr_raw"]} AS client_addr_raw,
   {_CLEAN["xff"]} AS xff,
@@ -140,6 +141,7 @@ SELECT
   NULL::VARCHAR AS asn_source, NULL::VARCHAR AS geo_source,  -- set by enrichment.placed
   {_CLEAN["user_agent"]} AS user_agent,
   {_CLEAN["origin"]} AS origin,
+  client_kind_of({_CLEAN["user_agent"]}, {_CLEAN["origin"]}) AS client_kind,
   {_CLEAN["referer"]} AS referer,
   {_CLEAN["host"]} AS host,
   port,

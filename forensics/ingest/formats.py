@@ -12,6 +12,7 @@ from forensics.ingest.base import Format
 from forensics.ingest.cloudflare import Cloudflare
 from forensics.ingest.envoy import Envoy
 from forensics.ingest.jsonl import JsonLines
+from forensics.ingest.key_inventory import KeyInventory
 from forensics.ingest.kong import Kong
 from forensics.ingest.litellm import LiteLLM
 from forensics.ingest.litellm_daily import LiteLLMDaily
@@ -47,6 +48,7 @@ _ALL: list[Format] = [
     reference.RetiredKeys(),
     reference.Allowlist(),
     reference.AsnCategories(),
+    KeyInventory(),
     enrichment.IpToAsn(),
     enrichment.MaxMind(),
 ]

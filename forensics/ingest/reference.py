@@ -87,8 +87,14 @@ def _insert_checked(
     bad: list[tuple[int, str, str]],
     checked_sql: str,
     inserts: list[str],
+    gate: dict[str, str] | None = None,
 ) -> Counts:
-    """Register rows as table `ref_rows`, quarantine where `checked_sql` gives an _error."""
+    """Register rows as table `ref_rows`, quarantine where `checked_sql` gives an _error.
+
+    `gate` replaces the scrubber of a column by another SQL expression over it (a column of raw
+    keys is fingerprinted whatever their shape): raw values never reach a table or quarantine.
+    """
+    gate = gate or {}
     columns: dict[str, list[object]] = {"line_no": [n for n, _ in rows]}
     for i, name in enumerate(names):
         columns[name] = [fields[i] for _, fields in rows]
@@ -104,7 +110,7 @@ def _insert_checked(
         # (a credential column's raw key becomes its fingerprint here, as in the logs).
         con.execute(
             "CREATE OR REPLACE TEMP TABLE ref_rows AS SELECT line_no, "
-            + ", ".join(f"scrub({n}) AS {n}" for n in names)
+            + ", ".join(f"{gate.get(n, f'scrub({n})')} AS {n}" for n in names)
             + " FROM ref_rows_arrow"
         )
     finally:

@@ -31,8 +31,9 @@ PRINCIPAL = "principal_requests($ptype, $pid) r"
 ACTIONS = {
     "credential.use_after_revocation": "Make the revocation reach the gateway: remove credential "
     "{principal} from every gateway node's key store now, then find why it was still accepted.",
-    "credential.browser_exposed": "Move key {principal} out of the front end: issue the browser "
-    "or app short-lived tokens from a backend, and rotate this key.",
+    "credential.browser_exposed": "Move key {principal} out of the web page or app: issue each "
+    "end user a short-lived token from a backend, and rotate this key; its travel and spread "
+    "are its users, not a thief.",
     "credential.impossible_travel": "Rotate credential {principal}: two parties hold it.",
     "credential.network_spread": "Rotate credential {principal} and block the proxy networks "
     "it was replayed from.",
@@ -54,6 +55,24 @@ ACTIONS = {
     "used outside the gateway.",
     "automation.machine_cadence": "Confirm the automation with the tenant; allowlist it if "
     "expected.",
+    "credential.residential_proxy": "Rotate credential {principal} now: a proxy pool that never "
+    "repeats an address defeats per-IP limits; put a per-credential token bucket in front of "
+    "its replacement and find where it leaked.",
+    "credential.key_testing": "Rotate the keys network {principal} got accepted (the finding's "
+    "victims) now, block {principal} at the edge, and trace which leaked list its refused keys "
+    "come from.",
+    "credential.stale_or_unknown_key": "Rotate key {principal} or retire it: the key inventory "
+    "has it as too old, expired, unknown or owned by another tenant (see the evidence's reason); "
+    "make the gateway enforce expiry and rotation.",
+    "credential.dev_tool_use": "Give the developer behind key {principal} a personal "
+    "development key, and rotate {principal} once the API tool's workspace or shell history "
+    "holding it is cleaned.",
+    "recon.endpoint_enumeration": "Check what {principal} was served: take down any secret, "
+    "admin or API-description path it got with 2xx or 3xx, then block or rate-limit "
+    "{principal} at the edge if it keeps scanning.",
+    "abuse.account_farm": "Challenge or block the sign-up and login endpoints for network "
+    "{principal} and the farm's user agent, add per-fingerprint rate limits, suspend the "
+    "accounts it created and reset the passwords of those it logged into.",
 }
 
 

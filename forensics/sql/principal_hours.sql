@@ -1,6 +1,7 @@
 -- principal_hours: the shared feature of the detector pack (forensics/detect/features.py).
 -- One row per principal (the credential, else the client IP, else the tenant), tenant, UTC
--- hour, target, model family, network and place, with the counts and sums detectors read.
+-- hour, target, model family, network (ASN, its category, the client_net block) and place,
+-- with the counts and sums detectors read.
 -- The case stores it as a view over all requests; a detection run materialises it as a TEMP
 -- table scoped to the run. `/*scope*/` marks where the run's since / until / tenant go.
 SELECT
@@ -17,13 +18,13 @@ SELECT
     country,
     lat,
     lon,
-    CASE WHEN regexp_full_match(client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}')
-         THEN regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24' END AS net24,
+    client_net,
     count(*) AS requests,
     min(ts) AS first_ts,
     max(ts) AS last_ts,
     count(*) FILTER (WHERE stream) AS stream_requests,
     count(*) FILTER (WHERE origin NOT IN ('', 'null')) AS origin_requests,
+    count(*) FILTER (WHERE client_kind IS NOT NULL) AS client_requests,
     coalesce(sum(tool_calls), 0) AS tool_calls,
     sum(est_cost_usd) AS est_cost_usd,
     sum(output_tokens) AS output_tokens,

@@ -7,7 +7,7 @@
 --   ip            its client_ip, for requests without a credential (as the detectors judge an
 --                 address: a keyed request is judged by its key)
 --   asn           its ASN, as decimal text ("64500")
---   cidr          its IPv4 /24 ("203.0.113.0/24")
+--   cidr          its client_net: the IPv4 /24 ("203.0.113.0/24") or IPv6 /64 ("2001:db8::/64")
 -- A provider_key principal has no gateway requests: its usage is in `usage`.
 CREATE OR REPLACE {kind} VIEW request_principals AS
 SELECT 'credential' AS principal_type, credential_id AS principal_id, *
@@ -21,8 +21,7 @@ SELECT 'ip', client_ip, * FROM requests WHERE credential_id IS NULL AND client_i
 UNION ALL
 SELECT 'asn', CAST(asn AS VARCHAR), * FROM requests WHERE asn IS NOT NULL
 UNION ALL
-SELECT 'cidr', regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', 1) || '.0/24', *
-FROM requests WHERE regexp_full_match(client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}');
+SELECT 'cidr', client_net, * FROM requests WHERE client_net IS NOT NULL;
 
 -- principal_requests(type, id): the requests of one principal, every column of `requests`.
 CREATE OR REPLACE TEMP MACRO principal_requests(ptype, pid) AS TABLE

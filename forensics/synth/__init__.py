@@ -10,7 +10,7 @@ writes::
     world/logs/openai_usage_completions.jsonl, openai_usage_embeddings.jsonl
                                              OpenAI Usage API pages (1h buckets)
     world/logs/anthropic_usage.jsonl         Anthropic messages usage report pages (1h)
-    world/logs/revocations.csv, retired_keys.csv
+    world/logs/revocations.csv, retired_keys.csv, key_inventory.csv
     world/ip2asn-v4.tsv                      iptoasn.com table of every address used
     world/labels.csv                         the scenarios: detector, principal, window
 
@@ -26,10 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forensics.evaluate import LABEL_COLUMNS
+from forensics.synth.account_scenarios import ACCOUNT_SCENARIOS
 from forensics.synth.cast import Casting
 from forensics.synth.files import iptoasn_lines, write_csv, write_lines
 from forensics.synth.gateway_logs import kong_calls, nginx_lines, write_kong, write_litellm
+from forensics.synth.hard_scenarios import HARD_SCENARIOS
+from forensics.synth.inventory_scenarios import INVENTORY_SCENARIOS, KEYS_HEADER, key_rows
 from forensics.synth.provider_usage import Key, anthropic_pages, openai_pages, usage_sums
+from forensics.synth.recon_scenarios import RECON_SCENARIOS, recon_lookalikes
 from forensics.synth.scenarios import SCENARIOS, Label, World, lookalikes, ordinary
 from forensics.synth.traffic import Call
 from forensics.synth.world import Networks, ip_text
@@ -44,6 +48,7 @@ class SynthConfig:
     seed: int = 1
     start: dt.datetime = DEFAULT_START
     compress: str = ""  # "", ".gz" or ".zst": suffix added to the big logs
+    hard: bool = False  # stealthier variants of some scenarios (synth/hard_scenarios.py)
 
 
 @dataclass
@@ -63,14 +68,18 @@ def build(config: SynthConfig) -> World:
     rng = random.Random(config.seed)
     start = config.start.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     nets = Networks.build(rng)
-    cast = Casting(rng, nets, names=config.tenants + 60)
+    cast = Casting(rng, nets, names=config.tenants + 120)
     world = World(rng, start.timestamp(), config.days, nets, cast)
-    for name, (make, min_days) in SCENARIOS.items():
+    scenarios = {**SCENARIOS, **INVENTORY_SCENARIOS, **ACCOUNT_SCENARIOS, **RECON_SCENARIOS}
+    if config.hard:
+        scenarios.update(HARD_SCENARIOS)
+    for name, (make, min_days) in scenarios.items():
         if config.days < min_days:
             world.skipped.append(name)
             continue
         make(world)
     lookalikes(world)
+    recon_lookalikes(world)
     ordinary(world, config.tenants)
     world.calls.sort(key=lambda c: c.ts)
     end = world.at(config.days)
@@ -134,6 +143,9 @@ def synthesize(out: Path, config: SynthConfig) -> SynthSummary:
             ["issuer", "key_id", "retired_at", "reason"],
             ([iss, kid, _time(ts), why] for iss, kid, ts, why in world.retired_keys),
         )
+    files["logs/key_inventory.csv"] = write_csv(
+        logs / "key_inventory.csv", KEYS_HEADER, key_rows(world, rng)
+    )
     files["ip2asn-v4.tsv"] = write_lines(
         out / "ip2asn-v4.tsv", iptoasn_lines(world.nets.plan.networks)
     )

@@ -1,14 +1,13 @@
 -- credential.browser_exposed: an API key embedded in a client (web page, mobile or desktop app),
 -- judged by the spread of its end users, not of their networks' owners.
--- A client call is a request with a real Origin header, or a browser / app user agent
--- (declared crawlers excluded). Its end-user network is the /24 (IPv4) or /64 (IPv6 written
--- with four leading groups) of the address; exits of enterprise egress and privacy relays count
--- as one network per AS, since their addresses rotate for one user. Windows are fixed buckets of
--- window_hours. Customers of one national ISP are many /24s of one AS: an ASN count would call
--- them one network.
+-- A client call is a request whose client_kind is web (Origin header or browser agent) or app
+-- (a mobile or desktop app's HTTP stack); declared crawlers are neither. Its end-user network is
+-- its client_net block (IPv4 /24, IPv6 /64); exits of enterprise egress and privacy relays count
+-- as one network per AS, since their addresses rotate for one user. Windows are fixed buckets
+-- of window_hours. Customers of one national ISP are many /24s of one AS: an ASN count would
+-- call them one network.
 WITH candidates AS (
-    -- Only credentials seen from min_networks /24s in a window (over all their calls, browser or
-    -- not) can have that many client networks; IPv6 calls (no net24) keep a credential in.
+    -- Only credentials with client calls from min_networks blocks in a window can be exposed.
     SELECT DISTINCT principal_id AS credential_id
     FROM principal_hours
     WHERE principal_type = 'credential'
@@ -16,28 +15,16 @@ WITH candidates AS (
       AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY principal_id, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour)
-    HAVING count(DISTINCT net24) >= $min_networks OR bool_or(net24 IS NULL)
+    HAVING count(DISTINCT client_net) FILTER (WHERE client_requests > 0) >= $min_networks
 ),
 scoped AS (
     SELECT ts, request_id, tenant_id, credential_id, client_ip, origin, referer, user_agent,
            user_id, country, est_cost_usd,
            coalesce(origin NOT IN ('', 'null'), false) AS has_origin,
-           coalesce(regexp_matches(user_agent,
-                        '(Mozilla/|Chrome/|Safari/|okhttp/|CFNetwork/|Dalvik/|Electron/|Dart/'
-                        || '|ReactNative|React-Native|Expo/|Alamofire/|Ktor-client)')
-                    AND NOT regexp_matches(user_agent,
-                        '(?i)(bot[/;]|crawler|spider|\+https?://)'), false) AS client_ua,
-           coalesce(regexp_matches(user_agent,
-                        '(okhttp/|CFNetwork/|Dalvik/|Dart/|ReactNative|React-Native|Expo/'
-                        || '|Alamofire/|Ktor-client|Electron/)'), false) AS app_ua,
+           client_kind,
            CASE WHEN asn IS NOT NULL AND asn_category IN ('enterprise_egress', 'privacy_relay')
                     THEN 'AS' || asn
-                WHEN regexp_full_match(client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}')
-                    THEN regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24'
-                WHEN regexp_matches(client_ip, '^([0-9A-Fa-f]{1,4}:){4}')
-                    THEN lower(regexp_extract(client_ip, '^(([0-9A-Fa-f]{1,4}:){4})', 1))
-                         || ':/64'
-                ELSE client_ip END AS network,
+                ELSE coalesce(client_net, client_ip) END AS network,
            time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
     FROM requests
     WHERE credential_type = 'api_key'
@@ -48,12 +35,12 @@ scoped AS (
 ),
 totals AS (
     SELECT credential_id, bucket, count(*) AS all_requests,
-           count(*) FILTER (WHERE client_ua) AS client_ua_requests
+           count(*) FILTER (WHERE client_kind IS NOT NULL) AS client_requests
     FROM scoped
     GROUP BY credential_id, bucket
 ),
 client AS (
-    SELECT * FROM scoped WHERE has_origin OR client_ua
+    SELECT * FROM scoped WHERE client_kind IS NOT NULL
 ),
 hits AS (
     SELECT credential_id, bucket,
@@ -62,7 +49,7 @@ hits AS (
            max(ts) AS last_seen,
            count(*) AS requests,
            count(*) FILTER (WHERE has_origin) AS origin_requests,
-           count(*) FILTER (WHERE app_ua) AS app_requests,
+           count(*) FILTER (WHERE client_kind = 'app') AS app_requests,
            count(DISTINCT network) AS networks,
            count(DISTINCT client_ip) AS addresses,
            count(DISTINCT user_agent) AS devices,
@@ -95,10 +82,8 @@ agents AS (
     GROUP BY credential_id, bucket
 ),
 judged AS (
-    SELECT h.*, t.all_requests, t.client_ua_requests, o.top_origins, a.top_agents,
-           CASE WHEN h.app_requests * 2 > h.requests THEN 'app'
-                WHEN h.origin_requests > 0 OR h.requests > h.app_requests THEN 'web'
-                ELSE 'app' END AS client_kind,
+    SELECT h.*, t.all_requests, t.client_requests, o.top_origins, a.top_agents,
+           CASE WHEN h.app_requests * 2 > h.requests THEN 'app' ELSE 'web' END AS client_kind,
            h.networks >= $high_networks OR h.countries >= $high_countries AS wide
     FROM hits h
     JOIN totals t USING (credential_id, bucket)
@@ -129,7 +114,7 @@ SELECT
     struct_pack(
         client_kind := client_kind,
         origins := coalesce(top_origins, []),
-        client_ua_share := round(client_ua_requests / all_requests, 3)::DOUBLE,
+        client_share := round(client_requests / all_requests, 3)::DOUBLE,
         networks := networks,
         addresses := addresses,
         user_agents_distinct := devices,

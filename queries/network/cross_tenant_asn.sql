@@ -23,10 +23,10 @@ networked AS (
            CASE WHEN s.asn IS NOT NULL AND s.asn_category IS NULL THEN 'asn' ELSE 'cidr' END
                AS ptype,
            CASE WHEN s.asn IS NOT NULL AND s.asn_category IS NULL THEN CAST(s.asn AS VARCHAR)
-                ELSE s.net24 END AS network
+                ELSE s.client_net END AS network
     FROM scoped s JOIN first_seen f USING (tenant_id)
     WHERE (s.asn IS NOT NULL AND s.asn_category IS NULL)
-       OR ((s.asn IS NULL OR s.asn_category = 'hosting') AND s.net24 IS NOT NULL)
+       OR ((s.asn IS NULL OR s.asn_category = 'hosting') AND s.client_net IS NOT NULL)
 ),
 hits AS (
     SELECT ptype, network, bucket,

@@ -1,10 +1,16 @@
 -- scraping.near_duplicate_prompts: a burst of short prompts that share a normalised prefix.
 -- The principal is the credential, else the tenant. Prompts are short (prompt_chars <=
 -- max_prompt_chars) and fingerprinted by the normalised first 64 characters of the last user
--- message (prompt_prefix_fp). Windows are fixed buckets of window_minutes. A finding needs at
--- least min_requests such prompts in one window, at least min_cluster_share of them in the
--- top max_clusters prefix clusters.
-WITH hourly AS (
+-- message (prompt_prefix_fp). Two scales of fixed windows are judged: bursts (window_minutes,
+-- at least min_requests prompts) and low-and-slow harvests (slow_window_minutes, at least
+-- slow_min_requests); either needs at least min_cluster_share of its prompts in the top
+-- max_clusters prefix clusters. A slow window that holds a burst finding adds nothing.
+WITH scales AS (
+    SELECT * FROM (VALUES ('burst', CAST($window_minutes AS BIGINT), $min_requests),
+                          ('slow', CAST($slow_window_minutes AS BIGINT), $slow_min_requests))
+                  AS s(scale, minutes, min_requests)
+),
+hourly AS (
     SELECT CASE WHEN principal_type = 'credential' THEN 'credential' ELSE 'tenant' END
                AS principal_type,
            CASE WHEN principal_type = 'credential' THEN principal_id ELSE tenant_id END
@@ -29,12 +35,17 @@ candidates AS (
                      AS reach
           FROM hourly)
     WHERE reach >= $min_requests
+    UNION
+    SELECT principal_type, principal_id
+    FROM hourly
+    GROUP BY principal_type, principal_id,
+             time_bucket(to_minutes(CAST($slow_window_minutes AS BIGINT)), hour)
+    HAVING sum(n) >= $slow_min_requests
 ),
 scoped AS (
     -- the candidates' short prompts: credentials by their id, tenants by requests without one
     SELECT r.ts, r.request_id, r.tenant_id, r.est_cost_usd, r.prompt_prefix_fp,
-           c.principal_type, c.principal_id,
-           time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), r.ts) AS bucket
+           c.principal_type, c.principal_id
     FROM requests r
     JOIN candidates c
       ON (c.principal_type = 'credential' AND r.credential_id = c.principal_id)
@@ -45,8 +56,7 @@ scoped AS (
       AND ($tenant IS NULL OR r.tenant_id = $tenant)
     UNION ALL
     SELECT r.ts, r.request_id, r.tenant_id, r.est_cost_usd, r.prompt_prefix_fp,
-           c.principal_type, c.principal_id,
-           time_bucket(to_minutes(CAST($window_minutes AS BIGINT)), r.ts)
+           c.principal_type, c.principal_id
     FROM requests r
     JOIN candidates c
       ON (c.principal_type = 'tenant' AND r.credential_id IS NULL
@@ -57,15 +67,21 @@ scoped AS (
       AND ($until IS NULL OR r.ts <= $until)
       AND ($tenant IS NULL OR r.tenant_id = $tenant)
 ),
-clusters AS (
-    SELECT principal_type, principal_id, bucket, prompt_prefix_fp, count(*) AS n,
-           row_number() OVER (PARTITION BY principal_type, principal_id, bucket
-                              ORDER BY count(*) DESC, prompt_prefix_fp) AS rk
-    FROM scoped
-    GROUP BY principal_type, principal_id, bucket, prompt_prefix_fp
+windowed AS (
+    -- each prompt in its window of both scales
+    SELECT s.*, k.scale, k.min_requests, time_bucket(to_minutes(k.minutes), s.ts) AS bucket
+    FROM scoped s CROSS JOIN scales k
 ),
-per_window AS (
-    SELECT principal_type, principal_id, bucket,
+clusters AS (
+    SELECT scale, principal_type, principal_id, bucket, prompt_prefix_fp, count(*) AS n,
+           any_value(min_requests) AS min_requests,
+           row_number() OVER (PARTITION BY scale, principal_type, principal_id, bucket
+                              ORDER BY count(*) DESC, prompt_prefix_fp) AS rk
+    FROM windowed
+    GROUP BY scale, principal_type, principal_id, bucket, prompt_prefix_fp
+),
+judged AS (
+    SELECT scale, principal_type, principal_id, bucket,
            sum(n) AS requests,
            count(*) AS distinct_prefixes,
            sum(n) FILTER (WHERE rk <= $max_clusters) AS top_requests,
@@ -73,22 +89,32 @@ per_window AS (
            list(format('0x{:016x}', prompt_prefix_fp) ORDER BY rk)
                FILTER (WHERE rk <= $max_clusters) AS top_prefixes
     FROM clusters
-    GROUP BY principal_type, principal_id, bucket
-    HAVING sum(n) >= $min_requests
+    GROUP BY scale, principal_type, principal_id, bucket
+    HAVING sum(n) >= any_value(min_requests)
        AND sum(n) FILTER (WHERE rk <= $max_clusters) >= $min_cluster_share * sum(n)
 ),
+per_window AS (
+    -- a slow window holding a burst window of the same principal is left out
+    SELECT j.* FROM judged j
+    WHERE j.scale = 'burst' OR NOT EXISTS (
+        SELECT 1 FROM judged b
+        WHERE b.scale = 'burst' AND b.principal_type = j.principal_type
+          AND b.principal_id = j.principal_id
+          AND b.bucket >= j.bucket
+          AND b.bucket < j.bucket + to_minutes(CAST($slow_window_minutes AS BIGINT)))
+),
 hits AS (
-    SELECT s.principal_type, s.principal_id, s.bucket,
+    SELECT s.scale, s.principal_type, s.principal_id, s.bucket,
            arg_min(s.tenant_id, s.ts) AS tenant_id,
            min(s.ts) AS first_seen,
            max(s.ts) AS last_seen,
            min_by(s.request_id, (s.ts, s.request_id), 20)
                FILTER (WHERE s.request_id IS NOT NULL AND c.rk <= $max_clusters) AS request_ids,
            sum(s.est_cost_usd) AS est_cost_usd
-    FROM scoped s
-    JOIN per_window w USING (principal_type, principal_id, bucket)
-    JOIN clusters c USING (principal_type, principal_id, bucket, prompt_prefix_fp)
-    GROUP BY s.principal_type, s.principal_id, s.bucket
+    FROM windowed s
+    JOIN per_window w USING (scale, principal_type, principal_id, bucket)
+    JOIN clusters c USING (scale, principal_type, principal_id, bucket, prompt_prefix_fp)
+    GROUP BY s.scale, s.principal_type, s.principal_id, s.bucket
 )
 SELECT
     h.principal_type,
@@ -97,10 +123,10 @@ SELECT
     h.first_seen AS window_start,
     h.last_seen AS window_end,
     round(least(100, 40 + 40 * (w.top_requests / w.requests)
-                     + 10 * log10(w.requests / $min_requests)), 1)::DOUBLE AS score,
+                     + 10 * log10(w.requests / k.min_requests)), 1)::DOUBLE AS score,
     format('{} {} sent {} short prompts within {} minutes, {}% of them sharing {} prefix(es)'
            || ' out of {} distinct.',
-           h.principal_type, h.principal_id, w.requests, CAST($window_minutes AS BIGINT),
+           h.principal_type, h.principal_id, w.requests, k.minutes,
            round(100 * w.top_requests / w.requests, 1), len(w.top_counts),
            w.distinct_prefixes) AS summary,
     struct_pack(
@@ -110,12 +136,14 @@ SELECT
         top_cluster_shares := list_transform(w.top_counts,
                                   lambda n: round(n / w.requests, 3)::DOUBLE),
         sample_prefix_fps := w.top_prefixes,
+        scale := h.scale,
         bucket_start := h.bucket,
-        window_minutes := CAST($window_minutes AS BIGINT),
+        window_minutes := k.minutes,
         max_prompt_chars := CAST($max_prompt_chars AS BIGINT)
     ) AS evidence,
     coalesce(h.request_ids[1:20], []) AS sample_request_ids,
     h.est_cost_usd
 FROM hits h
-JOIN per_window w USING (principal_type, principal_id, bucket)
+JOIN per_window w USING (scale, principal_type, principal_id, bucket)
+JOIN scales k USING (scale)
 ORDER BY score DESC, principal_id, window_start

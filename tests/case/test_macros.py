@@ -101,3 +101,57 @@ def test_model_family(con, model, family):
 def test_error_type(con, status, code, finish, kind):
     got = con.execute("SELECT error_type_of($s, $c, $f)", {"s": status, "c": code, "f": finish})
     assert got.fetchall()[0][0] == kind
+
+
+@pytest.mark.parametrize(
+    ("agent", "origin", "kind"),
+    [
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36",
+         None, "web"),
+        ("python-httpx/0.27.0", "https://shop.example", "web"),  # a browser page's fetch
+        ("python-httpx/0.27.0", "null", None),  # an opaque origin is no site
+        ("AcmeField/3.4.1 (Android 14; okhttp/4.12.0)", None, "app"),
+        ("FieldPro/2.1 CFNetwork/1568.100.1 Darwin/24.0.0", None, "app"),
+        ("Dart/3.5 (dart:io)", None, "app"),
+        ("Mozilla/5.0 (Macintosh) AppleWebKit/537.36 Chrome/120.0 Electron/28.2.0 Safari/537.36",
+         "app://desk", "app"),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", None, None),
+        ("Mozilla/5.0 (compatible; bingbot/2.0)", "https://x.example", None),
+        ("curl/8.5.0", None, None),
+        ("OpenAI/Python 1.58.1", "", None),
+        (None, None, None),
+    ],
+)  # fmt: skip
+def test_client_kind_tells_web_pages_apps_and_servers(con, agent, origin, kind):
+    got = con.execute("SELECT client_kind_of($a, $o)", {"a": agent, "o": origin}).fetchall()
+    assert got == [(kind,)]
+
+
+@pytest.mark.parametrize(
+    ("ip", "net"),
+    [
+        ("203.0.113.77", "203.0.113.0/24"),
+        ("::ffff:198.51.100.9", "198.51.100.0/24"),
+        ("2001:db8:0:1::10", "2001:db8:0:1::/64"),
+        ("2001:0DB8:0000:0001:0000:0000:0000:0010", "2001:db8:0:1::/64"),
+        ("2001:db8::1", "2001:db8:0:0::/64"),
+        ("::1", "0:0:0:0::/64"),
+        ("not-an-ip", None),
+        (None, None),
+    ],
+)
+def test_client_net_is_the_24_or_the_64_written_one_way(con, ip, net):
+    assert con.execute("SELECT client_net_of($ip)", {"ip": ip}).fetchall() == [(net,)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.ip_addresses())
+def test_client_net_matches_the_ipaddress_module(con, address):
+    prefix = 24 if address.version == 4 else 64
+    block = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    got = con.execute("SELECT client_net_of($ip)", {"ip": str(address)}).fetchall()[0][0]
+    if address.version == 4:
+        assert got == str(block)
+    else:
+        groups = block.network_address.exploded.split(":")[:4]
+        assert got == ":".join(g.lstrip("0") or "0" for g in groups) + "::/64"

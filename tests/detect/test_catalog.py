@@ -48,3 +48,20 @@ def test_the_pack_is_not_empty():
     }
     with scratch_case() as con:
         assert con.execute("SELECT count(*) FROM findings").fetchall() == [(0,)]
+
+
+def test_every_detector_has_an_action_and_explains_only_detectors_of_the_pack():
+    import fnmatch
+
+    from forensics.report.incident import ACTIONS
+
+    ids = {d.id for d in DETECTORS}
+    assert sorted(ids - set(ACTIONS)) == []  # the incident page says what to do about each
+    assert sorted(set(ACTIONS) - ids) == []
+    dangling = [
+        (d.id, glob)
+        for d in DETECTORS
+        for glob in d.explains
+        if not any(fnmatch.fnmatchcase(other, glob) for other in ids - {d.id})
+    ]
+    assert dangling == []

@@ -41,12 +41,12 @@ def test_the_view_has_one_row_per_principal_hour_and_network(tmp_path):
     load(con, tmp_path, _events(), "kong")
     got = rows(
         con,
-        "SELECT principal_id, tenant_id, hour, requests, net24 FROM principal_hours"
+        "SELECT principal_id, tenant_id, hour, requests, client_net FROM principal_hours"
         " ORDER BY principal_id, hour",
     )
     con.close()
     first = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    assert [(r["principal_id"], r["tenant_id"], r["requests"], r["net24"]) for r in got] == [
+    assert [(r["principal_id"], r["tenant_id"], r["requests"], r["client_net"]) for r in got] == [
         ("cred-a", "tenant-acme", 2, "203.0.113.0/24"),
         ("cred-a", "tenant-acme", 1, "203.0.113.0/24"),
         ("cred-b", "tenant-beta", 1, "198.51.100.0/24"),

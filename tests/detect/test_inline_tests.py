@@ -97,7 +97,7 @@ def test_browser_exposed_evidence(tmp_path: Path) -> None:
     assert ev["origins"] == ["https://shop.example"]
     assert ev["networks"] == 8
     assert ev["requests"] == 8
-    assert ev["client_ua_share"] == 1.0
+    assert ev["client_share"] == 1.0
     assert ev["client_kind"] == "web"
     assert (ev["addresses"], ev["user_agents_distinct"]) == (8, 1)
     assert ev["user_agents"][0].startswith("Mozilla/5.0")
@@ -164,6 +164,26 @@ CONTROLS: dict[tuple[str, str], Any] = {
         "credential.browser_exposed",
         "a staff tool behind Zscaler, browser calls from many egress addresses of one AS",
     ): lambda c: dataclasses.replace(c, events=tuple({**e, "ClientASN": 3320} for e in c.events)),
+    (
+        "credential.residential_proxy",
+        "users of a mobile app (okhttp) on the same spread of home networks",
+    ): lambda c: dataclasses.replace(
+        c, events=tuple({**e, "ClientRequestUserAgent": "python-requests/2.32.3"} for e in c.events)
+    ),
+    (
+        "credential.residential_proxy",
+        "a developer's script behind privacy relays and VPNs (Private Relay, Mullvad, Proton,"
+        " NordVPN)",
+    ): lambda c: dataclasses.replace(
+        c, events=tuple({**e, "ClientASN": 4200000000 + i % 4} for i, e in enumerate(c.events))
+    ),
+    ("credential.residential_proxy", "near miss, seven addresses with min_addresses 8"): (
+        lambda c: dataclasses.replace(c, params={**c.params, "min_addresses": 7})
+    ),
+    (
+        "credential.residential_proxy",
+        "near miss, each address used four times with max_per_address 3 (regulars, not a pool)",
+    ): lambda c: dataclasses.replace(c, params={**c.params, "max_per_address": 4}),
     ("credential.long_lived_token", "10 minute token used twice"): lambda c: dataclasses.replace(
         c, params={"max_lifetime_minutes": 5}
     ),

@@ -165,6 +165,7 @@ def test_every_file_loads_whole_in_its_own_format(tmp_path):
         "logs/anthropic_usage.jsonl": "anthropic-usage",
         "logs/revocations.csv": "revocations",
         "logs/retired_keys.csv": "retired-keys",
+        "logs/key_inventory.csv": "key-inventory",
         "ip2asn-v4.tsv": "iptoasn",
     }
 
