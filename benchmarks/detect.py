@@ -36,14 +36,15 @@ REPO = HERE.parent
 TARGET_RATIO = 15.0
 TARGET_RSS_GIB = 4.0
 
-# Every requests column any shipped detector reads (checked by --check-columns).
+# Every requests column any shipped detector reads (keep in step with queries/).
 WIDE_SCAN = """
 SELECT count(DISTINCT hash(ts, request_id, tenant_id, user_id, credential_id, credential_type,
                            key_fingerprint, token_iat, token_exp, issuer, key_id, client_ip,
-                           asn, asn_category, country, lat, lon, user_agent, origin, endpoint,
-                           provider, model_family, stream, prompt_chars, prompt_prefix_fp,
-                           input_tokens, output_tokens, tool_calls, session_id, status,
-                           error_type, latency_ms, est_cost_usd))
+                           client_net, client_kind, asn, as_org, asn_category, country, lat, lon,
+                           user_agent, origin, referer, method, path, endpoint, provider, model,
+                           model_family, stream, prompt_chars, prompt_prefix_fp, input_tokens,
+                           output_tokens, tool_calls, session_id, status, error_type, latency_ms,
+                           est_cost_usd))
 FROM requests
 """
 
@@ -92,6 +93,10 @@ def _scaled_case(workdir: Path, source: Path, rows: int) -> Path:
         " ELSE regexp_replace(client_ip, '\\.[0-9]+\\.[0-9]+$',"
         " '.' || CAST((k * 7) % 256 AS VARCHAR) || '.' || CAST((k * 13 + 1) % 254 + 1 AS VARCHAR))"
         " END",
+        # client_net follows client_ip's move: a.b.c.0/24 becomes a.b.(k*7 % 256).0/24
+        "client_net": "CASE WHEN k = 0 OR NOT regexp_full_match(client_net, '[0-9.]+/24')"
+        " THEN client_net ELSE regexp_replace(client_net, '\\.[0-9]+\\.0/24$',"
+        " '.' || CAST((k * 7) % 256 AS VARCHAR) || '.0/24') END",
     }
     select = ", ".join(shifted.get(c, c) for c in columns)
     step = 20

@@ -71,11 +71,34 @@ def requests_by_line(con: duckdb.DuckDBPyConnection) -> dict[int, dict[str, obje
     return {int(str(r["line_no"])): r for r in rows(con, "SELECT * FROM requests")}
 
 
+def client_net(ip: object) -> str | None:
+    """The /24 or /64 of an address, by the ipaddress module: an independent reference for the
+    requests.client_net column (written the case's way: IPv6 groups without leading zeros)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(str(ip)) if ip is not None else None
+    except ValueError:
+        return None
+    if address is None:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.version == 4:
+        return str(ipaddress.ip_network(f"{address}/24", strict=False))
+    groups = address.exploded.split(":")[:4]
+    return ":".join(g.lstrip("0") or "0" for g in groups) + "::/64"
+
+
 def check_row(row: dict[str, object], expected: dict[str, object], never: set[str]) -> None:
     """Every expected column has its value; every other column is NULL, and the columns the
-    format can never fill are among those."""
+    format can never fill are among those. Derived columns: client_net must be client_ip's
+    block; client_kind (from the user agent and Origin) is checked only when expected."""
+    expected = {"client_net": client_net(row.get("client_ip")), **expected}
     assert {k: row[k] for k in expected} == expected
-    rest = {k: v for k, v in row.items() if k not in expected and k != "source_id"}
+    rest = {
+        k: v for k, v in row.items() if k not in expected and k not in ("source_id", "client_kind")
+    }
     assert {k: v for k, v in rest.items() if v is not None} == {}
     assert never <= set(rest)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from forensics.case import db
+from forensics.case.verify import ROW_TABLES
 from forensics.synth import SynthConfig, synthesize
 
 pytestmark = pytest.mark.slow
@@ -63,11 +64,12 @@ def _ingest_invariants(case: Path) -> list[tuple[int, int]]:
         for source_id, read, loaded, quarantined in sources:
             assert read == loaded + quarantined, source_id
             [(stored,)] = con.execute(
-                "SELECT (SELECT count(*) FROM requests WHERE source_id = $s)"
-                " + (SELECT count(*) FROM usage WHERE source_id = $s)"
-                " + (SELECT count(*) FROM revocations WHERE source_id = $s)"
-                " + (SELECT count(*) FROM retired_keys WHERE source_id = $s)"
-                " + (SELECT count(*) FROM ip_ranges WHERE source_id = $s)",
+                "SELECT "
+                + " + ".join(
+                    f"(SELECT count(*) FROM {table} WHERE source_id = $s)"
+                    for table in ROW_TABLES  # every table a file's loaded rows go to
+                    if table != "quarantine"
+                ),
                 {"s": source_id},
             ).fetchall()
             assert stored == loaded, (source_id, stored, loaded)

@@ -9,10 +9,11 @@
 --   est_cost    the cost of the union of its findings' principals' gateway requests inside the
 --               incident's window: a request two findings share is counted once
 --   provider    the provider-side cost of its provider_key findings (usage the gateway never saw)
---   primary     the primary diagnosis: among its detectors, those whose findings no other
---               detector of the incident explains (run_detectors.explains of the finding's own
---               run: a client-embedded key explains impossible travel), the one with the highest
---               severity, then score, then id; if every one is explained (a cycle), all compete
+--   primary     the primary diagnosis: among its findings, those that no finding of another
+--               detector on the same principal and overlapping in time explains
+--               (run_detectors.explains of the explaining finding's own run: a client-embedded
+--               key explains its impossible travel), the one with the highest severity, then
+--               score, then detector id; if every one is explained (a cycle), all compete
 INSERT INTO incidents (incident_id, principal_type, principal_id, tenant_id, first_seen,
                        last_seen, score, severity, detectors, primary_detector, finding_ids,
                        est_cost_usd, provider_cost_usd)
@@ -40,10 +41,14 @@ grouped AS (
     FROM reach
 ),
 explained AS (
-    -- the findings of an incident that a finding of another of its detectors explains
+    -- the findings of an incident that a finding of another of its detectors explains: on the
+    -- same principal (one key's exposure says nothing of another key of the tenant) and
+    -- overlapping in time
     SELECT DISTINCT a.finding_id
     FROM grouped a JOIN grouped b
       ON a.i_type = b.i_type AND a.i_id = b.i_id AND a.session = b.session
+     AND a.principal_type = b.principal_type AND a.principal_id = b.principal_id
+     AND a.window_start <= b.window_end AND b.window_start <= a.window_end
      AND a.detector_id <> b.detector_id
      AND len(list_filter(b.explains, lambda g: a.detector_id GLOB g)) > 0
 ),

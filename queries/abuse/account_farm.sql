@@ -48,16 +48,10 @@ attempts AS (
            coalesce(nullif(trim(r.user_agent), ''), '(none)') AS user_agent,
            coalesce(upper(r.method), '?') || ' ' || pr.role AS step,
            CASE WHEN r.asn IS NOT NULL THEN 'asn'
-                WHEN regexp_full_match(r.client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}')
-                     OR regexp_matches(r.client_ip, '^([0-9A-Fa-f]{1,4}:){4}') THEN 'cidr'
+                WHEN r.client_net IS NOT NULL THEN 'cidr'
                 ELSE 'ip' END AS network_type,
            CASE WHEN r.asn IS NOT NULL THEN CAST(r.asn AS VARCHAR)
-                WHEN regexp_full_match(r.client_ip, '[0-9]{1,3}(\.[0-9]{1,3}){3}')
-                    THEN regexp_extract(r.client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.', 1) || '.0/24'
-                WHEN regexp_matches(r.client_ip, '^([0-9A-Fa-f]{1,4}:){4}')
-                    THEN lower(regexp_extract(r.client_ip, '^(([0-9A-Fa-f]{1,4}:){4})', 1))
-                         || ':/64'
-                ELSE r.client_ip END AS network,
+                ELSE coalesce(r.client_net, r.client_ip) END AS network,
            time_bucket(to_hours(CAST($window_hours AS BIGINT)), r.ts) AS bucket
     FROM requests r
     JOIN path_roles pr ON r.path = pr.path

@@ -3,7 +3,8 @@
 -- A client call is a request whose client_kind is web (Origin header or browser agent) or app
 -- (a mobile or desktop app's HTTP stack); declared crawlers are neither. Its end-user network is
 -- its client_net block (IPv4 /24, IPv6 /64); exits of enterprise egress and privacy relays count
--- as one network per AS, since their addresses rotate for one user. Windows are fixed buckets
+-- as one network per AS, since their addresses rotate for one user; client calls from hosting
+-- networks are servers with a borrowed user agent and do not count. Windows are fixed buckets
 -- of window_hours. Customers of one national ISP are many /24s of one AS: an ASN count would
 -- call them one network.
 WITH candidates AS (
@@ -15,13 +16,16 @@ WITH candidates AS (
       AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY principal_id, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour)
-    HAVING count(DISTINCT client_net) FILTER (WHERE client_requests > 0) >= $min_networks
+    HAVING count(DISTINCT client_net) FILTER (WHERE client_requests > 0
+                                               AND coalesce(asn_category, '') <> 'hosting')
+           >= $min_networks
 ),
 scoped AS (
     SELECT ts, request_id, tenant_id, credential_id, client_ip, origin, referer, user_agent,
            user_id, country, est_cost_usd,
            coalesce(origin NOT IN ('', 'null'), false) AS has_origin,
            client_kind,
+           coalesce(asn_category = 'hosting', false) AS hosting,
            CASE WHEN asn IS NOT NULL AND asn_category IN ('enterprise_egress', 'privacy_relay')
                     THEN 'AS' || asn
                 ELSE coalesce(client_net, client_ip) END AS network,
@@ -40,7 +44,9 @@ totals AS (
     GROUP BY credential_id, bucket
 ),
 client AS (
-    SELECT * FROM scoped WHERE client_kind IS NOT NULL
+    -- a browser or app on a hosting network is a server with a borrowed user agent (a JVM or
+    -- Dart backend, or a thief's script): not an end user
+    SELECT * FROM scoped WHERE client_kind IS NOT NULL AND NOT hosting
 ),
 hits AS (
     SELECT credential_id, bucket,

@@ -5,7 +5,7 @@
 -- is the fingerprint of the raw key the request carried, else the gateway's credential id (a
 -- key refused with 401 has only the fingerprint as its credential_id). A burst is a run of
 -- refused (401, 403) API-key requests from the source with no pause longer than
--- max_gap_minutes. Keys accepted from the same addresses during the burst, or within
+-- max_gap_minutes. Keys accepted (2xx) from the same addresses during the burst, or within
 -- max_gap_minutes of its ends, are its victims.
 WITH refused AS (
     SELECT ts, request_id, client_ip, path, user_agent, status,
@@ -52,7 +52,7 @@ accepted AS (
       ON r.client_ip = b.client_ip
      AND r.ts BETWEEN b.first_seen - to_minutes(CAST($max_gap_minutes AS BIGINT))
                   AND b.last_seen + to_minutes(CAST($max_gap_minutes AS BIGINT))
-    WHERE r.credential_type = 'api_key' AND r.status IS NOT NULL AND r.status NOT IN (401, 403)
+    WHERE r.credential_type = 'api_key' AND r.status BETWEEN 200 AND 299
       AND coalesce(r.key_fingerprint, r.credential_id) IS NOT NULL
       AND ($since IS NULL OR r.ts >= $since)
       AND ($until IS NULL OR r.ts <= $until)

@@ -58,12 +58,15 @@ flagged AS (
     LEFT JOIN listed l ON l.credential_id = a.credential_id AND l.kfp = a.kfp
 ),
 hits AS (
-    SELECT *, age_reason AS reason FROM flagged WHERE age_reason IS NOT NULL
-    UNION ALL
-    SELECT *, 'wrong_tenant' AS reason FROM flagged WHERE foreign_use
+    -- in fixed windows of window_hours, so that a key stale for months is one finding a week,
+    -- not one finding (and one incident) spanning the whole case
+    SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
+    FROM (SELECT *, age_reason AS reason FROM flagged WHERE age_reason IS NOT NULL
+          UNION ALL
+          SELECT *, 'wrong_tenant' AS reason FROM flagged WHERE foreign_use)
 ),
 per_key AS (
-    SELECT credential_id AS principal_id, reason,
+    SELECT credential_id AS principal_id, reason, bucket,
            arg_min(tenant_id, ts) AS tenant_id,
            min(ts) AS first_seen,
            max(ts) AS last_seen,
@@ -79,11 +82,11 @@ per_key AS (
                AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
     FROM hits
-    GROUP BY credential_id, reason
+    GROUP BY credential_id, reason, bucket
 ),
 judged AS (
     SELECT *,
-           list_sort(list(reason) OVER (PARTITION BY principal_id)) AS reasons,
+           list_sort(list(reason) OVER (PARTITION BY principal_id, bucket)) AS reasons,
            round(epoch(first_seen - created_at) / 86400, 1) AS age_days_first,
            round(epoch(last_seen - created_at) / 86400, 1) AS age_days_last
     FROM per_key
@@ -119,6 +122,8 @@ SELECT
             CAST($max_age_days AS INTEGER))
     END AS summary,
     struct_pack(
+        bucket_start := bucket,
+        window_hours := CAST($window_hours AS BIGINT),
         reason := reason,
         reasons := reasons,
         requests := requests,

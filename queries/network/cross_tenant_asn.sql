@@ -54,8 +54,7 @@ seen AS (
                  CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN 'asn' ELSE 'cidr' END
                      AS ptype,
                  CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN CAST(asn AS VARCHAR)
-                      ELSE regexp_extract(client_ip, '^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$', 1)
-                           || '.0/24' END AS network
+                      ELSE client_net END AS network
           FROM requests
           WHERE tenant_id IS NOT NULL
             AND (asn_category IS NULL OR asn_category = 'hosting')

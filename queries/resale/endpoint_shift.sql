@@ -3,7 +3,8 @@
 -- turns into a high-volume embeddings pipe is an account being resold or repurposed.
 -- Windows are fixed buckets of window_hours. One scan groups the requests by tenant, window and
 -- endpoint; everything after works on those small cells. A window's baseline is the tenant's
--- earlier active windows. The shift is the total variation distance between the window's mix
+-- earlier active windows, or, for a drift that grew a little every day, its first
+-- min_baseline_windows active windows. The shift is the total variation distance between the window's mix
 -- and the baseline mix, 0.5 x the sum over endpoints of |share now - share before|: 0 for the
 -- same mix, 1 for disjoint endpoints.
 -- The cells come from the shared `principal_hours` features; sample requests are read from
@@ -34,30 +35,59 @@ windows AS (
 ),
 baselined AS (
     SELECT *,
-           count(*) OVER earlier AS baseline_windows,
-           sum(requests) OVER earlier AS baseline_requests
+           count(*) OVER earlier AS earlier_windows,
+           sum(requests) OVER earlier AS earlier_requests,
+           row_number() OVER (PARTITION BY tenant_id ORDER BY bucket) AS nth
     FROM windows
     WINDOW earlier AS (PARTITION BY tenant_id ORDER BY bucket
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
+first_windows AS (
+    -- the tenant's first min_baseline_windows active windows: what it was before any drift
+    SELECT tenant_id,
+           sum(requests) AS first_requests,
+           count(*) AS first_windows,
+           max(bucket) + to_hours(CAST($window_hours AS BIGINT)) AS first_until
+    FROM baselined
+    WHERE nth <= $min_baseline_windows
+    GROUP BY tenant_id
+),
 jumps AS (
-    -- enough history and volume: only these windows have their mix compared
+    -- enough history and volume, against either baseline: the mean of all earlier windows (a
+    -- jump), else the mean of the first windows (a reseller that grew a little every day, so
+    -- that its earlier windows already carry the drift). Only these windows have their mix
+    -- compared.
+    SELECT * EXCLUDE (earlier_windows, earlier_requests, first_requests, first_windows,
+                      first_until),
+           CASE WHEN jump THEN 'earlier windows' ELSE 'first windows' END AS basis,
+           CASE WHEN jump THEN earlier_windows ELSE first_windows END AS baseline_windows,
+           CASE WHEN jump THEN earlier_requests ELSE first_requests END AS baseline_requests,
+           CASE WHEN jump THEN bucket ELSE first_until END AS baseline_until
+    FROM (
+        SELECT b.*, f.first_requests, f.first_windows, f.first_until,
+               b.requests >= $volume_ratio * b.earlier_requests / b.earlier_windows AS jump,
+               b.bucket >= f.first_until
+                   AND b.requests >= $volume_ratio * f.first_requests / f.first_windows AS drift
+        FROM baselined b JOIN first_windows f USING (tenant_id)
+        WHERE b.earlier_windows >= $min_baseline_windows
+          AND b.requests >= $min_requests
+    )
+    WHERE jump OR drift
+),
+jumps_measured AS (
     SELECT *,
            baseline_requests / baseline_windows AS baseline_mean,
            requests / (baseline_requests / baseline_windows) AS ratio
-    FROM baselined
-    WHERE baseline_windows >= $min_baseline_windows
-      AND requests >= $min_requests
-      AND requests >= $volume_ratio * baseline_requests / baseline_windows
+    FROM jumps
 ),
 mix AS (
-    -- per jump window and endpoint the tenant ever used by then: share now and before
+    -- per jump window and endpoint the tenant ever used by then: share now and in the baseline
     SELECT j.tenant_id, j.bucket, c.endpoint,
            coalesce(sum(c.requests) FILTER (WHERE c.bucket = j.bucket), 0)
                / any_value(j.requests) AS share_now,
-           coalesce(sum(c.requests) FILTER (WHERE c.bucket < j.bucket), 0)
+           coalesce(sum(c.requests) FILTER (WHERE c.bucket < j.baseline_until), 0)
                / any_value(j.baseline_requests) AS share_before
-    FROM jumps j
+    FROM jumps_measured j
     JOIN cells c ON c.tenant_id = j.tenant_id AND c.bucket <= j.bucket
     GROUP BY ALL
 ),
@@ -79,7 +109,7 @@ shifted AS (
 ),
 shifts AS (
     SELECT j.*, s.* EXCLUDE (tenant_id, bucket)
-    FROM jumps j JOIN shifted s USING (tenant_id, bucket)
+    FROM jumps_measured j JOIN shifted s USING (tenant_id, bucket)
     WHERE s.shift >= $min_shift
 ),
 found AS (
@@ -106,10 +136,11 @@ SELECT
         ::DOUBLE AS score,
     CASE WHEN shift >= 0.8 AND ratio >= 2 * $volume_ratio THEN 'high' ELSE 'medium' END
         AS severity,
-    format('Tenant {} made {} requests in the {} h from {}, {}x its baseline of {} per window,'
-           || ' and its endpoint mix moved by {}: {}% {} now against {}% {} before.',
+    format('Tenant {} made {} requests in the {} h from {}, {}x its baseline of {} per window'
+           || ' ({}), and its endpoint mix moved by {}: {}% {} now against {}% {} before.',
            tenant_id, requests, CAST($window_hours AS BIGINT),
            strftime(bucket, '%Y-%m-%d %H:%M UTC'), round(ratio, 1), round(baseline_mean, 1),
+           basis,
            round(shift, 2), CAST(round(100 * top_now_share) AS INTEGER), top_now,
            CAST(round(100 * top_before_share) AS INTEGER), top_before) AS summary,
     struct_pack(
@@ -117,6 +148,7 @@ SELECT
         ratio := round(ratio, 2)::DOUBLE,
         window_requests := requests,
         baseline_mean_requests := round(baseline_mean, 2)::DOUBLE,
+        baseline := basis,
         baseline_windows := baseline_windows,
         baseline_requests := baseline_requests,
         window_mix := window_mix,

@@ -165,6 +165,10 @@ CONTROLS: dict[tuple[str, str], Any] = {
         "a staff tool behind Zscaler, browser calls from many egress addresses of one AS",
     ): lambda c: dataclasses.replace(c, events=tuple({**e, "ClientASN": 3320} for e in c.events)),
     (
+        "credential.browser_exposed",
+        "a Kotlin backend on a cloud, okhttp user agent, exits on many /24s of one hosting AS",
+    ): lambda c: dataclasses.replace(c, events=tuple({**e, "ClientASN": 3320} for e in c.events)),
+    (
         "credential.residential_proxy",
         "users of a mobile app (okhttp) on the same spread of home networks",
     ): lambda c: dataclasses.replace(
@@ -360,7 +364,7 @@ def test_command_exits_1_on_a_failing_case(monkeypatch, tmp_path):
     )
     fire = sum(1 for case in always.tests if case.expect == "fire")  # they pass, the rest fail
     assert lines[-1] == f"{fire} passed, {len(always.tests) - fire} failed"
-    assert len(always.tests) - fire == 5
+    assert len(always.tests) - fire == 6
 
 
 def test_command_exits_1_when_a_detector_could_not_be_loaded(monkeypatch, tmp_path):

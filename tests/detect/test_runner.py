@@ -542,12 +542,41 @@ def test_the_primary_diagnosis_is_the_finding_no_other_explains(
     # each explains the other: nobody is left unexplained, so severity decides again
     looped = burst(tmp_path, "travel.jump", severity="critical", explains=("client.*",))
     assert primary(exposed, looped) == "travel.jump"
+    # another key of the same tenant: its exposure explains nothing of this key's travel
+    add_requests(
+        con,
+        *(
+            {
+                "ts": T0 + dt.timedelta(minutes=m),
+                "request_id": f"s{m}",
+                "tenant_id": "acme",
+                "credential_id": "k2",
+            }
+            for m in (10, 20)
+        ),
+    )
+    only_k2 = make(
+        tmp_path,
+        "client.exposed",
+        PER_CREDENTIAL_HOUR.replace("GROUP BY", "AND credential_id = 'k2' GROUP BY"),
+        severity="medium",
+        params=(Param("min_requests", 2, "integer", "requests per hour"),),
+        explains=("travel.*",),
+    )
+    only_k1 = make(
+        tmp_path,
+        "travel.jump",
+        PER_CREDENTIAL_HOUR.replace("GROUP BY", "AND credential_id = 'k1' GROUP BY"),
+        severity="critical",
+        params=(Param("min_requests", 2, "integer", "requests per hour"),),
+    )
+    assert primary(only_k2, only_k1) == "travel.jump"
     # the relation is stored with each run's detector, as that run had it
     assert sorted(
         con.execute(
             "SELECT explains FROM run_detectors WHERE detector_id = 'client.exposed'"
         ).fetchall()
-    ) == [([],), (["travel.*"],), (["travel.*"],)]
+    ) == [([],), (["travel.*"],), (["travel.*"],), (["travel.*"],)]
 
 
 def test_a_detector_given_twice_is_refused(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:

@@ -145,6 +145,8 @@ def test_every_canonical_column_of_the_documented_example(case, tmp_path):
         "scopes": None,
         "client_id": None,
         "client_ip": "203.0.113.45",
+        "client_net": "203.0.113.0/24",
+        "client_kind": None,
         "client_host": None,
         "client_addr_raw": None,
         "xff": "203.0.113.45",

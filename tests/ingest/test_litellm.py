@@ -119,6 +119,8 @@ def test_documented_example_every_canonical_column(
         "scopes": None,
         "client_id": None,
         "client_ip": "203.0.113.45",
+        "client_net": "203.0.113.0/24",
+        "client_kind": None,
         "client_host": None,
         "client_addr_raw": None,
         "xff": None,

@@ -111,7 +111,7 @@ def test_sections_and_numbers_match_the_case(world, page):
     for (sha,) in sources:  # chain of custody lists every source file's hash
         assert sha in html
     assert "Rate-limit or suspend" in html  # the action tied to the scraping finding
-    assert "WITH hourly AS" in html  # the SQL to reproduce the scraping finding
+    assert "WITH scales AS" in html  # the SQL to reproduce the scraping finding
 
 
 def test_self_contained_and_hostile_strings_are_text(page):
