@@ -11,7 +11,7 @@ from dataclasses import dataclass
 SCHEMA_VERSION = 4  # 2: severity ENUM, run_detectors, superseded findings, stored costs
 # 3: client_host, port, asn_source, geo_source per field group
 # 4: incidents.primary_detector, run_detectors.explains (the primary diagnosis),
-# requests.client_kind, requests.client_net
+# requests.client_kind, client_net, token_audience, token_tenant
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,12 @@ REQUESTS = Table(
         C("token_exp", "TIMESTAMPTZ", "JWT exp"),
         C("scopes", "VARCHAR[]", "JWT scope / scp"),
         C("client_id", "VARCHAR", "JWT client_id / azp / cid"),
+        C("token_audience", "VARCHAR[]", "JWT aud (a string or a list)"),
+        C(
+            "token_tenant",
+            "VARCHAR",
+            "JWT tenant claim: the first of --tenant-claim, else tenant_id, tid, tenant, org_id",
+        ),
         C(
             "client_ip",
             "VARCHAR",

@@ -70,6 +70,14 @@ INGEST_FORMATS = (
     help="Store the last user message (credentials scrubbed) in requests.prompt_text.",
 )
 @click.option(
+    "--tenant-claim",
+    "tenant_claims",
+    multiple=True,
+    metavar="CLAIM",
+    help="JWT claim that names the token's tenant, kept in requests.token_tenant (repeatable,"
+    " first present wins; default tenant_id, tid, tenant, org_id).",
+)
+@click.option(
     "--category",
     default="hosting",
     show_default=True,
@@ -127,6 +135,7 @@ def ingest(
     mapping: Path | None,
     log_format: str | None,
     keep_prompts: bool,
+    tenant_claims: tuple[str, ...],
     category: str,
     max_expansion: float,
     max_decompressed: str,
@@ -157,7 +166,7 @@ def ingest(
       forensics ingest --force logs/kong.jsonl
     """
     from forensics.cli.progress import run_ingest
-    from forensics.ingest.base import Options
+    from forensics.ingest.base import DEFAULT_TENANT_CLAIMS, Options
     from forensics.ingest.decompress import Limits, parse_size
     from forensics.ingest.formats import FORMATS
     from forensics.ingest.paths import expand_paths
@@ -179,6 +188,7 @@ def ingest(
         max_quarantine_share=max_quarantine_share,
         replace=force,
         log_format=log_format,
+        tenant_claims=tenant_claims or DEFAULT_TENANT_CLAIMS,
     )
     if log_format is not None:
         if fmt not in (None, "log-format"):

@@ -121,6 +121,10 @@ class Staging:
         )
 
 
+# JWT claims that commonly carry the tenant (Entra ID `tid`, Auth0 / Okta custom claims)
+DEFAULT_TENANT_CLAIMS = ("tenant_id", "tid", "tenant", "org_id")
+
+
 @dataclass
 class Options:
     """What the user told ingest about a file beyond its path."""
@@ -135,6 +139,8 @@ class Options:
     replace: bool = False
     # --log-format: an Apache LogFormat or nginx log_format string for a text access log.
     log_format: str | None = None
+    # --tenant-claim: the JWT claims that name the token's tenant, first match wins
+    tenant_claims: tuple[str, ...] = DEFAULT_TENANT_CLAIMS
 
 
 @dataclass

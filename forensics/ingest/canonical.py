@@ -58,6 +58,9 @@ _TEXTS: dict[str, str] = {
     "country": "nullif(trim(country), '')",
     "token_id": "json_extract_string(_claims, '$.jti')",
     "issuer": "json_extract_string(_claims, '$.iss')",
+    # the first of the tenant claims ($tenant_claims: --tenant-claim, else tenant_id, tid, ...)
+    "token_tenant": "list_filter(list_transform($tenant_claims, lambda c: json_extract_string("
+    "_claims, '$.\"' || replace(c, '\"', '') || '\"')), lambda v: v IS NOT NULL)[1]",
     "key_id": "json_extract_string(_jh, '$.kid')",
     "client_id": "coalesce(json_extract_string(_claims, '$.client_id'),"
     " json_extract_string(_claims, '$.azp'), json_extract_string(_claims, '$.cid'))",
@@ -123,6 +126,12 @@ SELECT
   {_CLEAN["token_id"]} AS token_id,
   {_CLEAN["issuer"]} AS issuer,
   {_CLEAN["key_id"]} AS key_id,
+  {_CLEAN["token_tenant"]} AS token_tenant,
+  CASE WHEN _claims IS NOT NULL THEN list_transform(
+    CASE WHEN json_type(_claims, '$.aud') = 'ARRAY' THEN json_extract_string(_claims, '$.aud[*]')
+         WHEN json_extract_string(_claims, '$.aud') IS NOT NULL
+             THEN [json_extract_string(_claims, '$.aud')] END,
+    lambda x: scrub(x)) END AS token_audience,
   epoch_claim(_claims, '$.iat') AS token_iat,
   epoch_claim(_claims, '$.exp') AS token_exp,
   CASE WHEN _claims IS NOT NULL THEN list_transform(

@@ -33,7 +33,7 @@ from forensics.case.removal import REASON_REPLACED, remove_source
 from forensics.case.verify import record_digests
 from forensics.errors import ForensicsError, InputError, describe_duckdb_error
 from forensics.ingest import canonical, decompress, enrichment, reader
-from forensics.ingest.base import Adapter, Counts, Options, quarantine_rows
+from forensics.ingest.base import DEFAULT_TENANT_CLAIMS, Adapter, Counts, Options, quarantine_rows
 from forensics.ingest.checks import check_quarantine_share, check_reconciles, check_unchanged
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.lines import BATCH_ROWS, prepared_chunks
@@ -99,7 +99,12 @@ def load_requests(
     """
     canonical_sql = canonical.canonical_sql(adapter.staging(options).sql())
     enrich = _has_ip_ranges(con)
-    params = {"source_id": source_id, "format": adapter.name, "keep_prompts": options.keep_prompts}
+    params = {
+        "source_id": source_id,
+        "format": adapter.name,
+        "keep_prompts": options.keep_prompts,
+        "tenant_claims": list(options.tenant_claims),
+    }
     counts = Counts()
     warnings: list[str] = []
     end = decompress.ReadEnd()
@@ -234,11 +239,13 @@ def _ingest_file(
     result.format = name
     format_ = FORMATS[name]
     format_.check_options(options)
-    source_options = {"keep_prompts": options.keep_prompts}
+    source_options: dict[str, object] = {"keep_prompts": options.keep_prompts}
+    if options.tenant_claims != DEFAULT_TENANT_CLAIMS:
+        source_options["tenant_claims"] = list(options.tenant_claims)
     if options.mapping is not None:
-        source_options["mapping"] = str(options.mapping.resolve())  # type: ignore[assignment]
+        source_options["mapping"] = str(options.mapping.resolve())
     if options.log_format is not None and name == "log-format":
-        source_options["log_format"] = options.log_format  # type: ignore[assignment]
+        source_options["log_format"] = options.log_format
     con.execute("BEGIN TRANSACTION")
     try:
         source_id = int(con.execute("SELECT nextval('source_ids')").fetchall()[0][0])

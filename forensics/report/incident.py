@@ -64,6 +64,9 @@ ACTIONS = {
     "credential.stale_or_unknown_key": "Rotate key {principal} or retire it: the key inventory "
     "has it as too old, expired, unknown or owned by another tenant (see the evidence's reason); "
     "make the gateway enforce expiry and rotation.",
+    "credential.tenant_mismatch": "Bind credential {principal} to its own tenant at the "
+    "gateway (route by the token's tenant claim), revoke what crossed over, and settle the "
+    "usage between the tenants.",
     "credential.dev_tool_use": "Give the developer behind key {principal} a personal "
     "development key, and rotate {principal} once the API tool's workspace or shell history "
     "holding it is cleaned.",

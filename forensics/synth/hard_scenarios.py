@@ -15,11 +15,13 @@ from collections.abc import Callable
 from forensics.synth.cast import BROWSER_AGENTS, SCRIPT_AGENTS
 from forensics.synth.scenarios import (
     DAY,
+    HARVEST_TEMPLATES,
     HOUR,
     PROBES,
     World,
     client_key_traffic,
     end_user_addresses,
+    harvest,
 )
 from forensics.synth.traffic import make_call, words
 from forensics.synth.world import MODELS
@@ -34,19 +36,11 @@ def scraping_slow(w: World) -> None:
     hours = rng.uniform(8, 20)
     t0 = w.at(rng.randrange(w.days), rng.uniform(0, 24 - hours))
     count = rng.randint(1500, 4000)
-    template = (
-        "Write a two sentence marketing description of catalogue product number {n} for the "
-        "online shop, mentioning {w}"
-    )
+    templates = [HARVEST_TEMPLATES[0]]
     ips = [rng.choice(w.nets.vps).address(rng) for _ in range(rng.randint(1, 3))]
     agent = rng.choice(SCRIPT_AGENTS)
     times = sorted(t0 + rng.uniform(0, hours * HOUR) for _ in range(count))
-    for ts in times:
-        text = template.format(n=rng.randrange(10**5, 10**7), w=words(rng, 1, 4))
-        call = make_call(rng, cred, ts, prompt=text, ip=rng.choice(ips), stream=False)
-        call.user_agent = agent
-        call.system = ""
-        w.calls.append(call)
+    harvest(w, cred, times, templates, ips, agent)
     w.label_credential(
         "scraping",
         "scraping.near_duplicate_prompts",

@@ -105,6 +105,32 @@ class World:
 # --- abuse scenarios ------------------------------------------------------------------------
 
 
+# Prompt templates of a harvest: a fixed text with a varying slot (an id, a few words).
+HARVEST_TEMPLATES = (
+    "Write a two sentence marketing description of catalogue product number {n} for the "
+    "online shop, mentioning {w}",
+    "Give the ingredients, allergens and a short serving suggestion for recipe number {n} "
+    "in our database: {w}",
+    "Answer as an expert: what is the capital, population and currency of region code {n} and {w}",
+)
+
+
+def harvest(
+    w: World, cred: Credential, times: list[float], templates: list[str], ips: list[str],
+    agent: str,
+) -> None:  # fmt: skip
+    """Short templated prompts of `cred` at `times`, from `ips`, sent by a script (`agent`)."""
+    rng = w.rng
+    for ts in times:
+        template = rng.choice(templates)
+        text = template.format(n=rng.randrange(10**5, 10**7), w=words(rng, 1, 4))
+        ip = ips[0] if len(ips) == 1 else rng.choice(ips)
+        call = make_call(rng, cred, ts, prompt=text, ip=ip, stream=False, outcome="ok")
+        call.user_agent = agent
+        call.system = ""
+        w.calls.append(call)
+
+
 def scraping(w: World) -> None:
     """A burst of short templated prompts within one two-hour window (harvesting)."""
     rng = w.rng
@@ -116,24 +142,11 @@ def scraping(w: World) -> None:
     t0 = bucket + rng.uniform(60, 900)
     span = rng.uniform(25, 95) * 60
     count = rng.randint(1300, 4000)
-    fixed = (
-        "Write a two sentence marketing description of catalogue product number {n} for the "
-        "online shop, mentioning {w}",
-        "Give the ingredients, allergens and a short serving suggestion for recipe number {n} "
-        "in our database: {w}",
-        "Answer as an expert: what is the capital, population and currency of region code {n}"
-        " and {w}",
-    )
-    templates = rng.sample(fixed, rng.randint(1, 2))
+    templates = rng.sample(HARVEST_TEMPLATES, rng.randint(1, 2))
     ip = rng.choice(w.nets.vps).address(rng)
     agent = rng.choice(SCRIPT_AGENTS)
     times = sorted(t0 + rng.uniform(0, span) for _ in range(count))
-    for ts in times:
-        text = rng.choice(templates).format(n=rng.randrange(10**5, 10**7), w=words(rng, 1, 4))
-        call = make_call(rng, cred, ts, prompt=text, ip=ip, stream=False, outcome="ok")
-        call.user_agent = agent
-        call.system = ""
-        w.calls.append(call)
+    harvest(w, cred, times, templates, [ip], agent)
     w.label_credential(
         "scraping",
         "scraping.near_duplicate_prompts",
@@ -618,6 +631,40 @@ def app_key_exposed(w: World) -> None:
     )  # fmt: skip
 
 
+def tenant_mismatch(w: World) -> None:
+    """Service tokens whose tenant claim names another customer, accepted on this tenant's
+    route for a few hours (a token replayed against another tenant's route); the look-alike
+    is a tenant whose tokens carry its own name."""
+    rng = w.rng
+    victim = w.cast.tenant("abuse")
+    owner = w.cast.tenant("background")
+    issuer = "https://login.shared-idp.example/"
+    cred = w.cast.credential(victim, "server", auth="jwt", jwt_issuer=issuer,
+                             daily=rng.uniform(40, 120))  # fmt: skip
+    start = w.at(rng.randrange(w.days), rng.uniform(0, 20))
+    replay = sorted(start + rng.uniform(0, rng.uniform(0.5, 4) * HOUR)
+                    for _ in range(rng.randint(5, 60)))  # fmt: skip
+    for call in background(rng, cred, w.start, w.days):
+        minted = int(call.ts) - rng.randint(0, 300)
+        call.jwt = make_jwt(rng, issuer, "idp-1", f"svc-{victim.name}", minted, minted + 600,
+                            {"tid": victim.name})  # fmt: skip
+        w.calls.append(call)
+    for ts in replay:
+        call = make_call(rng, cred, ts)
+        minted = int(ts) - rng.randint(0, 300)
+        call.jwt = make_jwt(rng, issuer, "idp-1", f"svc-{owner.name}", minted, minted + 600,
+                            {"tid": owner.name})  # fmt: skip
+        w.calls.append(call)
+    w.label_credential(
+        "tenant_mismatch",
+        "credential.tenant_mismatch",
+        cred,
+        replay[0],
+        replay[-1],
+        f"{len(replay)} tokens claiming {owner.name} accepted on {victim.name}'s route",
+    )
+
+
 # scenario -> (function, fewest days of data it needs)
 SCENARIOS: dict[str, tuple[Callable[[World], None], int]] = {
     "scraping": (scraping, 1),
@@ -637,6 +684,7 @@ SCENARIOS: dict[str, tuple[Callable[[World], None], int]] = {
     "use_after_revocation": (use_after_revocation, 1),
     "browser_exposed": (browser_exposed, 1),
     "app_key_exposed": (app_key_exposed, 1),
+    "tenant_mismatch": (tenant_mismatch, 1),
 }
 
 

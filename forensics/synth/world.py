@@ -286,7 +286,13 @@ def _b64(data: bytes) -> str:
 
 
 def make_jwt(
-    rng: random.Random, issuer: str, kid: str, subject: str, iat: int, exp: int | None
+    rng: random.Random,
+    issuer: str,
+    kid: str,
+    subject: str,
+    iat: int,
+    exp: int | None,
+    extra: dict[str, object] | None = None,
 ) -> str:
     """An RS256-shaped JWT whose signature is random bytes (no key signs synthetic tokens)."""
     header = {"alg": "RS256", "typ": "JWT", "kid": kid}
@@ -300,6 +306,7 @@ def make_jwt(
     }
     if exp is not None:
         claims["exp"] = exp
+    claims.update(extra or {})
     parts = (
         _b64(json.dumps(header, separators=(",", ":")).encode()),
         _b64(json.dumps(claims, separators=(",", ":")).encode()),
