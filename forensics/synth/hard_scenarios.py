@@ -37,7 +37,9 @@ def scraping_slow(w: World) -> None:
     t0 = w.at(rng.randrange(w.days), rng.uniform(0, 24 - hours))
     count = rng.randint(1500, 4000)
     templates = [HARVEST_TEMPLATES[0]]
-    ips = [rng.choice(w.nets.vps).address(rng) for _ in range(rng.randint(1, 3))]
+    # a hosting network of its own: careful abusers do not share infrastructure with others
+    vps = w.nets.plan.small("vps", rng.choice(("NL", "US", "DE", "RO")))
+    ips = [vps.address(rng) for _ in range(rng.randint(1, 3))]
     agent = rng.choice(SCRIPT_AGENTS)
     times = sorted(t0 + rng.uniform(0, hours * HOUR) for _ in range(count))
     harvest(w, cred, times, templates, ips, agent)
@@ -89,7 +91,7 @@ def endpoint_shift_slow(w: World) -> None:
     w.usual(cred)
     final = rng.uniform(6, 20)
     model = MODELS["text-embedding-3-small"]
-    ip = rng.choice(w.nets.vps).address(rng)
+    ip = w.nets.plan.small("vps", rng.choice(("NL", "US", "DE", "RO"))).address(rng)
     span = max(1, w.days - start_day)
     for day in range(start_day, w.days):
         ratio = 1 + (final - 1) * (day - start_day + 1) / span

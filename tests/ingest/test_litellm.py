@@ -118,6 +118,8 @@ def test_documented_example_every_canonical_column(
         "token_exp": None,
         "scopes": None,
         "client_id": None,
+        "token_audience": None,
+        "token_tenant": None,
         "client_ip": "203.0.113.45",
         "client_net": "203.0.113.0/24",
         "client_kind": None,
