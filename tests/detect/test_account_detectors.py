@@ -16,7 +16,6 @@ import duckdb
 import pytest
 
 from forensics.case import db
-from forensics.detect import load as catalog
 from forensics.detect.inline_tests import run_case
 from forensics.detect.model import Detector, DetectorTest
 from forensics.detect.runner import run_detectors
@@ -29,22 +28,11 @@ from forensics.synth.account_scenarios import (
     STUFFING_AGENTS,
 )
 from tests.conftest import load, rows
+from tests.detect.test_inline_tests import case_named, shipped
 
-REPO = Path(__file__).resolve().parents[2]
 FARM = "abuse.account_farm"
 DEV = "credential.dev_tool_use"
 OLD_FIREFOX = "Mozilla/5.0 (Windows NT 6.1; rv:32.0) Gecko/20100101 Firefox/32.0"
-
-
-def shipped(detector_id: str) -> Detector:
-    found, problems = catalog.load_detectors([REPO / "queries"])
-    assert problems == []
-    return next(d for d in found if d.id == detector_id)
-
-
-def case_named(detector: Detector, name: str) -> DetectorTest:
-    [case] = [t for t in detector.tests if t.name.startswith(name)]
-    return case
 
 
 def returns(detector: Detector, case: DetectorTest, tmp_path: Path, n: int, **changes: Any) -> None:

@@ -28,6 +28,12 @@ def shipped(detector_id: str) -> Detector:
     return next(d for d in found if d.id == detector_id)
 
 
+def case_named(detector: Detector, prefix: str) -> DetectorTest:
+    """The one inline case of `detector` whose name starts with `prefix`."""
+    [case] = [t for t in detector.tests if t.name.startswith(prefix)]
+    return case
+
+
 def _cases() -> list[tuple[str, str]]:
     return [(d, t.name) for d in DETECTOR_IDS for t in shipped(d).tests]
 

@@ -17,24 +17,12 @@ from typing import Any
 
 import pytest
 
-from forensics.detect import load as catalog
 from forensics.detect.inline_tests import evaluate
-from forensics.detect.model import Detector, DetectorTest
+from forensics.detect.model import DetectorTest
+from tests.detect.test_inline_tests import case_named, shipped
 
-REPO = Path(__file__).resolve().parents[2]
 ENUMERATION = "recon.endpoint_enumeration"
 KEY_TESTING = "credential.key_testing"
-
-
-def shipped(detector_id: str) -> Detector:
-    found, problems = catalog.load_detectors([REPO / "queries"])
-    assert problems == []
-    return next(d for d in found if d.id == detector_id)
-
-
-def case_named(detector: Detector, prefix: str) -> DetectorTest:
-    [case] = [t for t in detector.tests if t.name.startswith(prefix)]
-    return case
 
 
 def combined(*lines: str, params: dict[str, Any] | None = None) -> DetectorTest:
