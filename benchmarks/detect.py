@@ -8,8 +8,9 @@ The requests are a synthetic world (`forensics synth`, seed 1: a week, 50 ordina
 every scenario and look-alike) ingested once, then copied in SQL until the table has the wanted
 number of rows: copy k shifts every principal (tenant, credential, user, session, request id and
 the client address's last two octets) so that the copies are distinct principals with the world's
-shapes, not the same principal with k times the traffic. Provider usage and reference tables
-are kept as ingested.
+shapes, not the same principal with k times the traffic. The key inventory and revocations are
+copied with the same renaming; provider usage and the other reference tables are kept as
+ingested.
 
 Each size runs in a fresh process (peak RSS from getrusage, which includes DuckDB's memory):
 
@@ -103,6 +104,15 @@ def _scaled_case(workdir: Path, source: Path, rows: int) -> Path:
     for first in range(0, copies, step):
         last = min(copies, first + step)
         con.execute(f"INSERT INTO requests SELECT {select} FROM world, range({first}, {last}) t(k)")
+    # the copies' keys are in the key inventory and revoked as the world's are, under their
+    # copied ids and owners (else every copied key would be an "unknown" finding)
+    for table, renamed in (
+        ("key_inventory", ("credential_id", "owner_tenant")),
+        ("revocations", ("credential_id",)),
+    ):
+        cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        picked = ", ".join(f"{c} || '~' || k" if c in renamed else c for c in cols)
+        con.execute(f"INSERT INTO {table} SELECT {picked} FROM {table}, range(1, {copies}) t(k)")
     extra = int(con.execute("SELECT count(*) FROM requests").fetchall()[0][0]) - rows
     if extra > 0:
         con.execute(

@@ -139,7 +139,10 @@ def _prepare(
     con: duckdb.DuckDBPyConnection, path: Path, *, exists: bool, read_only: bool, create: bool
 ) -> None:
     """Create or check the case behind `con` and install its macros and views."""
-    con.execute("SET TimeZone = 'UTC'")  # offset-less times in logs and CSVs are UTC
+    # offset-less times in logs and CSVs are UTC; GLOBAL, so that every connection to the case
+    # in this process (`session`) reads times the same way
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute("SET TimeZone = 'UTC'")
     if not exists or (create and not read_only and _is_blank(con)):
         _create(con)  # also a case whose creation was killed before it committed
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -209,6 +212,26 @@ _SANDBOX = (
     # a connection that cannot (the same bytes as DuckDB's own COPY)
     "SET arrow_lossless_conversion = true",
 )
+
+
+def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Another connection to the case behind `con` (to run a query beside it, in another
+    thread), with the macros (and, on a read-only case, the TEMP views) `connect` installs.
+    It shares `con`'s sandbox; close it before `con`."""
+    [(read_only,)] = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    other = con.cursor()
+    zone = "SELECT current_setting('TimeZone')"
+    if other.execute(zone).fetchall() != con.execute(zone).fetchall():
+        other.close()
+        raise CaseError("a second connection to the case would read times in another zone")
+    creds.install_macros(other, salt(con))
+    normalize.install_macros(other)
+    if read_only:
+        reconcile.install_views(other, True)
+    principals.install(other, bool(read_only), views=bool(read_only))
+    return other
 
 
 def sandbox(con: duckdb.DuckDBPyConnection, *, allow_files: bool = False) -> None:

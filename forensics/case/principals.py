@@ -17,10 +17,13 @@ import duckdb
 from forensics import sql
 
 
-def install(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
-    """Store the views in the case (TEMP on a read-only connection) and define the macro."""
+def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = True) -> None:
+    """Store the views in the case (TEMP on a read-only connection) and define the macro;
+    with `views` False, only the macro (another connection to a case that stores the views)."""
     text = sql.read("request_principals").replace("{kind}", "TEMP" if read_only else "")
     for statement in con.extract_statements(text):
-        con.execute(statement)
-    view = "TEMP VIEW" if read_only else "VIEW"
-    con.execute(f"CREATE OR REPLACE {view} principal_hours AS {sql.read('principal_hours')}")
+        if views or " TEMP MACRO " in statement.query:
+            con.execute(statement)
+    if views:
+        view = "TEMP VIEW" if read_only else "VIEW"
+        con.execute(f"CREATE OR REPLACE {view} principal_hours AS {sql.read('principal_hours')}")

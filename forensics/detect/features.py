@@ -12,9 +12,10 @@ Two forms, one definition:
 
 * the case stores a VIEW `principal_hours` over all requests, so a detector's SQL runs as-is in
   any DuckDB client (the view is computed on each use);
-* a detection run (`forensics detect`, `forensics detectors test`) first materialises a TEMP
-  TABLE of the same name, scoped to the run's since / until / tenant, which shadows the view for
-  that connection: every detector of the run then reads the same precomputed rows.
+* a detection run (`forensics detect`, `forensics detectors test`) first materialises a table
+  of the same name, scoped to the run's since / until / tenant, in an in-memory database the
+  run attaches, and gives each of its connections a TEMP view of it, which shadows the case's
+  view there: every detector of the run then reads the same precomputed rows.
 
 `target` is the endpoint, or the path for requests whose endpoint is not an AI one (web logs):
 "one target" means one kind of request either way.
@@ -53,21 +54,30 @@ def materialize(
     con: duckdb.DuckDBPyConnection,
     names: list[str],
     params: dict[str, object],
+    into: str,
 ) -> None:
-    """Compute `names` once for this connection, scoped by params since / until / tenant."""
+    """Compute `names` once, scoped by params since / until / tenant, as tables of the attached
+    database `into` (which every connection of the run can read: see `expose`)."""
     scope = {k: params.get(k) for k in ("since", "until", "tenant")}
     for name in names:
-        temp_views = con.execute(
-            "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = $n", {"n": name}
-        ).fetchall()[0][0]
-        if temp_views:  # a read-only connection's TEMP view of the same name
-            con.execute(f"DROP VIEW temp.{name}")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {name} AS {scoped(name)}",
-            scope,
-        )
+        con.execute(f"CREATE OR REPLACE TABLE {into}.{name} AS {scoped(name)}", scope)
+
+
+def expose(con: duckdb.DuckDBPyConnection, names: list[str], into: str) -> None:
+    """On `con`, a TEMP view of each feature over its table in `into`: it shadows the case's
+    unscoped view of the same name (and a read-only connection's TEMP one) for this
+    connection."""
+    for name in names:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {into}.{name}")
 
 
 def drop(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    """Undo `expose` on `con`; a read-only connection gets its unscoped TEMP view back."""
     for name in names:
-        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        con.execute(f"DROP VIEW IF EXISTS temp.{name}")
+    [(read_only,)] = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    if read_only:
+        for name in names:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql.read(name)}")

@@ -21,6 +21,7 @@ tree misses, the engine still refuses.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 from collections.abc import Iterator
@@ -47,30 +48,49 @@ def refusals(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[int, str]]:
     """Every call in `sql` a detector may not make, as (line, message), in text order.
 
     Text DuckDB cannot parse gives none: the parser's own error is reported where the SQL is
-    bound. Names are checked against the functions of `con` (a case's connection).
+    bound. Names are checked against the functions of `con` (a case's connection); to check
+    many detectors on one connection, build one `Guard` and ask it.
     """
-    [(tree,)] = con.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()
-    parsed = json.loads(tree)
-    if parsed.get("error"):
-        return []
-    macros, side_effects = _catalog(con)
-    found: list[tuple[int, str]] = []
-    for node, where in _nodes(parsed["statements"], 0):
-        line = sql.count("\n", 0, min(where, len(sql))) + 1
-        kind = node.get("type")
-        if kind == "TABLE_FUNCTION":
-            name = str((node.get("function") or {}).get("function_name", "")).lower()
-            if name not in ROW_MAKERS and name not in macros:
-                found.append((line, f"{name}(): {_why(name)}"))
-        elif kind == "BASE_TABLE" and any(c in str(node.get("table_name")) for c in "/\\.:"):
-            found.append((line, f"FROM {node['table_name']!r}: {_why('')}"))
-        elif node.get("class") == "FUNCTION":
-            name = str(node.get("function_name", "")).lower()
-            if name in ENVIRONMENT:
-                found.append((line, f"{name}(): {ENVIRONMENT[name]}; {_READS_ONLY}"))
-            elif name in side_effects:
-                found.append((line, f"{name}(): has side effects; {_READS_ONLY}"))
-    return sorted(set(found))
+    return Guard(con).refusals(sql)
+
+
+class Guard:
+    """The refusals of one connection: its catalog (table macros, functions with side effects)
+    is read once, when the guard is made, or taken from another guard of the same case."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, like: Guard | None = None) -> None:
+        self._con = con
+        if like is None:
+            self._macros, self._side_effects = _catalog(con)
+        else:
+            self._macros, self._side_effects = like._macros, like._side_effects
+
+    def refusals(self, sql: str) -> list[tuple[int, str]]:
+        """See the module function `refusals`."""
+        [(tree,)] = self._con.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()
+        parsed = json.loads(tree)
+        if parsed.get("error"):
+            return []
+        newlines = [i for i, c in enumerate(sql) if c == "\n"]
+        found: list[tuple[int, str]] = []
+        for node, where in _nodes(parsed["statements"], 0):
+            kind = node.get("type")
+            message = None
+            if kind == "TABLE_FUNCTION":
+                name = str((node.get("function") or {}).get("function_name", "")).lower()
+                if name not in ROW_MAKERS and name not in self._macros:
+                    message = f"{name}(): {_why(name)}"
+            elif kind == "BASE_TABLE" and any(c in str(node.get("table_name")) for c in "/\\.:"):
+                message = f"FROM {node['table_name']!r}: {_why('')}"
+            elif node.get("class") == "FUNCTION":
+                name = str(node.get("function_name", "")).lower()
+                if name in ENVIRONMENT:
+                    message = f"{name}(): {ENVIRONMENT[name]}; {_READS_ONLY}"
+                elif name in self._side_effects:
+                    message = f"{name}(): has side effects; {_READS_ONLY}"
+            if message is not None:
+                found.append((bisect.bisect_left(newlines, min(where, len(sql))) + 1, message))
+        return sorted(set(found))
 
 
 _READS_ONLY = "a detector only reads the case"

@@ -2,11 +2,12 @@
 
 A run has two phases.
 
-1. Evaluate: each detector's SELECT runs on its own, outside any transaction, with its
-   parameters bound, into the temp table `_run_new` (normalised to the findings columns by
-   forensics/sql/normalise_findings.sql). DuckDB aborts a whole transaction on the first error,
-   so this is what lets one broken detector fail alone: its error is recorded and the others
-   still run. Nothing in the case changes here.
+1. Evaluate (forensics/detect/evaluation.py): each detector's SELECT runs on its own, outside
+   any transaction, with its parameters bound, into the run's table `_run_new` (normalised to
+   the findings columns by forensics/sql/normalise_findings.sql), two detectors at a time on
+   two connections. DuckDB aborts a whole transaction on the first error, so this is what lets
+   one broken detector fail alone: its error is recorded and the others still run. Nothing in
+   the case changes here.
 2. Write: one transaction inserts the `runs` row and one `run_detectors` row per detector (the
    version's title, description, runbook, severity rules, parameters and SQL as they ran, which
    reports and exports read instead of queries/ on disk), stores the findings with their costs
@@ -17,8 +18,8 @@ A run has two phases.
 The connection is sandboxed first (`case.db.sandbox`: no file, network, extension or setting
 for the rest of its life) and each SELECT is refused before it runs if it calls what a detector
 may not (`forensics.detect.guard`: files, environment, sequences, side effects). A detector
-still running after `timeout` seconds is interrupted (`con.interrupt()` from a timer thread)
-and recorded as failed; the run goes on with the next one.
+still running after `timeout` seconds is interrupted (`interrupt()` of its connection, from a
+timer thread) and recorded as failed; the run goes on with the next one.
 
 Every run's findings are its own (the finding id hashes the run too); superseded findings stay
 queryable with their run and are not counted by `findings`, `incidents` or the reports.
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,27 +40,18 @@ import duckdb
 from forensics import sql
 from forensics._version import __version__
 from forensics.case.db import sandbox
-from forensics.case.fingerprints import redact
-from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.detect import features
-from forensics.detect.guard import Deadline, refusals
+from forensics.detect.evaluation import NEW, WORKERS, Evaluation
 from forensics.detect.incidents import DEFAULT_GAP, build_incidents
 from forensics.detect.model import Detector
-from forensics.detect.params import CONTRACT_COLUMNS, bind
-from forensics.errors import UsageError, describe_duckdb_error
+from forensics.detect.params import bind
+from forensics.errors import UsageError
 
 MAX_REQUESTS_PER_FINDING = 50
 DEFAULT_TIMEOUT = 300.0  # seconds a detector may run (`forensics detect --timeout`)
 
 ProgressCallback = Callable[[str, float, int, str | None], None]
 """Called after each detector: (detector id, seconds, findings, error message or None)."""
-
-_NEW = "_run_new"  # every detector's findings of this run, normalised
-_NEW_COLUMNS = """
-    finding_id VARCHAR, detector_id VARCHAR, detector_version VARCHAR, severity VARCHAR,
-    score DOUBLE, principal_type VARCHAR, principal_id VARCHAR, tenant_id VARCHAR,
-    window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, summary VARCHAR, evidence JSON,
-    claimed_cost_usd DOUBLE, sample_request_ids VARCHAR[]"""
 
 
 @dataclass
@@ -89,10 +80,6 @@ class Scope:
         return {"since": self.since, "until": self.until, "tenant": self.tenant}
 
 
-class _DetectorFailure(Exception):
-    """A detector that cannot run; the message already names its file."""
-
-
 def run_detectors(
     con: duckdb.DuckDBPyConnection,
     detectors: list[Detector],
@@ -104,13 +91,15 @@ def run_detectors(
     progress: ProgressCallback | None = None,
     incident_gap: str | dt.timedelta = DEFAULT_GAP,
     timeout: float | None = DEFAULT_TIMEOUT,
+    workers: int = WORKERS,
 ) -> RunResult:
     """Run `detectors` and store what they find as one run (see the module docstring).
 
     `overrides` maps detector id -> parameter -> value and beats the YAML defaults; `since`,
     `until` and `tenant` are the standard filters, bound to the detectors that use them.
-    `timeout` is the seconds each detector may run (None: no limit). `con` is sandboxed for
-    good: open another connection for anything that reads or writes files afterwards.
+    `timeout` is the seconds each detector may run (None: no limit); `workers` how many run at
+    once. `con` is sandboxed for good: open another connection for anything that reads or
+    writes files afterwards.
     """
     if timeout is not None and timeout <= 0:
         raise UsageError(f"a detector's time limit must be positive, not {timeout:g} seconds")
@@ -124,41 +113,20 @@ def run_detectors(
     started = dt.datetime.now(dt.UTC)
     bound: dict[str, dict[str, Any]] = {}
     sandbox(con)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} ({_NEW_COLUMNS})")
     shared = features.used_by(t for d in detectors for t in d.tables)
-    try:
-        clock = time.monotonic()
-        features.materialize(con, shared, scope.params())
-        result.features_seconds = time.monotonic() - clock
-        for detector in detectors:
-            clock = time.monotonic()
-            rows, error = 0, None
-            deadline = Deadline(con, timeout)
-            try:
-                params = bind(detector, overrides.get(detector.id), **scope.params())
-                bound[detector.id] = params
-                with deadline:
-                    rows = _evaluate(con, detector, result.run_id, params)
-            except duckdb.InterruptException:
-                if not deadline.expired:
-                    raise  # not the time limit (Ctrl-C): the run stops
-                error = (
-                    f"{detector.sql_path}: stopped after {timeout:g} s, its time limit"
-                    " (raise it with --timeout SECONDS)"
-                )
-            except duckdb.Error as e:
-                error = describe_duckdb_error(e, str(detector.sql_path))
-            except OSError as e:
-                error = f"{e.filename or detector.sql_path}: {e.strerror or e}"
-            except _DetectorFailure as e:
-                error = str(e)
-            seconds = time.monotonic() - clock
-            result.seconds[detector.id] = seconds
-            if error is not None:
-                error = redact(error)  # DuckDB may quote a value from the logs
-                result.errors[detector.id] = error
+
+    def params(detector: Detector) -> dict[str, Any]:
+        bound[detector.id] = bind(detector, overrides.get(detector.id), **scope.params())
+        return bound[detector.id]
+
+    with Evaluation(con, result.run_id, shared, scope.params(), workers) as evaluation:
+        result.features_seconds = evaluation.features_seconds
+        for outcome in evaluation.run(detectors, params, timeout):
+            result.seconds[outcome.detector_id] = outcome.seconds
+            if outcome.error is not None:
+                result.errors[outcome.detector_id] = outcome.error
             if progress is not None:
-                progress(detector.id, seconds, rows, error)
+                progress(outcome.detector_id, outcome.seconds, outcome.rows, outcome.error)
         result.status = "errors" if result.errors else "ok"
         _write(con, result, started, detectors, bound, scope, incident_gap)
         for detector_id, total, hidden in con.execute(
@@ -172,74 +140,7 @@ def run_detectors(
             if detector.id not in result.errors:
                 result.findings.setdefault(detector.id, 0)
                 result.suppressed.setdefault(detector.id, 0)
-    finally:
-        features.drop(con, shared)
-        con.execute(f"DROP TABLE IF EXISTS {_NEW}")
     return result
-
-
-def _evaluate(
-    con: duckdb.DuckDBPyConnection, detector: Detector, run_id: str, params: dict[str, Any]
-) -> int:
-    """Run one detector and append its normalised findings to `_run_new`.
-
-    The SELECT is bound once to learn its column types (DESCRIBE), then runs inside the one
-    INSERT that normalises its rows (forensics/sql/normalise_findings.sql).
-    """
-    statements = con.extract_statements(detector.sql)
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        kinds = ", ".join(s.type.name for s in statements) or "nothing"
-        raise _DetectorFailure(
-            f"{detector.sql_path}: must be exactly one SELECT statement, found {kinds}"
-        )
-    query = statements[0].query
-    refused = refusals(con, detector.sql)  # the file's text: its line numbers
-    if refused:
-        line, message = refused[0]
-        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        raise _DetectorFailure(f"{detector.sql_path}:{line}: {message}{more}")
-    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
-    missing = [c for c in CONTRACT_COLUMNS if c not in types]
-    if missing:
-        raise _DetectorFailure(
-            f"{detector.sql_path}: the SELECT lacks contract columns: {', '.join(missing)}"
-        )
-    names = "[" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + "]"
-    values: dict[str, Any] = {
-        "_run_id": run_id,
-        "_run_detector_id": detector.id,
-        "_run_version": detector.version,
-        "_run_principal_type": detector.principal_type,
-        "_run_severity": detector.severity.name,
-    }
-    if "severity" in types and detector.severity_bounds is not None:
-        # a computed severity moves within the bounds; an unknown one falls back to the YAML's
-        position = f"list_position({names}, lower(trim(CAST(severity AS VARCHAR))))"
-        severity = (
-            f"CASE WHEN {position} IS NULL THEN $_run_severity"
-            f" ELSE {names}[greatest($_run_low, least($_run_high, {position}))] END"
-        )
-        values["_run_low"], values["_run_high"] = (int(b) for b in detector.severity_bounds)
-    else:
-        severity = "$_run_severity"  # without bounds the YAML severity holds
-    if types["evidence"] == "JSON":
-        evidence = "evidence"
-    elif types["evidence"] == "VARCHAR":
-        evidence = (
-            "CASE WHEN json_valid(evidence) THEN CAST(evidence AS JSON) ELSE to_json(evidence) END"
-        )
-    else:
-        evidence = "to_json(evidence)"
-    cost = "CAST(est_cost_usd AS DOUBLE)" if "est_cost_usd" in types else "CAST(NULL AS DOUBLE)"
-    statement = (
-        sql.read("normalise_findings")
-        .replace("/*evidence*/", evidence)
-        .replace("/*cost*/", cost)
-        .replace("/*severity*/", severity)
-        .replace("/*query*/", query)
-    )
-    inserted = con.execute(statement, {**params, **values}).fetchall()
-    return int(inserted[0][0])
 
 
 def _json_default(value: Any) -> str:
@@ -287,7 +188,7 @@ def _write(
             "INSERT INTO finding_requests (finding_id, request_id)"
             " SELECT DISTINCT finding_id, request_id FROM (SELECT finding_id,"
             " unnest(sample_request_ids[1:$max_samples]) AS request_id"
-            f" FROM {_NEW}) WHERE request_id IS NOT NULL",
+            f" FROM {NEW}) WHERE request_id IS NOT NULL",
             {"max_samples": MAX_REQUESTS_PER_FINDING},
         )
         result.superseded = _supersede(con, result, detectors, scope)

@@ -1,13 +1,14 @@
--- One detector's rows, normalised into this run's findings (`_run_new`). The detector's SELECT
--- runs inside this INSERT, so no table is made per detector. Python fills in the marked parts
--- from the SELECT's own column types (DESCRIBE), each marked by a comment naming it: query
+-- One detector's rows, normalised into this run's findings (`_run_new`, in the run's scratch
+-- database: `into` is its qualified name). The detector's SELECT runs inside this INSERT, so no
+-- table is made per detector. Python fills in the marked parts from the SELECT's own column
+-- types (DESCRIBE), each marked by a comment naming it: into, query
 -- (the SELECT), evidence (as JSON), severity (within the YAML's bounds) and cost (what the
 -- detector claims, kept as the provider-side cost of provider_key findings only: the gateway
 -- cost of every finding is computed from its principal's requests when the run is written).
 --   finding_id   hash of run, detector, principal and window: each run's findings are its own
 --   score        clamped to 0..100
 --   duplicates   two rows for one principal and window are one finding: the highest score
-INSERT INTO _run_new
+INSERT INTO /*into*/ _run_new
 SELECT finding_id, $_run_detector_id, $_run_version, severity, score, principal_type,
        principal_id, tenant_id, window_start, window_end, summary, evidence,
        claimed_cost_usd, sample_request_ids

@@ -55,22 +55,6 @@ jumps AS (
     FROM measured
     WHERE km >= $min_km AND km / greatest(hours, 1.0 / 60) > $max_kmh
 ),
--- Per credential and UTC day: the distinct places and how often the place changed between
--- consecutive requests. More stays than places means a place was left and used again.
-moves AS (
-    SELECT credential_id, day,
-           count(DISTINCT (lat, lon)) AS places,
-           1 + count(*) FILTER (WHERE p_lat IS NOT NULL AND (lat <> p_lat OR lon <> p_lon))
-               AS stays
-    FROM (
-        SELECT credential_id, date_trunc('day', ts) AS day, lat, lon,
-               lag(lat) OVER d AS p_lat, lag(lon) OVER d AS p_lon
-        FROM scoped
-        WHERE coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
-        WINDOW d AS (PARTITION BY credential_id, date_trunc('day', ts) ORDER BY ts, request_id)
-    )
-    GROUP BY ALL
-),
 -- One finding per credential and UTC day: the fastest jump is the evidence, the others are
 -- counted (a leaked key replayed from two continents jumps back and forth all day).
 per_day AS (
@@ -85,6 +69,23 @@ per_day AS (
            sum(coalesce(p_cost, 0) + coalesce(est_cost_usd, 0)) AS est_cost_usd
     FROM jumps
     GROUP BY credential_id, date_trunc('day', ts)
+),
+-- Per credential and UTC day: the distinct places and how often the place changed between
+-- consecutive requests. More stays than places means a place was left and used again.
+moves AS (
+    SELECT credential_id, day,
+           count(DISTINCT (lat, lon)) AS places,
+           1 + count(*) FILTER (WHERE p_lat IS NOT NULL AND (lat <> p_lat OR lon <> p_lon))
+               AS stays
+    FROM (
+        SELECT credential_id, date_trunc('day', ts) AS day, lat, lon,
+               lag(lat) OVER d AS p_lat, lag(lon) OVER d AS p_lon
+        FROM scoped
+        WHERE coalesce(asn_category, '') NOT IN ('enterprise_egress', 'privacy_relay')
+          AND credential_id IN (SELECT credential_id FROM per_day)  -- only where it jumped
+        WINDOW d AS (PARTITION BY credential_id, date_trunc('day', ts) ORDER BY ts, request_id)
+    )
+    GROUP BY ALL
 ),
 judged AS (
     SELECT p.*, m.places, m.stays > m.places AS concurrent

@@ -10,60 +10,70 @@
 -- Only accepted requests count (a 2xx status, or no status and no error): a refused key is the
 -- control working. Only API keys are judged (JWTs and basic auth are not in a key inventory),
 -- and without a single inventory row the detector returns nothing.
-WITH accepted AS (
-    SELECT ts, request_id, tenant_id, credential_id, coalesce(key_fingerprint, '') AS kfp,
-           client_ip, est_cost_usd
-    FROM requests
-    WHERE credential_type = 'api_key' AND credential_id IS NOT NULL
-      AND CASE WHEN status IS NULL THEN error_type IS NULL ELSE status BETWEEN 200 AND 299 END
-      AND EXISTS (SELECT 1 FROM key_inventory WHERE credential_id IS NOT NULL)
-      AND ($since IS NULL OR ts >= $since)
-      AND ($until IS NULL OR ts <= $until)
-      AND ($tenant IS NULL OR tenant_id = $tenant)
-),
-seen AS (
-    SELECT DISTINCT credential_id, kfp FROM accepted
-),
-rows_of_key AS (
-    -- the inventory rows of each key seen: by the id as logged, or by the raw key's fingerprint
-    SELECT s.credential_id, s.kfp, k.credential_id AS inventory_id, k.owner_tenant,
-           k.created_at, k.expires_at
-    FROM seen s JOIN key_inventory k ON k.credential_id = s.credential_id
-    UNION ALL
-    SELECT s.credential_id, s.kfp, k.credential_id, k.owner_tenant, k.created_at, k.expires_at
-    FROM seen s JOIN key_inventory k ON k.credential_id = s.kfp
-    WHERE s.kfp <> s.credential_id
-),
-listed AS (
-    -- what the inventory says of the key (all its rows together)
-    SELECT credential_id, kfp,
-           list_sort(list_distinct(list(inventory_id))) AS inventory_ids,
+WITH inventory AS (
+    -- what the inventory says of each key id (all its rows together); a key is listed under
+    -- the credential id the gateway logs or under the fingerprint of the raw key
+    SELECT credential_id AS inventory_id,
            max(created_at) AS created_at,
            CASE WHEN count(expires_at) = count(*) THEN max(expires_at) END AS expires_at,
+           count(*) AS inventory_rows,
            list_sort(list_distinct(list(owner_tenant) FILTER (WHERE owner_tenant IS NOT NULL)))
                AS owners
-    FROM rows_of_key
-    GROUP BY credential_id, kfp
+    FROM key_inventory
+    WHERE credential_id IS NOT NULL
+    GROUP BY credential_id
 ),
 flagged AS (
-    SELECT a.*, l.inventory_ids, l.created_at, l.expires_at, l.owners,
-           CASE WHEN l.credential_id IS NULL THEN 'unknown'
-                WHEN a.ts > l.expires_at + to_minutes(CAST($grace_minutes AS BIGINT))
+    -- every accepted API-key request with what the inventory says of its key, in one pass:
+    -- the key's rows by id as logged (i) and by the raw key's fingerprint (f) together; lists
+    -- are built for the hits only
+    SELECT r.ts, r.request_id, r.tenant_id, r.credential_id, r.client_ip, r.est_cost_usd,
+           i.inventory_id AS id_listed, f.inventory_id AS fp_listed,
+           i.owners AS id_owners, f.owners AS fp_owners,
+           greatest(i.created_at, f.created_at) AS created_at,
+           -- never expires if any of its rows says so
+           CASE WHEN (i.inventory_id IS NOT NULL AND i.expires_at IS NULL)
+                     OR (f.inventory_id IS NOT NULL AND f.expires_at IS NULL) THEN NULL
+                ELSE greatest(i.expires_at, f.expires_at) END AS expires_at,
+           CASE WHEN i.inventory_id IS NULL AND f.inventory_id IS NULL THEN 'unknown'
+                WHEN r.ts > greatest(i.expires_at, f.expires_at)
+                            + to_minutes(CAST($grace_minutes AS BIGINT))
+                     AND NOT ((i.inventory_id IS NOT NULL AND i.expires_at IS NULL)
+                              OR (f.inventory_id IS NOT NULL AND f.expires_at IS NULL))
                 THEN 'expired'
-                WHEN a.ts > l.created_at + to_days(CAST($max_age_days AS INTEGER))
-                THEN 'stale' END AS age_reason,
-           coalesce(len(l.owners) > 0 AND a.tenant_id IS NOT NULL
-                    AND NOT list_contains(l.owners, a.tenant_id), false) AS foreign_use
-    FROM accepted a
-    LEFT JOIN listed l ON l.credential_id = a.credential_id AND l.kfp = a.kfp
+                WHEN r.ts > greatest(i.created_at, f.created_at)
+                            + to_days(CAST($max_age_days AS INTEGER))
+                THEN 'stale'
+           END AS age_reason,
+           r.tenant_id IS NOT NULL
+               AND coalesce(len(i.owners), 0) + coalesce(len(f.owners), 0) > 0
+               AND NOT coalesce(list_contains(i.owners, r.tenant_id), false)
+               AND NOT coalesce(list_contains(f.owners, r.tenant_id), false) AS foreign_use
+    FROM requests r
+    LEFT JOIN inventory i ON i.inventory_id = r.credential_id
+    LEFT JOIN inventory f
+        ON f.inventory_id = r.key_fingerprint AND r.key_fingerprint <> r.credential_id
+    WHERE r.credential_type = 'api_key' AND r.credential_id IS NOT NULL
+      AND CASE WHEN r.status IS NULL THEN r.error_type IS NULL
+               ELSE r.status BETWEEN 200 AND 299 END
+      AND EXISTS (SELECT 1 FROM key_inventory WHERE credential_id IS NOT NULL)
+      AND ($since IS NULL OR r.ts >= $since)
+      AND ($until IS NULL OR r.ts <= $until)
+      AND ($tenant IS NULL OR r.tenant_id = $tenant)
 ),
 hits AS (
     -- in fixed windows of window_hours, so that a key stale for months is one finding a week,
-    -- not one finding (and one incident) spanning the whole case
-    SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
-    FROM (SELECT *, age_reason AS reason FROM flagged WHERE age_reason IS NOT NULL
-          UNION ALL
-          SELECT *, 'wrong_tenant' AS reason FROM flagged WHERE foreign_use)
+    -- not one finding (and one incident) spanning the whole case; a request with two reasons
+    -- (an age and a foreign tenant) counts for both
+    SELECT ts, request_id, tenant_id, credential_id, client_ip, est_cost_usd, created_at,
+           expires_at,
+           list_filter([id_listed, fp_listed], lambda x: x IS NOT NULL) AS inventory_ids,
+           list_concat(coalesce(id_owners, []), coalesce(fp_owners, [])) AS owners,
+           unnest(list_filter([age_reason, CASE WHEN foreign_use THEN 'wrong_tenant' END],
+                              lambda x: x IS NOT NULL)) AS reason,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket
+    FROM flagged
+    WHERE age_reason IS NOT NULL OR foreign_use
 ),
 per_key AS (
     SELECT credential_id AS principal_id, reason, bucket,
@@ -74,7 +84,7 @@ per_key AS (
            count(DISTINCT client_ip) AS client_ips,
            list_sort(list_distinct(list(tenant_id) FILTER (WHERE tenant_id IS NOT NULL)))
                AS used_by,
-           list_sort(list_distinct(flatten(list(coalesce(inventory_ids, []))))) AS inventory_ids,
+           list_sort(list_distinct(flatten(list(inventory_ids)))) AS inventory_ids,
            max(created_at) AS created_at,
            max(expires_at) AS expires_at,
            list_sort(list_distinct(flatten(list(coalesce(owners, []))))) AS owners,

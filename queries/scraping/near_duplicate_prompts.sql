@@ -24,17 +24,23 @@ hourly AS (
     GROUP BY ALL
 ),
 candidates AS (
-    -- Only these principals can have min_requests prompts in one window: a window of
-    -- window_minutes lies within ceil(window_minutes / 60) + 1 consecutive clock hours, whose
-    -- requests (from the shared features) must add up to min_requests.
-    SELECT DISTINCT principal_type, principal_id
-    FROM (SELECT *, sum(n) OVER (
-                     PARTITION BY principal_type, principal_id ORDER BY hour
-                     RANGE BETWEEN CURRENT ROW AND
-                         to_hours(CAST(ceil($window_minutes / 60) AS BIGINT)) FOLLOWING)
-                     AS reach
-          FROM hourly)
-    WHERE reach >= $min_requests
+    -- Only these principals can have min_requests prompts in one window. A window of
+    -- window_minutes lies within L = ceil(window_minutes / 60) + 1 consecutive clock hours,
+    -- and any L consecutive hours lie within one block of 2L hours of one of two tilings (the
+    -- second shifted by L), whose requests (from the shared features) must add up to
+    -- min_requests.
+    SELECT principal_type, principal_id
+    FROM hourly
+    GROUP BY principal_type, principal_id,
+             time_bucket(to_hours(2 * (CAST(ceil($window_minutes / 60) AS BIGINT) + 1)), hour)
+    HAVING sum(n) >= $min_requests
+    UNION
+    SELECT principal_type, principal_id
+    FROM hourly
+    GROUP BY principal_type, principal_id,
+             time_bucket(to_hours(2 * (CAST(ceil($window_minutes / 60) AS BIGINT) + 1)), hour,
+                         to_hours(CAST(ceil($window_minutes / 60) AS BIGINT) + 1))
+    HAVING sum(n) >= $min_requests
     UNION
     SELECT principal_type, principal_id
     FROM hourly

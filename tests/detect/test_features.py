@@ -57,19 +57,28 @@ def test_the_view_has_one_row_per_principal_hour_and_network(tmp_path):
 def test_a_run_reads_a_scoped_copy_and_leaves_the_view_in_place(tmp_path):
     con = db.connect(tmp_path / "case.duckdb")
     load(con, tmp_path, _events(), "kong")
-    features.materialize(con, ["principal_hours"], {})
-    features.materialize(con, ["principal_hours"], {"tenant": "tenant-beta"})  # again: replaced
+    con.execute("ATTACH ':memory:' AS scratch")
+    features.materialize(con, ["principal_hours"], {}, "scratch")
+    features.materialize(con, ["principal_hours"], {"tenant": "tenant-beta"}, "scratch")  # again
+    features.expose(con, ["principal_hours"], "scratch")
     scoped = rows(con, "SELECT DISTINCT tenant_id FROM principal_hours")
     assert scoped == [{"tenant_id": "tenant-beta"}]
+    other = db.session(con)  # another connection of a run sees the same scoped rows
+    features.expose(other, ["principal_hours"], "scratch")
+    assert rows(other, "SELECT DISTINCT tenant_id FROM principal_hours") == scoped
+    other.close()
     features.drop(con, ["principal_hours"])
+    con.execute("DETACH scratch")
     assert rows(con, "SELECT count(*) AS n FROM principal_hours") == [{"n": 3}]
     detectors, problems = load_detectors(default_dirs([]))
     assert problems == []
     result = run_detectors(con, detectors, tenant="tenant-acme")
     assert result.errors == {}
     assert result.features_seconds > 0
-    temp = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'principal_hours'"
+    leftovers = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name IN"
+        " ('principal_hours', '_run_new')), (SELECT count(*) FROM duckdb_databases()"
+        " WHERE database_name LIKE 'forensics_run_%')"
     ).fetchall()
-    assert temp == [(0,)]  # dropped after the run: the stored view is back
+    assert leftovers == [(0, 0)]  # dropped after the run: the stored view is back
     con.close()

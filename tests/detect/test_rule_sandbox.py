@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
-import forensics.detect.runner
+import forensics.detect.guard
 from forensics.case import db
 from forensics.cli import cli
 from forensics.detect.load import load_detectors
@@ -173,7 +173,7 @@ def test_the_sandboxed_connection_refuses_what_the_guard_would_miss(
     rule(rules, "t.reads_file", f"(SELECT content FROM read_text('{secret}'))")
     [detector], problems = load_detectors([rules])
     assert problems == []
-    monkeypatch.setattr(forensics.detect.runner, "refusals", lambda con, sql: [])
+    monkeypatch.setattr(forensics.detect.guard.Guard, "refusals", lambda self, sql: [])
     con = db.connect(case)
     try:
         result = run_detectors(con, [detector])

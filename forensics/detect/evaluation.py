@@ -1,0 +1,256 @@
+"""Phase 1 of a run: every detector's SELECT evaluated into the run's new findings.
+
+A run attaches an in-memory database of its own (`Evaluation`): the shared features
+(forensics/detect/features.py) are materialised there once, and the normalised findings of
+every detector go to its table `_run_new`. Detectors then run side by side on `workers`
+connections to the case (`case.db.session`), each with TEMP views of the features and of
+`_run_new`: one DuckDB query seldom keeps every core busy (sorts, window partitions, small
+pipelines, binding), two in flight do. Each detector runs outside any transaction, so one that
+fails (a DuckDB error, its time limit, a refused call) fails alone; Ctrl-C interrupts all of them
+and stops the run. Nothing in the case changes here.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from forensics import sql
+from forensics.case.db import session
+from forensics.case.fingerprints import redact
+from forensics.case.severity import NAMES as SEVERITY_NAMES
+from forensics.detect import features
+from forensics.detect.guard import Deadline, Guard
+from forensics.detect.model import Detector
+from forensics.detect.params import CONTRACT_COLUMNS
+from forensics.errors import describe_duckdb_error
+
+NEW = "_run_new"  # every detector's findings of this run, normalised
+NEW_COLUMNS = """
+    finding_id VARCHAR, detector_id VARCHAR, detector_version VARCHAR, severity VARCHAR,
+    score DOUBLE, principal_type VARCHAR, principal_id VARCHAR, tenant_id VARCHAR,
+    window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, summary VARCHAR, evidence JSON,
+    claimed_cost_usd DOUBLE, sample_request_ids VARCHAR[]"""
+WORKERS = 2  # connections evaluating detectors side by side
+
+
+class DetectorFailure(Exception):
+    """A detector that cannot run; the message already names its file."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One detector's evaluation: findings added, seconds, or why it failed."""
+
+    detector_id: str
+    seconds: float
+    rows: int
+    error: str | None
+
+
+class Evaluation:
+    """The scratch database of one run and the connections that evaluate its detectors.
+
+    Used as a context manager on a sandboxed case connection `con`: on entry the scratch
+    database is attached, `_run_new` made and `shared` features materialised, and `con` sees
+    them as TEMP views (phase 2 reads `_run_new` there); on exit the views, the extra
+    connections and the scratch database are gone.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        run_id: str,
+        shared: list[str],
+        scope: dict[str, Any],
+        workers: int = WORKERS,
+    ) -> None:
+        self.con = con
+        self.scratch = f"forensics_run_{run_id[:16]}"
+        self.run_id = run_id
+        self.shared = shared
+        self.scope = scope
+        self.workers = max(1, workers)
+        self.features_seconds = 0.0
+        self._sessions: list[duckdb.DuckDBPyConnection] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[Outcome]] = []
+
+    def __enter__(self) -> Evaluation:
+        self.con.execute(f"ATTACH ':memory:' AS {self.scratch}")
+        try:
+            self.con.execute(f"CREATE TABLE {self.scratch}.{NEW} ({NEW_COLUMNS})")
+            clock = time.monotonic()
+            features.materialize(self.con, self.shared, self.scope, self.scratch)
+            self.features_seconds = time.monotonic() - clock
+            self._expose(self.con)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _expose(self, con: duckdb.DuckDBPyConnection) -> None:
+        features.expose(con, self.shared, self.scratch)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {NEW} AS SELECT * FROM {self.scratch}.{NEW}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+        for other in self._sessions:
+            other.close()
+        self._sessions = []
+        features.drop(self.con, self.shared)
+        self.con.execute(f"DROP VIEW IF EXISTS temp.{NEW}")
+        self.con.execute(f"DETACH DATABASE IF EXISTS {self.scratch}")
+
+    def run(
+        self,
+        detectors: list[Detector],
+        params: Callable[[Detector], dict[str, Any]],
+        timeout: float | None,
+    ) -> Iterator[Outcome]:
+        """Evaluate `detectors` (bound by `params`), yielding each outcome as it completes."""
+        guard = Guard(self.con)
+        if self.workers == 1 or len(detectors) < 2:
+            for detector in detectors:
+                yield self._one(self.con, guard, detector, params, timeout)
+            return
+        while len(self._sessions) < self.workers - 1:
+            other = session(self.con)
+            self._sessions.append(other)
+            self._expose(other)
+        free: queue.SimpleQueue[tuple[duckdb.DuckDBPyConnection, Guard]] = queue.SimpleQueue()
+        for con in [self.con, *self._sessions]:
+            free.put((con, Guard(con, like=guard)))
+
+        def task(detector: Detector) -> Outcome:
+            con, its_guard = free.get()
+            try:
+                return self._one(con, its_guard, detector, params, timeout)
+            finally:
+                free.put((con, its_guard))
+
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="detector")
+        self._futures = [self._pool.submit(task, d) for d in detectors]
+        for done in as_completed(self._futures):
+            yield done.result()
+
+    def _stop(self) -> None:
+        """Stop the detectors still queued or running (Ctrl-C, or a failure of the run) and
+        wait for the workers, before their connections are closed."""
+        if self._pool is None:
+            return
+        for future in self._futures:
+            future.cancel()
+        if not all(future.done() for future in self._futures):
+            for con in [self.con, *self._sessions]:
+                con.interrupt()
+        self._pool.shutdown(wait=True)
+        self._pool, self._futures = None, []
+
+    def _one(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        guard: Guard,
+        detector: Detector,
+        params: Callable[[Detector], dict[str, Any]],
+        timeout: float | None,
+    ) -> Outcome:
+        clock = time.monotonic()
+        rows, error = 0, None
+        deadline = Deadline(con, timeout)
+        try:
+            bound = params(detector)
+            with deadline:
+                rows = evaluate(con, guard, detector, self.run_id, bound, f"{self.scratch}.{NEW}")
+        except duckdb.InterruptException:
+            if not deadline.expired:
+                raise  # not the time limit (Ctrl-C): the run stops
+            error = (
+                f"{detector.sql_path}: stopped after {timeout:g} s, its time limit"
+                " (raise it with --timeout SECONDS)"
+            )
+        except duckdb.Error as e:
+            error = describe_duckdb_error(e, str(detector.sql_path))
+        except OSError as e:
+            error = f"{e.filename or detector.sql_path}: {e.strerror or e}"
+        except DetectorFailure as e:
+            error = str(e)
+        if error is not None:
+            error = redact(error)  # DuckDB may quote a value from the logs
+        return Outcome(detector.id, time.monotonic() - clock, rows, error)
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    guard: Guard,
+    detector: Detector,
+    run_id: str,
+    params: dict[str, Any],
+    into: str,
+) -> int:
+    """Run one detector and append its normalised findings to the table `into`.
+
+    The SELECT is bound once to learn its column types (DESCRIBE), then runs inside the one
+    INSERT that normalises its rows (forensics/sql/normalise_findings.sql).
+    """
+    statements = con.extract_statements(detector.sql)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(s.type.name for s in statements) or "nothing"
+        raise DetectorFailure(
+            f"{detector.sql_path}: must be exactly one SELECT statement, found {kinds}"
+        )
+    query = statements[0].query
+    refused = guard.refusals(detector.sql)  # the file's text: its line numbers
+    if refused:
+        line, message = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise DetectorFailure(f"{detector.sql_path}:{line}: {message}{more}")
+    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
+    missing = [c for c in CONTRACT_COLUMNS if c not in types]
+    if missing:
+        raise DetectorFailure(
+            f"{detector.sql_path}: the SELECT lacks contract columns: {', '.join(missing)}"
+        )
+    names = "[" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + "]"
+    values: dict[str, Any] = {
+        "_run_id": run_id,
+        "_run_detector_id": detector.id,
+        "_run_version": detector.version,
+        "_run_principal_type": detector.principal_type,
+        "_run_severity": detector.severity.name,
+    }
+    if "severity" in types and detector.severity_bounds is not None:
+        # a computed severity moves within the bounds; an unknown one falls back to the YAML's
+        position = f"list_position({names}, lower(trim(CAST(severity AS VARCHAR))))"
+        severity = (
+            f"CASE WHEN {position} IS NULL THEN $_run_severity"
+            f" ELSE {names}[greatest($_run_low, least($_run_high, {position}))] END"
+        )
+        values["_run_low"], values["_run_high"] = (int(b) for b in detector.severity_bounds)
+    else:
+        severity = "$_run_severity"  # without bounds the YAML severity holds
+    if types["evidence"] == "JSON":
+        evidence = "evidence"
+    elif types["evidence"] == "VARCHAR":
+        evidence = (
+            "CASE WHEN json_valid(evidence) THEN CAST(evidence AS JSON) ELSE to_json(evidence) END"
+        )
+    else:
+        evidence = "to_json(evidence)"
+    cost = "CAST(est_cost_usd AS DOUBLE)" if "est_cost_usd" in types else "CAST(NULL AS DOUBLE)"
+    statement = (
+        sql.read("normalise_findings")
+        .replace("/*into*/ _run_new", into)
+        .replace("/*evidence*/", evidence)
+        .replace("/*cost*/", cost)
+        .replace("/*severity*/", severity)
+        .replace("/*query*/", query)
+    )
+    inserted = con.execute(statement, {**params, **values}).fetchall()
+    return int(inserted[0][0])

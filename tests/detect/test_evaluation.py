@@ -1,0 +1,138 @@
+"""Detectors evaluated side by side: the same findings as one at a time, times read in UTC on
+every connection, and a run stopped midway leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from forensics.case import db
+from forensics.cli import cli
+from forensics.detect.load import default_dirs, load_detectors
+from forensics.detect.runner import run_detectors
+from forensics.synth import SynthConfig, synthesize
+
+REPO = Path(__file__).resolve().parents[2]
+
+# what a finding says, without the run it belongs to
+FINDING = (
+    "detector_id, severity, score, principal_type, principal_id, tenant_id, window_start,"
+    " window_end, summary, CAST(evidence AS VARCHAR), round(est_cost_usd, 9), suppressed"
+)
+INCIDENT = (
+    "principal_type, principal_id, tenant_id, first_seen, last_seen, score, severity, detectors,"
+    " primary_detector, len(finding_ids), round(est_cost_usd, 9)"
+)
+
+
+@pytest.fixture(scope="module")
+def world_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("parallel")
+    synthesize(root / "w", SynthConfig(days=2, tenants=6, seed=11))
+    case = root / "case.duckdb"
+    out = CliRunner().invoke(cli, ["--db", str(case), "ingest", "-q", str(root / "w" / "logs")])
+    assert out.exit_code == 0, out.output
+    return case
+
+
+def _run(case: Path, workers: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    detectors, problems = load_detectors(default_dirs([]))
+    assert problems == []
+    con = db.connect(case)
+    try:
+        result = run_detectors(con, detectors, workers=workers)
+        assert result.errors == {}
+        assert sorted(result.seconds) == sorted(d.id for d in detectors)
+        findings = con.execute(
+            f"SELECT {FINDING} FROM findings WHERE run_id = $run ORDER BY ALL",
+            {"run": result.run_id},
+        ).fetchall()
+        incidents = con.execute(f"SELECT {INCIDENT} FROM incidents ORDER BY ALL").fetchall()
+        scratch = con.execute(
+            "SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'forensics_run_%'"
+        ).fetchall()
+        assert scratch == [(0,)]
+        return findings, incidents
+    finally:
+        con.close()
+
+
+def test_two_workers_find_exactly_what_one_finds(world_case: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    shutil.copy(world_case, one)
+    shutil.copy(world_case, two)
+    findings_one, incidents_one = _run(one, workers=1)
+    findings_two, incidents_two = _run(two, workers=2)
+    assert len(findings_one) > 10 and len(incidents_one) > 3
+    assert findings_two == findings_one
+    assert incidents_two == incidents_one
+
+
+def test_a_stopped_run_stores_nothing_and_leaves_no_scratch(world_case: Path, tmp_path: Path):
+    case = tmp_path / "stopped.duckdb"
+    shutil.copy(world_case, case)
+    detectors, _ = load_detectors(default_dirs([]))
+    seen: list[str] = []
+
+    def ctrl_c(detector_id: str, seconds: float, rows: int, error: str | None) -> None:
+        seen.append(detector_id)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    con = db.connect(case)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_detectors(con, detectors, progress=ctrl_c, workers=2)
+        assert len(seen) == 3
+        left = con.execute(
+            "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM findings),"
+            " (SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'forensics_run_%'),"
+            " (SELECT count(*) FROM duckdb_views() WHERE temporary"
+            "  AND view_name IN ('principal_hours', '_run_new'))"
+        ).fetchall()
+        assert left == [(0, 0, 0, 0)]
+        # the connection still works, and a later run on it finds what a fresh one does
+        result = run_detectors(con, detectors, workers=2)
+        assert result.errors == {} and sum(result.findings.values()) > 10
+    finally:
+        con.close()
+
+
+def test_every_connection_of_a_run_reads_times_in_utc(tmp_path: Path) -> None:
+    """The process's zone is not the case's: a second connection must not fall back to it."""
+    script = (
+        "import sys; from forensics.case import db\n"
+        "con = db.connect(sys.argv[1]); db.sandbox(con); other = db.session(con)\n"
+        "q = \"SELECT current_setting('TimeZone'), CAST(TIMESTAMPTZ '2026-01-05 23:30:00+00'"
+        ' AS DATE)"\n'
+        "print(con.execute(q).fetchall(), other.execute(q).fetchall())\n"
+    )
+    env = {**os.environ, "TZ": "Pacific/Auckland"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "tz.duckdb")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=True,
+    )
+    want = "[('UTC', datetime.date(2026, 1, 5))]"
+    assert out.stdout.strip() == f"{want} {want}"
+
+
+def test_a_session_has_the_case_macros(tmp_path: Path) -> None:
+    con = db.connect(tmp_path / "m.duckdb")
+    other = db.session(con)
+    try:
+        query = "SELECT count(*) FROM principal_requests('tenant', 'nobody')"
+        assert other.execute(query).fetchall() == [(0,)]
+        assert other.execute("SELECT cred_fp('sk-test-123') LIKE 'cred:%'").fetchall() == [(True,)]
+    finally:
+        other.close()
+        con.close()
