@@ -218,9 +218,7 @@ def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Another connection to the case behind `con` (to run a query beside it, in another
     thread), with the macros (and, on a read-only case, the TEMP views) `connect` installs.
     It shares `con`'s sandbox; close it before `con`."""
-    [(read_only,)] = con.execute(
-        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchall()
+    read_only = is_read_only(con)
     other = con.cursor()
     zone = "SELECT current_setting('TimeZone')"
     if other.execute(zone).fetchall() != con.execute(zone).fetchall():
@@ -230,8 +228,16 @@ def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     normalize.install_macros(other)
     if read_only:
         reconcile.install_views(other, True)
-    principals.install(other, bool(read_only), views=bool(read_only))
+    principals.install(other, read_only, views=read_only)
     return other
+
+
+def is_read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the case behind `con` was opened read-only."""
+    [(read_only,)] = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return bool(read_only)
 
 
 def sandbox(con: duckdb.DuckDBPyConnection, *, allow_files: bool = False) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 import duckdb
 
 from forensics import sql
+from forensics.case.db import is_read_only
 
 _SCOPE = (
     "($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts <= $until)"
@@ -75,9 +76,6 @@ def drop(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
     """Undo `expose` on `con`; a read-only connection gets its unscoped TEMP view back."""
     for name in names:
         con.execute(f"DROP VIEW IF EXISTS temp.{name}")
-    [(read_only,)] = con.execute(
-        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchall()
-    if read_only:
+    if is_read_only(con):
         for name in names:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql.read(name)}")
