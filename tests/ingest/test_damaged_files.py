@@ -288,14 +288,19 @@ def test_peak_memory_on_a_bomb_stays_bounded(tmp_path):
     with bomb.open("wb") as f, compressor.stream_writer(f, closefd=False) as w:
         for _ in range(16):
             w.write(zeros)
+    # The peak is VmHWM, this process image's own high-water mark: ru_maxrss would also count
+    # the pytest process it was forked from, which grows over the suite (Linux keeps it
+    # across execve).
     code = (
-        "import resource, sys\n"
+        "import re, sys\n"
+        "from pathlib import Path\n"
         "from forensics.cli import cli\n"
         "try:\n"
         "    cli(sys.argv[1:])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "status = Path('/proc/self/status').read_text()\n"
+        "print(re.search(r'VmHWM:\\s*(\\d+) kB', status).group(1), file=sys.stderr)\n"
     )
     proc = subprocess.run(
         [
