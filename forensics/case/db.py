@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from forensics._version import __version__
-from forensics.case import costs, principals, reconcile, severity
+from forensics.case import costs, principals, reconcile, severity, triage
 from forensics.case import fingerprints as creds
 from forensics.case import macros as normalize
 from forensics.case.schema import SCHEMA_VERSION, TABLES
@@ -129,10 +129,14 @@ def connect(
 # before such an addition gets the table, empty, when opened read-write (read-only, readers
 # do without it). Any other missing table means the case was damaged or edited outside the
 # tool.
-_ADDED_LATER = frozenset({"source_digests", "source_removals", "endpoint_roles"})
+_ADDED_LATER = frozenset({"source_digests", "source_removals", "endpoint_roles", "triage"})
 # Columns added the same way to a table that was already there: a case made before gets the
 # column (NULL in its old rows) when opened read-write.
-_COLUMNS_ADDED_LATER = (("sources", "content_sha256"), ("findings", "stale_by_source"))
+_COLUMNS_ADDED_LATER = (
+    ("sources", "content_sha256"),
+    ("findings", "stale_by_source"),
+    *(("allowlist", c) for c in ("entry_id", "added_by", "added_at", "removed_at", "removed_by")),
+)
 
 
 def _prepare(
@@ -179,6 +183,7 @@ def _prepare(
     normalize.install_macros(con)
     reconcile.install_views(con, read_only)  # stored in the case, or TEMP when read-only
     principals.install(con, read_only)
+    triage.install(con, read_only)
 
 
 def _add_later_parts(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None:
@@ -229,6 +234,8 @@ def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     if read_only:
         reconcile.install_views(other, True)
     principals.install(other, read_only, views=read_only)
+    if read_only:
+        triage.install(other, read_only)
     return other
 
 

@@ -39,6 +39,10 @@ class Table:
 
 C = Column
 
+# The vocabularies of the allowlist and triage tables (the CLI's choices are these).
+ALLOW_KINDS = ("asn", "ip", "cidr", "tenant", "credential", "user", "provider_key", "user_agent")
+TRIAGE_STATUSES = ("open", "investigating", "false_positive", "accepted_risk", "resolved")
+
 META = Table(
     "meta",
     "Case settings: schema version, creating tool version, per-case fingerprint salt.",
@@ -370,15 +374,45 @@ RETIRED_KEYS = Table(
 
 ALLOWLIST = Table(
     "allowlist",
-    "Known-good principals and networks that suppress findings (user-provided CSV).",
+    "Known-good principals and networks that suppress findings: a user's CSV, `forensics allow"
+    " add`, or a false positive triaged with --suppress-similar. Rows are never deleted:"
+    " `allow remove` marks them removed.",
     (
-        C("kind", "VARCHAR", "asn | ip | cidr | tenant | credential | user_agent"),
+        C("kind", "VARCHAR", " | ".join(ALLOW_KINDS)),
         C("value", "VARCHAR", "the value to match"),
         C("detectors", "VARCHAR[]", "detector id globs it applies to (empty = all)"),
         C("reason", "VARCHAR", "why it is allowed (shown on suppressed findings)"),
         C("expires", "TIMESTAMPTZ", "after this time the entry no longer applies"),
-        C("source_id", "INTEGER", "file it came from"),
+        C("source_id", "INTEGER", "file it came from (NULL: added with the CLI)"),
         C("line_no", "BIGINT", "line in that file"),
+        C("entry_id", "VARCHAR", "stable id (`allow list`, `allow remove`; unique prefixes)"),
+        C("added_by", "VARCHAR", "who added it with the CLI (NULL: from a file)"),
+        C("added_at", "TIMESTAMPTZ", "when it was added with the CLI"),
+        C("removed_at", "TIMESTAMPTZ", "when `allow remove` retired it (it no longer applies)"),
+        C("removed_by", "VARCHAR", "who removed it"),
+    ),
+)
+
+TRIAGE = Table(
+    "triage",
+    "What an investigator decided about a finding or an incident (`forensics triage`): an"
+    " append-only history, never updated or deleted, kept across detection runs. Ids change"
+    " with every run, so an entry also records what it was about, and the views finding_triage"
+    " and incident_triage match it to the current findings and incidents by that.",
+    (
+        C("entry_id", "VARCHAR PRIMARY KEY", "id of this entry"),
+        C("recorded_at", "TIMESTAMPTZ", "when it was recorded"),
+        C("recorded_by", "VARCHAR", "who recorded it (--by, else the login name)"),
+        C("target_type", "VARCHAR", "finding | incident"),
+        C("target_id", "VARCHAR", "the finding or incident id as it was then"),
+        C("detector_id", "VARCHAR", "the finding's detector (NULL for an incident)"),
+        C("principal_type", "VARCHAR", "its principal's type (an incident's as grouped)"),
+        C("principal_id", "VARCHAR", "its principal"),
+        C("window_start", "TIMESTAMPTZ", "the finding's window, or the incident's first_seen"),
+        C("window_end", "TIMESTAMPTZ", "the finding's window, or the incident's last_seen"),
+        C("status", "VARCHAR", " | ".join(TRIAGE_STATUSES)),
+        C("reason", "VARCHAR", "why (scrubbed like every stored string)"),
+        C("allowlist_entry", "VARCHAR", "the allowlist entry --suppress-similar added, if any"),
     ),
 )
 
@@ -660,6 +694,7 @@ TABLES: tuple[Table, ...] = (
     FINDINGS,
     FINDING_REQUESTS,
     INCIDENTS,
+    TRIAGE,
 )
 
 

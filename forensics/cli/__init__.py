@@ -65,6 +65,7 @@ def _register() -> None:
     from forensics.cli.report import report
     from forensics.cli.sql import sql
     from forensics.cli.synth import evaluate, synth
+    from forensics.cli.triage import allow, triage
     from forensics.cli.usage import usage
 
     detectors.add_command(detectors_test)
@@ -80,6 +81,8 @@ def _register() -> None:
         findings,
         runs,
         incidents,
+        triage,
+        allow,
         report,
         usage,
         synth,

@@ -34,6 +34,7 @@ FINDING_COLUMNS = (
     "suppressed_by",
     "run_id",
     "superseded_by",
+    "triage_status",
 )
 
 INCIDENT_COLUMNS = (
@@ -49,6 +50,7 @@ INCIDENT_COLUMNS = (
     "finding_ids",
     "est_cost_usd",
     "provider_cost_usd",
+    "triage_status",
 )
 
 
@@ -156,7 +158,8 @@ def findings_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     """SELECT of the finding contract columns, filtered and ordered; with its parameters."""
     where, params = _finding_where(filters, filters.min_severity, unsuppressed_only=False)
     sql = (
-        f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings {where}"
+        f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings"
+        f" LEFT JOIN finding_triage USING (finding_id) {where}"
         " ORDER BY window_start, severity DESC NULLS LAST, finding_id"
     )
     return sql, params
@@ -168,7 +171,8 @@ def findings_ocsf_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     cols = ", ".join(f"f.{c}" for c in FINDING_COLUMNS)
     sql = (
         f"SELECT {cols}, coalesce(r.finished_at, r.started_at) AS run_time"
-        f" FROM (SELECT * FROM findings {where}) f LEFT JOIN runs r ON r.run_id = f.run_id"
+        " FROM (SELECT * FROM findings LEFT JOIN finding_triage USING (finding_id)"
+        f" {where}) f LEFT JOIN runs r ON r.run_id = f.run_id"
         " ORDER BY f.window_start, f.severity DESC NULLS LAST,"
         " f.finding_id"
     )
@@ -179,7 +183,8 @@ def incidents_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     """SELECT of every incident column, filtered and ordered; with its parameters."""
     where, params = _incident_where(filters, filters.min_severity)
     sql = (
-        f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents {where}"
+        f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
+        f" LEFT JOIN incident_triage USING (incident_id) {where}"
         " ORDER BY first_seen, severity DESC NULLS LAST, incident_id"
     )
     return sql, params

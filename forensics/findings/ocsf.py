@@ -25,7 +25,17 @@ CLASS_UID = 2004  # Detection Finding
 CATEGORY_UID = 2  # Findings
 ACTIVITY_CREATE = 1
 STATUS_NEW = 1
+STATUS_IN_PROGRESS = 2
 STATUS_SUPPRESSED = 3
+STATUS_RESOLVED = 4
+# an investigator's triage status (`forensics triage`) -> OCSF status_id
+TRIAGE_STATUS_IDS = {
+    "open": STATUS_NEW,
+    "investigating": STATUS_IN_PROGRESS,
+    "false_positive": STATUS_SUPPRESSED,
+    "accepted_risk": STATUS_SUPPRESSED,
+    "resolved": STATUS_RESOLVED,
+}
 ANALYTIC_RULE = 1  # analytic.type_id 1 = Rule
 OBSERVABLE_IP = 2  # observable.type_id 2 = IP Address
 SEVERITY_UNKNOWN = 0
@@ -38,7 +48,12 @@ SEVERITY_CAPTIONS = {
     4: "High",
     5: "Critical",
 }
-STATUS_CAPTIONS = {STATUS_NEW: "New", STATUS_SUPPRESSED: "Suppressed"}
+STATUS_CAPTIONS = {
+    STATUS_NEW: "New",
+    STATUS_IN_PROGRESS: "In Progress",
+    STATUS_SUPPRESSED: "Suppressed",
+    STATUS_RESOLVED: "Resolved",
+}
 VALID_SEVERITY_IDS = frozenset({0, 1, 2, 3, 4, 5, 6, 99})
 
 # Attributes class 2004 requires (FORMATS.md 11.4), as dotted paths into the object.
@@ -115,7 +130,8 @@ def to_ocsf(
     created = finding.get("run_time") or now or dt.datetime.now(dt.UTC)
     sev = severity_id(finding.get("severity"))
     suppressed = bool(finding.get("suppressed"))
-    status = STATUS_SUPPRESSED if suppressed else STATUS_NEW
+    triaged = str(finding.get("triage_status") or "open")
+    status = STATUS_SUPPRESSED if suppressed else TRIAGE_STATUS_IDS.get(triaged, STATUS_NEW)
     detector = str(finding.get("detector_id") or "")
     principal_type = finding.get("principal_type")
     principal_id = finding.get("principal_id")
@@ -149,7 +165,8 @@ def to_ocsf(
         "severity": SEVERITY_CAPTIONS[sev],
         "status_id": status,
         "status": STATUS_CAPTIONS[status],
-        "is_alert": not suppressed,
+        "status_detail": "allowlisted" if suppressed else triaged,
+        "is_alert": not suppressed and status in (STATUS_NEW, STATUS_IN_PROGRESS),
         "metadata": {
             "version": OCSF_VERSION,
             "product": {

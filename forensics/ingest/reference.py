@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from forensics.case.fingerprints import BEARER_PATTERN, FINGERPRINT_PATTERN, KEY_PATTERN
+from forensics.case.schema import ALLOW_KINDS
 from forensics.errors import InputError
 from forensics.ingest import decompress, reader
 from forensics.ingest.base import (
@@ -94,6 +95,35 @@ def _insert_checked(
     `gate` replaces the scrubber of a column by another SQL expression over it (a column of raw
     keys is fingerprinted whatever their shape): raw values never reach a table or quarantine.
     """
+    check_rows(con, names, rows, checked_sql, gate)
+    con.execute(
+        "INSERT INTO quarantine SELECT $sid, c.line_no, scrub(c._error),"
+        " left(scrub(array_to_string(["
+        + ", ".join(f"coalesce(r.{n}, '')" for n in names)
+        + "], ',')), $n) FROM ref_checked c JOIN ref_rows r USING (line_no)"
+        " WHERE c._error IS NOT NULL",
+        {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
+    )
+    quarantine_rows(con, source_id, bad)
+    for statement in inserts:
+        con.execute(statement, {"sid": source_id} if "$sid" in statement else None)
+    good, failed = con.execute(
+        "SELECT count(*) FILTER (WHERE _error IS NULL), count(*) FILTER (WHERE _error IS NOT NULL)"
+        " FROM ref_checked"
+    ).fetchall()[0]
+    return Counts(read=good + failed + len(bad), loaded=good, quarantined=failed + len(bad))
+
+
+def check_rows(
+    con: duckdb.DuckDBPyConnection,
+    names: list[str],
+    rows: list[tuple[int, list[str]]],
+    checked_sql: str,
+    gate: dict[str, str] | None = None,
+) -> None:
+    """The rows (line number, fields) as TEMP table `ref_rows`, every field through the
+    scrubber (or its `gate`), and `checked_sql` over them as TEMP table `ref_checked`, whose
+    `_error` says why a row cannot be loaded (NULL: it can)."""
     gate = gate or {}
     columns: dict[str, list[object]] = {"line_no": [n for n, _ in rows]}
     for i, name in enumerate(names):
@@ -116,22 +146,6 @@ def _insert_checked(
     finally:
         con.unregister("ref_rows_arrow")
     con.execute(f"CREATE OR REPLACE TEMP TABLE ref_checked AS {scrubbed(con, checked_sql)}")
-    con.execute(
-        "INSERT INTO quarantine SELECT $sid, c.line_no, scrub(c._error),"
-        " left(scrub(array_to_string(["
-        + ", ".join(f"coalesce(r.{n}, '')" for n in names)
-        + "], ',')), $n) FROM ref_checked c JOIN ref_rows r USING (line_no)"
-        " WHERE c._error IS NOT NULL",
-        {"sid": source_id, "n": QUARANTINE_RAW_CHARS},
-    )
-    quarantine_rows(con, source_id, bad)
-    for statement in inserts:
-        con.execute(statement, {"sid": source_id} if "$sid" in statement else None)
-    good, failed = con.execute(
-        "SELECT count(*) FILTER (WHERE _error IS NULL), count(*) FILTER (WHERE _error IS NOT NULL)"
-        " FROM ref_checked"
-    ).fetchall()[0]
-    return Counts(read=good + failed + len(bad), loaded=good, quarantined=failed + len(bad))
 
 
 def scrubbed(con: duckdb.DuckDBPyConnection, select: str) -> str:
@@ -256,14 +270,46 @@ class RetiredKeys(ReferenceFormat):
         return counts, []
 
 
-ALLOW_KINDS = ("asn", "ip", "cidr", "tenant", "credential", "user_agent")
+ALLOW_COLUMNS = ["kind", "value", "detectors", "reason", "expires"]
+
+
+def allowlist_checked() -> str:
+    """The allowlist's checks and normalisation over `ref_rows` (ALLOW_COLUMNS as text): one
+    definition for a CSV file and `forensics allow add`."""
+    kinds = ", ".join(f"'{k}'" for k in ALLOW_KINDS)
+    value = (
+        "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS', '')"
+        f" WHEN 'credential' THEN {_credential('value')}"
+        " WHEN 'cidr' THEN lower(value) WHEN 'ip' THEN lower(value) ELSE value END"
+    )
+    return f"""
+        SELECT line_no, lower(kind) AS kind, {value} AS value,
+          list_filter(regexp_split_to_array(detectors, '[;| ,]+'), lambda d: d <> '')
+              AS detectors,
+          nullif(reason, '') AS reason,
+          {_time("expires")} AS expires,
+          CASE WHEN lower(kind) NOT IN ({kinds})
+                 THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || value_shape(kind)
+               WHEN value = '' THEN 'value is empty'
+               WHEN lower(kind) = 'asn'
+                    AND TRY_CAST(regexp_replace(upper(value), '^AS', '') AS BIGINT) IS NULL
+                 THEN 'asn is not a number: ' || value_shape(value)
+               WHEN lower(kind) = 'ip' AND ip_num(value) IS NULL
+                 THEN 'not an IP address: ' || value_shape(value)
+               WHEN lower(kind) = 'cidr' AND (ip_num(split_part(value, '/', 1)) IS NULL
+                    OR TRY_CAST(split_part(value, '/', 2) AS INTEGER) IS NULL)
+                 THEN 'not a CIDR block: ' || value_shape(value)
+               WHEN expires <> '' AND {_time("expires")} IS NULL
+                 THEN 'expires is not a timestamp: ' || value_shape(expires)
+          END AS _error
+        FROM ref_rows"""
 
 
 class Allowlist(ReferenceFormat):
     name = "allowlist"
     description = "CSV kind,value,detectors,reason,expires (kind: " + ", ".join(ALLOW_KINDS) + ")"
     table = "allowlist"
-    columns = ["kind", "value", "detectors", "reason", "expires"]
+    columns = ALLOW_COLUMNS
 
     def sniff(self, head: list[str]) -> bool:
         return head[0].strip().lower().replace(" ", "").startswith("kind,value,detectors")
@@ -271,37 +317,14 @@ class Allowlist(ReferenceFormat):
     def load(
         self, con: duckdb.DuckDBPyConnection, path: Path, source_id: int, options: Options
     ) -> tuple[Counts, list[str]]:
-        kinds = ", ".join(f"'{k}'" for k in ALLOW_KINDS)
-        value = (
-            "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS', '')"
-            f" WHEN 'credential' THEN {_credential('value')}"
-            " WHEN 'cidr' THEN lower(value) WHEN 'ip' THEN lower(value) ELSE value END"
-        )
-        checked = f"""
-            SELECT line_no, lower(kind) AS kind, {value} AS value,
-              list_filter(regexp_split_to_array(detectors, '[;| ,]+'), lambda d: d <> '')
-                  AS detectors,
-              nullif(reason, '') AS reason,
-              {_time("expires")} AS expires,
-              CASE WHEN lower(kind) NOT IN ({kinds})
-                     THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || value_shape(kind)
-                   WHEN value = '' THEN 'value is empty'
-                   WHEN lower(kind) = 'asn'
-                        AND TRY_CAST(regexp_replace(upper(value), '^AS', '') AS BIGINT) IS NULL
-                     THEN 'asn is not a number: ' || value_shape(value)
-                   WHEN lower(kind) = 'ip' AND ip_num(value) IS NULL
-                     THEN 'not an IP address: ' || value_shape(value)
-                   WHEN lower(kind) = 'cidr' AND (ip_num(split_part(value, '/', 1)) IS NULL
-                        OR TRY_CAST(split_part(value, '/', 2) AS INTEGER) IS NULL)
-                     THEN 'not a CIDR block: ' || value_shape(value)
-                   WHEN expires <> '' AND {_time("expires")} IS NULL
-                     THEN 'expires is not a timestamp: ' || value_shape(expires)
-              END AS _error
-            FROM ref_rows"""
+        # a file's entry is named by its file and line: the id is a hash of the two
         insert = (
-            "INSERT INTO allowlist SELECT kind, value, detectors, reason, expires, $sid, line_no"
+            "INSERT INTO allowlist (kind, value, detectors, reason, expires, source_id, line_no,"
+            " entry_id) SELECT kind, value, detectors, reason, expires, $sid, line_no,"
+            " left(sha256(concat_ws('|', 'allowlist', $sid, line_no)), 32)"
             " FROM ref_checked WHERE _error IS NULL"
         )
+        checked = allowlist_checked()
         counts = load_csv_checked(con, path, source_id, self.columns, 2, checked, [insert])
         return counts, []
 

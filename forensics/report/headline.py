@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from forensics.report.incident import Row, action_for
+from forensics.report.actions import action_for
+from forensics.report.incident import Row
 
 
 def headline(

@@ -19,70 +19,15 @@ from typing import Any
 import duckdb
 
 from forensics._version import __version__
+from forensics.case.triage import about_incident
 from forensics.errors import ForensicsError, UsageError
+from forensics.report.actions import action_for
 
 Row = dict[str, Any]
 
 # The principal's requests: the case's one definition (forensics/sql/request_principals.sql),
 # read as `r` by every query below.
 PRINCIPAL = "principal_requests($ptype, $pid) r"
-
-# detector id -> what to do about it (the report ties each action to its finding)
-ACTIONS = {
-    "credential.use_after_revocation": "Make the revocation reach the gateway: remove credential "
-    "{principal} from every gateway node's key store now, then find why it was still accepted.",
-    "credential.browser_exposed": "Move key {principal} out of the web page or app: issue each "
-    "end user a short-lived token from a backend, and rotate this key; its travel and spread "
-    "are its users, not a thief.",
-    "credential.impossible_travel": "Rotate credential {principal}: two parties hold it.",
-    "credential.network_spread": "Rotate credential {principal} and block the proxy networks "
-    "it was replayed from.",
-    "credential.long_lived_token": "Reissue tokens with a lifetime of 15 minutes or less and "
-    "stop accepting tokens of retired signing keys.",
-    "scraping.near_duplicate_prompts": "Rate-limit or suspend {principal}; its traffic is a "
-    "templated harvest, not an application.",
-    "probing.error_mapping": "Suspend {principal} and review the blocked prompts with the "
-    "safety team.",
-    "cost.model_escalation": "Cap the tenant's spend per hour and restrict the expensive models "
-    "to the credentials that need them.",
-    "cost.concurrency": "Limit concurrent requests of {principal}.",
-    "cost.tool_fanout": "Cap tool-call iterations per request for {principal}.",
-    "ratelimit.window_edge": "Replace the fixed-window limit with a token bucket (below).",
-    "resale.endpoint_shift": "Ask the tenant what the new traffic is; resale breaks the terms.",
-    "network.cross_tenant_asn": "Block network {principal} for new sign-ups and review the "
-    "tenants on it together.",
-    "usage.unexplained_provider_usage": "Revoke provider key {principal} at the provider: it is "
-    "used outside the gateway.",
-    "automation.machine_cadence": "Confirm the automation with the tenant; allowlist it if "
-    "expected.",
-    "credential.residential_proxy": "Rotate credential {principal} now: a proxy pool that never "
-    "repeats an address defeats per-IP limits; put a per-credential token bucket in front of "
-    "its replacement and find where it leaked.",
-    "credential.key_testing": "Rotate the keys network {principal} got accepted (the finding's "
-    "victims) now, block {principal} at the edge, and trace which leaked list its refused keys "
-    "come from.",
-    "credential.stale_or_unknown_key": "Rotate key {principal} or retire it: the key inventory "
-    "has it as too old, expired, unknown or owned by another tenant (see the evidence's reason); "
-    "make the gateway enforce expiry and rotation.",
-    "credential.tenant_mismatch": "Bind credential {principal} to its own tenant at the "
-    "gateway (route by the token's tenant claim), revoke what crossed over, and settle the "
-    "usage between the tenants.",
-    "credential.dev_tool_use": "Give the developer behind key {principal} a personal "
-    "development key, and rotate {principal} once the API tool's workspace or shell history "
-    "holding it is cleaned.",
-    "recon.endpoint_enumeration": "Check what {principal} was served: take down any secret, "
-    "admin or API-description path it got with 2xx or 3xx, then block or rate-limit "
-    "{principal} at the edge if it keeps scanning.",
-    "abuse.account_farm": "Challenge or block the sign-up and login endpoints for network "
-    "{principal} and the farm's user agent, add per-fingerprint rate limits, suspend the "
-    "accounts it created and reset the passwords of those it logged into.",
-}
-
-
-def action_for(detector_id: str, principal_id: str) -> str | None:
-    """What to do about a finding of `detector_id` on `principal_id` (None: no set action)."""
-    template = ACTIONS.get(detector_id)
-    return template.format(principal=principal_id) if template else None
 
 
 @dataclass
@@ -106,6 +51,9 @@ class IncidentReport:
     sources: list[Row] = field(default_factory=list)
     runs: list[Row] = field(default_factory=list)
     usage: list[Row] = field(default_factory=list)  # provider usage of a provider_key principal
+    triage: list[Row] = field(
+        default_factory=list
+    )  # decisions on it and its findings, oldest first
 
 
 def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -238,8 +186,10 @@ def incident_report(
     findings = query_rows(
         con,
         # the detector as its run ran it (run_detectors), never today's queries/ on disk
-        "SELECT f.*, d.title, d.description, d.runbook, d.sql, d.params AS bound"
+        "SELECT f.*, d.title, d.description, d.runbook, d.sql, d.params AS bound,"
+        " t.triage_status, t.triage_reason"
         " FROM findings f LEFT JOIN run_detectors d USING (run_id, detector_id)"
+        " LEFT JOIN finding_triage t USING (finding_id)"
         " WHERE list_contains($ids, f.finding_id)"
         # the primary diagnosis first, so its action leads the recommendations
         " ORDER BY f.detector_id IS NOT DISTINCT FROM $primary DESC, f.severity DESC,"
@@ -260,7 +210,14 @@ def incident_report(
         "est_cost_usd": incident["est_cost_usd"],
         "provider_cost_usd": incident["provider_cost_usd"],
     }
-    report = IncidentReport(header=header, verdict=verdict)
+    decided = query_rows(
+        con,
+        "SELECT triage_status, triage_reason, triage_by, triage_at FROM incident_triage"
+        " WHERE incident_id = $incident",
+        {"incident": incident.get("incident_id")},
+    )
+    header.update(decided[0] if decided else {"triage_status": "open", "triage_reason": None})
+    report = IncidentReport(header=header, verdict=verdict, triage=about_incident(con, incident))
     _add_findings(con, report, findings)
     if ptype in ("tenant", "credential", "user"):  # a quota is set on these, not on networks
         report.quota = _token_bucket(con, p)

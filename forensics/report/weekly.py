@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from forensics._version import __version__
+from forensics.case import triage
 from forensics.detect.coverage import DetectionCoverage, detection_coverage
 from forensics.errors import ForensicsError, UsageError
 from forensics.report.coverage import EvidenceCoverage, evidence_coverage
@@ -77,6 +78,8 @@ class WeeklyReport:
     evidence: EvidenceCoverage | None = None
     detection: DetectionCoverage | None = None
     warnings: list[str] = field(default_factory=list)  # the banner, most serious first
+    triage: list[Row] = field(default_factory=list)  # decisions on the period's findings
+    suppressed: list[Row] = field(default_factory=list)  # findings hidden, by allowlist entry
     changes: dict[str, Row | None] = field(default_factory=dict)  # card -> arrow and percent
     headline: list[str] = field(default_factory=list)
     previous_has_data: bool = True
@@ -204,7 +207,7 @@ def weekly_report(
     report.incidents = query_rows(
         con,
         f"""
-        SELECT i.*,
+        SELECT i.*, t.triage_status, t.triage_reason,
                CASE WHEN i.first_seen < $start THEN 'ongoing'
                     WHEN EXISTS (SELECT 1 FROM incidents o
                                  WHERE o.incident_id <> i.incident_id
@@ -212,7 +215,7 @@ def weekly_report(
                                    AND o.principal_id = i.principal_id
                                    AND {prev_overlap})
                     THEN 'recurring' ELSE 'new' END AS status
-        FROM ({this_inc}) i
+        FROM ({this_inc}) i LEFT JOIN incident_triage t USING (incident_id)
         ORDER BY i.severity DESC, i.score DESC, i.first_seen
         """,
         p,
@@ -227,6 +230,20 @@ def weekly_report(
                             AND i.principal_id = o.principal_id
                             AND i.first_seen < $end AND i.last_seen > $start)
         ORDER BY o.last_seen DESC
+        """,
+        p,
+    )
+    report.triage = triage.between(con, start, end)
+    report.suppressed = query_rows(
+        con,
+        f"""
+        SELECT suppressed_by, count(*) AS findings, list_sort(list(DISTINCT detector_id))
+                   AS detectors,
+               list_sort(list(DISTINCT principal_type || ' ' || principal_id))[1:5] AS principals,
+               count(DISTINCT principal_type || ' ' || principal_id) AS principal_count
+        FROM findings
+        WHERE suppressed AND superseded_by IS NULL AND {_F_THIS}
+        GROUP BY suppressed_by ORDER BY findings DESC, suppressed_by
         """,
         p,
     )

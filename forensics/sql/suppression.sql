@@ -1,21 +1,30 @@
 -- Suppression: (finding_id, suppressed_by) for each finding of this run (`_run_new`) that an
--- allowlist row applies to: the row has not expired, its detector globs match (none = all), and
--- its kind matches the finding:
+-- allowlist row applies to: the row has not expired nor been removed, its detector globs match
+-- (none = all), and its kind matches the finding:
 --   tenant       the finding's tenant, or a tenant principal
 --   credential   a credential principal
+--   user         a user principal
+--   provider_key a provider_key principal
 --   asn          an asn principal ("AS64500" and "64500" alike)
 --   ip           an ip principal (the same address in any spelling)
 --   cidr         an ip or cidr principal inside the block (IPv4 as IPv4-mapped IPv6)
 --   user_agent   a substring of the user agent of one of the finding's sample requests
--- The first matching row by file and line is named: `allowlist <source>:<line> <kind>=<value>:
--- <reason>`.
+-- The first matching row by file and line (then entries added with the CLI, oldest first) is
+-- named: `allowlist <source>:<line> <kind>=<value>: <reason>` for a file's row, `allowlist
+-- entry <entry id> <kind>=<value>: <reason> (<who>)` for one added with the CLI.
 WITH allow AS (
-    SELECT kind, value, coalesce(detectors, []) AS detectors, source_id, line_no,
-           'allowlist ' || coalesce(CAST(source_id AS VARCHAR), '?') || ':'
-               || coalesce(CAST(line_no AS VARCHAR), '?') || ' ' || kind || '=' || value
-               || ': ' || coalesce(reason, '') AS label
+    SELECT kind, value, coalesce(detectors, []) AS detectors, source_id,
+           coalesce(line_no, epoch_us(added_at)) AS line_no,
+           CASE WHEN source_id IS NULL
+                THEN 'allowlist entry ' || left(coalesce(entry_id, '?'), 12) || ' ' || kind || '='
+                     || value || ': ' || coalesce(reason, '') || ' ('
+                     || coalesce(added_by, 'unknown') || ')'
+                ELSE 'allowlist ' || CAST(source_id AS VARCHAR) || ':'
+                     || coalesce(CAST(line_no AS VARCHAR), '?') || ' ' || kind || '=' || value
+                     || ': ' || coalesce(reason, '')
+           END AS label
     FROM allowlist
-    WHERE expires IS NULL OR expires > now()
+    WHERE (expires IS NULL OR expires > now()) AND removed_at IS NULL
 ),
 -- an address or block as (number, prefix length in IPv4-mapped-IPv6 bits; 128 = one address)
 nets AS (
@@ -48,6 +57,10 @@ hits AS (
         AND a.value = n.principal_id
     UNION ALL
     SELECT n.finding_id, n.detector_id, a.* FROM _run_new n
+    JOIN allow a ON a.kind IN ('user', 'provider_key') AND n.principal_type = a.kind
+        AND a.value = n.principal_id
+    UNION ALL
+    SELECT n.finding_id, n.detector_id, a.* FROM _run_new n
     JOIN allow a ON a.kind = 'asn' AND n.principal_type = 'asn'
         AND a.value = regexp_replace(upper(n.principal_id), '^AS', '')
     UNION ALL
@@ -65,7 +78,7 @@ hits AS (
     SELECT u.finding_id, u.detector_id, a.* FROM agents u
     JOIN allow a ON a.kind = 'user_agent' AND contains(u.user_agent, a.value)
 )
-SELECT finding_id, first(label ORDER BY source_id, line_no, kind, value) AS suppressed_by
+SELECT finding_id, first(label ORDER BY source_id NULLS LAST, line_no, kind, value) AS suppressed_by
 FROM hits
 WHERE len(detectors) = 0
    OR EXISTS (SELECT 1 FROM unnest(detectors) AS g(pattern) WHERE detector_id GLOB g.pattern)

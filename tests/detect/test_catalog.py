@@ -53,7 +53,7 @@ def test_the_pack_is_not_empty():
 def test_every_detector_has_an_action_and_explains_only_detectors_of_the_pack():
     import fnmatch
 
-    from forensics.report.incident import ACTIONS
+    from forensics.report.actions import ACTIONS
 
     ids = {d.id for d in DETECTORS}
     assert sorted(ids - set(ACTIONS)) == []  # the incident page says what to do about each

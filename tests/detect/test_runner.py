@@ -126,7 +126,8 @@ def add_allow(
     expires: dt.datetime | None = None,
 ) -> None:
     con.execute(
-        "INSERT INTO allowlist VALUES ($kind, $value, $detectors, $reason, $expires, 7, $line)",
+        "INSERT INTO allowlist (kind, value, detectors, reason, expires, source_id, line_no)"
+        " VALUES ($kind, $value, $detectors, $reason, $expires, 7, $line)",
         {
             "kind": kind,
             "value": value,

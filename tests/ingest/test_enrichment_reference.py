@@ -228,7 +228,8 @@ def test_allowlist_kinds_globs_expiry_and_bad_rows(case, tmp_path):
     ]
     assert errors == [
         "not an IP address: 9 characters shaped aaa-aa-aa",
-        "kind must be one of asn, ip, cidr, tenant, credential, user_agent: 6 characters shaped aaaaaa",
+        "kind must be one of asn, ip, cidr, tenant, credential, user, provider_key, user_agent:"
+        " 6 characters shaped aaaaaa",
     ]
 
 

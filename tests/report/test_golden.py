@@ -36,6 +36,8 @@ def fixed_report() -> IncidentReport:
         "provider_cost_usd": None,
         "suppressed": False,
         "suppressed_by": None,
+        "triage_status": "accepted_risk",
+        "triage_reason": "load test | <i>planned</i>",
         "bound": {"min_requests": 1000, "since": None},
         "sql": "SELECT 1 -- the detector's SQL",
         "samples": [
@@ -51,7 +53,9 @@ def fixed_report() -> IncidentReport:
             "window_end": T0 + dt.timedelta(hours=1), "severity": "medium", "score": 84.5,
             "generated_at": T0 + dt.timedelta(days=12), "tool_version": "0.0.0",
             "case_id": "c" * 12, "primary_detector": "scraping.near_duplicate_prompts",
-            "supporting": ["automation.<cadence>"],
+            "supporting": ["automation.<cadence>"], "triage_status": "investigating",
+            "triage_reason": "asked <b>the tenant</b>", "triage_by": "alice",
+            "triage_at": T0 + dt.timedelta(days=12),
         },
         verdict={
             "requests": 1234, "input_tokens": 56789, "output_tokens": 12345,
@@ -79,6 +83,14 @@ def fixed_report() -> IncidentReport:
                   "rows_quarantined": 0, "ingested_at": T0 + dt.timedelta(days=11)}],
         runs=[{"run_id": "r" * 32, "started_at": T0 + dt.timedelta(days=11),
                "tool_version": "0.0.0", "status": "ok"}],
+        triage=[{"recorded_at": T0 + dt.timedelta(days=12), "recorded_by": "alice",
+                 "target_type": "incident", "target_id": "i" * 32, "detector_id": None,
+                 "status": "investigating", "reason": "asked <b>the tenant</b>",
+                 "allowlist_entry": None},
+                {"recorded_at": T0 + dt.timedelta(days=12, hours=1), "recorded_by": "bob",
+                 "target_type": "finding", "target_id": "f" * 32,
+                 "detector_id": "scraping.near_duplicate_prompts", "status": "accepted_risk",
+                 "reason": "load test | <i>planned</i>", "allowlist_entry": "a" * 32}],
     )  # fmt: skip
 
 
