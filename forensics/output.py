@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import re
 import shutil
 import sys
@@ -50,19 +51,93 @@ def terminal_safe(text: str) -> str:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dt.datetime):  # to the second, in the style of DuckDB's CSV and JSON
+        value = value.astimezone(dt.UTC) if value.tzinfo else value
+        stamp: str = value.strftime("%Y-%m-%d %H:%M:%S")
+        return stamp + ("+00" if value.tzinfo else "")
+    if isinstance(value, float):
+        value = round(value, 2) if abs(value) >= 1 else float(f"{value:.3g}")
     text = json.dumps(_plain(value)) if isinstance(value, dict | list) else str(_plain(value))
     text = terminal_safe(text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-def write_table(names: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
+MIN_WIDTH = 24  # a text column is cut down to no less than this before columns are left out
+
+
+def _whole(name: str) -> bool:
+    """Columns never cut: ids and principals are copied from a table into the next command."""
+    return name in ("id", "type") or name.endswith(("_id", "_type"))
+
+
+def table_width(out: TextIO) -> int | None:
+    """The width a table on `out` must fit: $COLUMNS when set, else the terminal's when `out`
+    is one; None (no limit) when the table goes to a pipe or a file."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if out.isatty():
+            return shutil.get_terminal_size().columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+def _fit(names: list[str], cells: list[list[str]], limit: int) -> tuple[list[int], list[int]]:
+    """(columns kept, their widths) so that a table fits `limit` characters: the widest text
+    columns are cut first (ids never, the others down to MIN_WIDTH), then the last columns
+    are left out, the columns being in order of importance."""
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    kept = list(range(len(names)))
+
+    def total() -> int:
+        return sum(widths[i] for i in kept) + 2 * (len(kept) - 1)
+
+    while total() > limit:
+        cuttable = [
+            i for i in kept if not _whole(names[i]) and widths[i] > max(MIN_WIDTH, len(names[i]))
+        ]
+        if cuttable:
+            widest = max(cuttable, key=lambda i: widths[i])
+            floor = max(MIN_WIDTH, len(names[widest]))
+            widths[widest] = max(floor, widths[widest] - (total() - limit))
+        elif len(kept) > 1:
+            kept.pop()
+        else:
+            widths[kept[0]] = max(1, limit)
+            break
+    return kept, [widths[i] for i in kept]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def write_table(
+    names: list[str], rows: list[tuple[Any, ...]], out: TextIO, width: int | None = None
+) -> None:
+    """An aligned text table; it fits `width` characters (default: `table_width(out)`), and
+    the columns left out to fit are named on stderr."""
     cells = [[_cell(v) for v in row] for row in rows]
     names = [terminal_safe(n) for n in names]
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    out.write("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip() + "\n")
+    limit = width if width is not None else table_width(out)
+    kept, widths = _fit(names, cells, limit) if limit else (list(range(len(names))), [])
+    if not limit:
+        widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    head = [_cut(names[i], w) for i, w in zip(kept, widths, strict=True)]
+    out.write("  ".join(n.ljust(w) for n, w in zip(head, widths, strict=True)).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")
     for r in cells:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+        line = "  ".join(_cut(r[i], w).ljust(w) for i, w in zip(kept, widths, strict=True))
+        out.write(line.rstrip() + "\n")
+    left = [names[i] for i in range(len(names)) if i not in kept]
+    if left:
+        print(
+            f"({len(left)} column{'s' if len(left) > 1 else ''} left out to fit {limit}"
+            f" characters: {', '.join(left)}; --format csv or json has them all)",
+            file=sys.stderr,
+        )
 
 
 _COPY_FORMATS = {

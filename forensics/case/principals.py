@@ -12,9 +12,13 @@ scoped for a run), so detector SQL runs as-is in any DuckDB client.
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
 
 from forensics import sql
+from forensics.case.schema import PRINCIPAL_TYPES as TYPES
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = True) -> None:
@@ -27,3 +31,89 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = Tr
     if views:
         view = "TEMP VIEW" if read_only else "VIEW"
         con.execute(f"CREATE OR REPLACE {view} principal_hours AS {sql.read('principal_hours')}")
+
+
+# `forensics principals`: who is in the case. The gateway's principals come from
+# `request_principals` (one definition of a principal's requests), a provider key from `usage`.
+SORTS = {
+    "findings": "worst DESC NULLS LAST, findings DESC, cost_usd DESC NULLS LAST",
+    "requests": "requests DESC",
+    "cost": "cost_usd DESC NULLS LAST, requests DESC",
+    "last_seen": "last_seen DESC",
+}
+
+_GATEWAY = """
+SELECT principal_type, principal_id,
+       CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id)
+            WHEN count(DISTINCT tenant_id) > 1
+            THEN count(DISTINCT tenant_id) || ' tenants' END AS tenant,
+       count(*) AS requests,
+       coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
+       sum(est_cost_usd) AS cost_usd,
+       min(ts) AS first_seen, max(ts) AS last_seen,
+       count(DISTINCT client_net) AS networks, count(DISTINCT asn) AS asns,
+       count(DISTINCT country) AS countries,
+       round(100.0 * count(*) FILTER (WHERE status >= 400) / count(*), 1) AS error_pct
+FROM request_principals
+WHERE principal_type IN ({types})
+  AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+GROUP BY principal_type, principal_id
+"""
+
+_PROVIDER = """
+SELECT 'provider_key' AS principal_type, api_key_id AS principal_id,
+       string_agg(DISTINCT provider, ', ' ORDER BY provider) AS tenant,
+       coalesce(sum(requests), 0) AS requests,
+       coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
+       sum(cost) AS cost_usd, min(bucket_start) AS first_seen, max(bucket_end) AS last_seen,
+       NULL::BIGINT AS networks, NULL::BIGINT AS asns, NULL::BIGINT AS countries,
+       NULL::DOUBLE AS error_pct
+FROM usage
+WHERE api_key_id IS NOT NULL
+  AND ($since IS NULL OR bucket_end > $since) AND ($until IS NULL OR bucket_start < $until)
+GROUP BY api_key_id
+"""
+
+_LISTING = """
+WITH seen AS ({seen}),
+found AS (
+    SELECT principal_type, principal_id, count(*) AS findings, max(severity) AS worst,
+           list_sort(list(DISTINCT detector_id)) AS detectors
+    FROM findings
+    WHERE superseded_by IS NULL AND NOT coalesce(suppressed, false)
+      AND principal_type IN ({types})
+      AND ($since IS NULL OR window_end >= $since) AND ($until IS NULL OR window_start < $until)
+    GROUP BY ALL
+),
+raised AS (
+    SELECT f.principal_type, f.principal_id, count(DISTINCT i.incident_id) AS incidents
+    FROM incidents i, unnest(i.finding_ids) AS u(finding_id)
+    JOIN findings f USING (finding_id)
+    GROUP BY ALL
+)
+-- a principal with findings but no traffic in the span (an address judged by its keys'
+-- requests, a finding that reaches into the span) is listed too, with no volume
+SELECT principal_type AS type, principal_id AS id, s.tenant,
+       coalesce(s.requests, 0) AS requests, coalesce(s.tokens, 0) AS tokens,
+       round(s.cost_usd, 2) AS cost_usd, s.first_seen, s.last_seen, s.networks, s.asns,
+       s.countries, s.error_pct, coalesce(f.findings, 0) AS findings, f.worst,
+       coalesce(r.incidents, 0) AS incidents, f.detectors
+FROM seen s
+FULL JOIN found f USING (principal_type, principal_id)
+LEFT JOIN raised r USING (principal_type, principal_id)
+ORDER BY {order}, type, id
+"""
+
+
+def listing(types: list[str], sort: str) -> str:
+    """The SELECT of `forensics principals` for `types` (all when empty), sorted by `sort`;
+    its parameters are $since and $until (NULL: unbounded)."""
+    chosen = [t for t in TYPES if not types or t in types]
+    gateway = [t for t in chosen if t != "provider_key"]
+    parts = []
+    if gateway:
+        parts.append(_GATEWAY.format(types=", ".join(f"'{t}'" for t in gateway)))
+    if "provider_key" in chosen:
+        parts.append(_PROVIDER)
+    quoted = ", ".join(f"'{t}'" for t in chosen)
+    return _LISTING.format(seen=" UNION ALL ".join(parts), order=SORTS[sort], types=quoted)

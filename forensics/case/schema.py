@@ -41,6 +41,7 @@ C = Column
 
 # The vocabularies of the allowlist and triage tables (the CLI's choices are these).
 ALLOW_KINDS = ("asn", "ip", "cidr", "tenant", "credential", "user", "provider_key", "user_agent")
+PRINCIPAL_TYPES = ("tenant", "credential", "user", "ip", "asn", "cidr", "provider_key")
 TRIAGE_STATUSES = ("open", "investigating", "false_positive", "accepted_risk", "resolved")
 
 META = Table(
@@ -599,7 +600,7 @@ FINDINGS = Table(
         C(
             "principal_type",
             "VARCHAR",
-            "tenant | credential | user | ip | asn | cidr | provider_key",
+            " | ".join(PRINCIPAL_TYPES),
         ),
         C("principal_id", "VARCHAR", "the principal"),
         C("tenant_id", "VARCHAR", "tenant of the principal", "organization.id"),

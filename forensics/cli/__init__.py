@@ -12,7 +12,11 @@ from forensics.errors import ForensicsError
 
 
 class ForensicsGroup(click.Group):
-    """Turns library errors into one line on stderr (traceback only with --debug)."""
+    """Turns library errors into one line on stderr (traceback only with --debug), and takes
+    the case's `--db FILE` (and `--debug`) after the subcommand as well as before it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _global_options_first(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -27,6 +31,29 @@ class ForensicsGroup(click.Group):
                 # Later lines line up under the first, so DuckDB's caret stays under its column.
                 click.echo("Hint: " + redact(e.hint).replace("\n", "\n      "), err=True)
             ctx.exit(int(e.exit_code))
+
+
+def _global_options_first(args: list[str]) -> list[str]:
+    """`forensics findings --db case.duckdb` as `forensics --db case.duckdb findings`: the
+    group's own options are moved before the subcommand (`--` ends the search)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--db" and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 2
+            continue
+        if arg.startswith("--db=") or arg == "--debug":
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 @click.group(cls=ForensicsGroup)
@@ -62,6 +89,7 @@ def _register() -> None:
     from forensics.cli.evidence import quarantine, schema, sources, verify
     from forensics.cli.findings import findings, incidents, runs
     from forensics.cli.ingest import ingest
+    from forensics.cli.principals import principals
     from forensics.cli.report import report
     from forensics.cli.sql import sql
     from forensics.cli.synth import evaluate, synth
@@ -81,6 +109,7 @@ def _register() -> None:
         findings,
         runs,
         incidents,
+        principals,
         triage,
         allow,
         report,

@@ -114,7 +114,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, labels: Path) -> None:
 
 def _reports(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
     """The weekly report of the latest week, then one page per incident."""
-    from forensics.report.incident import incident_report, pick_incident
+    from forensics.report.incident import incident_report, pick_incidents
     from forensics.report.render import render_incident, render_weekly
     from forensics.report.weekly import latest_week, weekly_report
 
@@ -129,7 +129,7 @@ def _reports(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
     for n, (incident_id, ptype, pid) in enumerate(found, start=1):
         name = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{ptype}-{pid}")[:60].strip("-")
         path = out / f"incident-{n:02d}-{name}.html"
-        chosen = pick_incident(con, incident_id)
+        [chosen] = pick_incidents(con, incident_id)
         render_incident(incident_report(con, chosen), path, "html")
         click.echo(str(path))
         reports.append(path)

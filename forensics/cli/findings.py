@@ -27,6 +27,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 EXPORT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "ocsf")
+# What a terminal table shows unless --wide, most important first (a table that does not fit
+# the terminal leaves out its last columns); ids by their first 8 digits, which every command
+# taking an id accepts.
+NARROW = {
+    "findings": "left(finding_id, 8) AS finding, severity, detector_id, principal_id,"
+    " window_start, principal_type AS type, round(est_cost_usd, 2) AS cost_usd, triage_status,"
+    " summary",
+    "incidents": "left(incident_id, 8) AS incident, severity, principal_id, first_seen,"
+    " last_seen, principal_type AS type, round(est_cost_usd, 2) AS cost_usd, triage_status,"
+    " detectors",
+}
 
 
 def _filter_options(f: F) -> F:
@@ -54,8 +65,9 @@ def _filter_options(f: F) -> F:
 
 
 def _export_options(f: F) -> F:
-    """--format, -o/--output, --raw-csv, --fail-on."""
+    """--format, -o/--output, --raw-csv, --fail-on, --wide."""
     f = raw_csv_option(f)
+    f = click.option("--wide", is_flag=True, help="Table: every column, not the main ones.")(f)
     f = click.option(
         "--fail-on",
         type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
@@ -125,6 +137,7 @@ def _export(
     *,
     raw_csv: bool,
     fail_on: str | None,
+    wide: bool = True,
 ) -> None:
     import duckdb
 
@@ -149,6 +162,8 @@ def _export(
                     if kind == "findings"
                     else fx.incidents_query(filters)
                 )
+                if fmt == "table" and not wide:
+                    query = f"SELECT {NARROW[kind]} FROM ({query})"
                 n = write_result(
                     con, query, fmt, sys.stdout, output, params or None, raw_csv=raw_csv
                 )
@@ -228,6 +243,7 @@ def findings(
     output: Path | None,
     raw_csv: bool,
     fail_on: str | None,
+    wide: bool,
 ) -> None:
     """What the detectors found, oldest window first, most severe first within a time.
 
@@ -252,7 +268,7 @@ def findings(
 
     filters = _filters(severity, detectors, tenant, since, until, include_suppressed)
     filters = dataclasses.replace(filters, run=run_id)
-    _export(ctx, "findings", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on)
+    _export(ctx, "findings", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on, wide=wide)
 
 
 @click.command()
@@ -270,6 +286,7 @@ def incidents(
     output: Path | None,
     raw_csv: bool,
     fail_on: str | None,
+    wide: bool,
 ) -> None:
     """Findings grouped by principal and time: the incidents, oldest first.
 
@@ -290,14 +307,19 @@ def incidents(
             hint="use `forensics findings --format ocsf` (each incident lists its finding_ids)",
         )
     filters = _filters(severity, detectors, tenant, since, until, False)
-    _export(ctx, "incidents", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on)
+    _export(ctx, "incidents", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on, wide=wide)
 
 
 @click.command()
 @_export_options
 @click.pass_context
 def runs(
-    ctx: click.Context, fmt: str, output: Path | None, raw_csv: bool, fail_on: str | None
+    ctx: click.Context,
+    fmt: str,
+    output: Path | None,
+    raw_csv: bool,
+    fail_on: str | None,
+    wide: bool,
 ) -> None:
     """Every detection run, newest first: when, which detectors with which parameters, over
     which scope, and what it found (findings stored, of them still current).

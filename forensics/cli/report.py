@@ -43,16 +43,29 @@ def report() -> None:
 
 @report.command("incident")
 @click.argument("incident_id", required=False)
-@click.option("--tenant", metavar="T", help="The latest incident of this tenant.")
-@click.option("--credential", metavar="C", help="The latest incident with a finding on C.")
+@click.option("--tenant", metavar="T", help="The incident of this tenant.")
+@click.option("--credential", metavar="C", help="The incident with a finding on C.")
 @click.option(
-    "--principal", metavar="TYPE:ID", help="The latest incident of any principal, e.g. asn:64500."
+    "--principal", metavar="TYPE:ID", help="The incident of any principal, e.g. asn:64500."
+)
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="When the tenant, credential or principal has several incidents: one page each,"
+    " into the directory -o names (default: list them and stop).",
 )
 @click.option(
     "--since", metavar="TIME", help="Start of the window shown (default: the incident's)."
 )
 @click.option("--until", metavar="TIME", help="End of the window shown (default: the incident's).")
-@_output
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The file to write (with --all: a directory).",
+)
 @_format
 @click.pass_context
 def incident(
@@ -61,27 +74,31 @@ def incident(
     tenant: str | None,
     credential: str | None,
     principal: str | None,
+    every: bool,
     since: str | None,
     until: str | None,
     output: Path,
     fmt: str,
 ) -> None:
     """Write one incident's report: verdict, actions, timeline, request shape, networks,
-    findings with evidence and the SQL to reproduce them, and the chain of custody.
+    findings with evidence and the SQL to reproduce them, triage, and the chain of custody.
 
-    The page is self-contained (styles and charts inside, no external reference), escapes
-    every string that came from a log and shows credentials only as fingerprints.
+    INCIDENT_ID may be a unique prefix (4 digits or more). A tenant, credential or principal
+    with several incidents gets them listed, newest first, to pick one (or --all). The page is
+    self-contained (styles and charts inside, no external reference), escapes every string
+    that came from a log and shows credentials only as fingerprints.
 
     \b
     Example:
       forensics incidents
-      forensics report incident 88ac97c68ab4974c09604a2e7fbff251 -o incident.html
+      forensics report incident 88ac97c6 -o incident.html
       forensics report incident --tenant tenant-acme -o acme.html
+      forensics report incident --tenant tenant-acme --all -o acme-incidents/
       forensics report incident --principal asn:4200002991 -o farm.html
       forensics report incident --tenant tenant-acme --format md -o acme.md
     """
     from forensics.case import db
-    from forensics.report.incident import incident_report, pick_incident
+    from forensics.report.incident import incident_report, pick_incidents
     from forensics.report.render import render_incident
     from forensics.times import parse_time
 
@@ -92,14 +109,93 @@ def incident(
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
-        chosen = pick_incident(
+        chosen = pick_incidents(
             con, incident_id, tenant=tenant, credential=credential, principal=principal
         )
-        data = incident_report(con, chosen, since=start, until=end)
+        if len(chosen) > 1 and not every:
+            listed = "\n".join(
+                f"  {i['incident_id'][:8]}  {i['severity']:<8}  {i['first_seen']:%Y-%m-%d %H:%M}"
+                f" – {i['last_seen']:%Y-%m-%d %H:%M}  {', '.join(i['detectors'] or [])}"
+                for i in chosen
+            )
+            raise UsageError(
+                f"{len(chosen)} incidents match, newest first:\n{listed}",
+                hint="give one of their ids (a prefix will do), or --all -o DIR for every one",
+            )
+        pages = [incident_report(con, i, since=start, until=end) for i in chosen]
     finally:
         con.close()
-    render_incident(data, output, fmt)
+    if not every:
+        render_incident(pages[0], output, fmt)
+        click.echo(str(output))
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for page in pages:
+        path = output / page_name(page.header, fmt)
+        render_incident(page, path, fmt)
+        click.echo(str(path))
+
+
+def page_name(header: dict[str, object], fmt: str) -> str:
+    """A file name that carries the incident id and its principal (safe on any file system)."""
+    import re
+
+    who = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{header['principal_type']}-{header['principal_id']}")
+    return f"incident-{str(header['incident_id'])[:8]}-{who[:60].strip('-')}.{fmt}"
+
+
+@report.command("principal")
+@click.argument("principal", metavar="TYPE:ID")
+@click.option("--since", metavar="TIME", help="Start of the span shown (default: its traffic's).")
+@click.option("--until", metavar="TIME", help="End of the span shown (default: its traffic's).")
+@_output
+@_format
+@click.pass_context
+def principal_page(
+    ctx: click.Context,
+    principal: str,
+    since: str | None,
+    until: str | None,
+    output: Path,
+    fmt: str,
+) -> None:
+    """Write one principal's page, with or without findings: the incident page's anatomy
+    (volume and cost, timeline, request shape against its baseline, networks, findings with
+    evidence) over its traffic, and every incident it is part of.
+
+    TYPE is tenant, credential, user, ip, asn, cidr or provider_key (`forensics principals`
+    lists them).
+
+    \b
+    Example:
+      forensics report principal tenant:tenant-acme -o acme.html
+      forensics report principal ip:203.0.113.7 --since 2026-11-16 --until 2026-11-17 -o ip.html
+      forensics report principal provider_key:key_a241 --format md -o key.md
+    """
+    from forensics.case import db
+    from forensics.report.incident import incident_report
+    from forensics.report.principal import principal_incidents, principal_subject
+    from forensics.report.render import render_incident
+    from forensics.times import parse_time
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    con = db.connect(ctx.obj["db"], read_only=True, create=False)
+    try:
+        db.sandbox(con)
+        subject = principal_subject(con, principal, start, end)
+        page = incident_report(con, subject)
+        page.subject = "principal"
+        page.incidents = principal_incidents(con, subject)
+    finally:
+        con.close()
+    render_incident(page, output, fmt)
     click.echo(str(output))
+
+
+report.add_command(principal_page, "timeline")
 
 
 @report.command("weekly")

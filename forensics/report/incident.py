@@ -51,9 +51,11 @@ class IncidentReport:
     sources: list[Row] = field(default_factory=list)
     runs: list[Row] = field(default_factory=list)
     usage: list[Row] = field(default_factory=list)  # provider usage of a provider_key principal
-    triage: list[Row] = field(
-        default_factory=list
-    )  # decisions on it and its findings, oldest first
+    # decisions on it and its findings, oldest first
+    triage: list[Row] = field(default_factory=list)
+    # "incident", or "principal": a principal's page (forensics/report/principal.py)
+    subject: str = "incident"
+    incidents: list[Row] = field(default_factory=list)  # a principal's incidents, newest first
 
 
 def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
@@ -62,46 +64,46 @@ def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any])
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-def pick_incident(
+def pick_incidents(
     con: duckdb.DuckDBPyConnection,
     incident_id: str | None = None,
     *,
     tenant: str | None = None,
     credential: str | None = None,
     principal: str | None = None,
-) -> Row:
-    """The incident asked for: by id, else the latest on the tenant, credential or principal."""
+) -> list[Row]:
+    """The incidents asked for, newest first: one by id (or unique id prefix), else every one
+    of the tenant, with a finding on the credential, or of the principal (TYPE:ID)."""
     given = [v for v in (incident_id, tenant, credential, principal) if v]
     if len(given) != 1:
         raise UsageError("give one of INCIDENT_ID, --tenant, --credential or --principal")
     if incident_id:
-        where, params = "incident_id = $v", {"v": incident_id}
+        where, params = "starts_with(incident_id, $v)", {"v": incident_id.strip().lower()}
+        if len(incident_id.strip()) < 4:
+            raise UsageError(f"{incident_id!r}: give at least 4 digits of an incident id")
     elif tenant:
         where, params = "principal_type = 'tenant' AND principal_id = $v", {"v": tenant}
     elif credential:
-        found = query_rows(
-            con,
-            "SELECT i.* FROM incidents i, findings f WHERE f.principal_type = 'credential'"
-            " AND f.principal_id = $v AND list_contains(i.finding_ids, f.finding_id)"
-            " ORDER BY i.last_seen DESC LIMIT 1",
-            {"v": credential},
+        where = (
+            "EXISTS (SELECT 1 FROM findings f WHERE f.principal_type = 'credential'"
+            " AND f.principal_id = $v AND list_contains(incidents.finding_ids, f.finding_id))"
         )
-        if not found:
-            raise ForensicsError(f"no incident with a finding on credential {credential}")
-        return found[0]
+        params = {"v": credential}
     else:
         kind, _, ident = str(principal).partition(":")
         if not ident:
             raise UsageError(f"--principal {principal!r}: give TYPE:ID, e.g. asn:64500")
         where, params = "principal_type = $t AND principal_id = $v", {"t": kind, "v": ident}
     found = query_rows(
-        con, f"SELECT * FROM incidents WHERE {where} ORDER BY last_seen DESC LIMIT 1", params
+        con, f"SELECT * FROM incidents WHERE {where} ORDER BY last_seen DESC, incident_id", params
     )
     if not found:
         raise ForensicsError(
             "no such incident in the case", hint="`forensics incidents` lists them"
         )
-    return found[0]
+    if incident_id and len(found) > 1:
+        raise UsageError(f"{incident_id} is ambiguous: {len(found)} incidents start with it")
+    return found
 
 
 def case_id(con: duckdb.DuckDBPyConnection) -> str:

@@ -1,0 +1,196 @@
+"""Who is in the case and one principal's page: `forensics principals`, `report principal`,
+`report incident` with several incidents, `--db` after the subcommand, tables that fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from forensics.case import db
+from forensics.cli import cli
+from tests.conftest import copy_case, rows
+
+TYPES = ("tenant", "credential", "ip", "asn", "provider_key")
+
+
+def run(case: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    res = CliRunner().invoke(cli, ["--db", str(case), *args], env=env)
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.fixture(scope="module")
+def detected(synth_week: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    case = copy_case(synth_week[1], tmp_path_factory.mktemp("principals"))
+    code, _, err = run(case, "detect")
+    assert code == 0, err
+    return case
+
+
+def query(case: Path, sql: str, params: object = None) -> list[dict[str, object]]:
+    con = db.connect(case, read_only=True)
+    try:
+        return rows(con, sql, params)
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_principals_count_what_the_case_holds(detected, kind):
+    code, out, err = run(detected, "principals", "--type", kind, "--limit", "0", "--format", "json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert listed and {p["type"] for p in listed} == {kind}
+    if kind == "provider_key":
+        expected = query(
+            detected,
+            "SELECT api_key_id AS id, coalesce(sum(requests), 0) AS n FROM usage"
+            " WHERE api_key_id IS NOT NULL GROUP BY 1",
+        )
+    else:
+        column = {"tenant": "tenant_id", "credential": "credential_id", "asn": "asn"}.get(kind)
+        where = "credential_id IS NULL" if kind == "ip" else "true"
+        expected = query(
+            detected,
+            f"SELECT CAST({column or 'client_ip'} AS VARCHAR) AS id, count(*) AS n"
+            f" FROM requests WHERE {where} AND {column or 'client_ip'} IS NOT NULL GROUP BY 1",
+        )
+    volume = {p["id"]: p["requests"] for p in listed if p["first_seen"] is not None}
+    assert volume == {e["id"]: e["n"] for e in expected}
+    # findings per principal are the current, unsuppressed ones
+    found = query(
+        detected,
+        "SELECT principal_id AS id, count(*) AS n FROM findings WHERE superseded_by IS NULL"
+        " AND NOT suppressed AND principal_type = $t GROUP BY 1",
+        {"t": kind},
+    )
+    assert {p["id"]: p["findings"] for p in listed if p["findings"]} == {
+        f["id"]: f["n"] for f in found
+    }
+    # default order: the most severe first
+    ranks = ["info", "low", "medium", "high", "critical"]
+    worst = [ranks.index(p["worst"]) if p["worst"] else -1 for p in listed]
+    assert worst == sorted(worst, reverse=True)
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_a_principal_page_for_each_type(detected, tmp_path, kind):
+    """The most severe principal of each type (or the busiest one with no finding)."""
+    code, out, _ = run(detected, "principals", "--type", kind, "--limit", "1", "--format", "json")
+    [top] = json.loads(out)
+    page = tmp_path / "p.html"
+    code, _, err = run(detected, "report", "principal", f"{kind}:{top['id']}", "-o", str(page))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "<h1>Principal: " in html
+    assert f"{top['findings']} finding{'' if top['findings'] == 1 else 's'}" in html
+    for i in query(
+        detected,
+        "SELECT DISTINCT i.incident_id FROM incidents i, findings f"
+        " WHERE list_contains(i.finding_ids, f.finding_id) AND f.principal_type = $t"
+        " AND f.principal_id = $p",
+        {"t": kind, "p": top["id"]},
+    ):
+        assert str(i["incident_id"]) in html  # every incident it is part of is listed
+    md = tmp_path / "p.md"
+    code, _, err = run(
+        detected, "report", "timeline", f"{kind}:{top['id']}", "--format", "md", "-o", str(md)
+    )
+    assert code == 0, err
+    assert md.read_text(encoding="utf-8").startswith("# Principal: ")
+
+
+def test_a_principal_without_findings_and_an_unknown_one(detected, tmp_path):
+    [quiet] = query(
+        detected,
+        "SELECT tenant_id FROM requests WHERE tenant_id IS NOT NULL AND tenant_id NOT IN"
+        " (SELECT tenant_id FROM findings WHERE tenant_id IS NOT NULL)"
+        " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+    )
+    page = tmp_path / "q.html"
+    code, _, err = run(
+        detected, "report", "principal", f"tenant:{quiet['tenant_id']}", "-o", str(page)
+    )
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "0 findings" in html and "No incident in the case involves this principal." in html
+    code, _, err = run(detected, "report", "principal", "tenant:nobody-here", "-o", str(page))
+    assert code == 1 and "no traffic and no finding of tenant nobody-here" in err
+    code, _, err = run(detected, "report", "principal", "planet:earth", "-o", str(page))
+    assert code == 2 and "TYPE:ID" in err
+
+
+def test_several_incidents_are_listed_to_pick_one_or_all(detected, tmp_path):
+    # a second incident on the top incident's principal: one of its findings again, three
+    # days later, past the grouping gap (incidents are rebuilt from findings)
+    from forensics.detect.incidents import build_incidents
+
+    case = copy_case(detected, tmp_path)
+    con = db.connect(case)
+    try:
+        [(t, p, fid)] = con.execute(
+            "SELECT principal_type, principal_id, finding_ids[1] FROM incidents"
+            " ORDER BY score DESC, incident_id LIMIT 1"
+        ).fetchall()
+        con.execute(
+            "INSERT INTO findings SELECT * REPLACE (md5(finding_id) AS finding_id,"
+            " window_start + INTERVAL 3 DAY AS window_start,"
+            " window_end + INTERVAL 3 DAY AS window_end) FROM findings WHERE finding_id = $f",
+            {"f": fid},
+        )
+        build_incidents(con)
+    finally:
+        con.close()
+    detected = case
+    ids = [
+        str(r["incident_id"])
+        for r in query(
+            detected,
+            "SELECT incident_id FROM incidents WHERE principal_type = $t AND principal_id = $p"
+            " ORDER BY last_seen DESC",
+            {"t": t, "p": p},
+        )
+    ]
+    out = tmp_path / "one.html"
+    code, _, err = run(detected, "report", "incident", "--principal", f"{t}:{p}", "-o", str(out))
+    assert code == 2 and f"{len(ids)} incidents match" in err and not out.exists()
+    assert [line.split()[0] for line in err.splitlines()[1 : 1 + len(ids)]] == [i[:8] for i in ids]
+    folder = tmp_path / "all"
+    code, stdout, err = run(
+        detected, "report", "incident", "--principal", f"{t}:{p}", "--all", "-o", str(folder)
+    )
+    assert code == 0, err
+    written = sorted(folder.iterdir())
+    assert len(written) == len(ids)
+    assert all(any(f.name.startswith(f"incident-{i[:8]}-") for f in written) for i in ids)
+    code, _, err = run(detected, "report", "incident", ids[0][:6], "-o", str(out))
+    assert code == 0, err
+    assert ids[0] in out.read_text(encoding="utf-8")
+
+
+def test_db_after_the_subcommand_and_tables_that_fit_120_columns(detected):
+    res = CliRunner().invoke(
+        cli, ["findings", "--db", str(detected), "--severity", "high"], env={"COLUMNS": "120"}
+    )
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:3] == ["finding", "severity", "detector_id"]
+    for command in (
+        ["findings"],
+        ["findings", "--wide"],
+        ["incidents"],
+        ["principals", "--wide"],
+        ["runs"],
+        ["sources"],
+        ["allow", "list", "--all"],
+    ):
+        res = CliRunner().invoke(cli, [*command, "--db", str(detected)], env={"COLUMNS": "120"})
+        assert res.exit_code == 0, (command, res.stderr)
+        assert max(len(line) for line in res.stdout.splitlines()) <= 120, command
+    # without a width (a pipe), nothing is left out
+    res = CliRunner().invoke(
+        cli, ["--db", str(detected), "findings", "--wide"], env={"COLUMNS": ""}
+    )
+    assert "evidence" in res.stdout.splitlines()[0] and "left out" not in res.stderr
