@@ -6,7 +6,6 @@ print), not the Click commands themselves. forensics/cli/__init__.py registers i
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,8 +40,9 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
 
     Makes a fresh case OUTPUT/demo.duckdb from the sample world (its logs, usage exports and
     reference files, enriched with its iptoasn table), runs the detector pack, scores the
-    findings against the world's labels, then writes OUTPUT/weekly.html and one
-    OUTPUT/incident-NN-<principal>.html per incident, and prints their paths.
+    findings against the world's labels, then writes the report bundle of the latest week
+    (`forensics report bundle --zip`): OUTPUT/index.html linking OUTPUT/weekly.html, a page
+    per incident and per principal with findings, and an evidence zip per incident.
 
     \b
     Example:
@@ -65,6 +65,8 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
     case = out / "demo.duckdb"
     for stale in (case, case.with_name(case.name + ".wal"), *out.glob("incident-*.html")):
         stale.unlink(missing_ok=True)
+    for folder in ("incidents", "principals", "evidence"):
+        shutil.rmtree(out / folder, ignore_errors=True)
     con = db.connect(case, create=True)
     try:
         failed = _ingest(con, world)
@@ -75,7 +77,7 @@ def demo(ctx: click.Context, out: Path, data: Path | None) -> None:
         reports = _reports(con, out)
     finally:
         con.close()
-    click.echo(f"{len(reports)} reports in {out}/ (open weekly.html first)", err=True)
+    click.echo(f"{len(reports)} files in {out}/ (open index.html first)", err=True)
     if failed or errors:
         ctx.exit(int(ExitCode.ERROR))
 
@@ -113,24 +115,11 @@ def _evaluate(con: duckdb.DuckDBPyConnection, labels: Path) -> None:
 
 
 def _reports(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:
-    """The weekly report of the latest week, then one page per incident."""
-    from forensics.report.incident import incident_report, pick_incidents
-    from forensics.report.render import render_incident, render_weekly
-    from forensics.report.weekly import latest_week, weekly_report
+    """The report bundle of the latest week, with evidence zips; the paths written."""
+    from forensics.report.bundle import write_bundle
+    from forensics.report.weekly import latest_week
 
-    weekly = out / "weekly.html"
-    render_weekly(weekly_report(con, *latest_week(con)), weekly, "html")
-    click.echo(str(weekly))
-    reports = [weekly]
-    found = con.execute(
-        "SELECT incident_id, principal_type, principal_id FROM incidents"
-        " ORDER BY first_seen, incident_id"
-    ).fetchall()
-    for n, (incident_id, ptype, pid) in enumerate(found, start=1):
-        name = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{ptype}-{pid}")[:60].strip("-")
-        path = out / f"incident-{n:02d}-{name}.html"
-        [chosen] = pick_incidents(con, incident_id)
-        render_incident(incident_report(con, chosen), path, "html")
+    written = write_bundle(con, out, *latest_week(con), evidence=True)
+    for path in written:
         click.echo(str(path))
-        reports.append(path)
-    return reports
+    return written

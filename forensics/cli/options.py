@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from forensics.errors import UsageError
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,3 +50,31 @@ def connect(ctx: click.Context, *, read_only: bool = False, create: bool = False
     from forensics.case import db
 
     return db.connect(ctx.obj["db"], read_only=read_only, create=create)
+
+
+def period(
+    ctx: click.Context, week: str | None, since: str | None, until: str | None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The period a weekly report or a bundle covers: --week, --since and --until, else the
+    case's latest week."""
+    from forensics.case import db
+    from forensics.report.weekly import latest_week, week_bounds
+    from forensics.times import parse_time
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if week and (start or end):
+        raise UsageError("give --week or --since/--until, not both")
+    if (start is None) != (end is None):
+        raise UsageError("give both --since and --until")
+    if week:
+        start, end = week_bounds(week)
+    elif start is None or end is None:
+        con = db.connect(ctx.obj["db"], read_only=True, create=False)
+        try:
+            start, end = latest_week(con)
+        finally:
+            con.close()
+    if start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    return start, end

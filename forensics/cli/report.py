@@ -247,27 +247,12 @@ def weekly(
       forensics report weekly --format md -o weekly.md
     """
     from forensics.case import db
+    from forensics.cli.options import period
     from forensics.errors import ExitCode
     from forensics.report.render import render_weekly
-    from forensics.report.weekly import latest_week, week_bounds, weekly_report
-    from forensics.times import parse_time
+    from forensics.report.weekly import weekly_report
 
-    start = parse_time(since, "--since")
-    end = parse_time(until, "--until")
-    if week and (start or end):
-        raise UsageError("give --week or --since/--until, not both")
-    if (start is None) != (end is None):
-        raise UsageError("give both --since and --until")
-    if week:
-        start, end = week_bounds(week)
-    elif start is None or end is None:
-        con = db.connect(ctx.obj["db"], read_only=True, create=False)
-        try:
-            start, end = latest_week(con)
-        finally:
-            con.close()
-    if start >= end:
-        raise UsageError(f"--since {since} is not before --until {until}")
+    start, end = period(ctx, week, since, until)
     detect_failed = False
     if run_detect:  # a failed detector still gets its report: the banner names it, exit 1
         from forensics.cli.detect import detect_period
@@ -292,3 +277,12 @@ def weekly(
     if fail_on and data.not_analysed:
         click.echo(f"the period was not analysed (--fail-on {fail_on}): exit 5", err=True)
         ctx.exit(ExitCode.NOT_ANALYSED)
+
+
+def _add_bundle() -> None:
+    from forensics.cli.bundle import bundle
+
+    report.add_command(bundle)
+
+
+_add_bundle()

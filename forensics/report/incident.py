@@ -56,6 +56,9 @@ class IncidentReport:
     # "incident", or "principal": a principal's page (forensics/report/principal.py)
     subject: str = "incident"
     incidents: list[Row] = field(default_factory=list)  # a principal's incidents, newest first
+    # in a bundle (forensics/report/bundle.py): hrefs of the index, the weekly page, and of
+    # pages by incident id ("incidents") or by TYPE:ID ("principals")
+    links: dict[str, Any] = field(default_factory=dict)
 
 
 def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:

@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
@@ -22,6 +22,9 @@ from markupsafe import Markup
 from forensics.report.incident import IncidentReport
 from forensics.report.weekly import WeeklyReport
 from forensics.resources import shipped_dir
+
+if TYPE_CHECKING:
+    from forensics.report.bundle import BundleIndex
 
 _XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
 
@@ -253,6 +256,11 @@ def render_incident(report: IncidentReport, out: Path, fmt: str = "html") -> Non
     """Write the incident report: one self-contained HTML file, or Markdown (`fmt="md"`)."""
     timeline = timeline_chart(report) if fmt == "html" else None
     _render("incident", out, fmt, r=report, timeline=timeline)
+
+
+def render_index(index: BundleIndex, out: Path) -> None:
+    """Write a bundle's index page (forensics/report/bundle.py)."""
+    _render("bundle_index", out, "html", r=index)
 
 
 def trend_chart(report: WeeklyReport) -> Markup | None:

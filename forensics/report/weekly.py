@@ -80,6 +80,7 @@ class WeeklyReport:
     warnings: list[str] = field(default_factory=list)  # the banner, most serious first
     triage: list[Row] = field(default_factory=list)  # decisions on the period's findings
     suppressed: list[Row] = field(default_factory=list)  # findings hidden, by allowlist entry
+    links: dict[str, Any] = field(default_factory=dict)  # in a bundle: index and incident pages
     changes: dict[str, Row | None] = field(default_factory=dict)  # card -> arrow and percent
     headline: list[str] = field(default_factory=list)
     previous_has_data: bool = True

@@ -303,7 +303,7 @@ def test_weekly_report_options(world, tmp_path):
     assert "Weekly abuse report 2026-W47" in Path(out).read_text(encoding="utf-8")
 
 
-def test_demo_writes_the_weekly_report_and_one_incident_report_per_incident(tmp_path):
+def test_demo_writes_a_bundle_with_a_page_per_incident(tmp_path):
     synthesize(tmp_path / "world", SynthConfig(days=1, tenants=2, seed=7))
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["demo", "-o", str(out), "--data", str(tmp_path / "world")])
@@ -313,12 +313,13 @@ def test_demo_writes_the_weekly_report_and_one_incident_report_per_incident(tmp_
         incidents = con.execute("SELECT count(*) FROM incidents").fetchall()[0][0]
     finally:
         con.close()
-    pages = sorted(out.glob("*.html"))
-    assert (out / "weekly.html") in pages
-    assert len(pages) == 1 + incidents and incidents > 5
+    assert (out / "index.html").is_file() and (out / "weekly.html").is_file()
+    pages = sorted((out / "incidents").glob("*.html"))
+    assert len(pages) == incidents and incidents > 5
+    assert len(list((out / "evidence").glob("*.zip"))) == incidents
     weekly = (out / "weekly.html").read_text(encoding="utf-8")
     assert "the case covers 1 day of this period of 7 days" in weekly  # a one-day sample
-    for page in pages:
+    for page in [out / "index.html", out / "weekly.html", *pages]:
         assert str(page) in result.stdout
         assert not EXTERNAL.search(page.read_text(encoding="utf-8"))
     assert "(all)" in result.stdout  # the findings were scored against the world's labels
