@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any, TextIO
@@ -84,11 +85,16 @@ def table_width(out: TextIO) -> int | None:
     return None
 
 
+def _columns(text: str) -> int:
+    """Terminal columns `text` takes: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _fit(names: list[str], cells: list[list[str]], limit: int) -> tuple[list[int], list[int]]:
     """(columns kept, their widths) so that a table fits `limit` characters: the widest text
     columns are cut first (ids never, the others down to MIN_WIDTH), then the last columns
     are left out, the columns being in order of importance."""
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    widths = [max([_columns(n)] + [_columns(r[i]) for r in cells]) for i, n in enumerate(names)]
     kept = list(range(len(names)))
 
     def total() -> int:
@@ -96,11 +102,13 @@ def _fit(names: list[str], cells: list[list[str]], limit: int) -> tuple[list[int
 
     while total() > limit:
         cuttable = [
-            i for i in kept if not _whole(names[i]) and widths[i] > max(MIN_WIDTH, len(names[i]))
+            i
+            for i in kept
+            if not _whole(names[i]) and widths[i] > max(MIN_WIDTH, _columns(names[i]))
         ]
         if cuttable:
             widest = max(cuttable, key=lambda i: widths[i])
-            floor = max(MIN_WIDTH, len(names[widest]))
+            floor = max(MIN_WIDTH, _columns(names[widest]))
             widths[widest] = max(floor, widths[widest] - (total() - limit))
         elif len(kept) > 1:
             kept.pop()
@@ -111,7 +119,16 @@ def _fit(names: list[str], cells: list[list[str]], limit: int) -> tuple[list[int
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """`text` in at most `width` columns (cut with `…`), padded to `width`."""
+    if _columns(text) > width:
+        out, used = "", 0
+        for c in text:
+            w = _columns(c)
+            if used + w > width - 1:
+                break
+            out, used = out + c, used + w
+        text = out + "…"
+    return text + " " * (width - _columns(text))
 
 
 def write_table(
@@ -122,15 +139,16 @@ def write_table(
     cells = [[_cell(v) for v in row] for row in rows]
     names = [terminal_safe(n) for n in names]
     limit = width if width is not None else table_width(out)
-    kept, widths = _fit(names, cells, limit) if limit else (list(range(len(names))), [])
-    if not limit:
-        widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    head = [_cut(names[i], w) for i, w in zip(kept, widths, strict=True)]
-    out.write("  ".join(n.ljust(w) for n, w in zip(head, widths, strict=True)).rstrip() + "\n")
+    if limit:
+        kept, widths = _fit(names, cells, limit)
+    else:
+        kept = list(range(len(names)))
+        widths = [max([_columns(n)] + [_columns(r[i]) for r in cells]) for i, n in enumerate(names)]
+    columns = list(zip(kept, widths, strict=True))
+    out.write("  ".join(_cut(names[i], w) for i, w in columns).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")
     for r in cells:
-        line = "  ".join(_cut(r[i], w).ljust(w) for i, w in zip(kept, widths, strict=True))
-        out.write(line.rstrip() + "\n")
+        out.write("  ".join(_cut(r[i], w) for i, w in columns).rstrip() + "\n")
     left = [names[i] for i in range(len(names)) if i not in kept]
     if left:
         print(

@@ -55,6 +55,10 @@ def add(
         raise UsageError(f"an allowlist kind is one of {', '.join(ALLOW_KINDS)}")
     if not reason.strip():
         raise UsageError("an allowlist entry needs a reason (--reason)")
+    if expires is not None and expires <= dt.datetime.now(dt.UTC):
+        raise UsageError(
+            f"--expires {expires:%Y-%m-%d %H:%M} UTC is past: the entry would never apply"
+        )
     fields = [
         kind,
         value,

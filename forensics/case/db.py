@@ -206,6 +206,14 @@ def _add_later_parts(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None
                 c for t in TABLES if t.name == table_name for c in t.columns if c.name == column
             ]
             con.execute(f"ALTER TABLE {table_name} ADD COLUMN {column} {declared.type}")
+            if (table_name, column) == ("allowlist", "entry_id"):
+                from forensics.ingest.reference import allow_entry_id
+
+                # a file's rows get the id they would get today
+                con.execute(
+                    f"UPDATE allowlist SET entry_id = {allow_entry_id('source_id')}"
+                    " WHERE source_id IS NOT NULL"
+                )
 
 
 _SANDBOX = (

@@ -95,7 +95,7 @@ raised AS (
 -- requests, a finding that reaches into the span) is listed too, with no volume
 SELECT principal_type AS type, principal_id AS id, s.tenant,
        coalesce(s.requests, 0) AS requests, coalesce(s.tokens, 0) AS tokens,
-       round(s.cost_usd, 2) AS cost_usd, s.first_seen, s.last_seen, s.networks, s.asns,
+       s.cost_usd, s.first_seen, s.last_seen, s.networks, s.asns,
        s.countries, s.error_pct, coalesce(f.findings, 0) AS findings, f.worst,
        coalesce(r.incidents, 0) AS incidents, f.detectors
 FROM seen s

@@ -78,8 +78,10 @@ def resolve(con: duckdb.DuckDBPyConnection, given: str) -> Target:
             hint="`forensics findings` and `forensics incidents` list them",
         )
     rows = con.execute(_CANDIDATES, {"prefix": prefix}).fetchall()
-    current = [r for r in rows if r[8]]
-    found = current or rows
+    incidents = [r for r in rows if r[0] == "incident"]
+    findings = [r for r in rows if r[0] == "finding"]
+    current = [r for r in findings if r[8]]
+    found = incidents + (current or findings)  # a superseded finding only when no current one
     if not found:
         raise UsageError(
             f"no finding or incident id starts with {prefix}",
@@ -110,6 +112,8 @@ def record(
         raise UsageError("a triage entry needs a reason (--reason)")
     if suppress_similar and status not in SUPPRESSIBLE:
         raise UsageError(f"--suppress-similar is for {' and '.join(SUPPRESSIBLE)}, not {status}")
+    if expires is not None and not suppress_similar:
+        raise UsageError("--expires is the end of a suppression: it goes with --suppress-similar")
     if suppress_similar and expires is None:
         raise UsageError(
             "--suppress-similar needs --expires: a suppression that never ends hides the next"
@@ -118,6 +122,8 @@ def record(
         )
     from forensics.case import allowlist  # the ingest checks: only when a suppression is made
 
+    if expires is not None and expires <= dt.datetime.now(dt.UTC):
+        raise UsageError(f"--expires {expires:%Y-%m-%d %H:%M} UTC is past: it would never apply")
     targets = list({t.id: t for t in (resolve(con, i) for i in ids)}.values())
     now = dt.datetime.now(dt.UTC)
     entries: list[str] = []
@@ -212,6 +218,12 @@ def history(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[Row]:
         return rows(con, "SELECT * FROM triage ORDER BY recorded_at, entry_id", {})
     found: dict[str, Row] = {}
     for target in (resolve(con, i) for i in ids):
+        if target.kind == "incident":
+            [incident] = rows(
+                con, "SELECT * FROM incidents WHERE incident_id = $i", {"i": target.id}
+            )
+            found.update((r["entry_id"], r) for r in about_incident(con, incident))
+            continue
         for row in rows(
             con,
             "SELECT * FROM triage WHERE target_type = $kind"

@@ -32,10 +32,10 @@ EXPORT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "ocsf")
 # taking an id accepts.
 NARROW = {
     "findings": "left(finding_id, 8) AS finding, severity, detector_id, principal_id,"
-    " window_start, principal_type AS type, round(est_cost_usd, 2) AS cost_usd, triage_status,"
+    " window_start, principal_type AS type, est_cost_usd AS cost_usd, triage_status,"
     " summary",
     "incidents": "left(incident_id, 8) AS incident, severity, principal_id, first_seen,"
-    " last_seen, principal_type AS type, round(est_cost_usd, 2) AS cost_usd, triage_status,"
+    " last_seen, principal_type AS type, est_cost_usd AS cost_usd, triage_status,"
     " detectors",
 }
 

@@ -106,6 +106,8 @@ def incident(
     end = parse_time(until, "--until")
     if start is not None and end is not None and start >= end:
         raise UsageError(f"--since {since} is not before --until {until}")
+    if every and output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: a file; with --all, -o names a directory")
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
@@ -126,6 +128,8 @@ def incident(
     finally:
         con.close()
     if not every:
+        if output.is_dir():
+            raise UsageError(f"{output}: a directory; give a file name (or --all)")
         render_incident(pages[0], output, fmt)
         click.echo(str(output))
         return
@@ -182,6 +186,8 @@ def principal_page(
     end = parse_time(until, "--until")
     if start is not None and end is not None and start >= end:
         raise UsageError(f"--since {since} is not before --until {until}")
+    if output.is_dir():
+        raise UsageError(f"{output}: a directory; give a file name")
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)

@@ -212,7 +212,7 @@ def allow_list(
     from forensics.case.allowlist import LIST_QUERY
     from forensics.output import print_result
 
-    con = connect(ctx, read_only=True)
+    con = connect(ctx)  # read-write: a case made before `allow` gains its columns first
     try:
         print_result(
             con, LIST_QUERY, fmt, output, {"all": everything}, noun="entries", raw_csv=raw_csv

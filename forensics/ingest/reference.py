@@ -273,12 +273,17 @@ class RetiredKeys(ReferenceFormat):
 ALLOW_COLUMNS = ["kind", "value", "detectors", "reason", "expires"]
 
 
+def allow_entry_id(source: str) -> str:
+    """SQL for the id of a file's allowlist row: a hash of its source (`source`, SQL) and line."""
+    return f"left(sha256(concat_ws('|', 'allowlist', {source}, line_no)), 32)"
+
+
 def allowlist_checked() -> str:
     """The allowlist's checks and normalisation over `ref_rows` (ALLOW_COLUMNS as text): one
     definition for a CSV file and `forensics allow add`."""
     kinds = ", ".join(f"'{k}'" for k in ALLOW_KINDS)
     value = (
-        "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS', '')"
+        "CASE lower(kind) WHEN 'asn' THEN regexp_replace(upper(value), '^AS\\s*', '')"
         f" WHEN 'credential' THEN {_credential('value')}"
         " WHEN 'cidr' THEN lower(value) WHEN 'ip' THEN lower(value) ELSE value END"
     )
@@ -292,17 +297,20 @@ def allowlist_checked() -> str:
                  THEN 'kind must be one of {", ".join(ALLOW_KINDS)}: ' || value_shape(kind)
                WHEN value = '' THEN 'value is empty'
                WHEN lower(kind) = 'asn'
-                    AND TRY_CAST(regexp_replace(upper(value), '^AS', '') AS BIGINT) IS NULL
+                    AND TRY_CAST(regexp_replace(upper(value), '^AS\\s*', '') AS BIGINT) IS NULL
                  THEN 'asn is not a number: ' || value_shape(value)
                WHEN lower(kind) = 'ip' AND ip_num(value) IS NULL
                  THEN 'not an IP address: ' || value_shape(value)
                WHEN lower(kind) = 'cidr' AND (ip_num(split_part(value, '/', 1)) IS NULL
                     OR TRY_CAST(split_part(value, '/', 2) AS INTEGER) IS NULL)
                  THEN 'not a CIDR block: ' || value_shape(value)
+               WHEN lower(kind) = 'cidr' AND NOT TRY_CAST(split_part(value, '/', 2) AS INTEGER)
+                    BETWEEN 0 AND CASE WHEN contains(value, ':') THEN 128 ELSE 32 END
+                 THEN 'CIDR prefix length out of range: ' || value_shape(value)
                WHEN expires <> '' AND {_time("expires")} IS NULL
                  THEN 'expires is not a timestamp: ' || value_shape(expires)
           END AS _error
-        FROM ref_rows"""
+        FROM (SELECT * REPLACE (trim(kind) AS kind, trim(value) AS value) FROM ref_rows)"""
 
 
 class Allowlist(ReferenceFormat):
@@ -321,7 +329,7 @@ class Allowlist(ReferenceFormat):
         insert = (
             "INSERT INTO allowlist (kind, value, detectors, reason, expires, source_id, line_no,"
             " entry_id) SELECT kind, value, detectors, reason, expires, $sid, line_no,"
-            " left(sha256(concat_ws('|', 'allowlist', $sid, line_no)), 32)"
+            f" {allow_entry_id('$sid')}"
             " FROM ref_checked WHERE _error IS NULL"
         )
         checked = allowlist_checked()

@@ -105,7 +105,11 @@ def pick_incidents(
             "no such incident in the case", hint="`forensics incidents` lists them"
         )
     if incident_id and len(found) > 1:
-        raise UsageError(f"{incident_id} is ambiguous: {len(found)} incidents start with it")
+        listed = ", ".join(str(i["incident_id"]) for i in found[:5])
+        raise UsageError(
+            f"{incident_id} is ambiguous: {len(found)} incidents start with it ({listed})",
+            hint="give more of the id",
+        )
     return found
 
 

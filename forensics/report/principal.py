@@ -11,6 +11,7 @@ incident it is part of, so the page links its stories.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import duckdb
@@ -56,6 +57,11 @@ def parse_principal(spec: str) -> tuple[str, str]:
             hint="e.g. tenant:acme-prod, credential:key-123, ip:203.0.113.7, asn:64500"
             " (`forensics principals` lists them)",
         )
+    ident = ident.strip()
+    if kind == "asn":  # as the case stores it: "64500", not "AS64500"
+        ident = re.sub(r"^AS\s*", "", ident, flags=re.IGNORECASE)
+    elif kind in ("ip", "cidr"):  # addresses are stored in lower case
+        ident = ident.lower()
     return kind, ident
 
 

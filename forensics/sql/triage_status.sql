@@ -3,6 +3,8 @@
 -- on one run's finding or incident also speaks for the later ones it describes:
 --   finding    the same detector on the same principal, windows overlapping
 --   incident   the same principal (as incidents group it), first_seen..last_seen overlapping
+-- and not running past the end of the window the decision saw: activity after it is new, so
+-- the finding or incident is open again (its history still lists the decision).
 -- `triage_entries` counts the entries that matched (the history the reports list).
 CREATE OR REPLACE {kind} VIEW finding_triage AS
 SELECT f.finding_id,
@@ -16,6 +18,7 @@ LEFT JOIN triage t
   ON t.target_type = 'finding' AND t.detector_id = f.detector_id
  AND t.principal_type = f.principal_type AND t.principal_id = f.principal_id
  AND t.window_start <= f.window_end AND f.window_start <= t.window_end
+ AND f.window_end <= t.window_end
 GROUP BY f.finding_id;
 
 CREATE OR REPLACE {kind} VIEW incident_triage AS
@@ -30,4 +33,5 @@ LEFT JOIN triage t
   ON t.target_type = 'incident'
  AND t.principal_type = i.principal_type AND t.principal_id = i.principal_id
  AND t.window_start <= i.last_seen AND i.first_seen <= t.window_end
+ AND i.last_seen <= t.window_end
 GROUP BY i.incident_id;

@@ -261,7 +261,12 @@ def test_secrets_never_reach_the_case_and_bad_values_are_described_by_shape(dete
     assert str(values["credential"]).startswith("cred:")
 
 
-def test_a_case_made_before_triage_opens_read_only_and_gains_it_read_write(detected):
+def test_a_case_made_before_triage_opens_read_only_and_gains_it_read_write(detected, tmp_path):
+    allow = tmp_path / "allow.csv"
+    allow.write_text("kind,value,detectors,reason,expires\nasn,AS64500,,ci runners,\n")
+    code, _, err = run(detected, "ingest", "-q", str(allow))
+    assert code == 0, err
+    [csv_row] = query(detected, "SELECT entry_id FROM allowlist")
     con = duckdb.connect(str(detected))
     con.execute("DROP VIEW IF EXISTS finding_triage")
     con.execute("DROP VIEW IF EXISTS incident_triage")
@@ -276,3 +281,62 @@ def test_a_case_made_before_triage_opens_read_only_and_gains_it_read_write(detec
     code, _, err = run(detected, "triage", fid, "--status", "resolved", "--reason", "done")
     assert code == 0, err
     assert query(detected, "SELECT status FROM triage") == [{"status": "resolved"}]
+    code, out, err = run(detected, "allow", "list", "--format", "json")  # gains its columns
+    assert code == 0, err
+    [listed] = json.loads(out)  # the file's row has the id a fresh ingest gives it: removable
+    assert listed["id"] == csv_row["entry_id"] and len(listed["id"]) == 32
+    code, _, err = run(detected, "allow", "remove", listed["id"][:8])
+    assert code == 0, err
+
+
+def test_a_decision_covers_what_it_saw_new_activity_reopens(detected):
+    f = a_finding(detected)
+    fid = str(f["finding_id"])
+    code, _, err = run(detected, "triage", fid, "--status", "resolved", "--reason", "rotated")
+    assert code == 0, err
+    con = db.connect(detected)
+    try:
+        # the same detector on the same principal, running an hour past what was triaged
+        con.execute(
+            "INSERT INTO findings SELECT * REPLACE (md5(finding_id) AS finding_id,"
+            " window_end + INTERVAL 1 HOUR AS window_end) FROM findings WHERE finding_id = $f",
+            {"f": fid},
+        )
+        statuses = dict(
+            con.execute(
+                "SELECT finding_id, triage_status FROM finding_triage"
+                " WHERE finding_id IN ($f, md5($f))",
+                {"f": fid},
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    assert statuses == {fid: "resolved", _md5(fid): "open"}
+    code, out, _ = run(detected, "triage", _md5(fid)[:10], "--format", "json")
+    assert [e["status"] for e in json.loads(out)] == ["resolved"]  # its history still says so
+
+
+def _md5(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - DuckDB's md5, for an id
+
+
+def test_allowlist_values_that_could_never_match_are_refused(detected):
+    for args, message in (
+        (["cidr", "10.0.0.0/99"], "CIDR prefix length out of range"),
+        (["cidr", "2001:db8::/129"], "CIDR prefix length out of range"),
+        (["tenant", "   "], "value is empty"),
+        (["user", "bob", "--expires", "2001-01-01"], "is past"),
+    ):
+        code, _, err = run(detected, "allow", "add", *args, "--reason", "x")
+        assert code == 2 and message in err, (args, err)
+    code, _, err = run(detected, "allow", "add", "asn", " AS 64500 ", "--reason", "x")
+    assert code == 0, err
+    assert query(detected, "SELECT value FROM allowlist") == [{"value": "64500"}]
+    fid = str(a_finding(detected)["finding_id"])
+    code, _, err = run(
+        detected, "triage", fid, "--status", "investigating", "--reason", "x",
+        "--expires", "2099-01-01",
+    )  # fmt: skip
+    assert code == 2 and "--suppress-similar" in err
