@@ -49,7 +49,7 @@ def terminal_safe(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, max_cell: int | None = MAX_CELL) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):  # to the second, in the style of DuckDB's CSV and JSON
@@ -60,7 +60,7 @@ def _cell(value: Any) -> str:
         value = round(value, 2) if abs(value) >= 1 else float(f"{value:.3g}")
     text = json.dumps(_plain(value)) if isinstance(value, dict | list) else str(_plain(value))
     text = terminal_safe(text)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    return text if max_cell is None or len(text) <= max_cell else text[: max_cell - 1] + "…"
 
 
 MIN_WIDTH = 24  # a text column is cut down to no less than this before columns are left out
@@ -132,11 +132,16 @@ def _cut(text: str, width: int) -> str:
 
 
 def write_table(
-    names: list[str], rows: list[tuple[Any, ...]], out: TextIO, width: int | None = None
+    names: list[str],
+    rows: list[tuple[Any, ...]],
+    out: TextIO,
+    width: int | None = None,
+    max_cell: int | None = MAX_CELL,
 ) -> None:
-    """An aligned text table; it fits `width` characters (default: `table_width(out)`), and
-    the columns left out to fit are named on stderr."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """An aligned text table; it fits `width` characters (default: `table_width(out)`; 0: no
+    limit), the columns left out to fit named on stderr; cells longer than `max_cell` are cut
+    (None: never)."""
+    cells = [[_cell(v, max_cell) for v in row] for row in rows]
     names = [terminal_safe(n) for n in names]
     limit = width if width is not None else table_width(out)
     if limit:

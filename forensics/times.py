@@ -5,8 +5,10 @@ A time is ISO 8601: a date (`2026-01-01`, its midnight) or a date and time
 `+02:00`). A time without an offset is UTC, and every result is an aware datetime in UTC, so
 the values compare, bind to DuckDB and print the same whichever way they were written.
 
-There are no relative forms (`7d`, `now`): evidence is examined offline, long after the fact,
-and a window that moved with the clock would not be reproducible.
+A command-line option (`parse_time`) also takes a span back from now: `30m`, `24h`, `7d`,
+`2w`, and `now` itself, for the scheduled job that reports on the last week. Nothing else does
+(labels, detector parameters and files are read the same on every run), and what is resolved is
+an absolute time: a report prints the period it covers, so it stays reproducible.
 
 A value that does not parse is a `UsageError` naming the option and describing the value's
 shape (`9999-99-99`), never the value itself: a mistyped option can hold a key.
@@ -15,18 +17,36 @@ shape (`9999-99-99`), never the value itself: a mistyped option can hold a key.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from forensics.errors import UsageError
 
-EXAMPLE = "e.g. 2026-01-01 or 2026-01-01T08:00:00Z (a time without an offset is UTC)"
+EXAMPLE = (
+    "e.g. 2026-01-01 or 2026-01-01T08:00:00Z (a time without an offset is UTC), or 7d, 24h"
+    " for that long ago"
+)
 _SHAPE_LIMIT = 32
 
 
-def parse_time(text: str | None, option: str) -> dt.datetime | None:
-    """An optional time from a command-line option: None or blank text gives None."""
+_RELATIVE = re.compile(r"(\d{1,6})\s*([mhdw])", re.IGNORECASE)
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(
+    text: str | None, option: str, *, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """An optional time from a command-line option: None or blank text gives None; `7d`
+    (`m`, `h`, `d`, `w`) is that long before `now` (default: the current time)."""
     if text is None or not text.strip():
         return None
-    return _parse(text, option)
+    stripped = text.strip()
+    relative = _RELATIVE.fullmatch(stripped)
+    if relative is None and stripped.lower() != "now":
+        return _parse(text, option)
+    moment = now or dt.datetime.now(dt.UTC)
+    if relative is None:
+        return moment
+    return moment - dt.timedelta(**{_UNITS[relative[2].lower()]: int(relative[1])})
 
 
 def coerce_time(value: object, option: str) -> dt.datetime:

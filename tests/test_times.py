@@ -111,3 +111,25 @@ def test_the_cli_shows_the_error_and_exits_2(tmp_path):
         "Error: --since: not an ISO 8601 date or time (12 characters shaped aaaa aaaaaaa)\n"
         f"Hint: {EXAMPLE}\n"
     )
+
+
+def test_options_take_a_span_back_from_now_and_files_do_not():
+    now = dt.datetime(2026, 12, 6, 12, 30, tzinfo=UTC)
+    assert parse_time("7d", "--since", now=now) == now - dt.timedelta(days=7)
+    assert parse_time(" 24H ", "--since", now=now) == now - dt.timedelta(hours=24)
+    assert parse_time("2w", "--since", now=now) == now - dt.timedelta(weeks=2)
+    assert parse_time("30m", "--since", now=now) == now - dt.timedelta(minutes=30)
+    assert parse_time("now", "--until", now=now) == now
+    for text in ("7 days", "-7d", "7y", "d7"):
+        with pytest.raises(UsageError):
+            parse_time(text, "--since", now=now)
+    assert not is_time("7d")  # labels and detector parameters stay absolute
+
+
+def test_last_and_this_week_from_any_day():
+    from forensics.report.weekly import week_bounds
+
+    for day in range(7):  # Monday 2026-11-30 .. Sunday 2026-12-06
+        now = dt.datetime(2026, 11, 30, 23, 59, tzinfo=UTC) + dt.timedelta(days=day)
+        assert week_bounds("last", now) == week_bounds("2026-W48")
+        assert week_bounds("THIS", now) == week_bounds("2026-W49")

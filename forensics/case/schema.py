@@ -704,3 +704,36 @@ def table(name: str) -> Table:
         if t.name == name:
             return t
     raise KeyError(name)
+
+# The views every case holds (stored; TEMP on a read-only connection), defined where they live.
+VIEWS: tuple[tuple[str, str], ...] = (
+    (
+        "request_principals",
+        "Each request once per principal it belongs to (principal_type, principal_id, then every"
+        " column of requests): the one definition of a principal's requests"
+        " (forensics/sql/request_principals.sql); principal_requests(type, id) is its macro.",
+    ),
+    (
+        "request_costs",
+        "Each gateway request's estimated cost from the prices table (forensics/case/costs.py).",
+    ),
+    (
+        "principal_hours",
+        "The detector pack's shared feature: per principal and hour, requests, targets, models,"
+        " networks and places (forensics/sql/principal_hours.sql).",
+    ),
+    (
+        "usage_vs_gateway",
+        "Provider usage against the gateway's own traffic by provider, key and hour"
+        " (forensics/case/reconcile.py).",
+    ),
+    (
+        "finding_triage",
+        "Each finding's triage status: the latest `triage` entry about it, else open"
+        " (forensics/sql/triage_status.sql).",
+    ),
+    (
+        "incident_triage",
+        "Each incident's triage status, the same way (forensics/sql/triage_status.sql).",
+    ),
+)

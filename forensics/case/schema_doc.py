@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from forensics.case.schema import Table
+from forensics.case.schema import VIEWS, Table
 from forensics.output import write_table
 
 
@@ -28,7 +28,8 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
                     ],
                 }
                 for t in tables
-            ],
+            ]
+            + [{"view": name, "description": text} for name, text in VIEWS],
             out,
             indent=1,
         )
@@ -41,6 +42,10 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
                 std = f"`{c.standard}`" if c.standard else ""
                 out.write(f"| `{c.name}` | {c.type} | {c.description} | {std} |\n")
             out.write("\n")
+        out.write("## Views\n\n| view | what it is |\n|---|---|\n")
+        for name, text in VIEWS:
+            out.write(f"| `{name}` | {text} |\n")
+        out.write("\n")
     else:
         for t in tables:
             out.write(f"{t.name}: {t.description}\n")
@@ -48,8 +53,13 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
                 ["column", "type", "meaning", "otel/ecs"],
                 [(c.name, c.type.split()[0], c.description, c.standard) for c in t.columns],
                 _Indented(out),
+                width=0,  # never cut: the contract is read whole
+                max_cell=None,
             )
             out.write("\n")
+        out.write("views:\n")
+        for name, text in VIEWS:
+            out.write(f"  {name}: {text}\n")
     return out.getvalue()
 
 

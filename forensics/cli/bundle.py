@@ -11,7 +11,11 @@ import click
 
 
 @click.command("bundle")
-@click.option("--week", metavar="YYYY-Www", help="ISO week, e.g. 2026-W47 (default: the latest).")
+@click.option(
+    "--week",
+    metavar="YYYY-Www",
+    help="ISO week, e.g. 2026-W47, or last or this (default: the case's latest).",
+)
 @click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
 @click.option("--until", metavar="TIME", help="End of the period instead of a week.")
 @click.option(

@@ -17,8 +17,8 @@ _output = click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The file to write.",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    help="The file to write (-: stdout).",
 )
 _format = click.option(
     "--format",
@@ -28,6 +28,30 @@ _format = click.option(
     show_default=True,
     help="html: one self-contained page; md: Markdown for tickets and chat.",
 )
+
+
+_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
+
+
+def _format_for(ctx: click.Context, output: Path, fmt: str) -> str:
+    """The format to write: --format when given, else the one -o's extension names (a page
+    named .md is Markdown); an extension that contradicts --format is an error."""
+    named = _SUFFIXES.get(output.suffix.lower())
+    given = ctx.get_parameter_source("fmt") not in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    )
+    if named is None or str(output) == "-":
+        return fmt
+    if given and named != fmt:
+        raise UsageError(f"-o {output.name} is {named}, but --format says {fmt}")
+    return named
+
+
+def _written(output: Path) -> None:
+    """Say which file was written (nothing when the page went to stdout)."""
+    if str(output) != "-":
+        click.echo(str(output))
 
 
 @click.group("report")
@@ -130,8 +154,8 @@ def incident(
     if not every:
         if output.is_dir():
             raise UsageError(f"{output}: a directory; give a file name (or --all)")
-        render_incident(pages[0], output, fmt)
-        click.echo(str(output))
+        render_incident(pages[0], output, _format_for(ctx, output, fmt))
+        _written(output)
         return
     output.mkdir(parents=True, exist_ok=True)
     for page in pages:
@@ -197,15 +221,19 @@ def principal_page(
         page.incidents = principal_incidents(con, subject)
     finally:
         con.close()
-    render_incident(page, output, fmt)
-    click.echo(str(output))
+    render_incident(page, output, _format_for(ctx, output, fmt))
+    _written(output)
 
 
 report.add_command(principal_page, "timeline")
 
 
 @report.command("weekly")
-@click.option("--week", metavar="YYYY-Www", help="ISO week, e.g. 2026-W47 (default: the latest).")
+@click.option(
+    "--week",
+    metavar="YYYY-Www",
+    help="ISO week, e.g. 2026-W47, or last or this (default: the case's latest).",
+)
 @click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
 @click.option("--until", metavar="TIME", help="End of the period instead of a week.")
 @_output
@@ -270,8 +298,8 @@ def weekly(
         data = weekly_report(con, start, end)
     finally:
         con.close()
-    render_weekly(data, output, fmt)
-    click.echo(str(output))
+    render_weekly(data, output, _format_for(ctx, output, fmt))
+    _written(output)
     for line in data.warnings:
         click.echo(f"warning: {line}", err=True)
     if detect_failed:

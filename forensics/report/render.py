@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -241,6 +242,10 @@ def _render(name: str, out: Path, fmt: str, **values: Any) -> None:
                 **values,
             )
         )
+    if str(out) == "-":  # `-o -`: the page on stdout
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     # Beside the target, then renamed over it: a report killed half-written never exists, so
     # a scheduled job cannot mail a truncated page.

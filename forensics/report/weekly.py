@@ -101,8 +101,16 @@ class WeeklyReport:
         )
 
 
-def week_bounds(week: str) -> tuple[dt.datetime, dt.datetime]:
-    """`2026-W47` -> its Monday 00:00 UTC and the next Monday."""
+def week_bounds(week: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """`2026-W47` -> its Monday 00:00 UTC and the next Monday; `last` and `this` are the ISO
+    week before the current one (a Monday cron job's) and the current one."""
+    if week.strip().lower() in ("last", "this"):
+        today = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date()
+        monday = today - dt.timedelta(days=today.weekday())
+        if week.strip().lower() == "last":
+            monday -= dt.timedelta(days=7)
+        start = dt.datetime.combine(monday, dt.time(), dt.UTC)
+        return start, start + dt.timedelta(days=7)
     match = re.fullmatch(r"(\d{4})-?W(\d{1,2})", week.strip(), flags=re.IGNORECASE)
     if not match:
         raise UsageError(

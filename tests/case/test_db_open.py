@@ -87,3 +87,25 @@ def test_a_case_without_its_salt_or_a_table_is_damaged(tmp_path: Path) -> None:
     for read_only in (True, False):
         with pytest.raises(CaseError, match="damaged case: table findings missing"):
             db.connect(path, read_only=read_only)
+
+
+def test_schema_documents_every_view_of_a_case_and_never_cuts_a_description(tmp_path):
+    from click.testing import CliRunner
+
+    from forensics.case.schema import TABLES, VIEWS
+    from forensics.cli import cli
+
+    con = db.connect(tmp_path / "c.duckdb")
+    try:
+        views = {
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert views == {name for name, _ in VIEWS}
+    res = CliRunner().invoke(cli, ["schema"], env={"COLUMNS": "80"})
+    longest = max((c.description for t in TABLES for c in t.columns), key=len)
+    assert longest in res.stdout and all(name in res.stdout for name, _ in VIEWS)

@@ -194,3 +194,23 @@ def test_db_after_the_subcommand_and_tables_that_fit_120_columns(detected):
         cli, ["--db", str(detected), "findings", "--wide"], env={"COLUMNS": ""}
     )
     assert "evidence" in res.stdout.splitlines()[0] and "left out" not in res.stderr
+
+
+def test_report_to_stdout_and_the_format_an_extension_names(detected, tmp_path):
+    code, out, err = run(detected, "report", "principal", "asn:AS" + _an_asn(detected), "-o", "-")
+    assert code == 0, err
+    assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
+    page = tmp_path / "page.md"
+    code, out, err = run(
+        detected, "report", "principal", "asn:" + _an_asn(detected), "-o", str(page)
+    )
+    assert code == 0 and page.read_text(encoding="utf-8").startswith("# Principal: asn ")
+    code, _, err = run(
+        detected, "report", "weekly", "--week", "last", "--format", "html", "-o", str(page)
+    )
+    assert code == 2 and "is md, but --format says html" in err
+
+
+def _an_asn(case: Path) -> str:
+    return str(query(case, "SELECT CAST(asn AS VARCHAR) AS a FROM requests WHERE asn IS NOT NULL"
+                     " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")[0]["a"])  # fmt: skip
