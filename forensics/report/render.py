@@ -68,6 +68,35 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
+COMPACT_LINES = 12  # lines of a nested evidence value shown before "… N more"
+
+
+def _inline(value: Any) -> str:
+    """A value on one line: a mapping as `k=v, k=v`, a list as `a, b`, nested ones the same."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_inline(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return ", ".join(_inline(v) for v in value)
+    return "–" if value is None else str(value)
+
+
+def _compact(value: Any) -> list[str]:
+    """A nested evidence value as short lines, not raw JSON: a mapping one `key: value` line
+    per key, a list of scalars one line, a list of records one line each; long ones end with
+    the count of lines left out."""
+    if isinstance(value, dict):
+        lines = [f"{k}: {_inline(v)}" for k, v in sorted(value.items())]
+    elif isinstance(value, list | tuple) and all(not isinstance(v, dict | list) for v in value):
+        lines = [_inline(value)]
+    elif isinstance(value, list | tuple):
+        lines = [_inline(v) for v in value]
+    else:
+        lines = [_inline(value)]
+    if len(lines) > COMPACT_LINES:
+        lines = [*lines[: COMPACT_LINES - 1], f"… {len(lines) - COMPACT_LINES + 1} more"]
+    return lines
+
+
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|!{}()#~&$])")
 
 
@@ -130,7 +159,7 @@ def _environment(**options: Any) -> jinja2.Environment:
         lstrip_blocks=True,
         **options,
     )
-    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty)
+    env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty, compact=_compact)
     env.globals["duration"] = _duration
     return env
 
@@ -159,62 +188,93 @@ def svg(chart_json: str) -> Markup:
 
 
 def timeline_chart(report: IncidentReport) -> Markup | None:
-    """Requests per hour by endpoint (the findings' windows shaded, revocations marked) above
-    tokens per hour."""
+    """Requests per hour by endpoint above tokens per hour, on one time axis (UTC): each bar
+    fills its hour, the findings' windows are shaded on both charts, revocations are marked,
+    an hour without traffic is a zero (the line drops to it) and the y axes have headroom."""
     if not report.hourly:
         return None
     import altair as alt
 
-    hours = _data(
-        [
-            {
-                "hour": _iso(r["hour"]),
-                "endpoint": r["endpoint"],
-                "requests": int(r["requests"]),
-                "tokens": int(r["tokens"]),
-            }
-            for r in report.hourly
-        ]
+    hour = dt.timedelta(hours=1)
+    first = min(r["hour"] for r in report.hourly)
+    last = max(r["hour"] for r in report.hourly)
+    tokens_by_hour: dict[Any, int] = {}
+    requests_by_hour: dict[Any, int] = {}
+    for r in report.hourly:
+        tokens_by_hour[r["hour"]] = tokens_by_hour.get(r["hour"], 0) + int(r["tokens"])
+        requests_by_hour[r["hour"]] = requests_by_hour.get(r["hour"], 0) + int(r["requests"])
+    every_hour = [first + hour * n for n in range(int((last - first) / hour) + 1)]
+    x = alt.X(
+        "start:T",
+        title="hour (UTC)",
+        scale=alt.Scale(type="utc", domain=[_iso(first), _iso(last + hour)]),
+        axis=alt.Axis(format="%d %b %H:%M", labelOverlap="greedy", tickCount=8),
     )
-    bars = (
-        alt.Chart(hours)
-        .mark_bar()
-        .encode(
-            x=alt.X("hour:T", title="hour (UTC)"),
-            y=alt.Y("sum(requests):Q", title="requests per hour"),
-            color=alt.Color("endpoint:N", title="endpoint"),
-        )
-    )
-    layers: list[Any] = []
+
+    def headroom(peak: int) -> alt.Scale:
+        return alt.Scale(domain=[0, max(1, peak) * 1.15], nice=False)
+
+    shaded: list[Any] = []
     if report.windows:
-        shaded = _data(
+        windows = _data(
             [
-                {"start": _iso(w["start"]), "end": _iso(w["end"]), "finding": w["detector_id"]}
+                {"start": _iso(max(w["start"], first)), "end": _iso(min(w["end"], last + hour))}
                 for w in report.windows
             ]
         )
-        layers.append(
-            alt.Chart(shaded)
-            .mark_rect(opacity=0.15, color="#c0392b")
-            .encode(x="start:T", x2="end:T")
+        shaded.append(
+            alt.Chart(windows).mark_rect(opacity=0.15, color="#c0392b").encode(x=x, x2="end:T")
         )
-    layers.append(bars)
+    bars = (
+        alt.Chart(
+            _data(
+                [
+                    {
+                        "start": _iso(r["hour"]),
+                        "end": _iso(r["hour"] + hour),
+                        "endpoint": r["endpoint"],
+                        "requests": int(r["requests"]),
+                    }
+                    for r in report.hourly
+                ]
+            )
+        )
+        .mark_bar(binSpacing=1)
+        .encode(
+            x=x,
+            x2="end:T",
+            y=alt.Y(
+                "sum(requests):Q",
+                title="requests per hour",
+                scale=headroom(max(requests_by_hour.values())),
+            ),
+            color=alt.Color("endpoint:N", title="endpoint"),
+        )
+    )
+    layers: list[Any] = [*shaded, bars]
     if report.revocations:
-        revoked = _data([{"at": _iso(v["revoked_at"])} for v in report.revocations])
-        layers.append(
-            alt.Chart(revoked).mark_rule(color="#000", strokeDash=[4, 3]).encode(x="at:T")
-        )
+        revoked = _data([{"start": _iso(v["revoked_at"])} for v in report.revocations])
+        layers.append(alt.Chart(revoked).mark_rule(color="#000", strokeDash=[4, 3]).encode(x=x))
     requests = alt.layer(*layers).properties(width=760, height=200)
-    tokens = (
-        alt.Chart(hours)
+    line = (
+        alt.Chart(
+            _data(
+                [
+                    {"start": _iso(h + hour / 2), "tokens": tokens_by_hour.get(h, 0)}
+                    for h in every_hour
+                ]
+            )
+        )
         .mark_line(point=True, color="#555")
         .encode(
-            x=alt.X("hour:T", title="hour (UTC)"),
-            y=alt.Y("sum(tokens):Q", title="tokens per hour"),
+            x=x,
+            y=alt.Y(
+                "tokens:Q", title="tokens per hour", scale=headroom(max(tokens_by_hour.values()))
+            ),
         )
-        .properties(width=760, height=120)
     )
-    return svg(alt.vconcat(requests, tokens).to_json())
+    tokens = alt.layer(*shaded, line).properties(width=760, height=120)
+    return svg(alt.vconcat(requests, tokens).resolve_scale(x="shared").to_json())
 
 
 def _data(values: list[dict[str, Any]]) -> Any:
