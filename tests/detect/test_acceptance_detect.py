@@ -13,7 +13,7 @@ from tests.ingest.test_kong import kong_record
 CONTRACT = {
     "finding_id", "detector_id", "severity", "score", "principal_type", "principal_id",
     "tenant_id", "window_start", "window_end", "summary", "evidence", "est_cost_usd",
-    "provider_cost_usd", "suppressed", "suppressed_by", "run_id", "superseded_by",
+    "provider_cost_usd", "suppressed", "suppressed_by", "run_id", "superseded_by", "triage_status",
 }  # fmt: skip
 START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 REVOKED = START + dt.timedelta(days=3, hours=9)
