@@ -63,6 +63,15 @@ def _cell(value: Any, max_cell: int | None = MAX_CELL) -> str:
     return text if max_cell is None or len(text) <= max_cell else text[: max_cell - 1] + "…"
 
 
+def usd_cell(column: str) -> str:
+    """SQL for a dollar amount in a terminal table: cents, and `<0.01` for less than a cent
+    but more than nothing (csv and json keep the exact number)."""
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} > 0 AND {column} < 0.005"
+        f" THEN '<0.01' ELSE printf('%.2f', {column}) END"
+    )
+
+
 MIN_WIDTH = 24  # a text column is cut down to no less than this before columns are left out
 
 

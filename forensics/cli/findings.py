@@ -32,16 +32,24 @@ EXPORT_FORMATS = ("table", "csv", "json", "jsonl", "parquet", "ocsf")
 # taking an id accepts.
 NARROW = {
     "findings": "left(finding_id, 8) AS finding, severity, detector_id, principal_id,"
-    " window_start, principal_type AS type, est_cost_usd AS cost_usd, triage_status,"
-    " summary",
+    " window_start, principal_type AS type, {cost} AS cost_usd, triage_status, summary",
     "incidents": "left(incident_id, 8) AS incident, severity, principal_id, first_seen,"
-    " last_seen, principal_type AS type, est_cost_usd AS cost_usd, triage_status,"
-    " detectors",
+    " last_seen, principal_type AS type, {cost} AS cost_usd, triage_status, detectors",
 }
 
 
 def _filter_options(f: F) -> F:
-    """--severity, --detector, --tenant, --since, --until (shared by both commands)."""
+    """--severity, --detector, --tenant, --since, --until, --sort, --limit (both commands)."""
+    f = click.option(
+        "--limit", type=click.IntRange(min=1), help="At most this many (after sorting)."
+    )(f)
+    f = click.option(
+        "--sort",
+        type=click.Choice(["oldest", "newest", "severity", "cost"]),
+        default="oldest",
+        show_default=True,
+        help="oldest: the timeline forwards; newest, severity or cost first.",
+    )(f)
     f = click.option(
         "--until", help="Only what started at or before this time (ISO 8601, UTC if no offset)."
     )(f)
@@ -99,6 +107,8 @@ def _filters(
     since: str | None,
     until: str | None,
     include_suppressed: bool,
+    sort: str = "oldest",
+    limit: int | None = None,
 ) -> Filters:
     from forensics.findings.export import Filters
     from forensics.times import parse_time
@@ -114,6 +124,8 @@ def _filters(
         since=start,
         until=end,
         include_suppressed=include_suppressed,
+        sort=sort,
+        limit=limit,
     )
 
 
@@ -163,7 +175,10 @@ def _export(
                     else fx.incidents_query(filters)
                 )
                 if fmt == "table" and not wide:
-                    query = f"SELECT {NARROW[kind]} FROM ({query})"
+                    from forensics.output import usd_cell
+
+                    columns = NARROW[kind].format(cost=usd_cell("est_cost_usd"))
+                    query = f"SELECT {columns} FROM ({query})"
                 n = write_result(
                     con, query, fmt, sys.stdout, output, params or None, raw_csv=raw_csv
                 )
@@ -237,6 +252,8 @@ def findings(
     tenant: str | None,
     since: str | None,
     until: str | None,
+    sort: str,
+    limit: int | None,
     include_suppressed: bool,
     run_id: str | None,
     fmt: str,
@@ -266,7 +283,7 @@ def findings(
     """
     import dataclasses
 
-    filters = _filters(severity, detectors, tenant, since, until, include_suppressed)
+    filters = _filters(severity, detectors, tenant, since, until, include_suppressed, sort, limit)
     filters = dataclasses.replace(filters, run=run_id)
     _export(ctx, "findings", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on, wide=wide)
 
@@ -282,6 +299,8 @@ def incidents(
     tenant: str | None,
     since: str | None,
     until: str | None,
+    sort: str,
+    limit: int | None,
     fmt: str,
     output: Path | None,
     raw_csv: bool,
@@ -306,7 +325,7 @@ def incidents(
             "OCSF output is for findings only",
             hint="use `forensics findings --format ocsf` (each incident lists its finding_ids)",
         )
-    filters = _filters(severity, detectors, tenant, since, until, False)
+    filters = _filters(severity, detectors, tenant, since, until, False, sort, limit)
     _export(ctx, "incidents", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on, wide=wide)
 
 

@@ -74,7 +74,10 @@ def principals(
         raise UsageError(f"--since {since} is not before --until {until}")
     query = listing.listing(list(types), sort)
     if fmt == "table" and not wide:
-        query = f"SELECT {', '.join(NARROW)} FROM ({query})"
+        from forensics.output import usd_cell
+
+        columns = [f"{usd_cell(c)} AS {c}" if c == "cost_usd" else c for c in NARROW]
+        query = f"SELECT {', '.join(columns)} FROM ({query})"
     if limit:
         query = f"SELECT * FROM ({query}) LIMIT {int(limit)}"
     con = connect(ctx, read_only=True)

@@ -81,6 +81,8 @@ class Filters:
     until: dt.datetime | None = None
     include_suppressed: bool = False
     run: str | None = None  # one run's findings, superseded ones too (default: current findings)
+    sort: str = "oldest"  # oldest | newest | severity | cost (SORTS)
+    limit: int | None = None  # at most this many rows (None: all)
 
 
 def _where(
@@ -154,13 +156,35 @@ def _incident_where(filters: Filters, min_severity: Severity | None) -> tuple[st
     )
 
 
+# `--sort`: the ORDER BY of each list; `oldest` is the default (a timeline reads forwards)
+SORTS = {
+    "findings": {
+        "oldest": "window_start, severity DESC NULLS LAST, finding_id",
+        "newest": "window_end DESC, severity DESC NULLS LAST, finding_id",
+        "severity": "severity DESC NULLS LAST, score DESC NULLS LAST, window_start, finding_id",
+        "cost": "est_cost_usd DESC NULLS LAST, window_start, finding_id",
+    },
+    "incidents": {
+        "oldest": "first_seen, severity DESC NULLS LAST, incident_id",
+        "newest": "last_seen DESC, severity DESC NULLS LAST, incident_id",
+        "severity": "severity DESC NULLS LAST, score DESC NULLS LAST, first_seen, incident_id",
+        "cost": "est_cost_usd DESC NULLS LAST, first_seen, incident_id",
+    },
+}
+
+
+def _tail(kind: str, filters: Filters) -> str:
+    order = SORTS[kind][filters.sort]
+    limit = f" LIMIT {int(filters.limit)}" if filters.limit else ""
+    return f" ORDER BY {order}{limit}"
+
+
 def findings_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     """SELECT of the finding contract columns, filtered and ordered; with its parameters."""
     where, params = _finding_where(filters, filters.min_severity, unsuppressed_only=False)
     sql = (
         f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings"
-        f" LEFT JOIN finding_triage USING (finding_id) {where}"
-        " ORDER BY window_start, severity DESC NULLS LAST, finding_id"
+        f" LEFT JOIN finding_triage USING (finding_id) {where}" + _tail("findings", filters)
     )
     return sql, params
 
@@ -184,8 +208,7 @@ def incidents_query(filters: Filters) -> tuple[str, dict[str, Any]]:
     where, params = _incident_where(filters, filters.min_severity)
     sql = (
         f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
-        f" LEFT JOIN incident_triage USING (incident_id) {where}"
-        " ORDER BY first_seen, severity DESC NULLS LAST, incident_id"
+        f" LEFT JOIN incident_triage USING (incident_id) {where}" + _tail("incidents", filters)
     )
     return sql, params
 

@@ -119,6 +119,9 @@ def case_id(con: duckdb.DuckDBPyConnection) -> str:
     return hashlib.sha256(("case|" + (salt[0][0] if salt else "")).encode()).hexdigest()[:12]
 
 
+QUOTA_BASELINE_MINUTES = 60  # active minutes before the incident a fitted quota needs
+
+
 def _token_bucket(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Row | None:
     """A token bucket fitted to the principal's traffic before the incident: the rate is the
     99th percentile of its tokens per minute, the burst its busiest minute."""
@@ -137,7 +140,10 @@ def _token_bucket(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Row
     if not rows or not rows[0]["minutes"]:
         return None
     row = rows[0]
+    if int(row["minutes"]) < QUOTA_BASELINE_MINUTES:  # too little to fit a rate to: say so
+        return {"minutes": int(row["minutes"]), "enough": False}
     return {
+        "enough": True,
         "tokens_per_minute": int(max(1000, round(float(row["rate"]), -2))),
         "burst": int(max(1000, round(float(row["burst"]), -2))),
         "minutes": int(row["minutes"]),

@@ -65,7 +65,7 @@ def fixed_report() -> IncidentReport:
         },
         actions=[{"text": "Rate-limit or suspend cred-1.", "detector_id": finding["detector_id"],
                   "finding_id": finding["finding_id"], "severity": "medium"}],
-        quota={"tokens_per_minute": 1200, "burst": 3000, "minutes": 90},
+        quota={"tokens_per_minute": 1200, "burst": 3000, "minutes": 90, "enough": True},
         shape=[{"period": "baseline", "requests": 90, "stream_pct": 50.0, "tools_per_request": 0.1,
                 "output_input": 1.2, "prompt_chars_p50": 300.0, "prompt_chars_p95": 900.0,
                 "endpoints": ["chat"], "models": {"gpt-4o-mini": 90}, "error_pct": 1.1,
@@ -101,3 +101,20 @@ def test_incident_page_matches_the_golden_file(tmp_path):
     if os.environ.get("FORENSICS_UPDATE_GOLDEN"):
         GOLDEN.write_text(html, encoding="utf-8")
     assert html == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_a_long_incident_shows_its_first_findings_whole_and_the_rest_as_a_table(tmp_path):
+    report = fixed_report()
+    base = report.findings[0]
+    report.findings = [{**base, "finding_id": f"{n:02d}" + "a" * 30} for n in range(13)]
+    report.quota = {"minutes": 12, "enough": False}
+    out = tmp_path / "long.html"
+    render_incident(report, out)
+    html = out.read_text(encoding="utf-8")
+    assert html.count('<div class="finding" id="f-') == 10
+    assert "The other 3 findings" in html and "<code>12aaaaaa</code>" in html
+    assert "findings (13)" in html  # the table of contents counts them all
+    assert "No quota is suggested for this principal: it has only 12 active" in html
+    md = tmp_path / "long.md"
+    render_incident(report, md, "md")
+    assert "No quota is suggested: only 12 active minutes" in md.read_text(encoding="utf-8")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -214,3 +216,25 @@ def test_report_to_stdout_and_the_format_an_extension_names(detected, tmp_path):
 def _an_asn(case: Path) -> str:
     return str(query(case, "SELECT CAST(asn AS VARCHAR) AS a FROM requests WHERE asn IS NOT NULL"
                      " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")[0]["a"])  # fmt: skip
+
+
+def test_findings_and_incidents_sort_and_limit(detected):
+    ranks = ["info", "low", "medium", "high", "critical"]
+    code, out, err = run(
+        detected, "findings", "--sort", "severity", "--limit", "5", "--format", "json"
+    )
+    assert code == 0, err
+    top = json.loads(out)
+    assert len(top) == 5
+    assert [ranks.index(f["severity"]) for f in top] == sorted(
+        (ranks.index(f["severity"]) for f in top), reverse=True
+    )
+    worst = query(detected, "SELECT max(severity) AS s FROM findings WHERE superseded_by IS NULL"
+                  " AND NOT suppressed")[0]["s"]  # fmt: skip
+    assert top[0]["severity"] == worst
+    code, out, _ = run(detected, "incidents", "--sort", "newest", "--format", "json")
+    ends = [i["last_seen"] for i in json.loads(out)]
+    assert ends == sorted(ends, reverse=True) and len(ends) > 1
+    code, out, _ = run(detected, "findings", "--sort", "cost", "--format", "csv", "--limit", "3")
+    costs = [float(r["est_cost_usd"] or 0) for r in csv.DictReader(io.StringIO(out))]
+    assert costs == sorted(costs, reverse=True) and len(costs) == 3
