@@ -31,6 +31,10 @@ ACTIONS = {
     "used outside the gateway.",
     "automation.machine_cadence": "Confirm the automation with the tenant; allowlist it if "
     "expected.",
+    # an address without a key: no tenant to ask
+    "automation.machine_cadence@ip": "Find who runs the automation at address {principal} (no "
+    "key or tenant names it): allowlist it if it is yours, else block or rate-limit it at the "
+    "edge.",
     "credential.residential_proxy": "Rotate credential {principal} now: a proxy pool that never "
     "repeats an address defeats per-IP limits; put a per-credential token bucket in front of "
     "its replacement and find where it leaked.",
@@ -55,7 +59,9 @@ ACTIONS = {
 }
 
 
-def action_for(detector_id: str, principal_id: str) -> str | None:
-    """What to do about a finding of `detector_id` on `principal_id` (None: no set action)."""
-    template = ACTIONS.get(detector_id)
+def action_for(detector_id: str, principal_id: str, principal_type: str = "") -> str | None:
+    """What to do about a finding of `detector_id` on `principal_id` (None: no set action);
+    `detector@type` is the advice for a principal of that type where it differs (no tenant
+    to ask about a bare address)."""
+    template = ACTIONS.get(f"{detector_id}@{principal_type}") or ACTIONS.get(detector_id)
     return template.format(principal=principal_id) if template else None

@@ -64,7 +64,11 @@ def headline(
     if cost:
         sentences[0] += " " + "; ".join(cost) + "."
     if top_finding is not None:
-        action = action_for(str(top_finding["detector_id"]), str(top_finding["principal_id"]))
+        action = action_for(
+            str(top_finding["detector_id"]),
+            str(top_finding["principal_id"]),
+            str(top_finding.get("principal_type") or ""),
+        )
         if action:
             sentences.append(f"First: {action}")
     if not_analysed:  # the banner above says it too; the headline must not read as complete

@@ -57,7 +57,13 @@ def test_every_detector_has_an_action_and_explains_only_detectors_of_the_pack():
 
     ids = {d.id for d in DETECTORS}
     assert sorted(ids - set(ACTIONS)) == []  # the incident page says what to do about each
-    assert sorted(set(ACTIONS) - ids) == []
+    # and `detector@type` variants are for detectors of the pack and principal types
+    from forensics.case.schema import PRINCIPAL_TYPES
+
+    variants = {k.split("@")[0] for k in ACTIONS if "@" in k}
+    assert sorted(variants - ids) == []
+    assert all(k.split("@")[1] in PRINCIPAL_TYPES for k in ACTIONS if "@" in k)
+    assert sorted({k for k in ACTIONS if "@" not in k} - ids) == []
     dangling = [
         (d.id, glob)
         for d in DETECTORS

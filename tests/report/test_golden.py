@@ -118,3 +118,13 @@ def test_a_long_incident_shows_its_first_findings_whole_and_the_rest_as_a_table(
     md = tmp_path / "long.md"
     render_incident(report, md, "md")
     assert "No quota is suggested: only 12 active minutes" in md.read_text(encoding="utf-8")
+
+
+def test_advice_for_a_bare_address_names_no_tenant():
+    from forensics.report.actions import action_for
+
+    keyed = action_for("automation.machine_cadence", "key-1", "credential")
+    bare = action_for("automation.machine_cadence", "203.0.113.9", "ip")
+    assert keyed is not None and "tenant" in keyed
+    assert bare is not None and "203.0.113.9" in bare and "Confirm the automation" not in bare
+    assert action_for("no.such_detector", "x", "ip") is None
