@@ -705,6 +705,7 @@ def table(name: str) -> Table:
             return t
     raise KeyError(name)
 
+
 # The views every case holds (stored; TEMP on a read-only connection), defined where they live.
 VIEWS: tuple[tuple[str, str], ...] = (
     (

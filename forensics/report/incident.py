@@ -395,9 +395,7 @@ def _add_findings(
                 "samples": samples,
             }
         )
-        action = action_for(
-            str(f["detector_id"]), str(f["principal_id"]), str(f["principal_type"])
-        )
+        action = action_for(str(f["detector_id"]), str(f["principal_id"]), str(f["principal_type"]))
         if action and f["detector_id"] not in seen_actions:
             seen_actions.add(str(f["detector_id"]))
             report.actions.append(
