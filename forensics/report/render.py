@@ -64,6 +64,17 @@ def _duration(start: Any, end: Any) -> str:
     return " ".join(parts[:2]) or "under a minute"
 
 
+def _span(start: Any, end: Any) -> str:
+    """A window in few characters, to the minute, UTC: `2026-11-16 00:02–23:59 UTC` within a
+    day, `2026-11-16 00:02 – 2026-11-17 03:14 UTC` across days."""
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        return f"{_when(start)} – {_when(end)}"
+    a, b = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    if a.date() == b.date():
+        return f"{a:%Y-%m-%d %H:%M}–{b:%H:%M} UTC"
+    return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M} UTC"
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
@@ -160,6 +171,7 @@ def _environment(**options: Any) -> jinja2.Environment:
         **options,
     )
     env.filters.update(num=_num, usd=_usd, when=_when, pretty=_pretty, compact=_compact)
+    env.globals["span"] = _span
     env.globals["duration"] = _duration
     return env
 
@@ -328,25 +340,51 @@ def render_index(index: BundleIndex, out: Path) -> None:
     _render("bundle_index", out, "html", r=index)
 
 
+TREND_MEASURES = (
+    ("requests", "requests"),
+    ("tokens", "tokens"),
+    ("cost_usd", "estimated cost (USD)"),
+    ("error_pct", "error share %"),
+)
+
+
 def trend_chart(report: WeeklyReport) -> Markup | None:
-    """Requests per day of the week, this period beside the previous one."""
+    """Small multiples by day of the period: requests, tokens, cost and error share, this
+    period beside the previous one; a day without traffic is a zero, not a gap."""
     if not report.daily:
         return None
     import altair as alt
 
-    values = [
-        {"day": int(d["day_no"]), "period": d["period"], "requests": int(d["requests"])}
-        for d in report.daily
-    ]
+    days = max(int(d["day_no"]) for d in report.daily)
+    found = {(d["period"], int(d["day_no"])): d for d in report.daily}
+    periods = sorted({str(d["period"]) for d in report.daily}, reverse=True)  # this, previous
+    values = []
+    for period in periods:
+        for day in range(1, days + 1):
+            row = found.get((period, day))
+            for key, label in TREND_MEASURES:
+                values.append(
+                    {
+                        "day": day,
+                        "period": period,
+                        "measure": label,
+                        "value": float(row[key] or 0) if row else 0.0,
+                    }
+                )
     chart = (
         alt.Chart(_data(values))
         .mark_line(point=True)
         .encode(
             x=alt.X("day:O", title="day of the period"),
-            y=alt.Y("requests:Q", title="requests per day"),
-            color=alt.Color("period:N", title="period"),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("period:N", title="period", sort=periods),
         )
-        .properties(width=760, height=200)
+        .properties(width=340, height=120)
+        .facet(
+            facet=alt.Facet("measure:N", title=None, sort=[label for _, label in TREND_MEASURES]),
+            columns=2,
+        )
+        .resolve_scale(y="independent")
     )
     return svg(chart.to_json())
 
