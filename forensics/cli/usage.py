@@ -73,8 +73,21 @@ def usage_query(by: list[str], since: Any = None, until: Any = None) -> tuple[st
             "\nLEFT JOIN (SELECT DISTINCT lower(provider) AS provider, api_key_id, label"
             " FROM known_keys) k ON k.provider = lower(u.provider) AND k.api_key_id = u.api_key_id"
         )
+    from forensics.case.costs import EST_COST_SQL, price_join
+
+    # each usage row priced like a gateway request (forensics/case/costs.py), so that a case
+    # without a cost export still shows dollars; cost exports carry no tokens to price
+    priced = f"""WITH c AS (
+  SELECT u.*, u.bucket_start AS ts, NULL::VARCHAR AS response_model FROM usage u
+  WHERE {" AND ".join(conds)}
+), u AS (
+  SELECT c.*, CASE WHEN c.source_format NOT IN ({cost}) THEN {EST_COST_SQL} END AS est_cost_usd
+  FROM c {price_join("c")}
+)
+"""
     query = (
-        "SELECT\n  "
+        priced
+        + "SELECT\n  "
         + ",\n  ".join(select)
         + f""",
   count(*) AS rows,
@@ -84,13 +97,13 @@ def usage_query(by: list[str], since: Any = None, until: Any = None) -> tuple[st
     AS cached_input_tokens,
   coalesce(sum(u.output_tokens) FILTER (WHERE {token_row}), 0)::BIGINT AS output_tokens,
   sum(u.cost) AS cost,
+  round(sum(u.est_cost_usd), 6) AS est_cost_usd,
   string_agg(DISTINCT upper(u.currency), ',' ORDER BY upper(u.currency)) AS currency,
   string_agg(DISTINCT u.source_format, ',' ORDER BY u.source_format) AS source_formats,
   string_agg(DISTINCT u.bucket_width, ',' ORDER BY u.bucket_width) AS bucket_widths,
   min(u.bucket_start) AS first_bucket_start,
   max(u.bucket_end) AS last_bucket_end{label}
-FROM usage u{join}
-WHERE {" AND ".join(conds)}
+FROM u{join}
 GROUP BY ALL
 ORDER BY {", ".join(str(i + 1) for i in range(len(keys)))}"""
     )
@@ -142,7 +155,8 @@ def usage(
 
     Reads the `usage` table (OpenAI and Anthropic usage and cost exports, LiteLLM daily spend).
     Tokens and requests come from usage exports; cost exports carry only cost, so `cost` is
-    their sum. `source` separates the exports: LiteLLM spend and a provider's own report of the
+    their sum. `est_cost_usd` prices the usage exports' tokens with the price table, as the
+    gateway's requests are priced (dollars even without a cost export; an estimate). `source` separates the exports: LiteLLM spend and a provider's own report of the
     same traffic would otherwise add up. `day` and `hour` are UTC and taken from the bucket
     start, so a 1d bucket counts in the first hour of its day. Grouping by `key` adds the label
     of keys listed in known_keys (the gateway's own); to compare with gateway traffic, query the

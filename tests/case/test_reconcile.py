@@ -346,6 +346,9 @@ def test_usage_default_groups_by_provider_model_day(loaded):
     assert gpt["rows"] == 2 and gpt["requests"] == 7
     assert gpt["input_tokens"] == 1100 and gpt["output_tokens"] == 110
     assert got[3]["cost"] == 2.5 and got[3]["input_tokens"] == 0 and got[3]["currency"] == "USD"
+    # the price table's estimate (gpt-4o-2024-08-06 from 2024-10-01: $2.50 in, $10 out per 1M)
+    assert gpt["est_cost_usd"] == pytest.approx((1100 * 2.5 + 110 * 10.0) / 1e6)
+    assert got[3]["est_cost_usd"] is None  # a cost export has no tokens to price
 
 
 def test_usage_by_key_and_hour_with_time_window(loaded):
