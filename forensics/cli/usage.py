@@ -156,7 +156,8 @@ def usage(
     Reads the `usage` table (OpenAI and Anthropic usage and cost exports, LiteLLM daily spend).
     Tokens and requests come from usage exports; cost exports carry only cost, so `cost` is
     their sum. `est_cost_usd` prices the usage exports' tokens with the price table, as the
-    gateway's requests are priced (dollars even without a cost export; an estimate). `source` separates the exports: LiteLLM spend and a provider's own report of the
+    gateway's requests are priced (dollars even without a cost export; an estimate). `source`
+    separates the exports: LiteLLM spend and a provider's own report of the
     same traffic would otherwise add up. `day` and `hour` are UTC and taken from the bucket
     start, so a 1d bucket counts in the first hour of its day. Grouping by `key` adds the label
     of keys listed in known_keys (the gateway's own); to compare with gateway traffic, query the
