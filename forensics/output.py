@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import duckdb
 
 from forensics.errors import UsageError, duckdb_error
+from forensics.times import display_zone
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
 MAX_CELL = 60
@@ -53,9 +54,13 @@ def _cell(value: Any, max_cell: int | None = MAX_CELL) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):  # to the second, in the style of DuckDB's CSV and JSON
-        value = value.astimezone(dt.UTC) if value.tzinfo else value
-        stamp: str = value.strftime("%Y-%m-%d %H:%M:%S")
-        return stamp + ("+00" if value.tzinfo else "")
+        if not value.tzinfo:
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        shown = value.astimezone(display_zone())
+        offset = shown.strftime("%z")  # +0100 -> +01, +0530 -> +05:30
+        offset = offset[:3] if offset.endswith("00") else f"{offset[:3]}:{offset[3:]}"
+        stamp: str = shown.strftime("%Y-%m-%d %H:%M:%S")
+        return stamp + offset
     if isinstance(value, float):
         value = round(value, 2) if abs(value) >= 1 else float(f"{value:.3g}")
     text = json.dumps(_plain(value)) if isinstance(value, dict | list) else str(_plain(value))
@@ -76,8 +81,11 @@ MIN_WIDTH = 24  # a text column is cut down to no less than this before columns 
 
 
 def _whole(name: str) -> bool:
-    """Columns never cut: ids and principals are copied from a table into the next command."""
-    return name in ("id", "type") or name.endswith(("_id", "_type"))
+    """Columns never cut: ids and principals are copied from a table into the next command,
+    and a time cut short is a different time."""
+    return name in ("id", "type", "ts") or name.endswith(
+        ("_id", "_type", "_at", "_seen", "_start", "_end")
+    )
 
 
 def table_width(out: TextIO) -> int | None:

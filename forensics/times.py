@@ -105,3 +105,37 @@ def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
+
+
+# --- the zone times are shown in -------------------------------------------------------------
+# Times are stored and exchanged (csv, json, parquet, SQL) in UTC; a person may read reports
+# and terminal tables in their own zone (`forensics --tz Europe/Berlin`). Charts stay in UTC.
+_display: dt.tzinfo = dt.UTC
+
+
+def set_display_zone(name: str | None) -> None:
+    """Show times in the IANA zone `name` (None or "UTC": UTC)."""
+    global _display
+    if not name or name.strip().upper() in ("UTC", "Z"):
+        _display = dt.UTC
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        _display = ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"--tz: not a time zone ({len(name)} characters shaped {shape(name)})",
+            hint="an IANA name such as Europe/Berlin or America/New_York, or UTC",
+        ) from None
+
+
+def display_zone() -> dt.tzinfo:
+    return _display
+
+
+def zone_label(value: dt.datetime) -> str:
+    """The zone a shown time is in: `UTC`, else the zone's abbreviation or offset (`CET`)."""
+    if _display is dt.UTC:
+        return "UTC"
+    return value.astimezone(_display).strftime("%Z") or value.astimezone(_display).strftime("%z")

@@ -35,7 +35,8 @@ class ForensicsGroup(click.Group):
 
 def _global_options_first(args: list[str]) -> list[str]:
     """`forensics findings --db case.duckdb` as `forensics --db case.duckdb findings`: the
-    group's own options are moved before the subcommand (`--` ends the search)."""
+    group's own options (--db, --tz, --debug) are moved before the subcommand (`--` ends the
+    search)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -48,7 +49,11 @@ def _global_options_first(args: list[str]) -> list[str]:
             front.extend(args[i : i + 2])
             i += 2
             continue
-        if arg.startswith("--db=") or arg == "--debug":
+        if arg in ("--tz",) and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 2
+            continue
+        if arg.startswith(("--db=", "--tz=")) or arg == "--debug":
             front.append(arg)
         else:
             rest.append(arg)
@@ -66,9 +71,16 @@ def _global_options_first(args: list[str]) -> list[str]:
     help="Case database file (env FORENSICS_DB).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option(
+    "--tz",
+    envvar="FORENSICS_TZ",
+    metavar="ZONE",
+    help="Show times in reports and tables in this IANA zone, e.g. Europe/Berlin (env"
+    " FORENSICS_TZ; default UTC). csv, json, parquet and the case stay in UTC.",
+)
 @click.version_option(__version__, prog_name="forensics")
 @click.pass_context
-def cli(ctx: click.Context, db: Path, debug: bool) -> None:
+def cli(ctx: click.Context, db: Path, debug: bool, tz: str | None) -> None:
     """Offline forensics for abuse of AI APIs: load gateway logs and provider usage into a
     DuckDB case, query it, and find what happened.
 
@@ -77,6 +89,15 @@ def cli(ctx: click.Context, db: Path, debug: bool) -> None:
       forensics --db case.duckdb ingest logs/kong/ --asn-db ip2asn-v4.tsv.gz
       forensics --db case.duckdb sql "SELECT tenant_id, count(*) FROM requests GROUP BY 1"
     """
+    from forensics.times import set_display_zone
+
+    try:
+        set_display_zone(tz)
+    except ForensicsError as e:
+        click.echo(f"Error: {e}", err=True)
+        if e.hint:
+            click.echo(f"Hint: {e.hint}", err=True)
+        ctx.exit(int(e.exit_code))
     ctx.obj = {"db": db, "debug": debug}
 
 

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from forensics.report.incident import IncidentReport
 from forensics.report.weekly import WeeklyReport
 from forensics.resources import shipped_dir
+from forensics.times import display_zone, zone_label
 
 if TYPE_CHECKING:
     from forensics.report.bundle import BundleIndex
@@ -49,7 +50,8 @@ def _when(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        shown = value.astimezone(display_zone())
+        return f"{shown:%Y-%m-%d %H:%M:%S} {zone_label(value)}"
     return str(value)
 
 
@@ -69,10 +71,10 @@ def _span(start: Any, end: Any) -> str:
     day, `2026-11-16 00:02 – 2026-11-17 03:14 UTC` across days."""
     if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
         return f"{_when(start)} – {_when(end)}"
-    a, b = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    a, b = start.astimezone(display_zone()), end.astimezone(display_zone())
     if a.date() == b.date():
-        return f"{a:%Y-%m-%d %H:%M}–{b:%H:%M} UTC"
-    return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M} UTC"
+        return f"{a:%Y-%m-%d %H:%M}–{b:%H:%M} {zone_label(start)}"
+    return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M} {zone_label(end)}"
 
 
 def _pretty(value: Any) -> str:

@@ -238,3 +238,27 @@ def test_findings_and_incidents_sort_and_limit(detected):
     code, out, _ = run(detected, "findings", "--sort", "cost", "--format", "csv", "--limit", "3")
     costs = [float(r["est_cost_usd"] or 0) for r in csv.DictReader(io.StringIO(out))]
     assert costs == sorted(costs, reverse=True) and len(costs) == 3
+
+
+def test_times_shown_in_another_zone_and_stored_in_utc(detected, tmp_path):
+    res = CliRunner().invoke(
+        cli, ["incidents", "--db", str(detected), "--tz", "Asia/Kolkata", "--limit", "1"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    assert "+05:30" in res.stdout.splitlines()[2]
+    code, out, _ = run(detected, "--tz", "Asia/Kolkata", "incidents", "--format", "json")
+    assert all(i["first_seen"].endswith("+00") for i in json.loads(out))  # data stays UTC
+    page = tmp_path / "p.md"
+    code, _, err = run(
+        detected, "--tz", "Europe/Berlin", "report", "principal", "asn:" + _an_asn(detected),
+        "-o", str(page),
+    )  # fmt: skip
+    assert code == 0, err
+    header = page.read_text(encoding="utf-8").splitlines()[2]
+    assert " CET" in header and "UTC" not in header
+    code, _, err = run(detected, "--tz", "Mars/Olympus", "incidents")
+    assert code == 2 and "not a time zone" in err and "Olympus" not in err
+    # the next command without --tz is back in UTC
+    res = CliRunner().invoke(cli, ["incidents", "--db", str(detected)], env={"COLUMNS": "200"})
+    assert "+00" in res.stdout.splitlines()[2]
