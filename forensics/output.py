@@ -50,7 +50,7 @@ def terminal_safe(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
 
 
-def _cell(value: Any, max_cell: int | None = MAX_CELL) -> str:
+def _cell(value: Any, max_cell: int | None) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):  # to the second, in the style of DuckDB's CSV and JSON
@@ -153,12 +153,12 @@ def write_table(
     rows: list[tuple[Any, ...]],
     out: TextIO,
     width: int | None = None,
-    max_cell: int | None = MAX_CELL,
+    cut_cells: bool = True,
 ) -> None:
     """An aligned text table; it fits `width` characters (default: `table_width(out)`; 0: no
-    limit), the columns left out to fit named on stderr; cells longer than `max_cell` are cut
-    (None: never)."""
-    cells = [[_cell(v, max_cell) for v in row] for row in rows]
+    limit), the columns left out to fit named on stderr; cells longer than MAX_CELL are cut
+    unless `cut_cells` is False."""
+    cells = [[_cell(v, MAX_CELL if cut_cells else None) for v in row] for row in rows]
     names = [terminal_safe(n) for n in names]
     limit = width if width is not None else table_width(out)
     if limit:

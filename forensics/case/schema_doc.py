@@ -54,7 +54,7 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
                 [(c.name, c.type.split()[0], c.description, c.standard) for c in t.columns],
                 _Indented(out),
                 width=0,  # never cut: the contract is read whole
-                max_cell=None,
+                cut_cells=False,
             )
             out.write("\n")
         out.write("views:\n")
