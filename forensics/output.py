@@ -68,6 +68,19 @@ def _cell(value: Any, max_cell: int | None) -> str:
     return text if max_cell is None or len(text) <= max_cell else text[: max_cell - 1] + "…"
 
 
+def select_columns(query: str, given: str, available: tuple[str, ...] | list[str]) -> str:
+    """`query` keeping only the comma-separated columns `given` (`--columns`), in that order;
+    a name the command does not have is a usage error listing the ones it has."""
+    wanted = [c.strip() for c in given.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in available]
+    if unknown or not wanted:
+        raise UsageError(
+            f"--columns: no column {', '.join(repr(c) for c in unknown) or 'given'}",
+            hint="choose from " + ", ".join(available),
+        )
+    return f"SELECT {', '.join(wanted)} FROM ({query})"
+
+
 def usd_cell(column: str) -> str:
     """SQL for a dollar amount in a terminal table: cents, and `<0.01` for less than a cent
     but more than nothing (csv and json keep the exact number)."""

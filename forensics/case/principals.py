@@ -35,6 +35,10 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = Tr
 
 # `forensics principals`: who is in the case. The gateway's principals come from
 # `request_principals` (one definition of a principal's requests), a provider key from `usage`.
+# the columns of `forensics principals`, in order
+COLUMNS = ("type", "id", "tenant", "requests", "tokens", "cost_usd", "first_seen", "last_seen",
+           "networks", "asns", "countries", "error_pct", "findings", "worst", "incidents",
+           "detectors")  # fmt: skip
 SORTS = {
     "findings": "worst DESC NULLS LAST, findings DESC, cost_usd DESC NULLS LAST",
     "requests": "requests DESC",

@@ -77,6 +77,9 @@ def _export_options(f: F) -> F:
     f = raw_csv_option(f)
     f = click.option("--wide", is_flag=True, help="Table: every column, not the main ones.")(f)
     f = click.option(
+        "--columns", metavar="LIST", help="Only these columns, comma-separated, in this order."
+    )(f)
+    f = click.option(
         "--fail-on",
         type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
         help="Exit 3 when anything unsuppressed (within the filters) reaches this severity; else"
@@ -150,6 +153,7 @@ def _export(
     raw_csv: bool,
     fail_on: str | None,
     wide: bool = True,
+    columns: str | None = None,
 ) -> None:
     import duckdb
 
@@ -174,11 +178,14 @@ def _export(
                     if kind == "findings"
                     else fx.incidents_query(filters)
                 )
-                if fmt == "table" and not wide:
-                    from forensics.output import usd_cell
+                from forensics.output import select_columns, usd_cell
 
-                    columns = NARROW[kind].format(cost=usd_cell("est_cost_usd"))
-                    query = f"SELECT {columns} FROM ({query})"
+                if columns:
+                    contract = fx.FINDING_COLUMNS if kind == "findings" else fx.INCIDENT_COLUMNS
+                    query = select_columns(query, columns, contract)
+                elif fmt == "table" and not wide:
+                    main = NARROW[kind].format(cost=usd_cell("est_cost_usd"))
+                    query = f"SELECT {main} FROM ({query})"
                 n = write_result(
                     con, query, fmt, sys.stdout, output, params or None, raw_csv=raw_csv
                 )
@@ -261,6 +268,7 @@ def findings(
     raw_csv: bool,
     fail_on: str | None,
     wide: bool,
+    columns: str | None,
 ) -> None:
     """What the detectors found, oldest window first, most severe first within a time.
 
@@ -285,7 +293,17 @@ def findings(
 
     filters = _filters(severity, detectors, tenant, since, until, include_suppressed, sort, limit)
     filters = dataclasses.replace(filters, run=run_id)
-    _export(ctx, "findings", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on, wide=wide)
+    _export(
+        ctx,
+        "findings",
+        filters,
+        fmt,
+        output,
+        raw_csv=raw_csv,
+        fail_on=fail_on,
+        wide=wide,
+        columns=columns,
+    )
 
 
 @click.command()
@@ -306,6 +324,7 @@ def incidents(
     raw_csv: bool,
     fail_on: str | None,
     wide: bool,
+    columns: str | None,
 ) -> None:
     """Findings grouped by principal and time: the incidents, oldest first.
 
@@ -326,7 +345,17 @@ def incidents(
             hint="use `forensics findings --format ocsf` (each incident lists its finding_ids)",
         )
     filters = _filters(severity, detectors, tenant, since, until, False, sort, limit)
-    _export(ctx, "incidents", filters, fmt, output, raw_csv=raw_csv, fail_on=fail_on, wide=wide)
+    _export(
+        ctx,
+        "incidents",
+        filters,
+        fmt,
+        output,
+        raw_csv=raw_csv,
+        fail_on=fail_on,
+        wide=wide,
+        columns=columns,
+    )
 
 
 @click.command()
@@ -339,6 +368,7 @@ def runs(
     raw_csv: bool,
     fail_on: str | None,
     wide: bool,
+    columns: str | None,
 ) -> None:
     """Every detection run, newest first: when, which detectors with which parameters, over
     which scope, and what it found (findings stored, of them still current).

@@ -36,6 +36,7 @@ NARROW = ("type", "id", "tenant", "requests", "cost_usd", "last_seen", "findings
     "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="0: all of them."
 )
 @click.option("--wide", is_flag=True, help="Table: every column, not the main ones.")
+@click.option("--columns", metavar="LIST", help="Only these columns, comma-separated.")
 @output_options
 @click.pass_context
 def principals(
@@ -46,6 +47,7 @@ def principals(
     until: str | None,
     limit: int,
     wide: bool,
+    columns: str | None,
     fmt: str,
     output: Path | None,
     raw_csv: bool,
@@ -73,11 +75,13 @@ def principals(
     if start is not None and end is not None and start >= end:
         raise UsageError(f"--since {since} is not before --until {until}")
     query = listing.listing(list(types), sort)
-    if fmt == "table" and not wide:
-        from forensics.output import usd_cell
+    from forensics.output import select_columns, usd_cell
 
-        columns = [f"{usd_cell(c)} AS {c}" if c == "cost_usd" else c for c in NARROW]
-        query = f"SELECT {', '.join(columns)} FROM ({query})"
+    if columns:
+        query = select_columns(query, columns, listing.COLUMNS)
+    elif fmt == "table" and not wide:
+        main = [f"{usd_cell(c)} AS {c}" if c == "cost_usd" else c for c in NARROW]
+        query = f"SELECT {', '.join(main)} FROM ({query})"
     if limit:
         query = f"SELECT * FROM ({query}) LIMIT {int(limit)}"
     con = connect(ctx, read_only=True)

@@ -262,3 +262,15 @@ def test_times_shown_in_another_zone_and_stored_in_utc(detected, tmp_path):
     # the next command without --tz is back in UTC
     res = CliRunner().invoke(cli, ["incidents", "--db", str(detected)], env={"COLUMNS": "200"})
     assert "+00" in res.stdout.splitlines()[2]
+
+
+def test_columns_by_name(detected):
+    code, out, err = run(
+        detected, "findings", "--columns", "severity,finding_id", "--format", "csv", "--limit", "1"
+    )
+    assert code == 0, err
+    assert out.splitlines()[0] == "severity,finding_id"
+    code, out, _ = run(detected, "principals", "--columns", "id,findings", "--format", "json")
+    assert all(set(p) == {"id", "findings"} for p in json.loads(out))
+    code, _, err = run(detected, "incidents", "--columns", "finding_id;drop")
+    assert code == 2 and "no column" in err and "choose from incident_id" in err
