@@ -145,3 +145,22 @@ def copy_case(source: Path, target_dir: Path) -> Path:
     target = target_dir / source.name
     shutil.copyfile(source, target)
     return target
+
+
+def forensics_on(case: Path, *args: str) -> tuple[int, str, str]:
+    """`forensics --db CASE ARGS...` in-process: (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from forensics.cli import cli
+
+    res = CliRunner().invoke(cli, ["--db", str(case), *args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+def query_case(case: Path, sql: str, params: object = None) -> list[dict[str, object]]:
+    """Rows of `sql` on the case file, read-only, as dicts."""
+    con = db.connect(case, read_only=True)
+    try:
+        return rows(con, sql, params)
+    finally:
+        con.close()

@@ -9,15 +9,11 @@ from pathlib import Path
 
 import click
 
+from forensics.cli.options import period_options
+
 
 @click.command("bundle")
-@click.option(
-    "--week",
-    metavar="YYYY-Www",
-    help="ISO week, e.g. 2026-W47, or last or this (default: the case's latest).",
-)
-@click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
-@click.option("--until", metavar="TIME", help="End of the period instead of a week.")
+@period_options
 @click.option(
     "-o",
     "--output",

@@ -52,6 +52,17 @@ def connect(ctx: click.Context, *, read_only: bool = False, create: bool = False
     return db.connect(ctx.obj["db"], read_only=read_only, create=create)
 
 
+def period_options(f: F) -> F:
+    """--week, --since, --until: the period of a weekly report or a bundle (see `period`)."""
+    f = click.option("--until", metavar="TIME", help="End of the period instead of a week.")(f)
+    f = click.option("--since", metavar="TIME", help="Start of the period instead of a week.")(f)
+    return click.option(
+        "--week",
+        metavar="YYYY-Www",
+        help="ISO week, e.g. 2026-W47, or last or this (default: the case's latest).",
+    )(f)
+
+
 def period(
     ctx: click.Context, week: str | None, since: str | None, until: str | None
 ) -> tuple[dt.datetime, dt.datetime]:

@@ -11,6 +11,7 @@ import click
 
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.case.severity import Severity
+from forensics.cli.options import period_options
 from forensics.errors import UsageError
 
 _output = click.option(
@@ -229,13 +230,7 @@ report.add_command(principal_page, "timeline")
 
 
 @report.command("weekly")
-@click.option(
-    "--week",
-    metavar="YYYY-Www",
-    help="ISO week, e.g. 2026-W47, or last or this (default: the case's latest).",
-)
-@click.option("--since", metavar="TIME", help="Start of the period instead of a week.")
-@click.option("--until", metavar="TIME", help="End of the period instead of a week.")
+@period_options
 @_output
 @_format
 @click.option(

@@ -8,17 +8,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from click.testing import CliRunner
 
 from forensics.case import db
-from forensics.cli import cli
 from tests.conftest import copy_case, rows
+from tests.conftest import forensics_on as run
+from tests.conftest import query_case as query
 from tests.keys import KEYS
-
-
-def run(case: Path, *args: str) -> tuple[int, str, str]:
-    res = CliRunner().invoke(cli, ["--db", str(case), *args])
-    return res.exit_code, res.stdout, res.stderr
 
 
 @pytest.fixture
@@ -27,14 +22,6 @@ def detected(synth_week: tuple[Path, Path], tmp_path: Path) -> Path:
     code, _, err = run(case, "detect")
     assert code == 0, err
     return case
-
-
-def query(case: Path, sql: str, params: object = None) -> list[dict[str, object]]:
-    con = db.connect(case, read_only=True)
-    try:
-        return rows(con, sql, params)
-    finally:
-        con.close()
 
 
 def a_finding(case: Path, detector: str | None = None) -> dict[str, object]:

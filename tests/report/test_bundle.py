@@ -16,16 +16,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from click.testing import CliRunner
 
-from forensics.cli import cli
 from tests.conftest import copy_case
+from tests.conftest import forensics_on as run
 from tests.report.test_report import _chromium
-
-
-def run(case: Path, *args: str) -> tuple[int, str, str]:
-    res = CliRunner().invoke(cli, ["--db", str(case), *args])
-    return res.exit_code, res.stdout, res.stderr
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,11 @@ from click.testing import CliRunner
 
 from forensics.case import db
 from forensics.cli import cli
-from tests.conftest import copy_case, rows
+from tests.conftest import copy_case
+from tests.conftest import forensics_on as run
+from tests.conftest import query_case as query
 
 TYPES = ("tenant", "credential", "ip", "asn", "provider_key")
-
-
-def run(case: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    res = CliRunner().invoke(cli, ["--db", str(case), *args], env=env)
-    return res.exit_code, res.stdout, res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +26,6 @@ def detected(synth_week: tuple[Path, Path], tmp_path_factory: pytest.TempPathFac
     code, _, err = run(case, "detect")
     assert code == 0, err
     return case
-
-
-def query(case: Path, sql: str, params: object = None) -> list[dict[str, object]]:
-    con = db.connect(case, read_only=True)
-    try:
-        return rows(con, sql, params)
-    finally:
-        con.close()
 
 
 @pytest.mark.parametrize("kind", TYPES)
