@@ -263,3 +263,14 @@ def test_columns_by_name(detected):
     assert all(set(p) == {"id", "findings"} for p in json.loads(out))
     code, _, err = run(detected, "incidents", "--columns", "finding_id;drop")
     assert code == 2 and "no column" in err and "choose from incident_id" in err
+
+
+def test_findings_of_one_run_by_a_prefix_of_its_id(detected):
+    [run_row] = query(detected, "SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
+    code, out, err = run(
+        detected, "findings", "--run", str(run_row["run_id"])[:6], "--format", "json"
+    )
+    assert code == 0, err
+    assert {f["run_id"] for f in json.loads(out)} == {run_row["run_id"]}
+    code, _, err = run(detected, "findings", "--run", "zzzz")
+    assert code == 2 and "no run id starts with" in err
