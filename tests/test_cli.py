@@ -196,7 +196,10 @@ def test_verify_finds_rows_changed_in_the_case_when_the_files_are_gone(tmp_path)
 def test_schema_lists_every_table_and_column_with_standard_names():
     res = run("schema", "--format", "json")
     doc = json.loads(res.stdout)
-    assert [t["table"] for t in doc] == [t.name for t in TABLES]
+    assert [t["table"] for t in doc if t["kind"] == "table"] == [t.name for t in TABLES]
+    from forensics.case.schema import VIEWS
+
+    assert [t["table"] for t in doc if t["kind"] == "view"] == [name for name, _ in VIEWS]
     req = next(t for t in doc if t["table"] == "requests")
     names = {c["name"]: c for c in req["columns"]}
     assert names["client_ip"]["standard"] == "client.address"

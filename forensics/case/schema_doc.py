@@ -16,6 +16,7 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
             [
                 {
                     "table": t.name,
+                    "kind": "table",
                     "description": t.description,
                     "columns": [
                         {
@@ -29,7 +30,10 @@ def render(tables: tuple[Table, ...], fmt: str) -> str:
                 }
                 for t in tables
             ]
-            + [{"view": name, "description": text} for name, text in VIEWS],
+            + [
+                {"table": name, "kind": "view", "description": text, "columns": []}
+                for name, text in VIEWS
+            ],
             out,
             indent=1,
         )
