@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import duckdb
 
+from forensics.case.rows import Row, one_by_prefix
 from forensics.case.schema import ALLOW_KINDS
 from forensics.errors import UsageError
 from forensics.ingest.reference import ALLOW_COLUMNS, allowlist_checked, check_rows
-
-Row = dict[str, Any]
 
 # What `allow list` shows, newest first; `state` is active, expired or removed.
 LIST_QUERY = """
@@ -91,19 +89,12 @@ def add(
 
 def remove(con: duckdb.DuckDBPyConnection, given: str, by: str) -> Row:
     """Mark the entry whose id starts with `given` removed; returns it as it was."""
-    prefix = given.strip().lower()
-    if len(prefix) < 4:
-        raise UsageError(f"{given!r}: give at least 4 characters of an entry id (`allow list`)")
-    cur = con.execute(
-        "SELECT entry_id, kind, value, removed_at FROM allowlist WHERE starts_with(entry_id, $p)",
-        {"p": prefix},
+    entry = one_by_prefix(
+        con, "allowlist", "entry_id", given, "allowlist entry id", "`allow list --all` lists them"
     )
-    found = cur.fetchall()
-    if not found:
-        raise UsageError(f"no allowlist entry id starts with {prefix}", hint="`allow list --all`")
-    if len(found) > 1:
-        raise UsageError(f"{prefix} is ambiguous: {len(found)} entries", hint="give more of it")
-    entry, kind, value, removed_at = found[0]
+    [(kind, value, removed_at)] = con.execute(
+        "SELECT kind, value, removed_at FROM allowlist WHERE entry_id = $e", {"e": entry}
+    ).fetchall()
     if removed_at is not None:
         raise UsageError(f"allowlist entry {entry} was already removed at {removed_at}")
     con.execute(

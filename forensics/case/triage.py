@@ -15,19 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 
 from forensics import sql
+from forensics.case.rows import MIN_PREFIX, Row, query_rows
 from forensics.case.schema import TRIAGE
 from forensics.case.schema import TRIAGE_STATUSES as STATUSES
 from forensics.errors import UsageError
 
 SUPPRESSIBLE = ("false_positive", "accepted_risk")
-MIN_PREFIX = 4  # characters of an id that make a prefix worth looking up
-
-Row = dict[str, Any]
 
 
 def install(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
@@ -167,7 +164,9 @@ def record(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return rows(con, "SELECT * FROM triage WHERE list_contains($ids, entry_id)", {"ids": entries})
+    return query_rows(
+        con, "SELECT * FROM triage WHERE list_contains($ids, entry_id)", {"ids": entries}
+    )
 
 
 # The entries about an incident: on the incident (same principal, overlapping) or on one of its
@@ -187,7 +186,7 @@ ORDER BY t.recorded_at, t.entry_id
 
 def about_incident(con: duckdb.DuckDBPyConnection, incident: Row) -> list[Row]:
     """The history of an incident and its findings, oldest first."""
-    return rows(
+    return query_rows(
         con,
         _ABOUT_INCIDENT,
         {
@@ -204,7 +203,7 @@ def between(
     con: duckdb.DuckDBPyConnection, start: dt.datetime | None, end: dt.datetime | None
 ) -> list[Row]:
     """Entries about findings or incidents whose window overlaps [start, end), oldest first."""
-    return rows(
+    return query_rows(
         con,
         "SELECT * FROM triage WHERE ($end IS NULL OR window_start < $end)"
         " AND ($start IS NULL OR window_end >= $start) ORDER BY recorded_at, entry_id",
@@ -215,16 +214,16 @@ def between(
 def history(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[Row]:
     """Every entry (none given: all), or those about the given findings and incidents."""
     if not ids:
-        return rows(con, "SELECT * FROM triage ORDER BY recorded_at, entry_id", {})
+        return query_rows(con, "SELECT * FROM triage ORDER BY recorded_at, entry_id", {})
     found: dict[str, Row] = {}
     for target in (resolve(con, i) for i in ids):
         if target.kind == "incident":
-            [incident] = rows(
+            [incident] = query_rows(
                 con, "SELECT * FROM incidents WHERE incident_id = $i", {"i": target.id}
             )
             found.update((r["entry_id"], r) for r in about_incident(con, incident))
             continue
-        for row in rows(
+        for row in query_rows(
             con,
             "SELECT * FROM triage WHERE target_type = $kind"
             " AND principal_type = $ptype AND principal_id = $pid"
@@ -241,9 +240,3 @@ def history(con: duckdb.DuckDBPyConnection, ids: list[str]) -> list[Row]:
         ):
             found[row["entry_id"]] = row
     return sorted(found.values(), key=lambda r: (r["recorded_at"], r["entry_id"]))
-
-
-def rows(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> list[Row]:
-    cur = con.execute(query, params)
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

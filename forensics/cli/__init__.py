@@ -45,20 +45,17 @@ def _global_options_first(args: list[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[i:])
             break
-        if arg == "--db" and i + 1 < len(args):
-            front.extend(args[i : i + 2])
-            i += 2
-            continue
-        if arg in ("--tz",) and i + 1 < len(args):
-            front.extend(args[i : i + 2])
-            i += 2
-            continue
-        if arg.startswith(("--db=", "--tz=")) or arg == "--debug":
-            front.append(arg)
+        taken = 2 if arg in _GROUP_VALUE_OPTIONS and i + 1 < len(args) else 1
+        if taken == 2 or arg == "--debug" or arg.startswith(_GROUP_VALUE_PREFIXES):
+            front.extend(args[i : i + taken])
         else:
             rest.append(arg)
-        i += 1
+        i += taken
     return front + rest
+
+
+_GROUP_VALUE_OPTIONS = ("--db", "--tz")  # the group's options that take a value
+_GROUP_VALUE_PREFIXES = tuple(f"{o}=" for o in _GROUP_VALUE_OPTIONS)
 
 
 @click.group(cls=ForensicsGroup)
@@ -91,13 +88,7 @@ def cli(ctx: click.Context, db: Path, debug: bool, tz: str | None) -> None:
     """
     from forensics.times import set_display_zone
 
-    try:
-        set_display_zone(tz)
-    except ForensicsError as e:
-        click.echo(f"Error: {e}", err=True)
-        if e.hint:
-            click.echo(f"Hint: {e.hint}", err=True)
-        ctx.exit(int(e.exit_code))
+    set_display_zone(tz)  # a bad zone is a UsageError: ForensicsGroup.invoke prints it
     ctx.obj = {"db": db, "debug": debug}
 
 

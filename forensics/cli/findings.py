@@ -158,6 +158,7 @@ def _export(
     import duckdb
 
     from forensics.case import db
+    from forensics.case.rows import query_rows
     from forensics.findings import export as fx
     from forensics.output import write_result
 
@@ -166,10 +167,15 @@ def _export(
         if filters.run is not None:
             import dataclasses
 
-            filters = dataclasses.replace(filters, run=_run_id(con, filters.run))
+            from forensics.case.rows import one_by_prefix
+
+            run = one_by_prefix(
+                con, "runs", "run_id", filters.run, "run id", "`forensics runs` lists them"
+            )
+            filters = dataclasses.replace(filters, run=run)
         try:
             if fmt == "ocsf":
-                rows = fx.fetch_dicts(con, *fx.findings_ocsf_query(filters))
+                rows = query_rows(con, *fx.findings_ocsf_query(filters))
                 if output is not None:
                     with output.open("w", encoding="utf-8", newline="\n") as f:
                         _write_ocsf(rows, f)
@@ -220,24 +226,6 @@ def _export(
     if gaps:
         click.echo(f"the evidence was not (fully) analysed (--fail-on {fail_on}): exit 5", err=True)
         ctx.exit(int(ExitCode.NOT_ANALYSED))
-
-
-def _run_id(con: duckdb.DuckDBPyConnection, given: str) -> str:
-    """The one run whose id starts with `given` (`forensics runs` lists them)."""
-    found = [
-        str(r[0])
-        for r in con.execute(
-            "SELECT run_id FROM runs WHERE starts_with(run_id, $p) ORDER BY run_id",
-            {"p": given.strip().lower()},
-        ).fetchall()
-    ]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UsageError(
-            f"--run: no run id starts with {given}", hint="`forensics runs` lists them"
-        )
-    raise UsageError(f"--run {given} is ambiguous: {', '.join(found[:5])}", hint="give more of it")
 
 
 def _unanalysed(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[str]:

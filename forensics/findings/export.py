@@ -236,12 +236,3 @@ def count_incidents_at_least(
     where, params = _incident_where(filters, _threshold(filters, at_least))
     row = con.execute(f"SELECT count(*) FROM incidents {where}", params).fetchone()
     return int(row[0]) if row else 0
-
-
-def fetch_dicts(
-    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Rows of `sql` as dicts keyed by column name."""
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -34,14 +34,9 @@ import duckdb
 
 from forensics._version import __version__
 from forensics.case import triage
+from forensics.case.rows import Row, query_rows
 from forensics.output import write_result
-from forensics.report.incident import (
-    IncidentReport,
-    Row,
-    case_id,
-    incident_report,
-    query_rows,
-)
+from forensics.report.incident import IncidentReport, case_id, incident_report
 from forensics.report.principal import principal_incidents, principal_subject
 from forensics.report.render import render_incident, render_index, render_weekly
 from forensics.report.weekly import weekly_report

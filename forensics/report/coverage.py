@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from forensics import sql
-from forensics.report.incident import Row, query_rows
+from forensics.case.rows import Row, query_rows
 
 _HOUR = dt.timedelta(hours=1)  # less than a whole hour outside the case is no gap
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from forensics.case.rows import Row
 from forensics.report.actions import action_for
-from forensics.report.incident import Row
 
 
 def headline(

@@ -19,11 +19,10 @@ from typing import Any
 import duckdb
 
 from forensics._version import __version__
+from forensics.case.rows import MIN_PREFIX, Row, query_rows
 from forensics.case.triage import about_incident
 from forensics.errors import ForensicsError, UsageError
 from forensics.report.actions import action_for
-
-Row = dict[str, Any]
 
 # The principal's requests: the case's one definition (forensics/sql/request_principals.sql),
 # read as `r` by every query below.
@@ -61,12 +60,6 @@ class IncidentReport:
     links: dict[str, Any] = field(default_factory=dict)
 
 
-def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[Row]:
-    cur = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
-    names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 def pick_incidents(
     con: duckdb.DuckDBPyConnection,
     incident_id: str | None = None,
@@ -82,8 +75,10 @@ def pick_incidents(
         raise UsageError("give one of INCIDENT_ID, --tenant, --credential or --principal")
     if incident_id:
         where, params = "starts_with(incident_id, $v)", {"v": incident_id.strip().lower()}
-        if len(incident_id.strip()) < 4:
-            raise UsageError(f"{incident_id!r}: give at least 4 digits of an incident id")
+        if len(incident_id.strip()) < MIN_PREFIX:
+            raise UsageError(
+                f"{incident_id!r}: give at least {MIN_PREFIX} digits of an incident id"
+            )
     elif tenant:
         where, params = "principal_type = 'tenant' AND principal_id = $v", {"v": tenant}
     elif credential:

@@ -16,9 +16,9 @@ from typing import Any
 
 import duckdb
 
+from forensics.case.rows import Row, query_rows
 from forensics.case.schema import PRINCIPAL_TYPES
 from forensics.errors import ForensicsError, UsageError
-from forensics.report.incident import Row, query_rows
 
 # The principal's findings in the span: its own, and for a tenant those of its credentials.
 _FINDINGS = """

@@ -25,11 +25,12 @@ import duckdb
 
 from forensics._version import __version__
 from forensics.case import triage
+from forensics.case.rows import Row, query_rows
 from forensics.detect.coverage import DetectionCoverage, detection_coverage
 from forensics.errors import ForensicsError, UsageError
 from forensics.report.coverage import EvidenceCoverage, evidence_coverage
 from forensics.report.headline import change, headline
-from forensics.report.incident import Row, case_id, query_rows
+from forensics.report.incident import case_id
 from forensics.times import shape
 
 
