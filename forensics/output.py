@@ -120,11 +120,11 @@ def _columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def _fit(names: list[str], cells: list[list[str]], limit: int) -> tuple[list[int], list[int]]:
-    """(columns kept, their widths) so that a table fits `limit` characters: the widest text
-    columns are cut first (ids never, the others down to MIN_WIDTH), then the last columns
-    are left out, the columns being in order of importance."""
-    widths = [max([_columns(n)] + [_columns(r[i]) for r in cells]) for i, n in enumerate(names)]
+def _fit(names: list[str], widths: list[int], limit: int) -> tuple[list[int], list[int]]:
+    """(columns kept, their widths) so that a table whose columns are `widths` wide fits
+    `limit` characters: the widest text columns are cut first (ids never, the others down to
+    MIN_WIDTH), then the last columns are left out, the columns being in order of importance."""
+    widths = list(widths)
     kept = list(range(len(names)))
 
     def total() -> int:
@@ -174,11 +174,10 @@ def write_table(
     cells = [[_cell(v, MAX_CELL if cut_cells else None) for v in row] for row in rows]
     names = [terminal_safe(n) for n in names]
     limit = width if width is not None else table_width(out)
+    widths = [max([_columns(n)] + [_columns(r[i]) for r in cells]) for i, n in enumerate(names)]
+    kept = list(range(len(names)))
     if limit:
-        kept, widths = _fit(names, cells, limit)
-    else:
-        kept = list(range(len(names)))
-        widths = [max([_columns(n)] + [_columns(r[i]) for r in cells]) for i, n in enumerate(names)]
+        kept, widths = _fit(names, widths, limit)
     columns = list(zip(kept, widths, strict=True))
     out.write("  ".join(_cut(names[i], w) for i, w in columns).rstrip() + "\n")
     out.write("  ".join("-" * w for w in widths) + "\n")

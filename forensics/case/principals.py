@@ -12,13 +12,34 @@ scoped for a run), so detector SQL runs as-is in any DuckDB client.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from forensics import sql
 from forensics.case.schema import PRINCIPAL_TYPES as TYPES
+from forensics.errors import UsageError
 
 if TYPE_CHECKING:
     import duckdb
+
+
+def parse(spec: str) -> tuple[str, str]:
+    """`TYPE:ID` as (type, id), the id spelled as the case stores it (an ASN without "AS",
+    an address in lower case); the id may itself hold colons (an IPv6 address)."""
+    kind, _, ident = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in TYPES or not ident:
+        raise UsageError(
+            f"give TYPE:ID, TYPE one of {', '.join(TYPES)}",
+            hint="e.g. tenant:acme-prod, credential:key-123, ip:203.0.113.7, asn:64500"
+            " (`forensics principals` lists them)",
+        )
+    ident = ident.strip()
+    if kind == "asn":  # as the case stores it: "64500", not "AS64500"
+        ident = re.sub(r"^AS\s*", "", ident, flags=re.IGNORECASE)
+    elif kind in ("ip", "cidr"):  # addresses are stored in lower case
+        ident = ident.lower()
+    return kind, ident
 
 
 def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = True) -> None:
@@ -78,17 +99,27 @@ WHERE api_key_id IS NOT NULL
 GROUP BY api_key_id
 """
 
+# The current, unsuppressed findings of each principal of the given types overlapping the span
+# ($since, $until; NULL: unbounded): how many, the worst severity, which detectors.
+_FOUND = """
+SELECT principal_type, principal_id, count(*) AS findings, max(severity) AS worst,
+       list_sort(list(DISTINCT detector_id)) AS detectors
+FROM findings
+WHERE superseded_by IS NULL AND NOT coalesce(suppressed, false)
+  AND principal_type IN ({types})
+  AND ($since IS NULL OR window_end >= $since) AND ($until IS NULL OR window_start < $until)
+GROUP BY ALL
+"""
+
+
+def findings_by_principal(types: list[str] | tuple[str, ...] = TYPES) -> str:
+    """The SELECT of `_FOUND` for `types` (fixed names, checked against TYPES)."""
+    return _FOUND.format(types=", ".join(f"'{t}'" for t in TYPES if t in types))
+
+
 _LISTING = """
 WITH seen AS ({seen}),
-found AS (
-    SELECT principal_type, principal_id, count(*) AS findings, max(severity) AS worst,
-           list_sort(list(DISTINCT detector_id)) AS detectors
-    FROM findings
-    WHERE superseded_by IS NULL AND NOT coalesce(suppressed, false)
-      AND principal_type IN ({types})
-      AND ($since IS NULL OR window_end >= $since) AND ($until IS NULL OR window_start < $until)
-    GROUP BY ALL
-),
+found AS ({found}),
 raised AS (
     SELECT f.principal_type, f.principal_id, count(DISTINCT i.incident_id) AS incidents
     FROM incidents i, unnest(i.finding_ids) AS u(finding_id)
@@ -119,5 +150,6 @@ def listing(types: list[str], sort: str) -> str:
         parts.append(_GATEWAY.format(types=", ".join(f"'{t}'" for t in gateway)))
     if "provider_key" in chosen:
         parts.append(_PROVIDER)
-    quoted = ", ".join(f"'{t}'" for t in chosen)
-    return _LISTING.format(seen=" UNION ALL ".join(parts), order=SORTS[sort], types=quoted)
+    return _LISTING.format(
+        seen=" UNION ALL ".join(parts), found=findings_by_principal(chosen), order=SORTS[sort]
+    )

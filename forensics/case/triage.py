@@ -119,8 +119,6 @@ def record(
         )
     from forensics.case import allowlist  # the ingest checks: only when a suppression is made
 
-    if expires is not None and expires <= dt.datetime.now(dt.UTC):
-        raise UsageError(f"--expires {expires:%Y-%m-%d %H:%M} UTC is past: it would never apply")
     targets = list({t.id: t for t in (resolve(con, i) for i in ids)}.values())
     now = dt.datetime.now(dt.UTC)
     entries: list[str] = []

@@ -52,6 +52,19 @@ def connect(ctx: click.Context, *, read_only: bool = False, create: bool = False
     return db.connect(ctx.obj["db"], read_only=read_only, create=create)
 
 
+def time_span(
+    since: str | None, until: str | None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """--since and --until as times (None: not given); the first must be before the second."""
+    from forensics.times import parse_time
+
+    start = parse_time(since, "--since")
+    end = parse_time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since {since} is not before --until {until}")
+    return start, end
+
+
 def period_options(f: F) -> F:
     """--week, --since, --until: the period of a weekly report or a bundle (see `period`)."""
     f = click.option("--until", metavar="TIME", help="End of the period instead of a week.")(f)

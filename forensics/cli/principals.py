@@ -8,7 +8,7 @@ import click
 
 from forensics.case.principals import SORTS
 from forensics.case.schema import PRINCIPAL_TYPES as TYPES
-from forensics.cli.options import connect, output_options
+from forensics.cli.options import connect, output_options, time_span
 
 # the columns a terminal table shows unless --wide (the others are in every other format)
 NARROW = ("type", "id", "tenant", "requests", "cost_usd", "last_seen", "findings", "worst",
@@ -67,13 +67,9 @@ def principals(
       forensics principals --type asn --sort findings
     """
     from forensics.case import principals as listing
-    from forensics.errors import UsageError
     from forensics.output import print_result
-    from forensics.times import parse_time
 
-    start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    if start is not None and end is not None and start >= end:
-        raise UsageError(f"--since {since} is not before --until {until}")
+    start, end = time_span(since, until)
     query = listing.listing(list(types), sort)
     from forensics.output import select_columns, usd_cell
 

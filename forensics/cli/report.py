@@ -11,7 +11,7 @@ import click
 
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.case.severity import Severity
-from forensics.cli.options import period_options
+from forensics.cli.options import period_options, time_span
 from forensics.errors import UsageError
 
 _output = click.option(
@@ -123,14 +123,11 @@ def incident(
       forensics report incident --tenant tenant-acme --format md -o acme.md
     """
     from forensics.case import db
+    from forensics.report.bundle import incident_file
     from forensics.report.incident import incident_report, pick_incidents
     from forensics.report.render import render_incident
-    from forensics.times import parse_time
 
-    start = parse_time(since, "--since")
-    end = parse_time(until, "--until")
-    if start is not None and end is not None and start >= end:
-        raise UsageError(f"--since {since} is not before --until {until}")
+    start, end = time_span(since, until)
     if every and output.exists() and not output.is_dir():
         raise UsageError(f"{output}: a file; with --all, -o names a directory")
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
@@ -160,17 +157,9 @@ def incident(
         return
     output.mkdir(parents=True, exist_ok=True)
     for page in pages:
-        path = output / page_name(page.header, fmt)
+        path = output / f"{incident_file(page.header)}.{fmt}"
         render_incident(page, path, fmt)
         click.echo(str(path))
-
-
-def page_name(header: dict[str, object], fmt: str) -> str:
-    """A file name that carries the incident id and its principal (safe on any file system)."""
-    import re
-
-    who = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{header['principal_type']}-{header['principal_id']}")
-    return f"incident-{str(header['incident_id'])[:8]}-{who[:60].strip('-')}.{fmt}"
 
 
 @report.command("principal")
@@ -202,24 +191,16 @@ def principal_page(
       forensics report principal provider_key:key_a241 --format md -o key.md
     """
     from forensics.case import db
-    from forensics.report.incident import incident_report
-    from forensics.report.principal import principal_incidents, principal_subject
+    from forensics.report.principal import principal_report
     from forensics.report.render import render_incident
-    from forensics.times import parse_time
 
-    start = parse_time(since, "--since")
-    end = parse_time(until, "--until")
-    if start is not None and end is not None and start >= end:
-        raise UsageError(f"--since {since} is not before --until {until}")
+    start, end = time_span(since, until)
     if output.is_dir():
         raise UsageError(f"{output}: a directory; give a file name")
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)
-        subject = principal_subject(con, principal, start, end)
-        page = incident_report(con, subject)
-        page.subject = "principal"
-        page.incidents = principal_incidents(con, subject)
+        page = principal_report(con, principal, start, end)
     finally:
         con.close()
     render_incident(page, output, _format_for(ctx, output, fmt))

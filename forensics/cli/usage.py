@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from forensics.cli.options import raw_csv_option
+from forensics.cli.options import raw_csv_option, time_span
 from forensics.errors import UsageError
 
 # --by name -> (SQL expression over `usage u`, output column). Only these fixed fragments ever
@@ -173,13 +173,9 @@ def usage(
 
     from forensics.case import db
     from forensics.output import print_result
-    from forensics.times import parse_time
 
     names = parse_by(by)
-    start = parse_time(since, "--since")
-    end = parse_time(until, "--until")
-    if start is not None and end is not None and start >= end:
-        raise UsageError(f"--since {since} is not before --until {until}")
+    start, end = time_span(since, until)
     query, params = usage_query(names, start, end)
     con = db.connect(ctx.obj["db"], read_only=True)
     try:

@@ -34,10 +34,11 @@ import duckdb
 
 from forensics._version import __version__
 from forensics.case import triage
+from forensics.case.principals import findings_by_principal
 from forensics.case.rows import Row, query_rows
 from forensics.output import write_result
 from forensics.report.incident import IncidentReport, case_id, incident_report
-from forensics.report.principal import principal_incidents, principal_subject
+from forensics.report.principal import principal_report
 from forensics.report.render import render_incident, render_index, render_weekly
 from forensics.report.weekly import weekly_report
 
@@ -68,16 +69,6 @@ def principal_file(ptype: str, pid: str) -> str:
     return f"principal-{_slug(f'{ptype}-{pid}')}"
 
 
-_PERIOD_PRINCIPALS = """
-SELECT principal_type, principal_id, count(*) AS findings, max(severity) AS worst,
-       list_sort(list(DISTINCT detector_id)) AS detectors
-FROM findings
-WHERE superseded_by IS NULL AND NOT coalesce(suppressed, false)
-  AND window_end >= $start AND window_start < $end
-GROUP BY ALL ORDER BY worst DESC, findings DESC, principal_type, principal_id
-"""
-
-
 def write_bundle(
     con: duckdb.DuckDBPyConnection,
     out: Path,
@@ -100,7 +91,12 @@ def write_bundle(
     )
     for i in incidents:
         i["href"] = f"incidents/{incident_file(i)}.html"
-    principals = query_rows(con, _PERIOD_PRINCIPALS, {"start": start, "end": end})
+    principals = query_rows(
+        con,
+        f"SELECT * FROM ({findings_by_principal()})"
+        " ORDER BY worst DESC, findings DESC, principal_type, principal_id",
+        {"since": start, "until": end},
+    )
     for p in principals:
         p["href"] = f"principals/{principal_file(p['principal_type'], p['principal_id'])}.html"
     incident_links = {str(i["incident_id"]): str(i["href"]) for i in incidents}
@@ -123,10 +119,7 @@ def write_bundle(
             written.append(_evidence(con, incident, page, out / "evidence"))
             incident["evidence"] = f"evidence/{incident_file(incident)}.zip"
     for p in principals:
-        subject = principal_subject(con, f"{p['principal_type']}:{p['principal_id']}")
-        page = incident_report(con, subject)
-        page.subject = "principal"
-        page.incidents = principal_incidents(con, subject)
+        page = principal_report(con, f"{p['principal_type']}:{p['principal_id']}")
         page.links = {**up, "incidents": {k: f"../{v}" for k, v in incident_links.items()}}
         path = out / str(p["href"])
         render_incident(page, path, "html")

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from forensics._version import __version__
+from forensics.case import principals
 from forensics.case.rows import MIN_PREFIX, Row, query_rows
 from forensics.case.triage import about_incident
 from forensics.errors import ForensicsError, UsageError
@@ -88,9 +89,7 @@ def pick_incidents(
         )
         params = {"v": credential}
     else:
-        kind, _, ident = str(principal).partition(":")
-        if not ident:
-            raise UsageError(f"--principal {principal!r}: give TYPE:ID, e.g. asn:64500")
+        kind, ident = principals.parse(str(principal))
         where, params = "principal_type = $t AND principal_id = $v", {"t": kind, "v": ident}
     found = query_rows(
         con, f"SELECT * FROM incidents WHERE {where} ORDER BY last_seen DESC, incident_id", params

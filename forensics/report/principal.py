@@ -11,14 +11,14 @@ incident it is part of, so the page links its stories.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 import duckdb
 
+from forensics.case import principals
 from forensics.case.rows import Row, query_rows
-from forensics.case.schema import PRINCIPAL_TYPES
-from forensics.errors import ForensicsError, UsageError
+from forensics.errors import ForensicsError
+from forensics.report.incident import IncidentReport, incident_report
 
 # The principal's findings in the span: its own, and for a tenant those of its credentials.
 _FINDINGS = """
@@ -47,24 +47,6 @@ WHERE api_key_id = $pid
 """
 
 
-def parse_principal(spec: str) -> tuple[str, str]:
-    """`TYPE:ID` as (type, id); the id may itself hold colons (an IPv6 address)."""
-    kind, _, ident = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind not in PRINCIPAL_TYPES or not ident:
-        raise UsageError(
-            f"give a principal as TYPE:ID, TYPE one of {', '.join(PRINCIPAL_TYPES)}",
-            hint="e.g. tenant:acme-prod, credential:key-123, ip:203.0.113.7, asn:64500"
-            " (`forensics principals` lists them)",
-        )
-    ident = ident.strip()
-    if kind == "asn":  # as the case stores it: "64500", not "AS64500"
-        ident = re.sub(r"^AS\s*", "", ident, flags=re.IGNORECASE)
-    elif kind in ("ip", "cidr"):  # addresses are stored in lower case
-        ident = ident.lower()
-    return kind, ident
-
-
 def principal_subject(
     con: duckdb.DuckDBPyConnection,
     spec: str,
@@ -72,7 +54,7 @@ def principal_subject(
     until: dt.datetime | None = None,
 ) -> Row:
     """The principal `TYPE:ID` as the incident row the incident page reads (see above)."""
-    kind, ident = parse_principal(spec)
+    kind, ident = principals.parse(spec)
     p: dict[str, Any] = {"ptype": kind, "pid": ident, "since": since, "until": until}
     [traffic] = query_rows(con, _USAGE if kind == "provider_key" else _TRAFFIC, p)
     findings = query_rows(con, _FINDINGS, p)
@@ -123,3 +105,18 @@ def principal_incidents(con: duckdb.DuckDBPyConnection, subject: Row) -> list[Ro
         " ORDER BY i.last_seen DESC, i.incident_id",
         {"ptype": subject["principal_type"], "pid": subject["principal_id"]},
     )
+
+
+def principal_report(
+    con: duckdb.DuckDBPyConnection,
+    spec: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> IncidentReport:
+    """The page of principal `TYPE:ID`: the incident page's data over `principal_subject`,
+    with every incident it is part of."""
+    subject = principal_subject(con, spec, since, until)
+    page = incident_report(con, subject)
+    page.subject = "principal"
+    page.incidents = principal_incidents(con, subject)
+    return page

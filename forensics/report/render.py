@@ -67,8 +67,9 @@ def _duration(start: Any, end: Any) -> str:
 
 
 def _span(start: Any, end: Any) -> str:
-    """A window in few characters, to the minute, UTC: `2026-11-16 00:02–23:59 UTC` within a
-    day, `2026-11-16 00:02 – 2026-11-17 03:14 UTC` across days."""
+    """A window in few characters, to the minute, in the zone times are shown in:
+    `2026-11-16 00:02–23:59 UTC` within a day, `2026-11-16 00:02 – 2026-11-17 03:14 UTC`
+    across days."""
     if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
         return f"{_when(start)} – {_when(end)}"
     a, b = start.astimezone(display_zone()), end.astimezone(display_zone())
