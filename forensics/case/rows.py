@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from forensics.errors import UsageError
+from forensics.times import shape
 
 if TYPE_CHECKING:
     import duckdb
@@ -23,6 +24,19 @@ def query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any])
     cur = con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     names = [d[0] for d in cur.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def id_prefix(given: str, what: str, hint: str) -> str:
+    """`given` as a prefix of a hex id (lower case): at least MIN_PREFIX hex digits, else a
+    usage error that describes its shape, never the text (a pasted key stays out of it)."""
+    prefix = given.strip().lower()
+    if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+        raise UsageError(
+            f"not an id ({len(given)} characters shaped {shape(given)}): give at least"
+            f" {MIN_PREFIX} hex digits of {what}",
+            hint=hint,
+        )
+    return prefix
 
 
 def one_by_prefix(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import duckdb
 
 from forensics import sql
-from forensics.case.rows import MIN_PREFIX, Row, query_rows
+from forensics.case.rows import Row, id_prefix, query_rows
 from forensics.case.schema import TRIAGE
 from forensics.case.schema import TRIAGE_STATUSES as STATUSES
 from forensics.errors import UsageError
@@ -67,13 +67,11 @@ ORDER BY current DESC, kind, id
 def resolve(con: duckdb.DuckDBPyConnection, given: str) -> Target:
     """The one finding or incident whose id starts with `given` (a current finding beats one
     a later run superseded)."""
-    prefix = given.strip().lower()
-    if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
-        raise UsageError(
-            f"{given!r} is not an id: give at least {MIN_PREFIX} hex digits of a finding or"
-            " incident id",
-            hint="`forensics findings` and `forensics incidents` list them",
-        )
+    prefix = id_prefix(
+        given,
+        "a finding or incident id",
+        "`forensics findings` and `forensics incidents` list them",
+    )
     rows = con.execute(_CANDIDATES, {"prefix": prefix}).fetchall()
     incidents = [r for r in rows if r[0] == "incident"]
     findings = [r for r in rows if r[0] == "finding"]

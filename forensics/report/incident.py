@@ -20,7 +20,7 @@ import duckdb
 
 from forensics._version import __version__
 from forensics.case import principals
-from forensics.case.rows import MIN_PREFIX, Row, query_rows
+from forensics.case.rows import Row, id_prefix, query_rows
 from forensics.case.triage import about_incident
 from forensics.errors import ForensicsError, UsageError
 from forensics.report.actions import action_for
@@ -75,11 +75,8 @@ def pick_incidents(
     if len(given) != 1:
         raise UsageError("give one of INCIDENT_ID, --tenant, --credential or --principal")
     if incident_id:
-        where, params = "starts_with(incident_id, $v)", {"v": incident_id.strip().lower()}
-        if len(incident_id.strip()) < MIN_PREFIX:
-            raise UsageError(
-                f"{incident_id!r}: give at least {MIN_PREFIX} digits of an incident id"
-            )
+        prefix = id_prefix(incident_id, "an incident id", "`forensics incidents` lists them")
+        where, params = "starts_with(incident_id, $v)", {"v": prefix}
     elif tenant:
         where, params = "principal_type = 'tenant' AND principal_id = $v", {"v": tenant}
     elif credential:
