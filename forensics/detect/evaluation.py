@@ -26,7 +26,7 @@ from forensics.case.db import session
 from forensics.case.fingerprints import redact
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.detect import features
-from forensics.detect.guard import Deadline, Guard
+from forensics.detect.guard import Deadline, Guard, statement
 from forensics.detect.model import Detector
 from forensics.detect.params import CONTRACT_COLUMNS
 from forensics.errors import describe_duckdb_error
@@ -196,27 +196,21 @@ def evaluate(
 ) -> int:
     """Run one detector and append its normalised findings to the table `into`.
 
-    The SELECT is bound once to learn its column types (DESCRIBE), then runs inside the one
-    INSERT that normalises its rows (forensics/sql/normalise_findings.sql).
+    The SELECT runs inside the one INSERT that normalises its rows, whatever their types
+    (forensics/sql/normalise_findings.sql); only when that fails to bind is the SELECT
+    described, to name the contract columns it lacks.
     """
-    statements = con.extract_statements(detector.sql)
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        kinds = ", ".join(s.type.name for s in statements) or "nothing"
+    parsed = statement(detector.sql)  # loading parsed it already: this is a lookup
+    if parsed.query is None:
         raise DetectorFailure(
-            f"{detector.sql_path}: must be exactly one SELECT statement, found {kinds}"
+            f"{detector.sql_path}: must be exactly one SELECT statement, found {parsed.kinds}"
         )
-    query = statements[0].query
-    refused = guard.refusals(detector.sql)  # the file's text: its line numbers
+    query = parsed.query
+    refused = guard.judge(parsed.calls)  # the file's text: its line numbers
     if refused:
         line, message = refused[0]
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
         raise DetectorFailure(f"{detector.sql_path}:{line}: {message}{more}")
-    types = {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
-    missing = [c for c in CONTRACT_COLUMNS if c not in types]
-    if missing:
-        raise DetectorFailure(
-            f"{detector.sql_path}: the SELECT lacks contract columns: {', '.join(missing)}"
-        )
     names = "[" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + "]"
     values: dict[str, Any] = {
         "_run_id": run_id,
@@ -225,8 +219,9 @@ def evaluate(
         "_run_principal_type": detector.principal_type,
         "_run_severity": detector.severity.name,
     }
-    if "severity" in types and detector.severity_bounds is not None:
-        # a computed severity moves within the bounds; an unknown one falls back to the YAML's
+    if detector.severity_bounds is not None:
+        # a computed severity moves within the bounds; an unknown or absent one (NULL) falls
+        # back to the YAML's
         position = f"list_position({names}, lower(trim(CAST(severity AS VARCHAR))))"
         severity = (
             f"CASE WHEN {position} IS NULL THEN $_run_severity"
@@ -235,22 +230,27 @@ def evaluate(
         values["_run_low"], values["_run_high"] = (int(b) for b in detector.severity_bounds)
     else:
         severity = "$_run_severity"  # without bounds the YAML severity holds
-    if types["evidence"] == "JSON":
-        evidence = "evidence"
-    elif types["evidence"] == "VARCHAR":
-        evidence = (
-            "CASE WHEN json_valid(evidence) THEN CAST(evidence AS JSON) ELSE to_json(evidence) END"
-        )
-    else:
-        evidence = "to_json(evidence)"
-    cost = "CAST(est_cost_usd AS DOUBLE)" if "est_cost_usd" in types else "CAST(NULL AS DOUBLE)"
-    statement = (
+    insert = (
         sql.read("normalise_findings")
         .replace("/*into*/ _run_new", into)
-        .replace("/*evidence*/", evidence)
-        .replace("/*cost*/", cost)
         .replace("/*severity*/", severity)
         .replace("/*query*/", query)
     )
-    inserted = con.execute(statement, {**params, **values}).fetchall()
+    try:
+        inserted = con.execute(insert, {**params, **values}).fetchall()
+    except duckdb.BinderException:
+        _check_contract(con, detector, query, params)  # says which columns it lacks, if any
+        raise
     return int(inserted[0][0])
+
+
+def _check_contract(
+    con: duckdb.DuckDBPyConnection, detector: Detector, query: str, params: dict[str, Any]
+) -> None:
+    """DetectorFailure naming the contract columns the SELECT lacks (none lacking: returns)."""
+    names = {str(r[0]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
+    missing = [c for c in CONTRACT_COLUMNS if c not in names]
+    if missing:
+        raise DetectorFailure(
+            f"{detector.sql_path}: the SELECT lacks contract columns: {', '.join(missing)}"
+        )

@@ -22,10 +22,11 @@ tree misses, the engine still refuses.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -44,12 +45,76 @@ ENVIRONMENT = {
 _NOWHERE = 2**64 - 1  # DuckDB's "no location"
 
 
+class Call(NamedTuple):
+    """A call in SQL text, from DuckDB's parse tree: kind is table_function, from (a FROM
+    target) or function; line is where it is."""
+
+    line: int
+    kind: str
+    name: str
+
+
+class Statement(NamedTuple):
+    """A detector's SQL as parsed once: the one statement without a trailing semicolon (None
+    when the text is not exactly one SELECT: `kinds` says what it is) and what it calls."""
+
+    query: str | None
+    kinds: str
+    calls: tuple[Call, ...]
+
+
+_PARSER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1024)
+def statement(sql: str) -> Statement:
+    """`sql` parsed, once per text in a process (loading parses every detector; each run then
+    reuses it): parsing reads no catalog, so any connection gives the same answer."""
+    with _PARSER_LOCK:
+        con = _parser()
+        statements = con.extract_statements(sql)
+        kinds = ", ".join(s.type.name for s in statements) or "nothing"
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            return Statement(None, kinds, ())
+        return Statement(statements[0].query, kinds, calls(con, sql))
+
+
+@functools.cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+def calls(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Call, ...]:
+    """What `sql` calls, read from DuckDB's parse tree on `con` (any connection: parsing does
+    not read the catalog): table functions, FROM targets and scalar functions, each with the
+    line it is on, in text order. Text DuckDB cannot parse gives none: the parser's own error is
+    reported where the SQL is bound."""
+    [(tree,)] = con.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()
+    parsed = json.loads(tree)
+    if parsed.get("error"):
+        return ()
+    newlines = [i for i, c in enumerate(sql) if c == "\n"]
+    found: set[Call] = set()
+    for node, where in _nodes(parsed["statements"], 0):
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            call = ("table_function", (node.get("function") or {}).get("function_name", ""))
+        elif kind == "BASE_TABLE":
+            call = ("from", node.get("table_name"))
+        elif node.get("class") == "FUNCTION":
+            call = ("function", node.get("function_name", ""))
+        else:
+            continue
+        line = bisect.bisect_left(newlines, min(where, len(sql))) + 1
+        found.add(Call(line, call[0], str(call[1])))
+    return tuple(sorted(found))
+
+
 def refusals(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[int, str]]:
     """Every call in `sql` a detector may not make, as (line, message), in text order.
 
-    Text DuckDB cannot parse gives none: the parser's own error is reported where the SQL is
-    bound. Names are checked against the functions of `con` (a case's connection); to check
-    many detectors on one connection, build one `Guard` and ask it.
+    Names are checked against the functions of `con` (a case's connection); to check many
+    detectors on one connection, build one `Guard` and ask it.
     """
     return Guard(con).refusals(sql)
 
@@ -67,30 +132,28 @@ class Guard:
 
     def refusals(self, sql: str) -> list[tuple[int, str]]:
         """See the module function `refusals`."""
-        [(tree,)] = self._con.execute("SELECT json_serialize_sql($sql)", {"sql": sql}).fetchall()
-        parsed = json.loads(tree)
-        if parsed.get("error"):
-            return []
-        newlines = [i for i, c in enumerate(sql) if c == "\n"]
-        found: list[tuple[int, str]] = []
-        for node, where in _nodes(parsed["statements"], 0):
-            kind = node.get("type")
+        return self.judge(calls(self._con, sql))
+
+    def judge(self, found: tuple[Call, ...]) -> list[tuple[int, str]]:
+        """The refused among `found` (from `calls` or `statement`), as (line, message), in
+        text order."""
+        refused: list[tuple[int, str]] = []
+        for line, kind, name in found:
             message = None
-            if kind == "TABLE_FUNCTION":
-                name = str((node.get("function") or {}).get("function_name", "")).lower()
-                if name not in ROW_MAKERS and name not in self._macros:
-                    message = f"{name}(): {_why(name)}"
-            elif kind == "BASE_TABLE" and any(c in str(node.get("table_name")) for c in "/\\.:"):
-                message = f"FROM {node['table_name']!r}: {_why('')}"
-            elif node.get("class") == "FUNCTION":
-                name = str(node.get("function_name", "")).lower()
-                if name in ENVIRONMENT:
-                    message = f"{name}(): {ENVIRONMENT[name]}; {_READS_ONLY}"
-                elif name in self._side_effects:
-                    message = f"{name}(): has side effects; {_READS_ONLY}"
+            lower = name.lower()
+            if kind == "table_function":
+                if lower not in ROW_MAKERS and lower not in self._macros:
+                    message = f"{lower}(): {_why(lower)}"
+            elif kind == "from":
+                if any(c in name for c in "/\\.:"):
+                    message = f"FROM {name!r}: {_why('')}"
+            elif lower in ENVIRONMENT:
+                message = f"{lower}(): {ENVIRONMENT[lower]}; {_READS_ONLY}"
+            elif lower in self._side_effects:
+                message = f"{lower}(): has side effects; {_READS_ONLY}"
             if message is not None:
-                found.append((bisect.bisect_left(newlines, min(where, len(sql))) + 1, message))
-        return sorted(set(found))
+                refused.append((line, message))
+        return sorted(set(refused))
 
 
 _READS_ONLY = "a detector only reads the case"

@@ -11,12 +11,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.detect.cases import parse_tests
+from forensics.detect.guard import statement as parse
 from forensics.detect.model import (
     PRINCIPAL_TYPES,
     STANDARD_PARAMS,
@@ -28,6 +29,9 @@ from forensics.detect.model import (
 from forensics.detect.yamlcheck import Checker, YamlRefused, load_bounded, node_line, parse_params
 from forensics.errors import duckdb_error
 from forensics.resources import shipped_dir
+
+if TYPE_CHECKING:
+    import duckdb
 
 STATUSES = ("stable", "experimental")
 REQUIRED_FIELDS = ("id", "title", "description", "severity", "principal_type", "tests")
@@ -63,10 +67,13 @@ def load_detectors(dirs: list[Path]) -> tuple[list[Detector], list[Problem]]:
         pairs.extend(_discover(root, problems))
     detectors: list[Detector] = []
     seen: dict[str, Path] = {}
+    import duckdb
+
+    parser = duckdb.connect()  # one in-memory database parses every file
     for sql_path, yml_path in pairs:
         checker = Checker(yml_path)
         detector_id = f"{yml_path.parent.name}.{yml_path.stem}"
-        detector = _load_pair(sql_path, yml_path, checker)
+        detector = _load_pair(sql_path, yml_path, checker, parser)
         if detector_id in seen:
             checker.add(
                 checker.id_line,
@@ -77,6 +84,7 @@ def load_detectors(dirs: list[Path]) -> tuple[list[Detector], list[Problem]]:
         problems.extend(checker.problems)
         if detector is not None and not checker.problems:
             detectors.append(detector)
+    parser.close()
     problems.sort(key=lambda p: (str(p.path), p.line))
     detectors.sort(key=lambda d: d.id)
     return detectors, problems
@@ -139,9 +147,12 @@ def _discover(root: Path, problems: list[Problem]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _load_pair(sql_path: Path, yml_path: Path, c: Checker) -> Detector | None:
+def _load_pair(
+    sql_path: Path, yml_path: Path, c: Checker, parser: duckdb.DuckDBPyConnection
+) -> Detector | None:
     sql = _read(sql_path, c)
-    named = _check_statement(sql_path, sql, c) if sql is not None else None
+    statement = _check_statement(sql_path, sql, c, parser) if sql is not None else None
+    named = set(statement.named_parameters) if statement is not None else None
     text = _read(yml_path, c)
     if text is None:
         return None
@@ -210,8 +221,9 @@ def _load_pair(sql_path: Path, yml_path: Path, c: Checker) -> Detector | None:
     tests = parse_tests(value("tests"), fields.get("tests", (None, None))[0], params, c)
     if named is not None:
         _check_param_use(sql_path, sql or "", named, params, value("params")[1], c)
-    if c.problems or sql is None:
+    if c.problems or sql is None or statement is None:
         return None
+    parse(sql)  # what runs reuse: the statement and its calls
     return Detector(
         id=expected,
         title=str(data["title"]).strip(),
@@ -258,12 +270,14 @@ def _parse_yaml(text: str, c: Checker) -> tuple[yaml.Node, Any] | None:
     return None
 
 
-def _check_statement(sql_path: Path, sql: str, c: Checker) -> set[str] | None:
-    """One read-only statement; returns the named parameters DuckDB sees in it."""
+def _check_statement(
+    sql_path: Path, sql: str, c: Checker, parser: duckdb.DuckDBPyConnection
+) -> duckdb.Statement | None:
+    """One read-only statement: DuckDB's parse of it (None, and a problem, otherwise)."""
     import duckdb
 
     try:
-        statements = duckdb.connect().extract_statements(sql)
+        statements = parser.extract_statements(sql)
     except duckdb.Error as e:
         error = duckdb_error(e)
         c.add(error.line or 1, error.one_line, sql_path)
@@ -283,7 +297,7 @@ def _check_statement(sql_path: Path, sql: str, c: Checker) -> set[str] | None:
     if kind != "SELECT":
         c.add(starts[0], f"a detector only reads: expected a SELECT, found {kind}", sql_path)
         return None
-    return set(statements[0].named_parameters)
+    return statements[0]
 
 
 def _statement_line(sql: str, offset: int) -> int:

@@ -23,36 +23,11 @@ WITH inventory AS (
     WHERE credential_id IS NOT NULL
     GROUP BY credential_id
 ),
-flagged AS (
-    -- every accepted API-key request with what the inventory says of its key, in one pass:
-    -- the key's rows by id as logged (i) and by the raw key's fingerprint (f) together; lists
-    -- are built for the hits only
-    SELECT r.ts, r.request_id, r.tenant_id, r.credential_id, r.client_ip, r.est_cost_usd,
-           i.inventory_id AS id_listed, f.inventory_id AS fp_listed,
-           i.owners AS id_owners, f.owners AS fp_owners,
-           greatest(i.created_at, f.created_at) AS created_at,
-           -- never expires if any of its rows says so
-           CASE WHEN (i.inventory_id IS NOT NULL AND i.expires_at IS NULL)
-                     OR (f.inventory_id IS NOT NULL AND f.expires_at IS NULL) THEN NULL
-                ELSE greatest(i.expires_at, f.expires_at) END AS expires_at,
-           CASE WHEN i.inventory_id IS NULL AND f.inventory_id IS NULL THEN 'unknown'
-                WHEN r.ts > greatest(i.expires_at, f.expires_at)
-                            + to_minutes(CAST($grace_minutes AS BIGINT))
-                     AND NOT ((i.inventory_id IS NOT NULL AND i.expires_at IS NULL)
-                              OR (f.inventory_id IS NOT NULL AND f.expires_at IS NULL))
-                THEN 'expired'
-                WHEN r.ts > greatest(i.created_at, f.created_at)
-                            + to_days(CAST($max_age_days AS INTEGER))
-                THEN 'stale'
-           END AS age_reason,
-           r.tenant_id IS NOT NULL
-               AND coalesce(len(i.owners), 0) + coalesce(len(f.owners), 0) > 0
-               AND NOT coalesce(list_contains(i.owners, r.tenant_id), false)
-               AND NOT coalesce(list_contains(f.owners, r.tenant_id), false) AS foreign_use
+accepted AS NOT MATERIALIZED (
+    -- every accepted API-key request (only these are judged)
+    SELECT r.ts, r.request_id, r.tenant_id, r.credential_id, r.key_fingerprint, r.client_ip,
+           r.est_cost_usd
     FROM requests r
-    LEFT JOIN inventory i ON i.inventory_id = r.credential_id
-    LEFT JOIN inventory f
-        ON f.inventory_id = r.key_fingerprint AND r.key_fingerprint <> r.credential_id
     WHERE r.credential_type = 'api_key' AND r.credential_id IS NOT NULL
       AND CASE WHEN r.status IS NULL THEN r.error_type IS NULL
                ELSE r.status BETWEEN 200 AND 299 END
@@ -60,6 +35,55 @@ flagged AS (
       AND ($since IS NULL OR r.ts >= $since)
       AND ($until IS NULL OR r.ts <= $until)
       AND ($tenant IS NULL OR r.tenant_id = $tenant)
+),
+keys AS (
+    -- what the inventory says of each key as used (by id as logged and, when it differs, by
+    -- the raw key's fingerprint) and by which tenant: judged once per key and tenant, so that
+    -- only the requests of keys with something to say are read again
+    SELECT k.*,
+           i.inventory_id AS id_listed, f.inventory_id AS fp_listed,
+           i.owners AS id_owners, f.owners AS fp_owners,
+           greatest(i.created_at, f.created_at) AS created_at,
+           -- never expires if any of its rows says so
+           (i.inventory_id IS NOT NULL AND i.expires_at IS NULL)
+               OR (f.inventory_id IS NOT NULL AND f.expires_at IS NULL) AS never_expires,
+           greatest(i.expires_at, f.expires_at) AS latest_expiry,
+           k.tenant_id IS NOT NULL
+               AND coalesce(len(i.owners), 0) + coalesce(len(f.owners), 0) > 0
+               AND NOT coalesce(list_contains(i.owners, k.tenant_id), false)
+               AND NOT coalesce(list_contains(f.owners, k.tenant_id), false) AS foreign_use
+    FROM (SELECT credential_id, key_fingerprint, tenant_id, max(ts) AS last_ts
+          FROM accepted GROUP BY ALL) k
+    LEFT JOIN inventory i ON i.inventory_id = k.credential_id
+    LEFT JOIN inventory f
+        ON f.inventory_id = k.key_fingerprint AND k.key_fingerprint <> k.credential_id
+),
+judged_keys AS (
+    SELECT *,
+           CASE WHEN never_expires THEN NULL ELSE latest_expiry END AS expires_at
+    FROM keys
+    WHERE (id_listed IS NULL AND fp_listed IS NULL) OR foreign_use
+       OR (NOT never_expires
+           AND last_ts > latest_expiry + to_minutes(CAST($grace_minutes AS BIGINT)))
+       OR last_ts > created_at + to_days(CAST($max_age_days AS INTEGER))
+),
+flagged AS (
+    -- the requests of those keys, each with its reason by age (if any)
+    SELECT r.ts, r.request_id, r.tenant_id, r.credential_id, r.client_ip, r.est_cost_usd,
+           k.id_listed, k.fp_listed, k.id_owners, k.fp_owners, k.created_at, k.expires_at,
+           CASE WHEN k.id_listed IS NULL AND k.fp_listed IS NULL THEN 'unknown'
+                WHEN r.ts > k.latest_expiry + to_minutes(CAST($grace_minutes AS BIGINT))
+                     AND NOT k.never_expires
+                THEN 'expired'
+                WHEN r.ts > k.created_at + to_days(CAST($max_age_days AS INTEGER))
+                THEN 'stale'
+           END AS age_reason,
+           k.foreign_use
+    FROM accepted r
+    JOIN judged_keys k
+      ON k.credential_id = r.credential_id
+     AND k.key_fingerprint IS NOT DISTINCT FROM r.key_fingerprint
+     AND k.tenant_id IS NOT DISTINCT FROM r.tenant_id
 ),
 hits AS (
     -- in fixed windows of window_hours, so that a key stale for months is one finding a week,

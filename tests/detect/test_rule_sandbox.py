@@ -173,7 +173,7 @@ def test_the_sandboxed_connection_refuses_what_the_guard_would_miss(
     rule(rules, "t.reads_file", f"(SELECT content FROM read_text('{secret}'))")
     [detector], problems = load_detectors([rules])
     assert problems == []
-    monkeypatch.setattr(forensics.detect.guard.Guard, "refusals", lambda self, sql: [])
+    monkeypatch.setattr(forensics.detect.guard.Guard, "judge", lambda self, calls: [])
     con = db.connect(case)
     try:
         result = run_detectors(con, [detector])
