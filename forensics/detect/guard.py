@@ -12,9 +12,11 @@ and names every call a detector may not make:
   `setval`; `setseed`, `random`, `uuid`, `write_log`, `sleep_ms`, ...), and the readers of the
   environment or configuration (`getenv`, `current_setting`).
 
-`forensics detectors check` reports these as problems, and the runner refuses them again before
-a detector runs, on a connection that is sandboxed besides (`case.db.sandbox`): what a parse
-tree misses, the engine still refuses.
+The parse is the text's alone (`calls`); judging it needs the case's catalog (`Guard.judge`). A
+detector's text is parsed once per process (`statement`, which loading fills): every run then
+judges the same parse against its case. `forensics detectors check` reports these as problems,
+and the runner refuses them again before a detector runs, on a connection that is sandboxed
+besides (`case.db.sandbox`): what a parse tree misses, the engine still refuses.
 
 `Deadline` is the other limit: how long a detector may run (`forensics detect --timeout`).
 """
