@@ -39,7 +39,13 @@ def explain(con: Any, log: Path) -> None:
 
     staging = adapter.staging(options).sql()
     full = canonical.canonical_sql(staging)
-    params = {"source_id": 1, "format": "kong", "keep_prompts": False}
+    params = {
+        "source_id": 1,
+        "format": "kong",
+        "keep_prompts": False,
+        "tenant_claims": ["tenant_id"],
+        "dense": True,
+    }
     con.execute("SET enable_progress_bar = false")
     rows = con.execute("SELECT count(*) FROM chunk_lines").fetchall()[0][0]
     try:

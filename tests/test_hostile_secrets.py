@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from forensics.case import db
 from forensics.case.fingerprints import KEY_SHAPES
 from forensics.cli import cli
+from forensics.ingest import canonical
 from tests.ingest.test_cloudflare import record as cloudflare_record
 from tests.ingest.test_envoy import AI_GW_TYPED, DEFAULT_LINE
 from tests.ingest.test_jsonl import DOCUMENTED as JSONL_RECORD
@@ -525,9 +526,20 @@ def scan_case(path: Path, wanted: list[str]) -> dict[str, list[str]]:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Corpus, Path, str]:
-    tmp = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module", params=["dense", "sparse"])
+def hostile(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Corpus, Path, str]]:
+    """The corpus ingested twice: every file as ingest judges it (its lines nearly all carry
+    secrets: scrubbed inside the one canonical SELECT), and every file as if its secrets were
+    sparse (the rows that carry one scrubbed in a second pass: canonical.dense_secrets)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "sparse":
+            patch.setattr(canonical, "dense_secrets", lambda con, head: False)
+        yield _ingest_corpus(tmp_path_factory.mktemp(f"hostile-{request.param}"))
+
+
+def _ingest_corpus(tmp: Path) -> tuple[Corpus, Path, str]:
     corpus = Corpus()
     files = build(tmp, corpus)
     case = tmp / "case.duckdb"

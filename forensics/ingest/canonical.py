@@ -8,6 +8,8 @@ statements per chunk, run by `pipeline.py`.
 
 from __future__ import annotations
 
+import duckdb
+
 from forensics.case import costs
 from forensics.case.fingerprints import ANY_SECRET
 from forensics.case.macros import REQUEST_BODY, RESPONSE_BODY
@@ -17,7 +19,8 @@ ANY_SECRET_SQL = ANY_SECRET.replace("'", "''")
 
 
 def canonical_sql(staging: str) -> str:
-    """One SELECT from raw lines to canonical rows (plus _error / _raw for quarantine).
+    """One SELECT from raw lines to canonical rows (plus _error / _raw for quarantine, and
+    _rescrub: see `dense_secrets`).
 
     It reads `chunk_lines`, and the statements below read its result as `canon` and the IP
     lookup as `ipgeo`: all three are Arrow tables held in the caller's variables, which DuckDB
@@ -27,6 +30,32 @@ def canonical_sql(staging: str) -> str:
     and registered views would be kept until the commit).
     """
     return _CANONICAL.replace("{staging}", staging)
+
+
+def dense_secrets(con: duckdb.DuckDBPyConnection, head: list[str]) -> bool:
+    """Whether a file's records mostly carry something the scrubber must look at (gateway logs
+    with Authorization headers, say), judged from its first records: the canonical SELECT's
+    $dense.
+
+    Scrubbing runs the scrubber's patterns inside a lambda, and DuckDB compiles a lambda's
+    regular expressions again for every vector of rows it runs on (several milliseconds for the
+    key shapes). When most rows need scrubbing that is paid once per 2,048 rows: $dense, every
+    row that needs it is scrubbed in the one SELECT. When few do (an access log with the odd
+    `?token=` in a URL), it would be paid for every vector holding one of them; then the SELECT
+    marks those rows `_rescrub` instead, and `pipeline.py` runs them again through the same
+    SELECT with $dense, packed into a few vectors. Either way the same scrubber sees the same
+    strings.
+    """
+    if not head:
+        return True
+    [(share,)] = con.execute(
+        "SELECT avg(CAST(regexp_matches(r, $p) AS INTEGER)) FROM unnest($lines) t(r)",
+        {"p": ANY_SECRET, "lines": head},
+    ).fetchall()
+    return float(share or 0.0) >= DENSE_SHARE
+
+
+DENSE_SHARE = 0.2  # share of the first records that need scrubbing, from which a file is dense
 
 
 # Every string that comes from the log, by the column it becomes. They are scrubbed together:
@@ -106,15 +135,20 @@ WITH s AS (
          [{_TEXT_LIST}] AS _texts,
          list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
   FROM t2
-), w AS (
+), g AS (
   -- Every string from the log is scrubbed of credentials. One regex over all of a row's text
-  -- decides whether any field needs it; the lambda compiles the patterns once per chunk.
-  SELECT *, CASE WHEN regexp_matches(array_to_string(_texts, chr(1)), '{ANY_SECRET_SQL}')
-                 THEN list_transform(_texts, lambda f: scrub(f)) ELSE _texts END AS _clean
+  -- decides whether any field needs it (see `dense_secrets` for $dense).
+  SELECT *, coalesce(regexp_matches(array_to_string(_texts, chr(1)), '{ANY_SECRET_SQL}'), true)
+              AS _gate
   FROM v
+), w AS (
+  SELECT *, CASE WHEN NOT _gate THEN _texts
+                 WHEN $dense THEN list_transform(_texts, lambda f: scrub(f)) END AS _clean,
+         _gate AND NOT $dense AS _rescrub
+  FROM g
 )
 SELECT
-  {_CLEAN["_error"]} AS _error, left({_CLEAN["_raw"]}, 2000) AS _raw,
+  _rescrub, {_CLEAN["_error"]} AS _error, left({_CLEAN["_raw"]}, 2000) AS _raw,
   ts, {_CLEAN["request_id"]} AS request_id, $source_id::INTEGER AS source_id, line_no,
   $format::VARCHAR AS format,
   {_CLEAN["tenant_id"]} AS tenant_id,
@@ -184,7 +218,7 @@ FROM w
 # est_cost_usd: the price in effect at the request's time (forensics/costs.py).
 INSERT_REQUESTS = f"""
 INSERT INTO requests BY NAME
-SELECT c.* EXCLUDE (_error, _raw) REPLACE ({costs.EST_COST_SQL} AS est_cost_usd)
-FROM ({placed("SELECT * FROM canon WHERE _error IS NULL")}) c
+SELECT c.* EXCLUDE (_rescrub, _error, _raw) REPLACE ({costs.EST_COST_SQL} AS est_cost_usd)
+FROM ({placed("SELECT * FROM canon WHERE _error IS NULL AND NOT _rescrub")}) c
 {costs.price_join("canon")}
 """

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from forensics._version import __version__
 from forensics.case.fingerprints import redact
@@ -89,10 +90,12 @@ def load_requests(
     progress: Progress | None,
     timings: Timings | None = None,
     document: bool = False,
+    dense_secrets: bool = True,
 ) -> tuple[Counts, list[str], decompress.ReadEnd]:
     """Stream a request log through staging, canonical columns, enrichment and the insert.
 
-    `document`: the file is a JSON document (reader.sniff), read record by record. `chunk_lines`,
+    `document`: the file is a JSON document (reader.sniff), read record by record.
+    `dense_secrets`: most records need the scrubber (canonical.dense_secrets). `chunk_lines`,
     `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
     from this function's local variables (replacement scans look in the calling frame, so the
     queries must be issued here, not from a helper).
@@ -104,6 +107,7 @@ def load_requests(
         "format": adapter.name,
         "keep_prompts": options.keep_prompts,
         "tenant_claims": list(options.tenant_claims),
+        "dense": dense_secrets,
     }
     counts = Counts()
     warnings: list[str] = []
@@ -120,13 +124,23 @@ def load_requests(
         chunk = prepared.chunk
         counts.blank += prepared.blank
         quarantine_rows(con, source_id, chunk.bad_lines)
-        chunk_lines = prepared.table  # noqa: F841 - read by the SQL below
+        chunk_lines = prepared.table
         with timings.step("staging + canonical columns"):
             canon = con.sql(canonical_sql, params=params).to_arrow_table(batch_size=BATCH_ROWS)
+        rescrub = canon.column("_rescrub")
+        if pc.any(rescrub).as_py():
+            # the few rows that need the scrubber, again and packed (canonical.dense_secrets);
+            # their first rows stay in `canon`, marked, and the statements below skip them
+            with timings.step("scrubbing the rows that need it"):
+                marked = pc.filter(canon.column("line_no"), rescrub)
+                again = pc.is_in(chunk_lines.column("line_no"), marked)
+                chunk_lines = chunk_lines.filter(again).combine_chunks()  # a few batches
+                scrubbed = con.sql(canonical_sql, params={**params, "dense": True})
+                canon = pa.concat_tables([canon, scrubbed.to_arrow_table(BATCH_ROWS)])
         with timings.step("quarantine insert"):
             con.execute(
                 "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
-                " FROM canon WHERE _error IS NOT NULL",
+                " FROM canon WHERE _error IS NOT NULL AND NOT _rescrub",
                 {"sid": source_id},
             )
         if enrich:
@@ -135,12 +149,13 @@ def load_requests(
                 ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
         with timings.step("requests insert"):
             con.execute(canonical.INSERT_REQUESTS)
-        bad = canon.num_rows - canon.column("_error").null_count
-        good = canon.num_rows - bad
+        counted = pc.invert(canon.column("_rescrub"))  # each record once
+        rows = pc.sum(counted).as_py() or 0
+        good = pc.sum(pc.and_(counted, pc.is_null(canon.column("_error")))).as_py() or 0
         counts.loaded += good
-        counts.quarantined += bad + len(chunk.bad_lines)
+        counts.quarantined += rows - good + len(chunk.bad_lines)
         if progress is not None:
-            progress(chunk.raw_offset - last_offset, good + bad + len(chunk.bad_lines))
+            progress(chunk.raw_offset - last_offset, rows + len(chunk.bad_lines))
         last_offset = chunk.raw_offset
     if end.problem:
         quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
@@ -267,8 +282,9 @@ def _ingest_file(
         )
         end: decompress.ReadEnd | None
         if isinstance(format_, Adapter):
+            dense = canonical.dense_secrets(con, head.lines)
             counts, warnings, end = load_requests(
-                con, path, format_, options, source_id, progress, timings, head.document
+                con, path, format_, options, source_id, progress, timings, head.document, dense
             )
         else:
             counts, warnings = format_.load(con, path, source_id, options)

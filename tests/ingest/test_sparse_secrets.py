@@ -1,0 +1,97 @@
+"""Files whose secrets are few: the rows that carry one are scrubbed in a second, packed pass
+(canonical.dense_secrets), and the case holds exactly what one pass over every row would give."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from forensics.case import db
+from forensics.case.db import salt
+from forensics.case.fingerprints import fingerprint
+from forensics.ingest import canonical
+from tests.conftest import load, rows, tables_containing
+from tests.keys import KEYS
+
+ANTHROPIC = KEYS["anthropic"]
+OPENAI = KEYS["openai-project"]
+GOOGLE = KEYS["google"]
+CLEAN = (
+    '{ip} - - [17/May/2015:10:{m:02d}:{s:02d} +0000] "GET /articles/{n}.html HTTP/1.1" 200 {n}'
+    ' "https://www.example.org/list?page={n}" "Mozilla/5.0 (X11; Linux x86_64; rv:{n})"'
+)
+# Where a key turns up in a web server's log: the query string, the referer, the user agent.
+CARRIERS = {
+    57: '203.0.113.9 - - [17/May/2015:11:00:01 +0000] "GET /v1/models?api_key={k} HTTP/1.1"'
+    ' 401 12 "-" "curl/8.5.0"',
+    2101: '198.51.100.4 - - [17/May/2015:11:00:02 +0000] "GET /app HTTP/1.1" 200 5'
+    ' "https://tool.example/?token={k}" "Mozilla/5.0"',
+    4100: '192.0.2.77 - - [17/May/2015:11:00:03 +0000] "POST /v1/messages HTTP/1.1" 200 9'
+    ' "-" "script/1.0 key={k}"',
+}
+KEY_OF_LINE = {57: OPENAI, 2101: ANTHROPIC, 4100: GOOGLE}
+LINES = 5000  # the carriers sit in three different vectors of 2,048 rows
+
+
+def access_log() -> str:
+    out = []
+    for n in range(1, LINES + 1):
+        if n in CARRIERS:
+            out.append(CARRIERS[n].format(k=KEY_OF_LINE[n]))
+        else:
+            ip = f"10.{n % 7}.{n % 251}.{n % 13 + 1}"
+            out.append(CLEAN.format(ip=ip, m=n % 60, s=(n * 7) % 60, n=n))
+    return "\n".join(out) + "\n"
+
+
+def _ingest(tmp_path: Path, text: str, dense: bool | None) -> duckdb.DuckDBPyConnection:
+    """The log ingested into a new case: as ingest judges it (None) or forced dense/sparse."""
+    con = db.connect(tmp_path / f"case-{dense}.duckdb")
+    with pytest.MonkeyPatch.context() as patch:
+        if dense is not None:
+            patch.setattr(canonical, "dense_secrets", lambda c, head: dense)
+        result = load(con, tmp_path, text, name=f"access-{dense}.log")
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (LINES, LINES, 0)
+    return con
+
+
+def _comparable(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    """Every request row, fingerprints written without the case's own salt."""
+    table = rows(con, "SELECT * EXCLUDE (source_id) FROM requests ORDER BY line_no")
+    fp = re.compile(r"cred:[0-9a-f]{12}:")
+    return [
+        tuple(fp.sub("cred:*:", v) if isinstance(v, str) else v for v in r.values()) for r in table
+    ]
+
+
+def test_a_log_with_few_secrets_is_judged_sparse(case: duckdb.DuckDBPyConnection) -> None:
+    head = access_log().splitlines()[:20]
+    assert canonical.dense_secrets(case, head) is False
+    carried = [CARRIERS[57].format(k=OPENAI)] * 5 + head[:15]  # a quarter of the head
+    assert canonical.dense_secrets(case, carried) is True
+
+
+def test_sparse_and_dense_store_the_same_rows_and_no_key(tmp_path: Path) -> None:
+    text = access_log()
+    sparse = _ingest(tmp_path, text, None)  # judged sparse: the second pass runs
+    dense = _ingest(tmp_path, text, True)
+    try:
+        assert _comparable(sparse) == _comparable(dense)
+        for key in KEY_OF_LINE.values():
+            assert tables_containing(sparse, key[8:28]) == []
+        by_line = {r["line_no"]: r for r in rows(sparse, "SELECT * FROM requests")}
+        ours = fingerprint(OPENAI, salt(sparse))
+        assert by_line[57]["query"] == f"api_key={ours}"
+        assert by_line[57]["credential_id"] == ours
+        assert (
+            by_line[2101]["referer"]
+            == f"https://tool.example/?token={fingerprint(ANTHROPIC, salt(sparse))}"
+        )
+        assert by_line[4100]["user_agent"] == f"script/1.0 key={fingerprint(GOOGLE, salt(sparse))}"
+        assert len(by_line) == LINES  # each carrier once: its first, unscrubbed row was dropped
+    finally:
+        sparse.close()
+        dense.close()
