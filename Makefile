@@ -34,8 +34,11 @@ typecheck: $(BIN)/forensics  ## mypy --strict on forensics/
 
 check: lint typecheck test  ## everything CI cares about
 
-bench: $(BIN)/forensics  ## ingest benchmark (see benchmarks/README.md)
+bench: $(BIN)/forensics  ## ingest benchmarks: Kong with payloads, the real Apache log x100 against GoAccess
+	@command -v goaccess >/dev/null || apt-get install -y -qq goaccess >/dev/null \
+		|| echo "goaccess is not installed: the access-log benchmark runs without its peer"
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/access.py
 
 eval: $(BIN)/forensics  ## the pack on 20 default and 20 --hard synth worlds (benchmarks/README.md)
 	$(BIN)/python benchmarks/eval.py --seeds 20 --write

@@ -72,6 +72,7 @@ class Run:
     stdout: str
     stderr: str
     returncode: int
+    cpu_seconds: float = 0.0  # user + system, from GNU time (0 without it)
 
 
 def forensics_cmd() -> list[str]:
@@ -95,7 +96,7 @@ def timed(step: str, cmd: list[str], workdir: Path) -> Run:
     started = time.perf_counter()
     proc = subprocess.run(wrapped, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
-    rss_kib = 0.0
+    rss_kib = cpu = 0.0
     if report.exists():
         text = report.read_text()
         report.unlink()
@@ -104,7 +105,10 @@ def timed(step: str, cmd: list[str], workdir: Path) -> Run:
             rss_kib = float(match.group(1))
         elif text.strip().isdigit():
             rss_kib = float(text.strip())
-    return Run(step, seconds, rss_kib / 1024, proc.stdout, proc.stderr, proc.returncode)
+        for field in ("User", "System"):
+            used = re.search(rf"{field} time \(seconds\): ([0-9.]+)", text)
+            cpu += float(used.group(1)) if used else 0.0
+    return Run(step, seconds, rss_kib / 1024, proc.stdout, proc.stderr, proc.returncode, cpu)
 
 
 def sql(db: Path, query: str) -> list[dict[str, object]]:
