@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/ingest.py --week          # acceptance scenario, PASS/FAIL
 
 Steps, each a fresh process timed from outside (wall clock, peak RSS):
-  floor          CREATE TABLE t AS SELECT * FROM read_json('<file>') into a fresh DuckDB file
+  floor          CREATE TABLE t AS SELECT * FROM read_json('<file>', maximum_depth=2) into a
+                 fresh DuckDB file
   ingest         forensics --db <fresh> ingest -q <file>
   ingest+asn     forensics --db <fresh> ingest -q --asn-db <iptoasn.tsv> <file>
   re-ingest      the same file again into the ingest+asn case (must be skipped)
@@ -48,7 +49,9 @@ con = duckdb.connect(sys.argv[1])
 con.execute("SET enable_progress_bar = false")
 path = sys.argv[2].replace("'", "''")
 t = time.perf_counter()
-con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{path}')")
+# two levels parsed, the rest kept as JSON text: the schema is detected from a sample, and with
+# every level a header seen first after the sample (synth's `x-api-key`) stops the read
+con.execute(f"CREATE TABLE t AS SELECT * FROM read_json('{path}', maximum_depth=2)")
 n = con.execute("SELECT count(*) FROM t").fetchone()[0]
 con.close()
 print(n, time.perf_counter() - t)
@@ -171,19 +174,24 @@ def loaded_whole(db: Path, log: Path, lines: int) -> Check:
 
 
 def enriched(db: Path) -> Check:
+    """Every IPv4 row has asn and country (synth's iptoasn file is IPv4 only; its worlds send
+    some traffic over IPv6, counted apart)."""
     r = sql(
         db,
-        "SELECT count(*) AS n, count(*) FILTER (WHERE asn IS NULL) AS no_asn,"
-        " count(*) FILTER (WHERE country IS NULL) AS no_country,"
+        "SELECT count(*) FILTER (WHERE NOT contains(client_ip, ':')) AS n,"
+        " count(*) FILTER (WHERE contains(client_ip, ':')) AS v6,"
+        " count(*) FILTER (WHERE asn IS NULL AND NOT contains(client_ip, ':')) AS no_asn,"
+        " count(*) FILTER (WHERE country IS NULL AND NOT contains(client_ip, ':')) AS no_country,"
         " count(DISTINCT client_ip) AS ips, count(DISTINCT asn) AS asns,"
         " count(DISTINCT country) AS countries FROM requests",
     )[0]
     ok = r["n"] > 0 and r["no_asn"] == 0 and r["no_country"] == 0
     return Check(
-        "every row has asn and country",
+        "every IPv4 row has asn and country",
         ok,
-        f"{r['n']:,} rows, {r['no_asn']:,} without asn, {r['no_country']:,} without country"
-        f" ({r['ips']:,} IPs in {r['asns']:,} ASes, {r['countries']} countries)",
+        f"{r['n']:,} IPv4 rows, {r['no_asn']:,} without asn, {r['no_country']:,} without"
+        f" country; {r['v6']:,} IPv6 rows ({r['ips']:,} IPs in {r['asns']:,} ASes,"
+        f" {r['countries']} countries)",
     )
 
 
@@ -387,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             week = [
                 ("loads whole", all(c.ok for c in checks if c.name.startswith("loads whole"))),
                 (
-                    "every row has asn and country",
-                    any(c.ok for c in checks if c.name == "every row has asn and country"),
+                    "every IPv4 row has asn and country",
+                    any(c.ok for c in checks if c.name == "every IPv4 row has asn and country"),
                 ),
                 (
                     "second ingest is a no-op",

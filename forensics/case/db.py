@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
+from contextlib import suppress
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,7 @@ from forensics.case import macros as normalize
 from forensics.case.schema import SCHEMA_VERSION, TABLES
 from forensics.errors import CaseError, describe_duckdb_error
 from forensics.resources import data_file
+from forensics.sqltext import sql_str
 
 DEFAULT_DB = "forensics.duckdb"
 
@@ -229,12 +231,16 @@ _SANDBOX = (
 
 def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Another connection to the case behind `con` (to run a query beside it, in another
-    thread), with the macros (and, on a read-only case, the TEMP views) `connect` installs.
-    It shares `con`'s sandbox; close it before `con`."""
+    thread), with the macros (and, on a read-only case, the TEMP views) `connect` installs, and
+    `con`'s time zone. It shares `con`'s sandbox; close it before `con`."""
     read_only = is_read_only(con)
     other = con.cursor()
     zone = "SELECT current_setting('TimeZone')"
-    if other.execute(zone).fetchall() != con.execute(zone).fetchall():
+    [(name,)] = con.execute(zone).fetchall()
+    if other.execute(zone).fetchall() != [(name,)]:
+        with suppress(duckdb.Error):  # a sandboxed connection's settings are locked
+            other.execute(f"SET TimeZone = {sql_str(str(name))}")
+    if other.execute(zone).fetchall() != [(name,)]:
         other.close()
         raise CaseError("a second connection to the case would read times in another zone")
     creds.install_macros(other, salt(con))

@@ -45,6 +45,22 @@ APP_AGENT_RE = (
 BROWSER_AGENT_RE = r"(Mozilla/|Chrome/|Safari/)"
 CRAWLER_AGENT_RE = r"(?i)(bot[/;]|crawler|spider|\+https?://)"
 
+# AI endpoints by the paths that name them (lower case), first match wins.
+_ENDPOINTS = {
+    "chat": "/chat/completions/?($|[?])|(^|/)chat/?($|[?])|/v1/messages/?($|[?])"
+    "|:(stream)?generatecontent($|[?])|/converse(-stream)?($|[?])",
+    "responses": "/responses/?($|[?])",
+    "completions": "/completions/?($|[?])|/v1/complete/?($|[?])",
+    "embeddings": "/embeddings?/?($|[?])|:(batch)?embedcontents?($|[?])",
+    "images": "/images/",
+    "audio": "/audio/|/realtime",
+    "moderation": "/moderations/?($|[?])",
+}
+_ENDPOINT_CASES = "\n            ".join(
+    f"WHEN regexp_matches(lower(p), {sql_str(pattern)}) THEN {sql_str(name)}"
+    for name, pattern in _ENDPOINTS.items()
+)
+
 MACROS = [
     # --- time ---------------------------------------------------------------------------
     f"""CREATE OR REPLACE TEMP MACRO plausible_ts(t) AS
@@ -146,19 +162,12 @@ MACROS = [
                  ELSE a END,
             '^(?i)::ffff:([0-9]{1,3}(\\.[0-9]{1,3}){3})$', '\\1')""",
     # --- request shape ------------------------------------------------------------------
-    """CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
+    f"""CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
         CASE WHEN p IS NULL THEN NULL
-            WHEN regexp_matches(lower(p), '/chat/completions/?($|[?])|(^|/)chat/?($|[?])'
-                 || '|/v1/messages/?($|[?])|:(stream)?generatecontent($|[?])'
-                 || '|/converse(-stream)?($|[?])') THEN 'chat'
-            WHEN regexp_matches(lower(p), '/responses/?($|[?])') THEN 'responses'
-            WHEN regexp_matches(lower(p), '/completions/?($|[?])|/v1/complete/?($|[?])')
-                 THEN 'completions'
-            WHEN regexp_matches(lower(p), '/embeddings?/?($|[?])|:(batch)?embedcontents?($|[?])')
-                 THEN 'embeddings'
-            WHEN regexp_matches(lower(p), '/images/') THEN 'images'
-            WHEN regexp_matches(lower(p), '/audio/|/realtime') THEN 'audio'
-            WHEN regexp_matches(lower(p), '/moderations/?($|[?])') THEN 'moderation'
+            -- one pass over the path for the many that are none of these (web logs)
+            WHEN NOT regexp_matches(lower(p), {sql_str("|".join(_ENDPOINTS.values()))})
+                 THEN 'other'
+            {_ENDPOINT_CASES}
             ELSE 'other' END""",
     # Dated and versioned snapshot names map to their family: gpt-4o-2024-08-06 -> gpt-4o,
     # claude-3-5-sonnet-20241022 -> claude-3-5-sonnet, gemini-1.5-pro-002 -> gemini-1.5-pro.

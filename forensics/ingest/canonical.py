@@ -133,7 +133,8 @@ WITH s AS (
 ), v AS (
   SELECT *, prompt_norm(left(_last_user, 256)) AS _norm,
          [{_TEXT_LIST}] AS _texts,
-         list_transform([upstream_uri, uri], lambda f: endpoint_of(f)) AS _endpoints
+         -- no lambda: DuckDB would compile endpoint_of's patterns again for every vector
+         [endpoint_of(upstream_uri), endpoint_of(uri)] AS _endpoints
   FROM t2
 ), g AS (
   -- Every string from the log is scrubbed of credentials. One regex over all of a row's text

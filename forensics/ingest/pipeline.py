@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
@@ -37,14 +38,18 @@ from forensics.ingest import canonical, decompress, enrichment, reader
 from forensics.ingest.base import DEFAULT_TENANT_CLAIMS, Adapter, Counts, Options, quarantine_rows
 from forensics.ingest.checks import check_quarantine_share, check_reconciles, check_unchanged
 from forensics.ingest.formats import FORMATS, detect_format
-from forensics.ingest.lines import BATCH_ROWS, prepared_chunks
+from forensics.ingest.lines import prepared_chunks
+from forensics.ingest.staged import canonical_chunks
 
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]
 
 
 class Timings(dict[str, float]):
-    """Seconds spent per ingest step, summed over chunks (for benchmarks/profile_ingest.py)."""
+    """Seconds spent per ingest step, summed over chunks (for benchmarks/profile_ingest.py);
+    steps on other threads (staged.py) add up too."""
+
+    _lock = threading.Lock()
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -52,7 +57,8 @@ class Timings(dict[str, float]):
         try:
             yield
         finally:
-            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+            with self._lock:
+                self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -95,10 +101,11 @@ def load_requests(
     """Stream a request log through staging, canonical columns, enrichment and the insert.
 
     `document`: the file is a JSON document (reader.sniff), read record by record.
-    `dense_secrets`: most records need the scrubber (canonical.dense_secrets). `chunk_lines`,
-    `canon` and `ipgeo` are Arrow tables that the SQL names: DuckDB reads them
-    from this function's local variables (replacement scans look in the calling frame, so the
-    queries must be issued here, not from a helper).
+    `dense_secrets`: most records need the scrubber (canonical.dense_secrets). Chunks are read on
+    one thread and made canonical on another (staged.py); here they are inserted. `canon` and
+    `ipgeo` are Arrow tables that the SQL names: DuckDB reads them from this function's local
+    variables (replacement scans look in the calling frame, so the queries must be issued here,
+    not from a helper).
     """
     canonical_sql = canonical.canonical_sql(adapter.staging(options).sql())
     enrich = _has_ip_ranges(con)
@@ -116,27 +123,10 @@ def load_requests(
     ipgeo = con.sql(enrichment.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
     timings = timings if timings is not None else Timings()
     chunks = prepared_chunks(path, end, document)
-    while True:
-        with timings.step("waiting for the reader thread"):
-            prepared = next(chunks, None)
-        if prepared is None:
-            break
+    for prepared, canon in canonical_chunks(con, chunks, canonical_sql, params, timings.step):
         chunk = prepared.chunk
         counts.blank += prepared.blank
         quarantine_rows(con, source_id, chunk.bad_lines)
-        chunk_lines = prepared.table
-        with timings.step("staging + canonical columns"):
-            canon = con.sql(canonical_sql, params=params).to_arrow_table(batch_size=BATCH_ROWS)
-        rescrub = canon.column("_rescrub")
-        if pc.any(rescrub).as_py():
-            # the few rows that need the scrubber, again and packed (canonical.dense_secrets);
-            # their first rows stay in `canon`, marked, and the statements below skip them
-            with timings.step("scrubbing the rows that need it"):
-                marked = pc.filter(canon.column("line_no"), rescrub)
-                again = pc.is_in(chunk_lines.column("line_no"), marked)
-                chunk_lines = chunk_lines.filter(again).combine_chunks()  # a few batches
-                scrubbed = con.sql(canonical_sql, params={**params, "dense": True})
-                canon = pa.concat_tables([canon, scrubbed.to_arrow_table(BATCH_ROWS)])
         with timings.step("quarantine insert"):
             con.execute(
                 "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
