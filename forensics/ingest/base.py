@@ -164,6 +164,10 @@ class Adapter(ABC):
     table: str = "requests"
     source_column: str | None = "source_id"
     auto_detect: bool = True
+    # each line parses without the other lines of its chunk (not so a CSV row, which needs its
+    # header): only then may some lines go through the canonical SELECT again on their own
+    # (canonical.dense_secrets)
+    lines_stand_alone: bool = True
 
     @abstractmethod
     def sniff(self, head: list[str]) -> bool:

@@ -32,6 +32,9 @@ def canonical_sql(staging: str) -> str:
     return _CANONICAL.replace("{staging}", staging)
 
 
+DENSE_SHARE = 0.2  # share of the first records that need scrubbing, from which a file is dense
+
+
 def dense_secrets(con: duckdb.DuckDBPyConnection, head: list[str]) -> bool:
     """Whether a file's records mostly carry something the scrubber must look at (gateway logs
     with Authorization headers, say), judged from its first records: the canonical SELECT's
@@ -42,9 +45,10 @@ def dense_secrets(con: duckdb.DuckDBPyConnection, head: list[str]) -> bool:
     key shapes). When most rows need scrubbing that is paid once per 2,048 rows: $dense, every
     row that needs it is scrubbed in the one SELECT. When few do (an access log with the odd
     `?token=` in a URL), it would be paid for every vector holding one of them; then the SELECT
-    marks those rows `_rescrub` instead, and `pipeline.py` runs them again through the same
+    marks those rows `_rescrub` instead, and `staged.py` runs their lines again through the same
     SELECT with $dense, packed into a few vectors. Either way the same scrubber sees the same
-    strings.
+    strings. Formats whose lines cannot be read apart from their chunk (Adapter.lines_stand_alone)
+    are always dense.
     """
     if not head:
         return True
@@ -55,11 +59,9 @@ def dense_secrets(con: duckdb.DuckDBPyConnection, head: list[str]) -> bool:
     return float(share or 0.0) >= DENSE_SHARE
 
 
-DENSE_SHARE = 0.2  # share of the first records that need scrubbing, from which a file is dense
-
-
 # Every string that comes from the log, by the column it becomes. They are scrubbed together:
-# a list that one lambda maps, so the secret patterns are compiled once per statement.
+# a list that one lambda maps (one copy of the scrubber in the statement, not thirty; see
+# `dense_secrets` for what a lambda costs).
 _TEXTS: dict[str, str] = {
     "xff": "xff",
     "user_agent": "user_agent",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -22,14 +23,41 @@ from forensics.ingest import decompress, reader
 
 # Rows per Arrow batch handed to DuckDB: small enough that both cores get work in a chunk.
 BATCH_ROWS = 2048
+T = TypeVar("T")
 
 
-def prepared_chunks(path: Path, end: decompress.ReadEnd, document: bool) -> Iterator[Prepared]:
+def prepared_chunks(
+    path: Path, end: decompress.ReadEnd, document: bool
+) -> Generator[Prepared, None, None]:
     """Read, decompress and cut the next chunk while DuckDB parses this one."""
-    slots: queue.Queue[Prepared | BaseException | None] = queue.Queue(maxsize=1)
+
+    def produce() -> Generator[Prepared, None, None]:
+        source = reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
+        for chunk in source:
+            yield prepare(chunk)
+
+    return ahead(produce())
+
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def ahead(
+    produce: Generator[T, None, None], interrupt: Callable[[], None] | None = None
+) -> Generator[T, None, None]:
+    """`produce`'s items, each made on a thread of its own while the caller works on the one
+    before (one item waits at most). An exception of `produce` is raised here, in the caller.
+    When the caller stops early or fails, `interrupt` (if any) cuts short the item in progress,
+    and `produce` is closed on its own thread, so its `finally` runs there."""
+    slots: queue.Queue[object] = queue.Queue(maxsize=1)
     stop = threading.Event()  # set when the consumer is done, even by an exception
 
-    def put(item: Prepared | BaseException | None) -> None:
+    def put(item: object) -> None:
         while not stop.is_set():
             try:
                 slots.put(item, timeout=0.1)
@@ -37,31 +65,32 @@ def prepared_chunks(path: Path, end: decompress.ReadEnd, document: bool) -> Iter
             except queue.Full:
                 continue
 
-    def produce() -> None:
+    def run() -> None:
         try:
-            source = (
-                reader.read_json_document(path, end) if document else reader.read_chunks(path, end)
-            )
-            for chunk in source:
+            for item in produce:
                 if stop.is_set():
                     return
-                put(prepare(chunk))
-            put(None)
+                put(item)
+            put(_DONE)
         except BaseException as e:  # handed to the consumer, raised there
-            put(e)
+            put(_Failed(e))
+        finally:
+            produce.close()
 
-    worker = threading.Thread(target=produce, daemon=True)
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     try:
         while True:
             item = slots.get()
-            if item is None:
+            if item is _DONE:
                 break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+            if isinstance(item, _Failed):
+                raise item.error
+            yield cast(T, item)
     finally:
         stop.set()
+        if interrupt is not None and worker.is_alive():
+            interrupt()
         worker.join()
 
 

@@ -341,6 +341,7 @@ def _csv_names(line: str) -> set[str]:
 class LiteLLM(Adapter):
     name = "litellm"
     description = "LiteLLM_SpendLogs rows as CSV, JSON lines or the /spend/logs JSON list"
+    lines_stand_alone = False  # a CSV row is read by the header line before it in its chunk
 
     def sniff(self, head: list[str]) -> bool:
         values = head_json(head)

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,30 +123,33 @@ def load_requests(
     ipgeo = con.sql(enrichment.NO_IP_LOOKUP).to_arrow_table()  # grows with the file's addresses
     timings = timings if timings is not None else Timings()
     chunks = prepared_chunks(path, end, document)
-    for prepared, canon in canonical_chunks(con, chunks, canonical_sql, params, timings.step):
-        chunk = prepared.chunk
-        counts.blank += prepared.blank
-        quarantine_rows(con, source_id, chunk.bad_lines)
-        with timings.step("quarantine insert"):
-            con.execute(
-                "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
-                " FROM canon WHERE _error IS NOT NULL AND NOT _rescrub",
-                {"sid": source_id},
-            )
-        if enrich:
-            with timings.step("IP lookup"):
-                fresh = con.sql(enrichment.IP_LOOKUP).to_arrow_table()
-                ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
-        with timings.step("requests insert"):
-            con.execute(canonical.INSERT_REQUESTS)
-        counted = pc.invert(canon.column("_rescrub"))  # each record once
-        rows = pc.sum(counted).as_py() or 0
-        good = pc.sum(pc.and_(counted, pc.is_null(canon.column("_error")))).as_py() or 0
-        counts.loaded += good
-        counts.quarantined += rows - good + len(chunk.bad_lines)
-        if progress is not None:
-            progress(chunk.raw_offset - last_offset, rows + len(chunk.bad_lines))
-        last_offset = chunk.raw_offset
+    staged = canonical_chunks(con, chunks, canonical_sql, params, timings.step)
+    # closed on the way out, even by an exception: both threads stop before the rollback
+    with closing(staged):
+        for prepared, canon in staged:
+            chunk = prepared.chunk
+            counts.blank += prepared.blank
+            quarantine_rows(con, source_id, chunk.bad_lines)
+            with timings.step("quarantine insert"):
+                con.execute(
+                    "INSERT INTO quarantine SELECT $sid, line_no, _error, _raw"
+                    " FROM canon WHERE _error IS NOT NULL AND NOT _rescrub",
+                    {"sid": source_id},
+                )
+            if enrich:
+                with timings.step("IP lookup"):
+                    fresh = con.sql(enrichment.IP_LOOKUP).to_arrow_table()
+                    ipgeo = pa.concat_tables([ipgeo, fresh]) if fresh.num_rows else ipgeo
+            with timings.step("requests insert"):
+                con.execute(canonical.INSERT_REQUESTS)
+            counted = pc.invert(canon.column("_rescrub"))  # each record once
+            rows = pc.sum(counted).as_py() or 0
+            good = pc.sum(pc.and_(counted, pc.is_null(canon.column("_error")))).as_py() or 0
+            counts.loaded += good
+            counts.quarantined += rows - good + len(chunk.bad_lines)
+            if progress is not None:
+                progress(chunk.raw_offset - last_offset, rows + len(chunk.bad_lines))
+            last_offset = chunk.raw_offset
     if end.problem:
         quarantine_rows(con, source_id, [(end.next_line, end.problem, "")])
         counts.quarantined += 1
@@ -272,7 +275,7 @@ def _ingest_file(
         )
         end: decompress.ReadEnd | None
         if isinstance(format_, Adapter):
-            dense = canonical.dense_secrets(con, head.lines)
+            dense = not format_.lines_stand_alone or canonical.dense_secrets(con, head.lines)
             counts, warnings, end = load_requests(
                 con, path, format_, options, source_id, progress, timings, head.document, dense
             )

@@ -8,15 +8,14 @@ macros (the connection is a `case.db.session`), so it needs no part of that tran
 the inserts do, and they stay on the caller's connection.
 
 Files whose secrets are sparse (canonical.dense_secrets) get their rows that need the scrubber
-scrubbed here too, in a second pass of the same SELECT over those rows packed together; the
-first pass's rows stay in the table marked `_rescrub`, for the caller's statements to skip.
+scrubbed here too, in a second pass of the same SELECT over the lines they come from, packed
+together; the first pass's rows of those lines stay in the table marked `_rescrub`, for the
+caller's statements to skip.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -25,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forensics.case.db import session
-from forensics.ingest.lines import BATCH_ROWS, Prepared
+from forensics.ingest.lines import BATCH_ROWS, Prepared, ahead
 
 Step = Callable[[str], AbstractContextManager[None]]
 """A timer of named steps (pipeline.Timings.step)."""
@@ -33,54 +32,25 @@ Step = Callable[[str], AbstractContextManager[None]]
 
 def canonical_chunks(
     con: duckdb.DuckDBPyConnection,
-    chunks: Iterator[Prepared],
+    chunks: Generator[Prepared, None, None],
     canonical_sql: str,
     params: dict[str, Any],
     step: Step,
-) -> Iterator[tuple[Prepared, pa.Table]]:
+) -> Generator[tuple[Prepared, pa.Table], None, None]:
     """Each prepared chunk with its canonical rows, computed while the caller works on the last
-    one. An exception of the worker is raised here; leaving early stops the worker."""
+    one (lines.ahead). An exception of the worker is raised here; leaving early stops it."""
     work = session(con)
-    slots: queue.Queue[tuple[Prepared, pa.Table] | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
 
-    def put(item: tuple[Prepared, pa.Table] | BaseException | None) -> None:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
+    def produce() -> Generator[tuple[Prepared, pa.Table], None, None]:
         try:
             for prepared in chunks:
-                if stop.is_set():
-                    return
-                put((prepared, _canonical(work, prepared.table, canonical_sql, params, step)))
-            put(None)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
+                yield prepared, _canonical(work, prepared.table, canonical_sql, params, step)
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()  # the reader thread stops with it
+            chunks.close()  # the reader thread stops with it
 
-    worker = threading.Thread(target=produce, daemon=True)
-    worker.start()
     try:
-        while True:
-            item = slots.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from ahead(produce(), interrupt=work.interrupt)
     finally:
-        stop.set()
-        if worker.is_alive():
-            work.interrupt()
-        worker.join()
         work.close()
 
 
@@ -98,7 +68,11 @@ def _canonical(
     if not pc.any(rescrub).as_py():
         return canon
     with step("scrubbing the rows that need it"):
+        # whole lines go again: a line may hold several records (a JSON array, a one-line
+        # document), and each must come from one pass only
         marked = pc.filter(canon.column("line_no"), rescrub)
+        again = pc.is_in(canon.column("line_no"), marked)
+        canon = canon.set_column(canon.schema.get_field_index("_rescrub"), "_rescrub", again)
         chunk_lines = chunk_lines.filter(pc.is_in(chunk_lines.column("line_no"), marked))
         chunk_lines = chunk_lines.combine_chunks()  # packed: a few vectors, not one per batch
         scrubbed = work.sql(canonical_sql, params={**params, "dense": True})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from forensics.case.db import salt
 from forensics.case.fingerprints import fingerprint
 from forensics.ingest import canonical
 from tests.conftest import load, rows, tables_containing
+from tests.ingest.test_kong import kong_record
+from tests.ingest.test_litellm import CSV_COLUMNS, to_csv
+from tests.ingest.test_litellm import row as litellm_row
 from tests.keys import KEYS
 
 ANTHROPIC = KEYS["anthropic"]
@@ -95,3 +99,45 @@ def test_sparse_and_dense_store_the_same_rows_and_no_key(tmp_path: Path) -> None
     finally:
         sparse.close()
         dense.close()
+
+
+def _forced(tmp_path: Path, name: str, text: str, dense: bool) -> duckdb.DuckDBPyConnection:
+    con = db.connect(tmp_path / f"{name}-{dense}.duckdb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canonical, "dense_secrets", lambda c, head: dense)
+        load(con, tmp_path, text, name=f"{name}-{dense}.log")
+    return con
+
+
+def test_a_line_of_several_records_goes_again_whole(tmp_path: Path) -> None:
+    """A Kong line holding a JSON array: one record carries a key, its neighbour does not;
+    each is stored once, sparse or dense."""
+    clean = [json.dumps(kong_record(**{"request.id": f"r{n}"})) for n in range(40)]
+    keyed = kong_record(**{"request.id": "keyed", "request.headers.user-agent": f"x {OPENAI}"})
+    pair = json.dumps([keyed, kong_record(**{"request.id": "neighbour"})])
+    text = "\n".join([*clean[:20], pair, *clean[20:]]) + "\n"
+    for dense in (False, True):
+        con = _forced(tmp_path, "kong", text, dense)
+        try:
+            ids = [r[0] for r in con.execute("SELECT request_id FROM requests").fetchall()]
+            [(read, loaded)] = con.execute("SELECT rows_read, rows_loaded FROM sources").fetchall()
+            assert sorted(ids) == sorted([f"r{n}" for n in range(40)] + ["keyed", "neighbour"])
+            assert (read, loaded) == (42, 42)
+            assert tables_containing(con, OPENAI[8:28]) == []
+        finally:
+            con.close()
+
+
+def test_a_csv_export_is_never_read_in_two_passes(tmp_path: Path) -> None:
+    """A CSV row is read by its header: LiteLLM exports are dense whatever their first rows say,
+    so a row carrying a key loads like the others."""
+    rows_ = [litellm_row(request_id=f"req-{n}") for n in range(30)]
+    rows_.append(litellm_row(request_id=f"req-{ANTHROPIC}"))
+    text = to_csv(rows_, CSV_COLUMNS)
+    con = db.connect(tmp_path / "litellm.duckdb")
+    try:
+        result = load(con, tmp_path, text, name="spend.csv")
+        assert result.rows_loaded == 31
+        assert tables_containing(con, ANTHROPIC[14:34]) == []
+    finally:
+        con.close()
