@@ -247,10 +247,17 @@ def evaluate(
 def _check_contract(
     con: duckdb.DuckDBPyConnection, detector: Detector, query: str, params: dict[str, Any]
 ) -> None:
-    """DetectorFailure naming the contract columns the SELECT lacks (none lacking: returns)."""
-    names = {str(r[0]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()}
+    """DetectorFailure naming the contract columns the SELECT lacks, or the names it gives two
+    columns (the normalising INSERT matches columns by name); neither: returns."""
+    names = [str(r[0]) for r in con.execute(f"DESCRIBE {query}", params).fetchall()]
     missing = [c for c in CONTRACT_COLUMNS if c not in names]
     if missing:
         raise DetectorFailure(
             f"{detector.sql_path}: the SELECT lacks contract columns: {', '.join(missing)}"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DetectorFailure(
+            f"{detector.sql_path}: the SELECT names more than one column {', '.join(twice)}:"
+            " give each column a name of its own"
         )

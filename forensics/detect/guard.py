@@ -83,6 +83,7 @@ def statement(sql: str) -> Statement:
 
 @functools.cache
 def _parser() -> duckdb.DuckDBPyConnection:
+    """The process's one in-memory database for parsing (used under _PARSER_LOCK)."""
     return duckdb.connect()
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import yaml
 
 from forensics.case.severity import NAMES as SEVERITY_NAMES
@@ -29,9 +30,6 @@ from forensics.detect.model import (
 from forensics.detect.yamlcheck import Checker, YamlRefused, load_bounded, node_line, parse_params
 from forensics.errors import duckdb_error
 from forensics.resources import shipped_dir
-
-if TYPE_CHECKING:
-    import duckdb
 
 STATUSES = ("stable", "experimental")
 REQUIRED_FIELDS = ("id", "title", "description", "severity", "principal_type", "tests")
@@ -66,10 +64,23 @@ def load_detectors(dirs: list[Path]) -> tuple[list[Detector], list[Problem]]:
     for root in dirs:
         pairs.extend(_discover(root, problems))
     detectors: list[Detector] = []
-    seen: dict[str, Path] = {}
-    import duckdb
-
     parser = duckdb.connect()  # one in-memory database parses every file
+    try:
+        _load_all(pairs, parser, detectors, problems)
+    finally:
+        parser.close()
+    problems.sort(key=lambda p: (str(p.path), p.line))
+    detectors.sort(key=lambda d: d.id)
+    return detectors, problems
+
+
+def _load_all(
+    pairs: list[tuple[Path, Path]],
+    parser: duckdb.DuckDBPyConnection,
+    detectors: list[Detector],
+    problems: list[Problem],
+) -> None:
+    seen: dict[str, Path] = {}
     for sql_path, yml_path in pairs:
         checker = Checker(yml_path)
         detector_id = f"{yml_path.parent.name}.{yml_path.stem}"
@@ -84,10 +95,6 @@ def load_detectors(dirs: list[Path]) -> tuple[list[Detector], list[Problem]]:
         problems.extend(checker.problems)
         if detector is not None and not checker.problems:
             detectors.append(detector)
-    parser.close()
-    problems.sort(key=lambda p: (str(p.path), p.line))
-    detectors.sort(key=lambda d: d.id)
-    return detectors, problems
 
 
 def _discover(root: Path, problems: list[Problem]) -> list[tuple[Path, Path]]:
@@ -274,8 +281,6 @@ def _check_statement(
     sql_path: Path, sql: str, c: Checker, parser: duckdb.DuckDBPyConnection
 ) -> duckdb.Statement | None:
     """One read-only statement: DuckDB's parse of it (None, and a problem, otherwise)."""
-    import duckdb
-
     try:
         statements = parser.extract_statements(sql)
     except duckdb.Error as e:

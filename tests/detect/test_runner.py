@@ -276,6 +276,27 @@ def test_a_rerun_supersedes_the_earlier_findings_and_keeps_them(
     ).fetchone() == (0,)
 
 
+def test_a_detector_naming_two_columns_alike_is_told_so(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    """The normalising INSERT matches a detector's columns by name: two columns of one name
+    fail that detector with a message about its own SELECT."""
+    standard_data(con)
+    good = burst(tmp_path)
+    twice = make(
+        tmp_path,
+        "broken.twice",
+        good.sql.replace("SELECT", "SELECT 'x' AS tenant_id, 'y' AS summary,", 1),
+        params=good.params,
+    )
+    result = run_detectors(con, [twice, good])
+    assert result.errors == {
+        "broken.twice": f"{twice.sql_path}: the SELECT names more than one column summary,"
+        " tenant_id: give each column a name of its own"
+    }
+    assert result.findings == {"credential.burst": 2}
+
+
 def test_a_broken_detector_fails_alone_and_names_its_file(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
