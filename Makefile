@@ -35,7 +35,8 @@ typecheck: $(BIN)/forensics  ## mypy --strict on forensics/
 check: lint typecheck test  ## everything CI cares about
 
 bench: $(BIN)/forensics  ## ingest benchmarks: Kong with payloads, the real Apache log x100 against GoAccess
-	@command -v goaccess >/dev/null || apt-get install -y -qq goaccess >/dev/null \
+	@command -v goaccess >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& apt-get install -y -qq goaccess >/dev/null; } \
 		|| echo "goaccess is not installed: the access-log benchmark runs without its peer"
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/access.py
