@@ -2,8 +2,9 @@
 
 Credentials become fingerprints (and JWT claims), strings are scrubbed of anything that looks
 like a key, request and response bodies give prompt shape and tool calls, paths give the
-endpoint, and client addresses are joined to the enrichment ranges. All of it is three SQL
-statements per chunk, run by `pipeline.py`.
+endpoint, and client addresses are joined to the enrichment ranges. All of it is a few SQL
+statements per chunk: the canonical SELECT (run by `staged.py`, twice over the lines of a sparse
+file that carry a secret), then the quarantine and requests inserts (run by `pipeline.py`).
 """
 
 from __future__ import annotations
