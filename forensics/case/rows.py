@@ -42,11 +42,10 @@ def id_prefix(given: str, what: str, hint: str) -> str:
 def one_by_prefix(
     con: duckdb.DuckDBPyConnection, table: str, column: str, given: str, what: str, hint: str
 ) -> str:
-    """The one value of `table`.`column` (a fixed name, never user text) that starts with
-    `given`: at least MIN_PREFIX characters; none or several is a usage error naming `what`."""
-    prefix = given.strip().lower()
-    if len(prefix) < MIN_PREFIX:
-        raise UsageError(f"give at least {MIN_PREFIX} characters of {what}", hint=hint)
+    """The one value of `table`.`column` (a fixed name, never user text; its values hex ids)
+    that starts with `given`, checked by `id_prefix`; none or several is a usage error naming
+    `what`."""
+    prefix = id_prefix(given, what, hint)
     found = [
         str(r[0])
         for r in con.execute(

@@ -327,3 +327,10 @@ def test_allowlist_values_that_could_never_match_are_refused(detected):
         "--expires", "2099-01-01",
     )  # fmt: skip
     assert code == 2 and "--suppress-similar" in err
+
+
+def test_an_allowlist_entry_id_that_is_no_id_is_described_not_echoed(detected):
+    code, _, err = run(detected, "allow", "remove", "sk-proj-abcdefghijklmnopqrst")
+    assert code == 2 and "not an id" in err and "abcdefghij" not in err
+    code, _, err = run(detected, "allow", "remove", "0123abcd")
+    assert code == 2 and "no allowlist entry id starts with 0123abcd" in err

@@ -272,5 +272,12 @@ def test_findings_of_one_run_by_a_prefix_of_its_id(detected):
     )
     assert code == 0, err
     assert {f["run_id"] for f in json.loads(out)} == {run_row["run_id"]}
-    code, _, err = run(detected, "findings", "--run", "zzzz")
-    assert code == 2 and "no run id starts with" in err
+    ids = [str(r["run_id"]) for r in query(detected, "SELECT run_id FROM runs")]
+    absent = next(
+        p for p in ("0000", "ffff", "abcd", "1234") if not any(i.startswith(p) for i in ids)
+    )
+    code, _, err = run(detected, "findings", "--run", absent)
+    assert code == 2 and f"no run id starts with {absent}" in err
+    # not an id at all (a pasted key, say): described by its shape, never echoed
+    code, _, err = run(detected, "findings", "--run", "sk-proj-abcdefghijklmnop")
+    assert code == 2 and "not an id" in err and "abcdefghij" not in err
