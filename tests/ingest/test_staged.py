@@ -4,8 +4,12 @@ the others, leaves nothing of the file in the case, and no thread behind."""
 from __future__ import annotations
 
 import functools
+import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import duckdb
 import pytest
@@ -48,42 +52,43 @@ def test_many_chunks_load_whole(
     assert case.execute("SELECT count(DISTINCT line_no) FROM requests").fetchall() == [(600,)]
 
 
-def test_a_failure_making_canonical_rows_stops_the_file(
-    case: duckdb.DuckDBPyConnection, log: Path, monkeypatch: pytest.MonkeyPatch
+def _fails(real: Callable[..., Any], on_call: int, error: BaseException) -> Callable[..., Any]:
+    """`real`, except that its `on_call`-th call raises `error`."""
+    calls = 0
+
+    def wrapper(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == on_call:
+            raise error
+        return real(*args)
+
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "on_call", "error"),
+    [
+        # the canonical stage's thread: raised in the caller's (ingest_paths makes it one line)
+        (staged, "_canonical", 5, duckdb.ConversionException("Conversion Error: made to fail")),
+        # the caller's thread, while the other two are at work
+        (pipeline, "quarantine_rows", 3, OSError(28, "No space left on device")),
+    ],
+    ids=["making canonical rows", "inserting"],
+)
+def test_a_failure_on_either_side_stops_the_file_and_the_threads(
+    case: duckdb.DuckDBPyConnection,
+    log: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    name: str,
+    on_call: int,
+    error: BaseException,
 ) -> None:
     before = _threads()
-    calls = {"n": 0}
-    real = staged._canonical
-
-    def fails_on_the_fifth(*args: object, **kwargs: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise duckdb.ConversionException("Conversion Error: made to fail")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(staged, "_canonical", fails_on_the_fifth)
-    with pytest.raises(duckdb.ConversionException, match="made to fail"):
-        ingest_file(case, log)  # raised in the caller's thread (ingest_paths makes it one line)
-    assert case.execute("SELECT count(*) FROM requests").fetchall() == [(0,)]
-    assert case.execute("SELECT count(*) FROM sources").fetchall() == [(0,)]
-    assert _threads() <= before
-
-
-def test_a_failure_inserting_stops_the_other_threads(
-    case: duckdb.DuckDBPyConnection, log: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    before = _threads()
-    calls = {"n": 0}
-    real = pipeline.quarantine_rows
-
-    def fails_on_the_third(*args: object) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError(28, "No space left on device")
-        real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "quarantine_rows", fails_on_the_third)
-    with pytest.raises(OSError, match="No space left on device"):
+    monkeypatch.setattr(module, name, _fails(getattr(module, name), on_call, error))
+    with pytest.raises(type(error), match=re.escape(str(error.args[-1]))):
         ingest_file(case, log)
     assert case.execute("SELECT count(*) FROM requests").fetchall() == [(0,)]
+    assert case.execute("SELECT count(*) FROM sources").fetchall() == [(0,)]
     assert _threads() <= before
