@@ -36,6 +36,7 @@ from forensics._version import __version__
 from forensics.case import triage
 from forensics.case.principals import findings_by_principal
 from forensics.case.rows import Row, query_rows
+from forensics.ingest.decompress import sha256_file
 from forensics.output import write_result
 from forensics.report.incident import IncidentReport, case_id, incident_report
 from forensics.report.principal import principal_report
@@ -182,7 +183,7 @@ def _evidence(
             " ORDER BY source_id", {},
         ))  # fmt: skip
         files = sorted(p for p in root.iterdir() if p.is_file())
-        sums = [(p.name, _sha256(p), p.stat().st_size) for p in files]
+        sums = [(p.name, sha256_file(p), p.stat().st_size) for p in files]
         _json(root / "manifest.json", {
             "incident_id": incident["incident_id"],
             "principal": f"{incident['principal_type']}:{incident['principal_id']}",
@@ -203,14 +204,6 @@ def _evidence(
                 z.write(p, f"{incident_file(incident)}/{p.name}")
         partial.replace(target)
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _json(path: Path, value: Any) -> None:
