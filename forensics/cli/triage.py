@@ -181,7 +181,13 @@ def allow_add(
 ) -> None:
     """Add an entry: KIND is asn, ip, cidr, tenant, credential, user, provider_key or
     user_agent (a substring of a sample request's user agent). A raw key given as a
-    credential is stored as its fingerprint."""
+    credential is stored as its fingerprint.
+
+    \b
+    Example:
+      forensics allow add asn 64500 --reason "our CI runners" --expires 2027-06-30
+      forensics allow add cidr 203.0.113.0/24 --reason "office egress" --detectors 'network.*'
+    """
     from forensics.case import allowlist
     from forensics.times import parse_time
 
@@ -208,7 +214,13 @@ def allow_add(
 def allow_list(
     ctx: click.Context, everything: bool, fmt: str, output: Path | None, raw_csv: bool
 ) -> None:
-    """The entries in force, newest first (with --all: removed and expired ones too)."""
+    """The entries in force, newest first (with --all: removed and expired ones too).
+
+    \b
+    Example:
+      forensics allow list
+      forensics allow list --all --format csv -o allowlist.csv
+    """
     from forensics.case.allowlist import LIST_QUERY
     from forensics.output import print_result
 
@@ -227,7 +239,12 @@ def allow_list(
 @click.pass_context
 def allow_remove(ctx: click.Context, entry_id: str, by_name: str | None) -> None:
     """Retire an entry (by unique id prefix): it stops applying at the next run and stays
-    listed by `allow list --all`, with who removed it and when."""
+    listed by `allow list --all`, with who removed it and when.
+
+    \b
+    Example:
+      forensics allow remove 4cd58e1e --by alice
+    """
     from forensics.case import allowlist
 
     con = connect(ctx)
