@@ -710,8 +710,9 @@ def table(name: str) -> Table:
 VIEWS: tuple[tuple[str, str], ...] = (
     (
         "request_principals",
-        "Each request once per principal it belongs to (principal_type, principal_id, then every"
-        " column of requests): the one definition of a principal's requests"
+        "Each request once per principal it belongs to (principal_type, principal_id, request_row:"
+        " the request's rowid, then every column of requests): the one definition of a"
+        " principal's requests"
         " (forensics/sql/request_principals.sql); principal_requests(type, id) is its macro.",
     ),
     (

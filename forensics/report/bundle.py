@@ -152,14 +152,14 @@ def _evidence(
         "end": incident["last_seen"],
     }
     requests = """
-        SELECT DISTINCT ON (q.source_id, q.line_no)
-               q.* EXCLUDE (principal_type, principal_id)
+        SELECT DISTINCT ON (q.request_row)
+               q.* EXCLUDE (principal_type, principal_id, request_row)
         FROM findings f
         JOIN request_principals q
           ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
          AND q.ts BETWEEN $start AND $end
         WHERE list_contains($ids, f.finding_id)
-        ORDER BY q.source_id, q.line_no
+        ORDER BY q.source_id, q.line_no, q.request_row
     """
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

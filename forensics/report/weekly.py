@@ -182,7 +182,7 @@ def weekly_report(
             -- incident's window, each request once (incidents may share requests)
             SELECT pe.period, sum(x.est_cost_usd) AS exposure_usd
             FROM periods pe, (
-                SELECT DISTINCT q.source_id, q.line_no, q.ts, q.est_cost_usd
+                SELECT DISTINCT q.request_row, q.ts, q.est_cost_usd
                 FROM incidents i, unnest(i.finding_ids) AS u(fid)
                 JOIN findings f ON f.finding_id = u.fid
                 JOIN request_principals q

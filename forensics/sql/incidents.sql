@@ -81,18 +81,28 @@ incident AS (
     GROUP BY i_type, i_id, session
 ),
 members AS (
-    SELECT incident_id, first_seen, last_seen, m.t AS principal_type, m.id AS principal_id
-    FROM (SELECT incident_id, first_seen, last_seen, unnest(principals) AS m FROM incident)
+    SELECT incident_id, first_seen, last_seen, m.t AS principal_type, m.id AS principal_id,
+           len(principals) = 1 AS alone
+    FROM (SELECT incident_id, first_seen, last_seen, principals, unnest(principals) AS m
+          FROM incident)
 ),
 requested AS (
-    -- each request once per incident, however many of its principals it belongs to
+    -- each request once per incident, however many of its principals it belongs to: a
+    -- principal's requests are distinct already, so only the requests of an incident of
+    -- several principals are grouped one by one
     SELECT incident_id, sum(est_cost_usd) AS est_cost_usd
     FROM (
-        SELECT DISTINCT m.incident_id, p.source_id, p.line_no, p.est_cost_usd
-        FROM members m
-        JOIN request_principals p
-          ON p.principal_type = m.principal_type AND p.principal_id = m.principal_id
-         AND p.ts BETWEEN m.first_seen AND m.last_seen
+        SELECT incident_id,
+               CASE WHEN any_value(alone) THEN sum(est_cost_usd)
+                    ELSE any_value(est_cost_usd) END AS est_cost_usd
+        FROM (
+            SELECT m.incident_id, m.alone, p.request_row, p.est_cost_usd
+            FROM members m
+            JOIN request_principals p
+              ON p.principal_type = m.principal_type AND p.principal_id = m.principal_id
+             AND p.ts BETWEEN m.first_seen AND m.last_seen
+        )
+        GROUP BY incident_id, CASE WHEN NOT alone THEN request_row END
     )
     GROUP BY incident_id
 )
