@@ -1,0 +1,163 @@
+"""Replaying the case's requests through a quota policy, in DuckDB, as set operations.
+
+What a replay decides, per request and rule. A rule meters the requests it matches (endpoint,
+model, streaming, tenants); each value of its key (a credential, a tenant, ...) has a bucket of
+its own, with the tenant's override where the policy gives one. Requests are taken in time
+order (ties by their row). A request is refused when any rule refuses it; `refused_by` names
+the first such rule in the file.
+
+The replay meters demand: every request in the log is charged to the buckets it matches,
+refused or not, as Kong's Rate Limiting Advanced counts refused requests by default. A gateway
+that does not charge a refused request (Envoy's local_ratelimit, Kong with disable_penalty)
+admits more of a client that keeps sending above the rate, so for such a client the replay's
+refusals are an upper bound; below the limits the two agree exactly. Charging every request
+is also what makes the replay a set operation: whether a request gets through then depends on
+the log alone, not on earlier decisions.
+
+Admission. A request needs its whole charge in the bucket when the gateway knows the charge
+before forwarding it (requests, input tokens); otherwise (output tokens, tokens, cost, tool
+calls, known only from the response) the bucket must not be in debt, and the request is
+charged afterwards, possibly into debt.
+
+Token bucket (rate r per second, capacity B, full before the first request). Let c_j be the
+charge of the j-th request of a bucket and t_j its time. The deficit E_i = B - level just
+before request i (after refill) follows Lindley's recursion E_i = max(0, E_{i-1} + c_{i-1} -
+r (t_i - t_{i-1})), E_1 = 0, whose closed form is
+
+    S_i = sum_{j<i} c_j - r (t_i - t_1)          E_i = S_i - min_{k<=i} S_k
+
+a running sum and a running minimum: two window functions per bucket, no loop. Request i is
+admitted when B - E_i >= c_i (charge known up front) or B - E_i > 0 (charged afterwards).
+
+Fixed window (amount A per window of P seconds, windows aligned to the epoch): with W_i the
+charges of the earlier requests of the same bucket and window, admitted when W_i + c_i <= A
+(up front) or W_i < A (afterwards). One running sum.
+
+Times are seconds and charges DOUBLE; each comparison allows EPSILON (1e-6 of a request,
+token or dollar) for rounding, so a level that equals the charge in exact arithmetic admits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+
+from forensics.quota.policy import KEYS, METRICS, UPFRONT, Limit, Policy, Rule
+
+DECISIONS = "quota_decisions"  # TEMP table: request_row, refused_by (NULL: admitted)
+EPSILON = 1e-6  # rounding allowed in a comparison, in units of the rule's metric
+
+
+def _limits_table(rule: Rule) -> tuple[str, dict[str, Any]]:
+    """The rule's limits as a VALUES list (tenant NULL: the default), and its parameters."""
+    rows = [(None, rule.limit), *sorted(rule.overrides.items())]
+    values, params = [], {}
+    for n, (tenant, limit) in enumerate(rows):
+        params[f"t{n}"] = tenant
+        values.append(
+            f"($t{n}::VARCHAR, '{limit.kind}', {limit.seconds}::DOUBLE,"
+            f" {_num(limit.rate)}, {_num(limit.burst)}, {_num(limit.amount)})"
+        )
+    return "(VALUES " + ", ".join(
+        values
+    ) + ") l(tenant, kind, seconds, rate, burst, amount)", params
+
+
+def _num(value: float) -> str:
+    return f"{float(value)!r}::DOUBLE"
+
+
+def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
+    """The SELECT of one rule's decisions: request_row, rule_no, admitted."""
+    limits, params = _limits_table(rule)
+    params = {f"r{number}_{k}": v for k, v in params.items()}
+    limits = limits.replace("$t", f"$r{number}_t")
+    where = [
+        "r.ts IS NOT NULL",
+        f"r.{KEYS[rule.key]} IS NOT NULL",
+        "$since_ IS NULL OR r.ts >= $since_",
+        "$until_ IS NULL OR r.ts <= $until_",
+    ]
+    if rule.endpoint is not None:
+        where.append(f"r.endpoint GLOB $r{number}_endpoint")
+        params[f"r{number}_endpoint"] = rule.endpoint
+    if rule.model is not None:
+        where.append(f"r.model GLOB $r{number}_model")
+        params[f"r{number}_model"] = rule.model
+    if rule.stream is not None:
+        where.append(f"coalesce(r.stream, false) = {str(rule.stream).lower()}")
+    if rule.tenants:
+        where.append(f"list_contains($r{number}_tenants, r.tenant_id)")
+        params[f"r{number}_tenants"] = list(rule.tenants)
+    upfront = "true" if rule.metric in UPFRONT else "false"
+    sql = f"""
+    SELECT request_row, {number} AS rule_no,
+           CASE WHEN kind = 'bucket' THEN
+                    CASE WHEN {upfront} THEN burst - deficit >= charge - {EPSILON}
+                         ELSE burst - deficit > {EPSILON} END
+                ELSE CASE WHEN {upfront} THEN in_window + charge <= amount + {EPSILON}
+                          ELSE in_window < amount - {EPSILON} END
+           END AS admitted
+    FROM (
+        SELECT *,
+               s - min(s) OVER (PARTITION BY k, lim ORDER BY t, request_row
+                                ROWS UNBOUNDED PRECEDING) AS deficit
+        FROM (
+            SELECT *,
+                   coalesce(sum(charge) OVER (PARTITION BY k, lim ORDER BY t, request_row
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                            0)
+                   - rate * (t - min(t) OVER (PARTITION BY k, lim)) / seconds AS s,
+                   coalesce(sum(charge) OVER (PARTITION BY k, lim, floor(t / seconds)
+                                              ORDER BY t, request_row ROWS BETWEEN
+                                              UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                       AS in_window
+            FROM (
+                SELECT r.rowid AS request_row, r.{KEYS[rule.key]} AS k,
+                       coalesce(o.tenant, '') AS lim, epoch(r.ts) AS t,
+                       CAST({METRICS[rule.metric]} AS DOUBLE) AS charge,
+                       coalesce(o.kind, d.kind) AS kind,
+                       coalesce(o.seconds, d.seconds) AS seconds,
+                       coalesce(o.rate, d.rate) AS rate,
+                       coalesce(o.burst, d.burst) AS burst,
+                       coalesce(o.amount, d.amount) AS amount
+                FROM requests r
+                CROSS JOIN (SELECT * FROM {limits} WHERE tenant IS NULL) d
+                LEFT JOIN (SELECT * FROM {limits} WHERE tenant IS NOT NULL) o
+                  ON o.tenant = r.tenant_id
+                WHERE {" AND ".join(f"({w})" for w in where)}
+            )
+        )
+    )"""
+    return sql, params
+
+
+def replay(
+    con: duckdb.DuckDBPyConnection,
+    policy: Policy,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    into: str = DECISIONS,
+) -> int:
+    """Decide every request of the period (see the module docstring) into the TEMP table
+    `into` (request_row, refused_by); returns how many requests were refused."""
+    selects, params = [], {"since_": since, "until_": until}
+    for number, rule in enumerate(policy.rules):
+        sql, p = rule_sql(rule, number)
+        selects.append(sql)
+        params.update(p)
+    ids = "[" + ", ".join(f"'{r.id}'" for r in policy.rules) + "]"  # ids are [A-Za-z0-9_.-]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {into} AS"
+        f" SELECT request_row, {ids}[min(rule_no) FILTER (WHERE NOT admitted) + 1] AS refused_by"
+        f" FROM ({' UNION ALL '.join(selects)}) GROUP BY request_row",
+        params,
+    )
+    refused = con.execute(f"SELECT count(refused_by) FROM {into}").fetchall()
+    return int(refused[0][0])
+
+
+__all__ = ["DECISIONS", "Limit", "replay", "rule_sql"]
