@@ -102,6 +102,7 @@ def _register() -> None:
     from forensics.cli.findings import findings, incidents, runs
     from forensics.cli.ingest import ingest
     from forensics.cli.principals import principals
+    from forensics.cli.quota import quota
     from forensics.cli.report import report
     from forensics.cli.sql import sql
     from forensics.cli.synth import evaluate, synth
@@ -126,6 +127,7 @@ def _register() -> None:
         allow,
         report,
         usage,
+        quota,
         synth,
         evaluate,
         demo,

@@ -60,16 +60,18 @@ class Limit:
     amount: float = 0.0
 
     def describe(self) -> str:
-        per = next(name for name, s in PERIODS.items() if s == self.seconds)
+        per = next((name for name, s in PERIODS.items() if s == self.seconds), f"{self.seconds} s")
         if self.kind == "bucket":
             return f"bucket {self.rate:g}/{per}, burst {self.burst:g}"
         return f"window {self.amount:g}/{per}"
 
-    def as_window(self) -> Limit:
-        """The fixed window of the same average rate: `rate` per `per`, in windows of `per`."""
+    def as_window(self, seconds: int = 3600) -> Limit:
+        """The fixed window of the same average rate, `seconds` long (an hour: the article's
+        "1000 requests per hour") or the bucket's own period if longer."""
         if self.kind == "window":
             return self
-        return Limit("window", self.seconds, amount=self.rate)
+        length = max(seconds, self.seconds)
+        return Limit("window", length, amount=self.rate * length / self.seconds)
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,14 @@ class Policy:
     path: str
     rules: tuple[Rule, ...]
 
-    def as_windows(self) -> Policy:
-        """The same rules with each bucket replaced by the fixed window of its average rate."""
+    def as_windows(self, seconds: int = 3600) -> Policy:
+        """The same rules with each bucket replaced by the fixed window of its average rate
+        (Limit.as_window)."""
         rules = tuple(
             replace(
                 r,
-                limit=r.limit.as_window(),
-                overrides={t: o.as_window() for t, o in r.overrides.items()},
+                limit=r.limit.as_window(seconds),
+                overrides={t: o.as_window(seconds) for t, o in r.overrides.items()},
             )
             for r in self.rules
         )
