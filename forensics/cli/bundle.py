@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from forensics.cli.options import period_options
+from forensics.cli.options import period_options, policy_option, replay_policy
 
 
 @click.command("bundle")
@@ -28,6 +28,7 @@ from forensics.cli.options import period_options
     help="Also an evidence zip per incident: its page (HTML and Markdown), its requests as"
     " Parquet and CSV, findings, triage, runs, sources' hashes and a SHA-256 manifest.",
 )
+@policy_option
 @click.pass_context
 def bundle(
     ctx: click.Context,
@@ -36,6 +37,7 @@ def bundle(
     until: str | None,
     output: Path,
     evidence: bool,
+    policy_file: Path | None,
 ) -> None:
     """Write every page of a period into one folder: index.html linking the weekly report,
     one page per incident (file names carry the incident id and principal) and one per
@@ -54,6 +56,7 @@ def bundle(
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)  # reports run only our SQL
+        replay_policy(con, policy_file)
         written = write_bundle(con, output, start, end, evidence=evidence)
     finally:
         con.close()

@@ -102,3 +102,25 @@ def period(
     if start >= end:
         raise UsageError(f"--since {since} is not before --until {until}")
     return start, end
+
+
+def policy_option(f: F) -> F:
+    """--policy FILE: the quota policy a page's quota section replays."""
+    return click.option(
+        "--policy",
+        "policy_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The quota policy (TOML) whose replay the pages show (default: the one"
+        " `forensics quota suggest` fits to the case).",
+    )(f)
+
+
+def replay_policy(con: Any, policy_file: Path | None) -> None:
+    """Replay `policy_file` on `con` for the pages about to be made (else they replay the
+    suggested policy themselves)."""
+    if policy_file is None:
+        return
+    from forensics.quota.policy import load_policy
+    from forensics.quota.verdict import prepare
+
+    prepare(con, load_policy(policy_file))

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from forensics.cli.options import output_options, time_span
-from forensics.errors import InputError
+from forensics.errors import InputError, UsageError
 
 
 @click.group()
@@ -27,12 +27,18 @@ def quota() -> None:
 @click.option("--until", metavar="TIME", help="Replay requests up to this time.")
 @click.option(
     "--view",
-    type=click.Choice(["principals", "detectors", "tenants", "requests"]),
+    type=click.Choice(["principals", "detectors", "tenants", "scenarios", "requests"]),
     default="principals",
     show_default=True,
     help="principals: whom it stops and for how long; detectors: the cost of each detector's"
     " findings it blocks, and the requests of no finding it refuses (collateral damage);"
-    " tenants: the same per tenant; requests: every request's decision.",
+    " tenants: the same per tenant; scenarios (with --labels): the cost of each labelled"
+    " scenario blocked, and the unlabelled requests refused; requests: every request's decision.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A labels file (`forensics synth` writes labels.csv) for --view scenarios.",
 )
 @output_options
 @click.pass_context
@@ -42,6 +48,7 @@ def replay(
     since: str | None,
     until: str | None,
     view: str,
+    labels: Path | None,
     fmt: str,
     output: Path | None,
     raw_csv: bool,
@@ -60,20 +67,28 @@ def replay(
       forensics quota replay policy.toml --view detectors
       forensics quota replay policy.toml --since 2026-03-02 --until 2026-03-09 --view tenants
       forensics quota replay policy.toml --view requests --format csv -o decisions.csv
+      forensics quota replay policy.toml --view scenarios --labels world/labels.csv
     """
     from forensics.case import db
+    from forensics.evaluate import read_labels
     from forensics.output import print_result
     from forensics.quota.policy import load_policy
-    from forensics.quota.verdict import replay_both, view_sql
+    from forensics.quota.verdict import register_labels, replay_both, view_sql
 
+    if (view == "scenarios") != (labels is not None):
+        raise UsageError("--view scenarios and --labels FILE go together")
     policy = load_policy(policy_file)
+    labelled = read_labels(labels) if labels is not None else []
     start, end = time_span(since, until)
     con = db.connect(ctx.obj["db"], read_only=True)
     try:
         done = replay_both(con, policy, start, end)
+        if labelled:
+            register_labels(con, labelled)
         print_result(con, view_sql(view), fmt, output, done.params(), raw_csv=raw_csv)
     finally:
         con.close()
+    sys.stdout.flush()
     print(
         f"{done.refused} requests refused by the policy, {done.refused_by_window} by its"
         " fixed-window twin (refused requests charged: an upper bound for a gateway that does"

@@ -11,7 +11,7 @@ import click
 
 from forensics.case.severity import NAMES as SEVERITY_NAMES
 from forensics.case.severity import Severity
-from forensics.cli.options import period_options, time_span
+from forensics.cli.options import period_options, policy_option, replay_policy, time_span
 from forensics.errors import UsageError
 
 _output = click.option(
@@ -92,6 +92,7 @@ def report() -> None:
     help="The file to write (with --all: a directory).",
 )
 @_format
+@policy_option
 @click.pass_context
 def incident(
     ctx: click.Context,
@@ -104,9 +105,11 @@ def incident(
     until: str | None,
     output: Path,
     fmt: str,
+    policy_file: Path | None,
 ) -> None:
-    """Write one incident's report: verdict, actions, timeline, request shape, networks,
-    findings with evidence and the SQL to reproduce them, triage, and the chain of custody.
+    """Write one incident's report: verdict, actions, what a quota would have done, timeline,
+    request shape, networks, findings with evidence and the SQL to reproduce them, triage, and
+    the chain of custody.
 
     INCIDENT_ID may be a unique prefix (4 digits or more). A tenant, credential or principal
     with several incidents gets them listed, newest first, to pick one (or --all). The page is
@@ -133,6 +136,7 @@ def incident(
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)  # reports run only our SQL; a case's text cannot reach files anyway
+        replay_policy(con, policy_file)
         chosen = pick_incidents(
             con, incident_id, tenant=tenant, credential=credential, principal=principal
         )
@@ -168,6 +172,7 @@ def incident(
 @click.option("--until", metavar="TIME", help="End of the span shown (default: its traffic's).")
 @_output
 @_format
+@policy_option
 @click.pass_context
 def principal_page(
     ctx: click.Context,
@@ -176,6 +181,7 @@ def principal_page(
     until: str | None,
     output: Path,
     fmt: str,
+    policy_file: Path | None,
 ) -> None:
     """Write one principal's page, with or without findings: the incident page's anatomy
     (volume and cost, timeline, request shape against its baseline, networks, findings with
@@ -200,6 +206,7 @@ def principal_page(
     con = db.connect(ctx.obj["db"], read_only=True, create=False)
     try:
         db.sandbox(con)
+        replay_policy(con, policy_file)
         page = principal_report(con, principal, start, end)
     finally:
         con.close()

@@ -35,16 +35,17 @@ from forensics.quota.policy import METRICS, PERIODS, UPFRONT, Limit, Policy, Rul
 
 # active periods of history a tenant needs for a bucket of its own, by the rule's period
 MIN_PERIODS = {"minute": 10, "hour": 5, "day": 3}
-# (rule id, metric, period, kind): requests and tokens in short bursts; requests and tool calls
-# by the hour, where a steady reseller or an agent loop shows while each minute looks ordinary.
-# A refused request is charged (replay.py), so a bucket in debt refuses the same key until its
-# rate pays the debt back: tool calls, which a legitimate key makes few of, are limited by a
-# fixed window instead, which forgets the debt at the end of its hour.
+# (rule id, metric, period, kind): requests and tokens in short bursts; requests by the hour,
+# where a steady reseller shows while each minute looks ordinary; tool calls by the day, where
+# an agent loop's hours stand out against a key that seldom calls tools. A refused request is
+# charged (replay.py), so a bucket in debt refuses the same key until its rate pays the debt
+# back: tool calls, which a legitimate key makes few of, get a fixed window instead, which
+# forgets the debt when the day ends.
 RULES = (
     ("requests-per-minute", "requests", "minute", "bucket"),
     ("tokens-per-minute", "tokens", "minute", "bucket"),
     ("requests-per-hour", "requests", "hour", "bucket"),
-    ("tool-calls-per-hour", "tool_calls", "hour", "window"),
+    ("tool-calls-per-day", "tool_calls", "day", "window"),
 )
 
 # detector families whose findings say the traffic itself is abnormal in volume or cost

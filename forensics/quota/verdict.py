@@ -15,6 +15,10 @@ case, for the period replayed:
               the collateral damage
   tenants     per tenant: the cost of its flagged requests blocked, and its other requests
               refused, by each policy
+  scenarios   with a labels file (`forensics synth` writes one; the format of `forensics
+              evaluate`): per labelled scenario, the share of its requests' cost each policy
+              blocks (a label's principal's requests inside its window), then one row for the
+              requests of no label, the legitimate ones, and the share of them refused
 
 Everything is one statement per view: set operations over the decision tables, no loop.
 """
@@ -27,11 +31,13 @@ from typing import Any
 
 import duckdb
 
+from forensics.evaluate import Label
 from forensics.quota.policy import Policy
 from forensics.quota.replay import DECISIONS, replay
 
 WINDOW_DECISIONS = "quota_window_decisions"
-VIEWS = ("principals", "detectors", "tenants", "requests")
+VIEWS = ("principals", "detectors", "tenants", "scenarios", "requests")
+LABELS = "quota_labels"  # the scenarios view's labels (register_labels)
 
 
 @dataclass(frozen=True)
@@ -94,11 +100,13 @@ _BLOCKED = """
     count(*) AS requests,
     round(sum(est_cost_usd), 6) AS cost_usd,
     count(refused_by) AS refused,
+    round(100 * count(refused_by) / count(*), 3) AS refused_pct,
     round(coalesce(sum(est_cost_usd) FILTER (WHERE refused_by IS NOT NULL), 0), 6)
         AS cost_refused_usd,
     round(100 * coalesce(sum(est_cost_usd) FILTER (WHERE refused_by IS NOT NULL), 0)
           / nullif(sum(est_cost_usd), 0), 2) AS cost_blocked_pct,
     count(window_refused_by) AS window_refused,
+    round(100 * count(window_refused_by) / count(*), 3) AS window_refused_pct,
     round(100 * coalesce(sum(est_cost_usd) FILTER (WHERE window_refused_by IS NOT NULL), 0)
           / nullif(sum(est_cost_usd), 0), 2) AS window_cost_blocked_pct"""
 
@@ -143,6 +151,22 @@ UNION ALL
 SELECT '(no finding)', {_BLOCKED}
 FROM decided WHERE request_row NOT IN (SELECT request_row FROM flagged)
 ORDER BY detector_id = '(no finding)', detector_id""",
+    "scenarios": f"""
+WITH {_DECIDED},
+labelled AS (
+    SELECT DISTINCT l.scenario, q.request_row
+    FROM {LABELS} l
+    JOIN request_principals q
+      ON q.principal_type = l.principal_type AND q.principal_id = l.principal_id
+     AND q.ts BETWEEN l.window_start AND l.window_end
+)
+SELECT scenario, {_BLOCKED}
+FROM decided JOIN labelled USING (request_row)
+GROUP BY scenario
+UNION ALL
+SELECT '(no label)', {_BLOCKED}
+FROM decided WHERE request_row NOT IN (SELECT request_row FROM labelled)
+ORDER BY scenario = '(no label)', scenario""",
     "tenants": f"""
 WITH {_DECIDED}, {_FLAGGED},
 marked AS (
@@ -168,6 +192,126 @@ ORDER BY flagged_cost_usd DESC, tenant_id""",
 }
 
 
+def register_labels(con: duckdb.DuckDBPyConnection, labels: list[Label]) -> None:
+    """The labels the scenarios view reads, as a TEMP table of this connection."""
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "scenario": [lb.scenario for lb in labels],
+            "principal_type": [lb.principal_type for lb in labels],
+            "principal_id": [lb.principal_id for lb in labels],
+            "window_start": pa.array([lb.window_start for lb in labels], pa.timestamp("us", "UTC")),
+            "window_end": pa.array([lb.window_end for lb in labels], pa.timestamp("us", "UTC")),
+        }
+    )
+    con.register("quota_labels_arrow", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {LABELS} AS FROM quota_labels_arrow")
+    finally:
+        con.unregister("quota_labels_arrow")
+
+
 def view_sql(view: str) -> str:
     """The SELECT of one view (see the module docstring); bind `Replayed.params()`."""
     return QUERIES[view]
+
+
+_READABLE = {"cost_usd": "estimated dollars", "input_tokens": "input tokens",
+             "output_tokens": "output tokens", "tool_calls": "tool calls"}  # fmt: skip
+POLICY = "quota_policy"  # TEMP: the label of the policy this connection's pages replayed
+LIMITS = "quota_limits"  # TEMP: each rule's limit per tenant (tenant NULL: the default)
+
+
+def prepare(con: duckdb.DuckDBPyConnection, policy: Policy | None = None) -> str | None:
+    """Replay `policy`, or the policy `quota suggest` fits to the case, once per connection for
+    the incident and principal pages (`incident_effect`); returns the policy's label, or None
+    when there is none to replay (a case no detector has run on gets no suggestion)."""
+    from forensics.errors import UsageError
+    from forensics.quota.suggest import suggest
+
+    if con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE temporary AND table_name = $t", {"t": POLICY}
+    ).fetchall():
+        return str(con.execute(f"SELECT label FROM {POLICY}").fetchall()[0][0])
+    if policy is None:
+        try:
+            policy = suggest(con).policy
+        except UsageError:
+            return None
+        label = "the policy `forensics quota suggest` fits to this case"
+    else:
+        label = f"the policy {policy.path}"
+    replay_both(con, policy)
+    rows = [
+        (
+            tenant,
+            rule.id,
+            f"{limit.describe()} of {_READABLE.get(rule.metric, rule.metric)} per {rule.key}",
+        )
+        for rule in policy.rules
+        for tenant, limit in [(None, rule.limit), *rule.overrides.items()]
+    ]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {LIMITS} (tenant_id VARCHAR, rule_id VARCHAR, text VARCHAR)"
+    )
+    if rows:
+        con.executemany(f"INSERT INTO {LIMITS} VALUES (?, ?, ?)", rows)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {POLICY} AS SELECT $label AS label", {"label": label}
+    )
+    return label
+
+
+_EFFECT = f"""
+WITH mine AS (
+    SELECT DISTINCT q.request_row, q.ts, q.est_cost_usd
+    FROM findings f
+    JOIN request_principals q
+      ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
+     AND q.ts BETWEEN $start AND $end
+    WHERE list_contains($ids, f.finding_id)
+)
+SELECT count(*) AS requests,
+       count(b.refused_by) AS refused,
+       round(sum(m.est_cost_usd), 6) AS cost_usd,
+       round(coalesce(sum(m.est_cost_usd) FILTER (WHERE b.refused_by IS NOT NULL), 0), 6)
+           AS cost_refused_usd,
+       min(m.ts) FILTER (WHERE b.refused_by IS NOT NULL) AS first_refused,
+       list(DISTINCT b.refused_by ORDER BY b.refused_by) FILTER (WHERE b.refused_by IS NOT NULL)
+           AS rules,
+       count(w.refused_by) AS window_refused,
+       round(coalesce(sum(m.est_cost_usd) FILTER (WHERE w.refused_by IS NOT NULL), 0), 6)
+           AS window_cost_refused_usd
+FROM mine m
+LEFT JOIN {DECISIONS} b USING (request_row)
+LEFT JOIN {WINDOW_DECISIONS} w USING (request_row)"""
+
+
+def incident_effect(
+    con: duckdb.DuckDBPyConnection,
+    finding_ids: list[str],
+    start: dt.datetime,
+    end: dt.datetime,
+    tenant: str | None,
+) -> dict[str, Any] | None:
+    """What the policy `prepare` replayed did to the requests of these findings' principals
+    between start and end, and the tenant's limits in it; None when nothing was replayed."""
+    label = prepare(con)
+    if label is None:
+        return None
+    cur = con.execute(_EFFECT, {"ids": finding_ids, "start": start, "end": end})
+    names = [d[0] for d in cur.description or ()]
+    effect: dict[str, Any] = dict(zip(names, cur.fetchall()[0], strict=True))
+    effect["policy"] = label
+    effect["tenant_id"] = tenant
+    effect["limits"] = [
+        {"rule_id": r[0], "text": r[1]}
+        for r in con.execute(
+            f"SELECT rule_id, coalesce(arg_max(text, tenant_id IS NOT NULL), any_value(text))"
+            f" FROM {LIMITS} WHERE tenant_id IS NULL OR tenant_id = $t"
+            " GROUP BY rule_id ORDER BY min(rowid)",
+            {"t": tenant},
+        ).fetchall()
+    ]
+    return effect

@@ -23,6 +23,7 @@ from forensics.case import principals
 from forensics.case.rows import Row, id_prefix, query_rows
 from forensics.case.triage import about_incident
 from forensics.errors import ForensicsError, UsageError
+from forensics.quota.verdict import incident_effect
 from forensics.report.actions import action_for
 
 # The principal's requests: the case's one definition (forensics/sql/request_principals.sql),
@@ -110,37 +111,6 @@ def case_id(con: duckdb.DuckDBPyConnection) -> str:
     return hashlib.sha256(("case|" + (salt[0][0] if salt else "")).encode()).hexdigest()[:12]
 
 
-QUOTA_BASELINE_MINUTES = 60  # active minutes before the incident a fitted quota needs
-
-
-def _token_bucket(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> Row | None:
-    """A token bucket fitted to the principal's traffic before the incident: the rate is the
-    99th percentile of its tokens per minute, the burst its busiest minute."""
-    rows = query_rows(
-        con,
-        f"""
-        SELECT count(*) AS minutes, quantile_cont(tokens, 0.99) AS rate, max(tokens) AS burst
-        FROM (SELECT time_bucket(INTERVAL 1 MINUTE, r.ts) AS m,
-                     sum(coalesce(r.input_tokens, 0) + coalesce(r.output_tokens, 0)) AS tokens
-              FROM {PRINCIPAL}
-              WHERE r.ts < $start
-              GROUP BY m)
-        """,
-        params,
-    )
-    if not rows or not rows[0]["minutes"]:
-        return None
-    row = rows[0]
-    if int(row["minutes"]) < QUOTA_BASELINE_MINUTES:  # too little to fit a rate to: say so
-        return {"minutes": int(row["minutes"]), "enough": False}
-    return {
-        "enough": True,
-        "tokens_per_minute": int(max(1000, round(float(row["rate"]), -2))),
-        "burst": int(max(1000, round(float(row["burst"]), -2))),
-        "minutes": int(row["minutes"]),
-    }
-
-
 def incident_report(
     con: duckdb.DuckDBPyConnection,
     incident: Row,
@@ -225,8 +195,8 @@ def incident_report(
     header.update(decided[0] if decided else {"triage_status": "open", "triage_reason": None})
     report = IncidentReport(header=header, verdict=verdict, triage=about_incident(con, incident))
     _add_findings(con, report, findings)
-    if ptype in ("tenant", "credential", "user"):  # a quota is set on these, not on networks
-        report.quota = _token_bucket(con, p)
+    # what a quota policy would have done to these requests (forensics/quota/verdict.py)
+    report.quota = incident_effect(con, ids, start, end, header.get("tenant_id"))
     report.hourly = query_rows(
         con,
         f"""

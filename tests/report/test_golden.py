@@ -65,7 +65,12 @@ def fixed_report() -> IncidentReport:
         },
         actions=[{"text": "Rate-limit or suspend cred-1.", "detector_id": finding["detector_id"],
                   "finding_id": finding["finding_id"], "severity": "medium"}],
-        quota={"tokens_per_minute": 1200, "burst": 3000, "minutes": 90, "enough": True},
+        quota={"policy": "the policy <b>p.toml</b>", "requests": 1234, "refused": 1100,
+               "cost_usd": 1.5, "cost_refused_usd": 1.25, "first_refused": T0 + dt.timedelta(minutes=3),
+               "rules": ["requests-per-minute"], "window_refused": 400,
+               "window_cost_refused_usd": 0.5, "tenant_id": "acme <i>prod</i>",
+               "limits": [{"rule_id": "requests-per-minute",
+                           "text": "bucket 6/minute, burst 12 of requests per credential"}]},
         shape=[{"period": "baseline", "requests": 90, "stream_pct": 50.0, "tools_per_request": 0.1,
                 "output_input": 1.2, "prompt_chars_p50": 300.0, "prompt_chars_p95": 900.0,
                 "endpoints": ["chat"], "models": {"gpt-4o-mini": 90}, "error_pct": 1.1,
@@ -107,17 +112,17 @@ def test_a_long_incident_shows_its_first_findings_whole_and_the_rest_as_a_table(
     report = fixed_report()
     base = report.findings[0]
     report.findings = [{**base, "finding_id": f"{n:02d}" + "a" * 30} for n in range(13)]
-    report.quota = {"minutes": 12, "enough": False}
+    report.quota = {**report.quota, "requests": 0, "limits": []}
     out = tmp_path / "long.html"
     render_incident(report, out)
     html = out.read_text(encoding="utf-8")
     assert html.count('<div class="finding" id="f-') == 10
     assert "The other 3 findings" in html and "<code>12aaaaaa</code>" in html
     assert "findings (13)" in html  # the table of contents counts them all
-    assert "No quota is suggested for this principal: it has only 12 active" in html
+    assert "a gateway quota cannot act on them" in html
     md = tmp_path / "long.md"
     render_incident(report, md, "md")
-    assert "No quota is suggested: only 12 active minutes" in md.read_text(encoding="utf-8")
+    assert "a gateway quota cannot act on them" in md.read_text(encoding="utf-8")
 
 
 def test_advice_for_a_bare_address_names_no_tenant():
