@@ -36,6 +36,12 @@ def quota() -> None:
     " scenario blocked, and the unlabelled requests refused; requests: every request's decision.",
 )
 @click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the verdict as an SVG file: each detector's cost blocked, each tenant's"
+    " requests of no finding refused, the policy beside its fixed-window twin.",
+)
+@click.option(
     "--labels",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A labels file (`forensics synth` writes labels.csv) for --view scenarios.",
@@ -48,6 +54,7 @@ def replay(
     since: str | None,
     until: str | None,
     view: str,
+    chart: Path | None,
     labels: Path | None,
     fmt: str,
     output: Path | None,
@@ -64,7 +71,7 @@ def replay(
     \b
     Example:
       forensics quota replay policy.toml
-      forensics quota replay policy.toml --view detectors
+      forensics quota replay policy.toml --view detectors --chart verdict.svg
       forensics quota replay policy.toml --since 2026-03-02 --until 2026-03-09 --view tenants
       forensics quota replay policy.toml --view requests --format csv -o decisions.csv
       forensics quota replay policy.toml --view scenarios --labels world/labels.csv
@@ -86,6 +93,14 @@ def replay(
         if labelled:
             register_labels(con, labelled)
         print_result(con, view_sql(view), fmt, output, done.params(), raw_csv=raw_csv)
+        if chart is not None:
+            from forensics.quota.chart import verdict_svg
+
+            drawn = verdict_svg(con, done.params())
+            try:
+                chart.write_text(drawn, encoding="utf-8")
+            except OSError as e:
+                raise InputError(chart, f"cannot write: {e.strerror or e}") from None
     finally:
         con.close()
     sys.stdout.flush()
@@ -140,7 +155,7 @@ def suggest(
     Example:
       forensics detect
       forensics quota suggest -o policy.toml
-      forensics quota replay policy.toml --view detectors
+      forensics quota replay policy.toml --view detectors --chart verdict.svg
     """
     from forensics.case import db
     from forensics.quota.gateway import envoy_config, kong_config

@@ -117,3 +117,16 @@ def test_the_gateway_files_hold_the_policy(suggested: tuple[Path, Path, Path]) -
     text = policy_path.with_name("policy.kong.yaml").read_text()
     assert "Not rendered: tool-calls-per-day" in text  # said, not dropped
     assert json.dumps(kong)  # plain data: no anchors or tags
+
+
+def test_the_verdict_chart_draws_both_policies(
+    suggested: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    case, policy, _ = suggested
+    svg = tmp_path / "verdict.svg"
+    code, _, err = forensics_on(case, "quota", "replay", str(policy), "--chart", str(svg))
+    assert code == 0, err
+    text = svg.read_text(encoding="utf-8")
+    assert text.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in text
+    for label in ("scraping.near_duplicate_prompts", "fixed-window twin", "findings' cost blocked"):
+        assert label in text
