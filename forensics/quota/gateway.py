@@ -71,6 +71,8 @@ def _kong_plugin(rule: Rule, limit: Limit, providers: list[str]) -> dict[str, An
 
 
 def _kong_skips(rule: Rule) -> str | None:
+    if rule.limit.kind == "concurrent":
+        return f"{rule.id}: Kong has no limit on requests in flight"
     if rule.metric not in ("requests", *KONG_TOKENS):
         return f"{rule.id}: Kong has no limit on {rule.metric}"
     if rule.key not in KONG_IDENTIFIER:

@@ -45,13 +45,15 @@ METRICS = {
 UPFRONT = frozenset({"requests", "input_tokens"})
 PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_RULE_KEYS = {"id", "key", "limit", "bucket", "window", "endpoint", "model", "stream", "tenants"}
+_KINDS = ("bucket", "window", "concurrent")
+_RULE_KEYS = {"id", "key", "limit", *_KINDS, "endpoint", "model", "stream", "tenants"}
 
 
 @dataclass(frozen=True)
 class Limit:
-    """A token bucket (`rate` per `seconds`, up to `burst`) or a fixed window (`amount` per
-    window of `seconds`, windows aligned to the epoch)."""
+    """A token bucket (`rate` per `seconds`, up to `burst`), a fixed window (`amount` per
+    window of `seconds`, windows aligned to the epoch) or a cap on requests in flight
+    (`concurrent`: at most `amount` at once, each from its start for its latency)."""
 
     kind: str  # bucket | window
     seconds: int
@@ -60,6 +62,8 @@ class Limit:
     amount: float = 0.0
 
     def describe(self) -> str:
+        if self.kind == "concurrent":
+            return f"at most {self.amount:g} in flight"
         per = next((name for name, s in PERIODS.items() if s == self.seconds), f"{self.seconds} s")
         if self.kind == "bucket":
             return f"bucket {self.rate:g}/{per}, burst {self.burst:g}"
@@ -68,7 +72,7 @@ class Limit:
     def as_window(self, seconds: int = 3600) -> Limit:
         """The fixed window of the same average rate, `seconds` long (an hour: the article's
         "1000 requests per hour") or the bucket's own period if longer."""
-        if self.kind == "window":
+        if self.kind != "bucket":
             return self
         length = max(seconds, self.seconds)
         return Limit("window", length, amount=self.rate * length / self.seconds)
@@ -190,9 +194,10 @@ def _rule(path: Path, lines: _Lines, index: int, raw: Any, default_key: str) -> 
     metric = raw.get("limit")
     if metric not in METRICS:
         raise fail(f"rule {rule_id}: limit must be one of {', '.join(METRICS)}", "limit")
-    if ("bucket" in raw) == ("window" in raw):
-        raise fail(f"rule {rule_id}: give a bucket or a window (one of the two)")
-    kind = "bucket" if "bucket" in raw else "window"
+    given = [k for k in _KINDS if k in raw]
+    if len(given) != 1:
+        raise fail(f"rule {rule_id}: give a bucket, a window or concurrent (one of them)")
+    kind = given[0]
     limit = _limit(raw[kind], kind, metric, lambda m: fail(f"rule {rule_id}: {m}", kind))
     stream = raw.get("stream")
     if stream is not None and not isinstance(stream, bool):
@@ -211,16 +216,10 @@ def _rule(path: Path, lines: _Lines, index: int, raw: Any, default_key: str) -> 
     if not isinstance(own, dict):
         raise fail(f'rule {rule_id}: give tenant overrides as [rule.tenant."ID"]', "tenant")
     for tenant, spec in own.items():
-        if (
-            not isinstance(spec, dict)
-            or len(spec) != 1
-            or next(iter(spec))
-            not in (
-                "bucket",
-                "window",
-            )
-        ):
-            raise fail(f"rule {rule_id}: tenant {tenant} needs one bucket or window", "tenant")
+        # a cap on requests in flight is overridden by another cap, a rate by a rate
+        fits = ("concurrent",) if kind == "concurrent" else ("bucket", "window")
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in fits:
+            raise fail(f"rule {rule_id}: tenant {tenant} needs one {' or '.join(fits)}", "tenant")
         ((kind_t, value),) = spec.items()
         overrides[tenant] = _limit(
             value,
@@ -243,6 +242,12 @@ def _rule(path: Path, lines: _Lines, index: int, raw: Any, default_key: str) -> 
 
 
 def _limit(spec: Any, kind: str, metric: str, fail: Any) -> Limit:
+    if kind == "concurrent":
+        if metric != "requests":
+            raise fail('concurrent caps requests in flight: give limit = "requests"')
+        if isinstance(spec, bool) or not isinstance(spec, int) or spec < 1:
+            raise fail("concurrent must be a whole number of requests, 1 or more")
+        return Limit("concurrent", 0, amount=float(spec))
     if not isinstance(spec, dict):
         raise fail(f'{kind} must be a table such as {{ rate = 60, per = "minute", burst = 120 }}')
     wanted = {"rate", "per", "burst"} if kind == "bucket" else {"limit", "per"}

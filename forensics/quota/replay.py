@@ -33,6 +33,12 @@ Fixed window (amount A per window of P seconds, windows aligned to the epoch): w
 charges of the earlier requests of the same bucket and window, admitted when W_i + c_i <= A
 (up front) or W_i < A (afterwards). One running sum.
 
+Requests in flight (at most A at once): each request is in flight from its start for its logged
+latency; request i is refused when A or more requests of its bucket that come before it in time
+order are still in flight at its start (one that ends at that instant is not). Every request
+counts, refused or not, as every request is charged above. One running sum over start and end
+events.
+
 Times are seconds and charges DOUBLE; each comparison allows EPSILON (1e-6 of a request,
 token or dollar) for rounding, so a level that equals the charge in exact arithmetic admits.
 """
@@ -46,7 +52,7 @@ import duckdb
 
 from forensics.quota.policy import KEYS, METRICS, UPFRONT, Limit, Policy, Rule
 
-DECISIONS = "quota_decisions"  # TEMP table: request_row, refused_by (NULL: admitted)
+DECISIONS = "quota_decisions"  # TEMP table of the refused requests: request_row, refused_by
 EPSILON = 1e-6  # rounding allowed in a comparison, in units of the rule's metric
 
 
@@ -70,7 +76,7 @@ def _num(value: float) -> str:
 
 
 def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
-    """The SELECT of one rule's decisions: request_row, rule_no, admitted."""
+    """The SELECT of the requests one rule refuses: request_row, rule_no."""
     limits, params = _limits_table(rule)
     params = {f"r{number}_{k}": v for k, v in params.items()}
     limits = limits.replace("$t", f"$r{number}_t")
@@ -91,47 +97,85 @@ def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
     if rule.tenants:
         where.append(f"list_contains($r{number}_tenants, r.tenant_id)")
         params[f"r{number}_tenants"] = list(rule.tenants)
-    upfront = "true" if rule.metric in UPFRONT else "false"
-    sql = f"""
-    SELECT request_row, {number} AS rule_no,
-           CASE WHEN kind = 'bucket' THEN
-                    CASE WHEN {upfront} THEN burst - deficit >= charge - {EPSILON}
-                         ELSE burst - deficit > {EPSILON} END
-                ELSE CASE WHEN {upfront} THEN in_window + charge <= amount + {EPSILON}
-                          ELSE in_window < amount - {EPSILON} END
-           END AS admitted
-    FROM (
-        SELECT *,
-               s - min(s) OVER (PARTITION BY k, lim ORDER BY t, request_row
-                                ROWS UNBOUNDED PRECEDING) AS deficit
-        FROM (
-            SELECT *,
-                   coalesce(sum(charge) OVER (PARTITION BY k, lim ORDER BY t, request_row
-                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-                            0)
-                   - rate * (t - min(t) OVER (PARTITION BY k, lim)) / seconds AS s,
-                   coalesce(sum(charge) OVER (PARTITION BY k, lim, floor(t / seconds)
-                                              ORDER BY t, request_row ROWS BETWEEN
-                                              UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-                       AS in_window
-            FROM (
-                SELECT r.rowid AS request_row, r.{KEYS[rule.key]} AS k,
-                       coalesce(o.tenant, '') AS lim, epoch(r.ts) AS t,
-                       CAST({METRICS[rule.metric]} AS DOUBLE) AS charge,
-                       coalesce(o.kind, d.kind) AS kind,
-                       coalesce(o.seconds, d.seconds) AS seconds,
-                       coalesce(o.rate, d.rate) AS rate,
-                       coalesce(o.burst, d.burst) AS burst,
-                       coalesce(o.amount, d.amount) AS amount
-                FROM requests r
-                CROSS JOIN (SELECT * FROM {limits} WHERE tenant IS NULL) d
-                LEFT JOIN (SELECT * FROM {limits} WHERE tenant IS NOT NULL) o
-                  ON o.tenant = r.tenant_id
-                WHERE {" AND ".join(f"({w})" for w in where)}
-            )
+    upfront = rule.metric in UPFRONT
+    kinds = {rule.limit.kind} | {o.kind for o in rule.overrides.values()}
+    bucket = f"burst - deficit >= charge - {EPSILON}" if upfront else f"burst - deficit > {EPSILON}"
+    window = (
+        f"in_window + charge <= amount + {EPSILON}"
+        if upfront
+        else f"in_window < amount - {EPSILON}"
+    )
+    order = "ORDER BY t, request_row"
+    before = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    # only the windows a kind of limit needs: a rule of buckets alone sorts twice
+    sums = []
+    if "bucket" in kinds:
+        sums.append(
+            f"coalesce(sum(charge) OVER (PARTITION BY k, lim {order} {before}), 0)"
+            " - rate * t / seconds AS s"
         )
-    )"""
+    if "window" in kinds:
+        sums.append(
+            "coalesce(sum(charge) OVER (PARTITION BY k, lim, floor(t / seconds)"
+            f" {order} {before}), 0) AS in_window"
+        )
+    deficit = (
+        f"s - min(s) OVER (PARTITION BY k, lim {order} ROWS UNBOUNDED PRECEDING)"
+        if "bucket" in kinds
+        else "NULL::DOUBLE"
+    )
+    admitted = (
+        bucket if kinds == {"bucket"}
+        else window if kinds == {"window"}
+        else f"CASE WHEN kind = 'bucket' THEN {bucket} ELSE {window} END"
+    )  # fmt: skip
+    base = f"""
+        SELECT r.rowid AS request_row, r.{KEYS[rule.key]} AS k,
+               coalesce(o.tenant, '') AS lim, epoch(r.ts) - $t0_ AS t,
+               CAST({METRICS[rule.metric]} AS DOUBLE) AS charge,
+               greatest(coalesce(r.latency_ms, 0), 0) / 1000.0 AS duration,
+               coalesce(o.kind, d.kind) AS kind,
+               coalesce(o.seconds, d.seconds) AS seconds,
+               coalesce(o.rate, d.rate) AS rate,
+               coalesce(o.burst, d.burst) AS burst,
+               coalesce(o.amount, d.amount) AS amount
+        FROM requests r
+        CROSS JOIN (SELECT * FROM {limits} WHERE tenant IS NULL) d
+        LEFT JOIN (SELECT * FROM {limits} WHERE tenant IS NOT NULL) o ON o.tenant = r.tenant_id
+        WHERE {" AND ".join(f"({w})" for w in where)}"""
+    if kinds == {"concurrent"}:
+        return _in_flight_sql(base, number), params
+    sql = f"""
+    SELECT request_row, {number} AS rule_no
+    FROM (
+        SELECT *, {deficit} AS deficit
+        FROM (SELECT *, {", ".join(sums)} FROM ({base}))
+    )
+    WHERE NOT ({admitted})"""
     return sql, params
+
+
+def _in_flight_sql(base: str, number: int) -> str:
+    """A cap on requests in flight: each request is an event at its start (+1) and one at its
+    end (-1, when it lasted at all), ends first at the same instant; the running sum before a
+    start is how many were in flight then, and the request is refused at the cap or above."""
+    return f"""
+    SELECT request_row, {number} AS rule_no
+    FROM (
+        SELECT request_row, starts, amount,
+               coalesce(sum(delta) OVER (PARTITION BY k, lim ORDER BY instant, starts, request_row
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
+                   AS in_flight
+        FROM (
+            SELECT request_row, k, lim, t AS instant, true AS starts,
+                   CASE WHEN duration > 0 THEN 1 ELSE 0 END AS delta, amount
+            FROM ({base})
+            UNION ALL
+            SELECT request_row, k, lim, t + duration, false, -1, amount
+            FROM ({base}) WHERE duration > 0
+        )
+    )
+    WHERE starts AND in_flight >= amount - {EPSILON}"""
 
 
 def replay(
@@ -142,9 +186,17 @@ def replay(
     until: dt.datetime | None = None,
     into: str = DECISIONS,
 ) -> int:
-    """Decide every request of the period (see the module docstring) into the TEMP table
-    `into` (request_row, refused_by); returns how many requests were refused."""
+    """Decide every request of the period (see the module docstring): the refused ones go
+    into the TEMP table `into` (request_row, refused_by), a request not in it is admitted;
+    returns how many were refused."""
     selects, params = [], {"since_": since, "until_": until}
+    # times as seconds since the period's first request: small numbers keep the refill exact
+    first = con.execute(
+        "SELECT epoch(min(ts)) FROM requests"
+        " WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts <= $until)",
+        {"since": since, "until": until},
+    ).fetchall()[0][0]
+    params["t0_"] = float(first or 0.0)
     for number, rule in enumerate(policy.rules):
         sql, p = rule_sql(rule, number)
         selects.append(sql)
@@ -152,7 +204,7 @@ def replay(
     ids = "[" + ", ".join(f"'{r.id}'" for r in policy.rules) + "]"  # ids are [A-Za-z0-9_.-]
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS"
-        f" SELECT request_row, {ids}[min(rule_no) FILTER (WHERE NOT admitted) + 1] AS refused_by"
+        f" SELECT request_row, {ids}[min(rule_no) + 1] AS refused_by"
         f" FROM ({' UNION ALL '.join(selects)}) GROUP BY request_row",
         params,
     )

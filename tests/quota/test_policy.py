@@ -67,7 +67,11 @@ def test_a_policy_reads_as_written(tmp_path: Path) -> None:
         (('id = "daily-cost"', 'id = "chat-requests"'), 15, "used twice"),
         (('id = "daily-cost"', 'id = "daily cost!"'), 16, "needs an id"),
         (("burst = 120 }", "burst = -1 }"), 10, "burst must be a number above 0"),
-        (('window = { limit = 250.5, per = "day" }', ""), 15, "give a bucket or a window"),
+        (
+            ('window = { limit = 250.5, per = "day" }', ""),
+            15,
+            "give a bucket, a window or concurrent",
+        ),
         (("tenants = [", "tenant_ids = ["), 18, "unknown key tenant_ids"),
         (
             ('[rule.tenant."acme-prod"]\nbucket', '[rule.tenant."acme-prod"]\nrate'),
@@ -102,3 +106,28 @@ def test_a_file_that_is_no_policy(tmp_path: Path) -> None:
         load_policy(tmp_path / "bin.toml")
     with pytest.raises(InputError, match="cannot read"):
         load_policy(tmp_path / "missing.toml")
+
+
+def test_a_cap_on_requests_in_flight(tmp_path: Path) -> None:
+    text = """
+[[rule]]
+id = "in-flight"
+limit = "requests"
+concurrent = 20
+
+[rule.tenant."acme-prod"]
+concurrent = 50
+"""
+    (rule,) = load_policy(write(tmp_path, text)).rules
+    assert rule.limit == Limit("concurrent", 0, amount=20)
+    assert rule.overrides == {"acme-prod": Limit("concurrent", 0, amount=50)}
+    assert rule.limit.as_window() == rule.limit  # no rate to turn into a window
+    for old, new, message in [
+        ('limit = "requests"', 'limit = "tokens"', 'give limit = "requests"'),
+        ("concurrent = 20", "concurrent = 0", "whole number of requests"),
+        ("concurrent = 20", "concurrent = 2.5", "whole number of requests"),
+        ("concurrent = 50", 'bucket = { rate = 1, per = "second", burst = 1 }',
+         "needs one concurrent"),
+    ]:  # fmt: skip
+        with pytest.raises(InputError, match=message):
+            load_policy(write(tmp_path, text.replace(old, new, 1)))

@@ -20,7 +20,7 @@ from forensics.quota.replay import EPSILON, replay
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 COLUMNS = (
     "ts", "tenant_id", "credential_id", "client_ip", "user_id", "endpoint", "model", "stream",
-    "input_tokens", "output_tokens", "est_cost_usd", "tool_calls",
+    "input_tokens", "output_tokens", "est_cost_usd", "tool_calls", "latency_ms",
 )  # fmt: skip
 
 
@@ -45,6 +45,7 @@ request = st.fixed_dictionaries(
         "output_tokens": st.integers(0, 3000) | st.none(),
         "est_cost_usd": st.sampled_from([0.0, 0.25, 0.5, 1.5, 3.0]) | st.none(),
         "tool_calls": st.integers(0, 4) | st.none(),
+        "latency_ms": st.sampled_from([0, 500, 1000, 30000, 120000]) | st.none(),
     }
 )
 
@@ -56,7 +57,9 @@ SCALE = {"requests": 1, "tool_calls": 1, "cost_usd": 1, "input_tokens": 1000,
 
 
 @st.composite
-def limits(draw: st.DrawFn, metric: str) -> Limit:
+def limits(draw: st.DrawFn, metric: str, concurrent: bool = False) -> Limit:
+    if concurrent:
+        return Limit("concurrent", 0, amount=float(draw(st.integers(1, 4))))
     seconds = draw(st.sampled_from([PERIODS["second"], PERIODS["minute"], PERIODS["hour"]]))
     scale = SCALE[metric]
     if draw(st.booleans()):
@@ -72,13 +75,16 @@ def limits(draw: st.DrawFn, metric: str) -> Limit:
 @st.composite
 def rules(draw: st.DrawFn, number: int) -> Rule:
     metric = draw(st.sampled_from(sorted(SCALE)))
-    overrides = draw(st.dictionaries(st.sampled_from(["t1", "t2"]), limits(metric), max_size=2))
+    capped = metric == "requests" and draw(st.booleans())  # a cap on requests in flight
+    overrides = draw(
+        st.dictionaries(st.sampled_from(["t1", "t2"]), limits(metric, capped), max_size=2)
+    )
     return Rule(
         id=f"rule-{number}",
         line=1,
         key=draw(st.sampled_from(sorted(KEYS))),
         metric=metric,
-        limit=draw(limits(metric)),
+        limit=draw(limits(metric, capped)),
         endpoint=draw(st.sampled_from([None, "chat*", "emb*"])),
         model=draw(st.sampled_from([None, "gpt-4o*", "claude*"])),
         stream=draw(st.sampled_from([None, True, False])),
@@ -129,6 +135,7 @@ def reference(policy: Policy, traffic: list[dict[str, object]]) -> list[str | No
     refused: list[str | None] = [None] * len(traffic)
     for rule in policy.rules:
         state: dict[object, list[float]] = {}  # bucket: [level, last time]; window: [used]
+        ends: dict[object, list[float]] = {}  # in flight: the end times of earlier requests
         for i in order:
             r = traffic[i]
             if not matches(rule, r):
@@ -139,7 +146,12 @@ def reference(policy: Policy, traffic: list[dict[str, object]]) -> list[str | No
             t = float(r["offset"])  # type: ignore[arg-type]
             c = charge(rule, r)
             upfront = rule.metric in UPFRONT
-            if limit.kind == "bucket":
+            if limit.kind == "concurrent":
+                started = ends.setdefault((r[KEYS[rule.key]], lim), [])
+                ok = sum(1 for end in started if end > t) < limit.amount - EPSILON
+                if r["latency_ms"]:
+                    started.append(t + int(r["latency_ms"]) / 1000.0)  # type: ignore[call-overload]
+            elif limit.kind == "bucket":
                 level, last = state.get((r[KEYS[rule.key]], lim), [limit.burst, t])
                 level = min(limit.burst, level + limit.rate * (t - last) / limit.seconds)
                 ok = level >= c - EPSILON if upfront else level > EPSILON
@@ -205,7 +217,7 @@ def test_a_burst_above_the_bucket_is_refused_until_it_refills(tmp_path: Path) ->
         refused = [
             r[0]
             for r in con.execute(
-                "SELECT d.refused_by FROM requests r JOIN quota_decisions d"
+                "SELECT d.refused_by FROM requests r LEFT JOIN quota_decisions d"
                 " ON d.request_row = r.rowid ORDER BY r.ts"
             ).fetchall()
         ]
@@ -247,5 +259,12 @@ def test_limits_at_their_edges(tmp_path: Path) -> None:
         load(con, [r | {"offset": 0} for r in traffic])
         slow = Rule("slow", 1, "credential", "tool_calls", Limit("bucket", 60, rate=1, burst=2))
         assert decisions(con, Policy("p.toml", (slow,))) == [None, "slow", "slow", "slow"]
+        # one request in flight at most: a request that ends as the next starts is done, one
+        # of no duration never occupies the slot, one of 5 s holds it
+        load(con, [r | {"offset": s, "latency_ms": ms}
+                   for r, (s, ms) in zip(traffic, [(0, 1000), (1, 0), (1, 5000), (2, 0)],
+                                         strict=True)])  # fmt: skip
+        cap = Rule("cap", 1, "credential", "requests", Limit("concurrent", 0, amount=1))
+        assert decisions(con, Policy("p.toml", (cap,))) == [None, None, None, "cap"]
     finally:
         con.close()
