@@ -189,7 +189,8 @@ def replay(
     """Decide every request of the period (see the module docstring): the refused ones go
     into the TEMP table `into` (request_row, refused_by), a request not in it is admitted;
     returns how many were refused."""
-    selects, params = [], {"since_": since, "until_": until}
+    selects: list[str] = []
+    params: dict[str, Any] = {"since_": since, "until_": until}
     # times as seconds since the period's first request: small numbers keep the refill exact
     first = con.execute(
         "SELECT epoch(min(ts)) FROM requests"
