@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: help demo test check format lint typecheck bench bench-detect eval clean
+.PHONY: help demo test check format lint typecheck bench bench-detect bench-quota eval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,9 @@ bench: $(BIN)/forensics  ## ingest benchmarks: Kong with payloads, the real Apac
 
 eval: $(BIN)/forensics  ## the pack on 20 default and 20 --hard synth worlds (benchmarks/README.md)
 	$(BIN)/python benchmarks/eval.py --seeds 20 --write
+
+bench-quota: $(BIN)/forensics  ## quota replay speed (1M, 10M) and the suggested policy on seeds 1-5 (benchmarks/README.md)
+	$(BIN)/python benchmarks/quota.py --speed --accept --seeds 5 --write
 
 bench-detect: $(BIN)/forensics  ## detection benchmark, 1M and 10M requests (benchmarks/README.md)
 	$(BIN)/python benchmarks/detect.py --repeat 2

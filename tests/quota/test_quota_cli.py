@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,25 @@ def test_the_verdict_chart_draws_both_policies(
     assert text.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in text
     for label in ("scraping.near_duplicate_prompts", "fixed-window twin", "findings' cost blocked"):
         assert label in text
+
+
+def test_an_incident_page_says_what_a_policy_would_have_done(
+    suggested: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    case, policy, _ = suggested
+    code, out, err = forensics_on(case, "incidents", "--format", "json", "--sort", "cost")
+    assert code == 0, err
+    costliest = json.loads(out)[0]  # --sort cost: the costliest first
+    page = tmp_path / "incident.md"
+    for extra, named in (([], "fits to this case"), (["--policy", str(policy)], "policy.toml")):
+        code, _, err = forensics_on(case, "report", "incident", costliest["incident_id"],
+                                    "--format", "md", "-o", str(page), *extra)  # fmt: skip
+        assert code == 0, err
+        text = page.read_text(encoding="utf-8")
+        section = text.split("## What a quota would have done", 1)[1].split("\n## ", 1)[0]
+        assert named in section
+        refused, total = (
+            int(n.replace(",", "")) for n in re.findall(r"\*\*([\d,]+) of ([\d,]+)\*\*", section)[0]
+        )
+        assert 0 < refused <= total
+        assert "`requests-per-minute`" in section
