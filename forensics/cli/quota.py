@@ -17,8 +17,14 @@ from forensics.errors import InputError, UsageError
 
 @click.group()
 def quota() -> None:
-    """Try a quota policy (token buckets, fixed windows) on the case's traffic before it ships
-    to the gateway."""
+    """Try a quota policy (token buckets, fixed windows, caps on requests in flight) on the
+    case's traffic before it ships to the gateway: whom it would stop, whom it would hurt.
+
+    \b
+    Example:
+      forensics quota suggest -o policy.toml
+      forensics quota replay policy.toml --view detectors
+    """
 
 
 @quota.command()

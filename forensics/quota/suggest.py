@@ -5,8 +5,9 @@ current finding about volume or cost (VOLUME_FAMILIES: its principal's requests 
 window, as the verdict counts them). Findings about who holds a key or where it is used
 (credential, network, probing, recon, usage) leave the traffic in: its volume is the
 customer's usual, and leaving it out would take a tenant's whole history with it. Each
-rule keys its buckets by credential and gets, per tenant with at least MIN_PERIODS active
-periods of history (10 minutes, 5 hours, 3 days), a bucket of its own:
+rule keys its limits by credential and gets, per tenant with at least MIN_PERIODS active
+periods of history (10 minutes, 5 hours, 3 days), a limit of its own (a bucket; for tool calls
+a window whose limit is the rate, see RULES):
 
   rate   the tenant's `percentile` of one credential's demand per active period (a minute, an
          hour, a day: the rule's), times `headroom`
@@ -31,6 +32,7 @@ from typing import Any
 import duckdb
 
 from forensics.errors import UsageError
+from forensics.quota.flagged import FLAGGED
 from forensics.quota.policy import METRICS, PERIODS, UPFRONT, Limit, Policy, Rule
 
 # active periods of history a tenant needs for a bucket of its own, by the rule's period
@@ -51,14 +53,7 @@ RULES = (
 # detector families whose findings say the traffic itself is abnormal in volume or cost
 VOLUME_FAMILIES = ("scraping", "resale", "cost", "ratelimit", "automation", "abuse")
 
-_FLAGGED = """
-SELECT DISTINCT q.request_row
-FROM findings f
-JOIN request_principals q
-  ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
- AND q.ts BETWEEN f.window_start AND f.window_end
-WHERE NOT coalesce(f.suppressed, false) AND f.superseded_by IS NULL
-  AND list_contains($families, split_part(f.detector_id, '.', 1))"""
+_FLAGGED = FLAGGED.format(condition="list_contains($families, split_part(f.detector_id, '.', 1))")
 
 
 def _fit_sql(metric: str, seconds: int) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from forensics.evaluate import Label
+from forensics.quota.flagged import FLAGGED
 from forensics.quota.policy import Policy
 from forensics.quota.replay import DECISIONS, replay
 
@@ -83,17 +84,11 @@ decided AS (
       AND ($since IS NULL OR r.ts >= $since) AND ($until IS NULL OR r.ts <= $until)
 )"""
 
-# Each request inside a current finding's window on the finding's principal, once per detector.
-_FLAGGED = """
-flagged AS (
-    SELECT DISTINCT f.detector_id, q.request_row
-    FROM findings f
-    JOIN request_principals q
-      ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
-     AND q.ts BETWEEN f.window_start AND f.window_end
-    WHERE NOT coalesce(f.suppressed, false) AND f.superseded_by IS NULL
-      AND ($since IS NULL OR q.ts >= $since) AND ($until IS NULL OR q.ts <= $until)
-)"""
+_FLAGGED = "flagged AS ({})".format(
+    FLAGGED.format(
+        condition="($since IS NULL OR q.ts >= $since) AND ($until IS NULL OR q.ts <= $until)"
+    )
+)
 
 # sums over `decided` rows: the same columns for both policies
 _BLOCKED = """
