@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -133,6 +134,10 @@ from forensics.detect.load import default_dirs, load_detectors
 from forensics.detect.runner import run_detectors
 
 con = db.connect(sys.argv[1])
+# a case no run has touched: the earlier measurements' runs are gone from this copy
+for table in ("finding_requests", "incidents", "findings", "run_detectors", "runs"):
+    con.execute(f"DELETE FROM {table}")
+con.execute("CHECKPOINT")
 rows = con.execute("SELECT count(*) FROM requests").fetchall()[0][0]
 wide = sys.argv[2]
 t = time.perf_counter()
@@ -152,8 +157,12 @@ print(json.dumps({"rows": rows, "scan": scan, "pack": pack, "rss": rss,
 
 
 def measure(case: Path, python: str) -> dict[str, object]:
+    """One run on a fresh copy of `case` (each run stores its findings; the next must not pay
+    for them)."""
+    copy = case.with_suffix(".run.duckdb")
+    shutil.copyfile(case, copy)
     out = subprocess.run(
-        [python, "-c", MEASURE, str(case), WIDE_SCAN],
+        [python, "-c", MEASURE, str(copy), WIDE_SCAN],
         check=True,
         capture_output=True,
         text=True,
