@@ -195,6 +195,23 @@ FROM f ORDER BY f.detector_id, f.window_start, f.principal_id
 """
 
 
+def labels_table(labels: list[Label]) -> pa.Table:
+    """The labels as an Arrow table for DuckDB to join: line, scenario, detector_id, principal,
+    tenant_id, window (UTC)."""
+    return pa.table(
+        {
+            "line": [lb.line for lb in labels],
+            "scenario": [lb.scenario for lb in labels],
+            "detector_id": [lb.detector_id for lb in labels],
+            "principal_type": [lb.principal_type for lb in labels],
+            "principal_id": [lb.principal_id for lb in labels],
+            "tenant_id": [lb.tenant_id for lb in labels],
+            "window_start": pa.array([lb.window_start for lb in labels], pa.timestamp("us", "UTC")),
+            "window_end": pa.array([lb.window_end for lb in labels], pa.timestamp("us", "UTC")),
+        }
+    )
+
+
 def evaluate(
     con: duckdb.DuckDBPyConnection,
     labels: list[Label],
@@ -212,18 +229,7 @@ def evaluate(
     known = con.execute("SELECT 1 FROM runs WHERE run_id = $r", {"r": run}).fetchall()
     if not known:
         raise ForensicsError(f"no run {run} in the case", hint="see `forensics sql` on runs")
-    eval_labels = pa.table(
-        {
-            "line": [lb.line for lb in labels],
-            "detector_id": [lb.detector_id for lb in labels],
-            "principal_type": [lb.principal_type for lb in labels],
-            "principal_id": [lb.principal_id for lb in labels],
-            "tenant_id": [lb.tenant_id for lb in labels],
-            "window_start": pa.array([lb.window_start for lb in labels], pa.timestamp("us", "UTC")),
-            "window_end": pa.array([lb.window_end for lb in labels], pa.timestamp("us", "UTC")),
-        }
-    )
-    con.register("eval_labels", eval_labels)
+    con.register("eval_labels", labels_table(labels))
     try:
         params = {
             "run": run,

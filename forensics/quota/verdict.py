@@ -31,7 +31,7 @@ from typing import Any
 
 import duckdb
 
-from forensics.evaluate import Label
+from forensics.evaluate import Label, labels_table
 from forensics.quota.flagged import FLAGGED
 from forensics.quota.policy import Policy
 from forensics.quota.replay import DECISIONS, replay
@@ -105,6 +105,31 @@ _BLOCKED = """
     round(100 * coalesce(sum(est_cost_usd) FILTER (WHERE window_refused_by IS NOT NULL), 0)
           / nullif(sum(est_cost_usd), 0), 2) AS window_cost_blocked_pct"""
 
+# Each labelled scenario's requests: its principal's requests inside its window.
+_LABELLED = f"""
+labelled AS (
+    SELECT DISTINCT l.scenario, q.request_row
+    FROM {LABELS} l
+    JOIN request_principals q
+      ON q.principal_type = l.principal_type AND q.principal_id = l.principal_id
+     AND q.ts BETWEEN l.window_start AND l.window_end
+)"""
+
+
+def _per_group(column: str, sets: str, name: str, rest: str) -> str:
+    """_BLOCKED per `column` of the CTE `sets` (named `name`: column, request_row), then one row
+    `rest` for the requests in none of them."""
+    return f"""
+WITH {_DECIDED}, {sets}
+SELECT {column}, {_BLOCKED}
+FROM decided JOIN {name} USING (request_row)
+GROUP BY {column}
+UNION ALL
+SELECT '{rest}', {_BLOCKED}
+FROM decided WHERE request_row NOT IN (SELECT request_row FROM {name})
+ORDER BY {column} = '{rest}', {column}"""
+
+
 QUERIES = {
     "requests": f"""
 WITH {_DECIDED}
@@ -137,31 +162,8 @@ SELECT principal_type, principal_id,
 FROM streaks
 GROUP BY principal_type, principal_id
 ORDER BY cost_refused_usd DESC, refused DESC, requests DESC, principal_type, principal_id""",
-    "detectors": f"""
-WITH {_DECIDED}, {_FLAGGED}
-SELECT detector_id, {_BLOCKED}
-FROM decided JOIN flagged USING (request_row)
-GROUP BY detector_id
-UNION ALL
-SELECT '(no finding)', {_BLOCKED}
-FROM decided WHERE request_row NOT IN (SELECT request_row FROM flagged)
-ORDER BY detector_id = '(no finding)', detector_id""",
-    "scenarios": f"""
-WITH {_DECIDED},
-labelled AS (
-    SELECT DISTINCT l.scenario, q.request_row
-    FROM {LABELS} l
-    JOIN request_principals q
-      ON q.principal_type = l.principal_type AND q.principal_id = l.principal_id
-     AND q.ts BETWEEN l.window_start AND l.window_end
-)
-SELECT scenario, {_BLOCKED}
-FROM decided JOIN labelled USING (request_row)
-GROUP BY scenario
-UNION ALL
-SELECT '(no label)', {_BLOCKED}
-FROM decided WHERE request_row NOT IN (SELECT request_row FROM labelled)
-ORDER BY scenario = '(no label)', scenario""",
+    "detectors": _per_group("detector_id", _FLAGGED, "flagged", "(no finding)"),
+    "scenarios": _per_group("scenario", _LABELLED, "labelled", "(no label)"),
     "tenants": f"""
 WITH {_DECIDED}, {_FLAGGED},
 marked AS (
@@ -189,17 +191,7 @@ ORDER BY flagged_cost_usd DESC, tenant_id""",
 
 def register_labels(con: duckdb.DuckDBPyConnection, labels: list[Label]) -> None:
     """The labels the scenarios view reads, as a TEMP table of this connection."""
-    import pyarrow as pa
-
-    table = pa.table(
-        {
-            "scenario": [lb.scenario for lb in labels],
-            "principal_type": [lb.principal_type for lb in labels],
-            "principal_id": [lb.principal_id for lb in labels],
-            "window_start": pa.array([lb.window_start for lb in labels], pa.timestamp("us", "UTC")),
-            "window_end": pa.array([lb.window_end for lb in labels], pa.timestamp("us", "UTC")),
-        }
-    )
+    table = labels_table(labels)
     con.register("quota_labels_arrow", table)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {LABELS} AS FROM quota_labels_arrow")
