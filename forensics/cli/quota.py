@@ -110,10 +110,12 @@ def replay(
     finally:
         con.close()
     sys.stdout.flush()
+    if done.requests == 0:  # never a silent all-clear
+        print("warning: no request in the period replayed: nothing was tried", file=sys.stderr)
     print(
-        f"{done.refused} requests refused by the policy, {done.refused_by_window} by its"
-        " fixed-window twin (refused requests charged: an upper bound for a gateway that does"
-        " not charge them)",
+        f"{done.refused} of {done.requests} requests refused by the policy,"
+        f" {done.refused_by_window} by its fixed-window twin (refused requests charged: an upper"
+        " bound for a gateway that does not charge them)",
         file=sys.stderr,
     )
 

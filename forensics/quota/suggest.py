@@ -175,6 +175,12 @@ def suggest(
         )
         own = {t: _limit(kind, per, r, b) for t, (r, b) in fitted.items()}
         fits.append(Fitted(rule_id, metric, per, _limit(kind, per, *median), own))
+    if legit == 0:
+        raise UsageError(
+            "no legitimate request with a credential and a tenant in the period: nothing to fit"
+            " a policy to",
+            hint="widen --since/--until, or ingest the gateway's logs",
+        )
     rules = tuple(
         Rule(f.rule_id, n + 1, "credential", f.metric, f.default, overrides=f.tenants)
         for n, f in enumerate(fits)

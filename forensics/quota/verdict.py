@@ -49,6 +49,7 @@ class Replayed:
     until: dt.datetime | None
     refused: int
     refused_by_window: int
+    requests: int  # in the period replayed
 
     def params(self) -> dict[str, Any]:
         return {"since": self.since, "until": self.until}
@@ -63,7 +64,12 @@ def replay_both(
     """Replay `policy` and its fixed-window twin into the two decision tables."""
     refused = replay(con, policy, since=since, until=until)
     windowed = replay(con, policy.as_windows(), since=since, until=until, into=WINDOW_DECISIONS)
-    return Replayed(since, until, refused, windowed)
+    requests = con.execute(
+        "SELECT count(*) FROM requests WHERE ts IS NOT NULL"
+        " AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts <= $until)",
+        {"since": since, "until": until},
+    ).fetchall()[0][0]
+    return Replayed(since, until, refused, windowed, int(requests))
 
 
 # The period's requests with both decisions and their principal (named as
@@ -95,13 +101,13 @@ _BLOCKED = """
     count(*) AS requests,
     round(sum(est_cost_usd), 6) AS cost_usd,
     count(refused_by) AS refused,
-    round(100 * count(refused_by) / count(*), 3) AS refused_pct,
+    round(100 * count(refused_by) / nullif(count(*), 0), 3) AS refused_pct,
     round(coalesce(sum(est_cost_usd) FILTER (WHERE refused_by IS NOT NULL), 0), 6)
         AS cost_refused_usd,
     round(100 * coalesce(sum(est_cost_usd) FILTER (WHERE refused_by IS NOT NULL), 0)
           / nullif(sum(est_cost_usd), 0), 2) AS cost_blocked_pct,
     count(window_refused_by) AS window_refused,
-    round(100 * count(window_refused_by) / count(*), 3) AS window_refused_pct,
+    round(100 * count(window_refused_by) / nullif(count(*), 0), 3) AS window_refused_pct,
     round(100 * coalesce(sum(est_cost_usd) FILTER (WHERE window_refused_by IS NOT NULL), 0)
           / nullif(sum(est_cost_usd), 0), 2) AS window_cost_blocked_pct"""
 
@@ -148,7 +154,7 @@ SELECT principal_type, principal_id,
        CASE WHEN count(DISTINCT tenant_id) = 1 THEN min(tenant_id) END AS tenant_id,
        count(*) AS requests,
        count(refused_by) AS refused,
-       round(100 * count(refused_by) / count(*), 2) AS refused_pct,
+       round(100 * count(refused_by) / nullif(count(*), 0), 2) AS refused_pct,
        sum(tokens) AS tokens,
        coalesce(sum(tokens) FILTER (WHERE refused_by IS NOT NULL), 0) AS tokens_refused,
        round(sum(est_cost_usd), 6) AS cost_usd,

@@ -153,3 +153,17 @@ def test_an_incident_page_says_what_a_policy_would_have_done(
         )
         assert 0 < refused <= total
         assert "`requests-per-minute`" in section
+
+
+def test_an_empty_period_says_so(suggested: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    case, policy, _ = suggested
+    far = ("--since", "2031-01-01", "--until", "2031-01-02")
+    code, out, err = forensics_on(
+        case, "quota", "replay", str(policy), *far, "--view", "detectors", "--format", "csv"
+    )
+    assert code == 0, err
+    assert "warning: no request in the period replayed" in err
+    assert not re.search(r"(^|,)nan(,|$)", out, re.M)  # shares of nothing are empty, not NaN
+    code, _, err = forensics_on(case, "quota", "suggest", "-o", str(tmp_path / "p.toml"), *far)
+    assert code == 2 and "nothing to fit" in err
+    assert not (tmp_path / "p.toml").exists()
