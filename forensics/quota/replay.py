@@ -116,7 +116,7 @@ def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
         )
     if "window" in kinds:
         sums.append(
-            "coalesce(sum(charge) OVER (PARTITION BY k, lim, floor(t / seconds)"
+            "coalesce(sum(charge) OVER (PARTITION BY k, lim, epoch_window"
             f" {order} {before}), 0) AS in_window"
         )
     deficit = (
@@ -138,7 +138,9 @@ def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
                coalesce(o.seconds, d.seconds) AS seconds,
                coalesce(o.rate, d.rate) AS rate,
                coalesce(o.burst, d.burst) AS burst,
-               coalesce(o.amount, d.amount) AS amount
+               coalesce(o.amount, d.amount) AS amount,
+               -- fixed windows are aligned to the epoch, not to the period's first request
+               floor(epoch(r.ts) / nullif(coalesce(o.seconds, d.seconds), 0)) AS epoch_window
         FROM requests r
         CROSS JOIN (SELECT * FROM {limits} WHERE tenant IS NULL) d
         LEFT JOIN (SELECT * FROM {limits} WHERE tenant IS NOT NULL) o ON o.tenant = r.tenant_id

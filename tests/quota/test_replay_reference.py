@@ -248,6 +248,12 @@ def test_limits_at_their_edges(tmp_path: Path) -> None:
             for s in (0, 10, 20, 30)
         ]
         load(con, traffic)
+        # windows are aligned to the epoch, not to the first request: 00:04:01 and 00:05:00
+        # fall in two minutes
+        load(con, [r | {"offset": s} for r, s in zip(traffic[:2], (241, 300), strict=True)])
+        minute = Rule("minute", 1, "credential", "requests", Limit("window", 60, amount=1))
+        assert decisions(con, Policy("p.toml", (minute,))) == [None, None]
+        load(con, traffic)
         calls = Rule("calls", 1, "credential", "tool_calls", Limit("window", 3600, amount=4))
         assert decisions(con, Policy("p.toml", (calls,))) == [None, None, "calls", "calls"]
         tenant = Rule("per-tenant", 2, "tenant", "requests", Limit("window", 3600, amount=2))
