@@ -204,10 +204,10 @@ def replay(
         sql, p = rule_sql(rule, number)
         selects.append(sql)
         params.update(p)
-    ids = "[" + ", ".join(f"'{r.id}'" for r in policy.rules) + "]"  # ids are [A-Za-z0-9_.-]
+    params["rule_ids_"] = [r.id for r in policy.rules]
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS"
-        f" SELECT request_row, {ids}[min(rule_no) + 1] AS refused_by"
+        " SELECT request_row, $rule_ids_[min(rule_no) + 1] AS refused_by"
         f" FROM ({' UNION ALL '.join(selects)}) GROUP BY request_row",
         params,
     )
