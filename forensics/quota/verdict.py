@@ -268,14 +268,15 @@ WITH mine AS (
 SELECT count(*) AS requests,
        count(b.refused_by) AS refused,
        round(sum(m.est_cost_usd), 6) AS cost_usd,
-       round(coalesce(sum(m.est_cost_usd) FILTER (WHERE b.refused_by IS NOT NULL), 0), 6)
-           AS cost_refused_usd,
+       -- unknown when none of the requests is priced, as the cost itself
+       round(CASE WHEN sum(m.est_cost_usd) IS NOT NULL THEN coalesce(sum(m.est_cost_usd)
+             FILTER (WHERE b.refused_by IS NOT NULL), 0) END, 6) AS cost_refused_usd,
        min(m.ts) FILTER (WHERE b.refused_by IS NOT NULL) AS first_refused,
        list(DISTINCT b.refused_by ORDER BY b.refused_by) FILTER (WHERE b.refused_by IS NOT NULL)
            AS rules,
        count(w.refused_by) AS window_refused,
-       round(coalesce(sum(m.est_cost_usd) FILTER (WHERE w.refused_by IS NOT NULL), 0), 6)
-           AS window_cost_refused_usd
+       round(CASE WHEN sum(m.est_cost_usd) IS NOT NULL THEN coalesce(sum(m.est_cost_usd)
+             FILTER (WHERE w.refused_by IS NOT NULL), 0) END, 6) AS window_cost_refused_usd
 FROM mine m
 LEFT JOIN {DECISIONS} b USING (request_row)
 LEFT JOIN {WINDOW_DECISIONS} w USING (request_row)"""
