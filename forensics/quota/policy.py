@@ -55,7 +55,7 @@ class Limit:
     window of `seconds`, windows aligned to the epoch) or a cap on requests in flight
     (`concurrent`: at most `amount` at once, each from its start for its latency)."""
 
-    kind: str  # bucket | window
+    kind: str  # bucket | window | concurrent
     seconds: int
     rate: float = 0.0
     burst: float = 0.0
@@ -183,8 +183,7 @@ def _rule(path: Path, lines: _Lines, index: int, raw: Any, default_key: str) -> 
     extra = sorted(set(raw) - _RULE_KEYS - {"tenant"})
     if extra:
         known = ", ".join(sorted(_RULE_KEYS | {"tenant"}))
-        return_error = fail(f"unknown key {extra[0]} in a rule (known: {known})", extra[0])
-        raise return_error
+        raise fail(f"unknown key {extra[0]} in a rule (known: {known})", extra[0])
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not _ID.fullmatch(rule_id):
         raise fail("a rule needs an id of letters, digits, '.', '_' or '-'", "id")

@@ -66,13 +66,48 @@ def _limits_table(rule: Rule) -> tuple[str, dict[str, Any]]:
             f"($t{n}::VARCHAR, '{limit.kind}', {limit.seconds}::DOUBLE,"
             f" {_num(limit.rate)}, {_num(limit.burst)}, {_num(limit.amount)})"
         )
-    return "(VALUES " + ", ".join(
-        values
-    ) + ") l(tenant, kind, seconds, rate, burst, amount)", params
+    table = "(VALUES " + ", ".join(values) + ") l(tenant, kind, seconds, rate, burst, amount)"
+    return table, params
 
 
 def _num(value: float) -> str:
     return f"{float(value)!r}::DOUBLE"
+
+
+# Over rows with columns t (seconds), request_row and charge, per bucket `partition`:
+def charged_before(partition: str) -> str:
+    """The charges of the bucket's earlier requests (in time order, ties by row)."""
+    return (
+        f"coalesce(sum(charge) OVER (PARTITION BY {partition} ORDER BY t, request_row"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)"
+    )
+
+
+def bucket_s(partition: str, rate: str, seconds: str) -> str:
+    """S_i of the module docstring, for a refill of `rate` per `seconds` (t from any origin:
+    the deficit does not depend on it)."""
+    return f"{charged_before(partition)} - {rate} * t / {seconds}"
+
+
+def bucket_deficit(partition: str) -> str:
+    """E_i = S_i - min_{k<=i} S_k over a column `s` holding bucket_s."""
+    return (
+        f"s - min(s) OVER (PARTITION BY {partition} ORDER BY t, request_row"
+        " ROWS UNBOUNDED PRECEDING)"
+    )
+
+
+def first_epoch(
+    con: duckdb.DuckDBPyConnection, since: dt.datetime | None, until: dt.datetime | None
+) -> float:
+    """The epoch seconds of the period's first request: times counted from it stay small,
+    which keeps the refill exact."""
+    first = con.execute(
+        "SELECT epoch(min(ts)) FROM requests"
+        " WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts <= $until)",
+        {"since": since, "until": until},
+    ).fetchall()[0][0]
+    return float(first or 0.0)
 
 
 def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
@@ -105,25 +140,13 @@ def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
         if upfront
         else f"in_window < amount - {EPSILON}"
     )
-    order = "ORDER BY t, request_row"
-    before = "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
     # only the windows a kind of limit needs: a rule of buckets alone sorts twice
     sums = []
     if "bucket" in kinds:
-        sums.append(
-            f"coalesce(sum(charge) OVER (PARTITION BY k, lim {order} {before}), 0)"
-            " - rate * t / seconds AS s"
-        )
+        sums.append(f"{bucket_s('k, lim', 'rate', 'seconds')} AS s")
     if "window" in kinds:
-        sums.append(
-            "coalesce(sum(charge) OVER (PARTITION BY k, lim, epoch_window"
-            f" {order} {before}), 0) AS in_window"
-        )
-    deficit = (
-        f"s - min(s) OVER (PARTITION BY k, lim {order} ROWS UNBOUNDED PRECEDING)"
-        if "bucket" in kinds
-        else "NULL::DOUBLE"
-    )
+        sums.append(f"{charged_before('k, lim, epoch_window')} AS in_window")
+    deficit = bucket_deficit("k, lim") if "bucket" in kinds else "NULL::DOUBLE"
     admitted = (
         bucket if kinds == {"bucket"}
         else window if kinds == {"window"}
@@ -193,13 +216,7 @@ def replay(
     returns how many were refused."""
     selects: list[str] = []
     params: dict[str, Any] = {"since_": since, "until_": until}
-    # times as seconds since the period's first request: small numbers keep the refill exact
-    first = con.execute(
-        "SELECT epoch(min(ts)) FROM requests"
-        " WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts <= $until)",
-        {"since": since, "until": until},
-    ).fetchall()[0][0]
-    params["t0_"] = float(first or 0.0)
+    params["t0_"] = first_epoch(con, since, until)
     for number, rule in enumerate(policy.rules):
         sql, p = rule_sql(rule, number)
         selects.append(sql)

@@ -34,6 +34,7 @@ import duckdb
 from forensics.errors import UsageError
 from forensics.quota.flagged import FLAGGED
 from forensics.quota.policy import METRICS, PERIODS, UPFRONT, Limit, Policy, Rule
+from forensics.quota.replay import bucket_deficit, bucket_s, first_epoch
 
 # active periods of history a tenant needs for a bucket of its own, by the rule's period
 MIN_PERIODS = {"minute": 10, "hour": 5, "day": 3}
@@ -60,15 +61,15 @@ def _fit_sql(metric: str, seconds: int) -> str:
     upfront = "charge" if metric in UPFRONT else "0"
     return f"""
 WITH legit AS (
-    SELECT r.rowid AS request_row, r.tenant_id, r.credential_id AS k, epoch(r.ts) AS t,
-           CAST({METRICS[metric]} AS DOUBLE) AS charge
+    SELECT r.rowid AS request_row, r.tenant_id, r.credential_id AS k, epoch(r.ts) - $t0 AS t,
+           floor(epoch(r.ts) / {seconds}) AS p, CAST({METRICS[metric]} AS DOUBLE) AS charge
     FROM requests r
     WHERE r.credential_id IS NOT NULL AND r.tenant_id IS NOT NULL AND r.ts IS NOT NULL
       AND ($since IS NULL OR r.ts >= $since) AND ($until IS NULL OR r.ts <= $until)
       AND r.rowid NOT IN (SELECT request_row FROM flagged_requests)
 ),
 periods AS (
-    SELECT tenant_id, k, floor(t / {seconds}) AS p, sum(charge) AS demand
+    SELECT tenant_id, k, p, sum(charge) AS demand
     FROM legit GROUP BY ALL
 ),
 rates AS (
@@ -77,13 +78,9 @@ rates AS (
     FROM periods GROUP BY tenant_id
 ),
 depth AS (
-    SELECT tenant_id, s - min(s) OVER (PARTITION BY tenant_id, k ORDER BY t, request_row
-                                       ROWS UNBOUNDED PRECEDING) + {upfront} AS need
+    SELECT tenant_id, {bucket_deficit("tenant_id, k")} + {upfront} AS need
     FROM (
-        SELECT l.*,
-               coalesce(sum(charge) OVER (PARTITION BY l.tenant_id, k ORDER BY t, request_row
-                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-               - r.rate * (t - min(t) OVER (PARTITION BY l.tenant_id, k)) / {seconds} AS s
+        SELECT l.*, {bucket_s("l.tenant_id, k", "r.rate", str(seconds))} AS s
         FROM legit l JOIN rates r USING (tenant_id)
     )
 )
@@ -154,6 +151,7 @@ def suggest(
     )
     params: dict[str, Any] = {
         "since": since, "until": until, "q": percentile / 100, "headroom": headroom,
+        "t0": first_epoch(con, since, until),
     }  # fmt: skip
     fits: list[Fitted] = []
     legit = 0
