@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 
+from forensics import sql
 from forensics.evaluate import Label, labels_table
 from forensics.quota.flagged import FLAGGED
 from forensics.quota.policy import Policy
@@ -257,14 +258,7 @@ def prepare(con: duckdb.DuckDBPyConnection, policy: Policy | None = None) -> str
 
 
 _EFFECT = f"""
-WITH mine AS (
-    SELECT DISTINCT q.request_row, q.ts, q.est_cost_usd
-    FROM findings f
-    JOIN request_principals q
-      ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
-     AND q.ts BETWEEN $start AND $end
-    WHERE list_contains($ids, f.finding_id)
-)
+WITH mine AS ({sql.read("finding_requests_between")})
 SELECT count(*) AS requests,
        count(b.refused_by) AS refused,
        round(sum(m.est_cost_usd), 6) AS cost_usd,

@@ -32,6 +32,7 @@ from typing import Any
 
 import duckdb
 
+from forensics import sql
 from forensics._version import __version__
 from forensics.case import triage
 from forensics.case.principals import findings_by_principal
@@ -151,16 +152,10 @@ def _evidence(
         "start": incident["first_seen"],
         "end": incident["last_seen"],
     }
-    requests = """
-        SELECT DISTINCT ON (q.request_row)
-               q.* EXCLUDE (principal_type, principal_id, request_row)
-        FROM findings f
-        JOIN request_principals q
-          ON q.principal_type = f.principal_type AND q.principal_id = f.principal_id
-         AND q.ts BETWEEN $start AND $end
-        WHERE list_contains($ids, f.finding_id)
-        ORDER BY q.source_id, q.line_no, q.request_row
-    """
+    requests = (
+        "SELECT * EXCLUDE (principal_type, principal_id, request_row)"
+        f" FROM ({sql.read('finding_requests_between')}) ORDER BY source_id, line_no, request_row"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         alone = dataclasses.replace(page, links={})  # the zip holds no other page to link
