@@ -716,6 +716,12 @@ VIEWS: tuple[tuple[str, str], ...] = (
         " (forensics/sql/request_principals.sql); principal_requests(type, id) is its macro.",
     ),
     (
+        "request_subjects",
+        "Each request once with the one principal detectors judge it by (principal_type,"
+        " principal_id: its credential, else its client address, else its tenant; request_row,"
+        " then every column of requests) (forensics/sql/request_principals.sql).",
+    ),
+    (
         "request_costs",
         "Each gateway request's estimated cost from the prices table (forensics/case/costs.py).",
     ),

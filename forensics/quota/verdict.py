@@ -6,9 +6,10 @@ and its fixed-window twin, each bucket replaced by a window of the same average 
 case, for the period replayed:
 
   requests    each request: its principal, whether each policy refused it and by which rule
-  principals  per principal (its credential, else its address, else its tenant, as detectors
-              name a request's principal): requests, tokens and cost refused, and the time it
-              spent throttled (from each refused request to its next request)
+  principals  per principal (its credential, else its address, else its tenant: the
+              case's view request_subjects, as detectors name a request's principal):
+              requests, tokens and cost refused, and the time it spent throttled (from each
+              refused request to its next request)
   detectors   per detector with current findings: its findings' requests (each request of a
               finding's principal inside the finding's window) and the share of their cost each
               policy blocks; then one row for the requests of no finding, whose refusals are
@@ -73,20 +74,16 @@ def replay_both(
     return Replayed(since, until, refused, windowed, int(requests))
 
 
-# The period's requests with both decisions and their principal (named as
-# forensics/sql/principal_hours.sql names a request's principal).
+# The period's requests with both decisions and their principal (request_subjects).
 _DECIDED = f"""
 decided AS (
-    SELECT r.rowid AS request_row, r.ts, r.request_id, r.tenant_id,
-           CASE WHEN r.credential_id IS NOT NULL THEN 'credential'
-                WHEN r.client_ip IS NOT NULL THEN 'ip' ELSE 'tenant' END AS principal_type,
-           coalesce(r.credential_id, r.client_ip, r.tenant_id) AS principal_id,
+    SELECT r.request_row, r.ts, r.request_id, r.tenant_id, r.principal_type, r.principal_id,
            coalesce(r.input_tokens, 0) + coalesce(r.output_tokens, 0) AS tokens,
            r.est_cost_usd,
            b.refused_by, w.refused_by AS window_refused_by
-    FROM requests r
-    LEFT JOIN {DECISIONS} b ON b.request_row = r.rowid
-    LEFT JOIN {WINDOW_DECISIONS} w ON w.request_row = r.rowid
+    FROM request_subjects r
+    LEFT JOIN {DECISIONS} b ON b.request_row = r.request_row
+    LEFT JOIN {WINDOW_DECISIONS} w ON w.request_row = r.request_row
     WHERE r.ts IS NOT NULL
       AND ($since IS NULL OR r.ts >= $since) AND ($until IS NULL OR r.ts <= $until)
 )"""

@@ -5,9 +5,8 @@
 -- The case stores it as a view over all requests; a detection run materialises it as a TEMP
 -- table scoped to the run. `/*scope*/` marks where the run's since / until / tenant go.
 SELECT
-    CASE WHEN credential_id IS NOT NULL THEN 'credential'
-         WHEN client_ip IS NOT NULL THEN 'ip' ELSE 'tenant' END AS principal_type,
-    coalesce(credential_id, client_ip, tenant_id) AS principal_id,
+    principal_type,  -- as request_subjects names a request's principal
+    principal_id,
     tenant_id,
     time_bucket(INTERVAL 1 HOUR, ts) AS hour,
     CASE WHEN endpoint IS NULL OR endpoint = 'other' THEN path ELSE endpoint END AS target,
@@ -31,7 +30,7 @@ SELECT
     count(output_tokens) AS output_requests,
     count(*) FILTER (WHERE error_type = 'content_filter') AS content_filter,
     max(latency_ms) AS max_latency_ms
-FROM requests
-WHERE ts IS NOT NULL AND coalesce(credential_id, client_ip, tenant_id) IS NOT NULL
+FROM request_subjects
+WHERE ts IS NOT NULL AND principal_id IS NOT NULL
   AND /*scope*/ true
 GROUP BY ALL

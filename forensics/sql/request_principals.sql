@@ -26,6 +26,16 @@ SELECT 'asn', CAST(asn AS VARCHAR), rowid, * FROM requests WHERE asn IS NOT NULL
 UNION ALL
 SELECT 'cidr', client_net, rowid, * FROM requests WHERE client_net IS NOT NULL;
 
+-- request_subjects: each request once, with the one principal the detectors judge it by (the
+-- shared features, principal_hours, and the quota verdict's principals): its credential, else
+-- its client address, else its tenant; then request_row and every column of `requests`.
+CREATE OR REPLACE {kind} VIEW request_subjects AS
+SELECT CASE WHEN credential_id IS NOT NULL THEN 'credential'
+            WHEN client_ip IS NOT NULL THEN 'ip' ELSE 'tenant' END AS principal_type,
+       coalesce(credential_id, client_ip, tenant_id) AS principal_id,
+       rowid AS request_row, *
+FROM requests;
+
 -- principal_requests(type, id): the requests of one principal, every column of `requests`.
 CREATE OR REPLACE TEMP MACRO principal_requests(ptype, pid) AS TABLE
 SELECT * EXCLUDE (principal_type, principal_id, request_row) FROM request_principals
