@@ -50,7 +50,7 @@ from typing import Any
 
 import duckdb
 
-from forensics.quota.policy import KEYS, METRICS, UPFRONT, Limit, Policy, Rule
+from forensics.quota.policy import KEYS, METRICS, UPFRONT, Policy, Rule
 
 DECISIONS = "quota_decisions"  # TEMP table of the refused requests: request_row, refused_by
 EPSILON = 1e-6  # rounding allowed in a comparison, in units of the rule's metric
@@ -230,6 +230,3 @@ def replay(
     )
     refused = con.execute(f"SELECT count(refused_by) FROM {into}").fetchall()
     return int(refused[0][0])
-
-
-__all__ = ["DECISIONS", "Limit", "replay", "rule_sql"]

@@ -39,7 +39,6 @@ from forensics.quota.policy import Policy
 from forensics.quota.replay import DECISIONS, replay
 
 WINDOW_DECISIONS = "quota_window_decisions"
-VIEWS = ("principals", "detectors", "tenants", "scenarios", "requests")
 LABELS = "quota_labels"  # the scenarios view's labels (register_labels)
 
 

@@ -167,3 +167,11 @@ def test_an_empty_period_says_so(suggested: tuple[Path, Path, Path], tmp_path: P
     code, _, err = forensics_on(case, "quota", "suggest", "-o", str(tmp_path / "p.toml"), *far)
     assert code == 2 and "nothing to fit" in err
     assert not (tmp_path / "p.toml").exists()
+
+
+def test_the_cli_offers_every_view_there_is() -> None:
+    from forensics.cli.quota import replay
+    from forensics.quota.verdict import QUERIES
+
+    view = next(p for p in replay.params if p.name == "view")
+    assert sorted(view.type.choices) == sorted(QUERIES)  # type: ignore[attr-defined]
