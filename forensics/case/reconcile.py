@@ -197,7 +197,8 @@ gh AS (
     FROM g GROUP BY ALL
 ),
 uncovered AS (
-    SELECT cov.provider, cov.reporter, cov.bucket_width, gh.* EXCLUDE (provider)
+    SELECT cov.provider, cov.reporter, cov.bucket_width, gh.model_family, gh.hour, gh.n,
+        gh.input_tokens, gh.output_tokens, gh.est_cost_usd
     FROM cov
     JOIN gh ON gh.provider = cov.provider AND gh.hour >= cov.lo AND gh.hour < cov.hi
     WHERE NOT EXISTS (
@@ -227,7 +228,7 @@ all_rows AS (
         unknown_key_tokens, unattributed_tokens, provider_cost, provider_cost_currency,
         gateway_est_cost_usd
     FROM matched
-    UNION ALL BY NAME
+    UNION ALL  -- the same columns in the same order (Spark has no BY NAME)
     SELECT o.provider, o.reporter, o.model_family, o.bucket_start,
         o.bucket_start + CASE o.bucket_width WHEN '1h' THEN INTERVAL 1 HOUR
             ELSE INTERVAL 1 DAY END AS bucket_end,

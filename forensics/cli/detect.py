@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,26 @@ if TYPE_CHECKING:
     " goes on.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the detectors run: DuckDB on the case, or Apache Spark over the case's"
+    " requests and usage written as Parquet (needs `pip install 'forensics[spark]'`).",
+)
+@click.option(
+    "--spark-master",
+    metavar="URL",
+    help="With --engine spark: the cluster to join (default: local[2], in this process).",
+)
+@click.option(
+    "--spark-data",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="With --engine spark: where to write the Parquet the executors read (a directory"
+    " they can all reach; default: a temporary directory). Removed after the run.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(SEVERITY_NAMES, case_sensitive=False),
     help="Exit 3 when the run stores an unsuppressed finding at this severity or above, 5 when"
@@ -75,6 +96,9 @@ def detect(
     config: Path | None,
     rules: tuple[Path, ...],
     timeout: float,
+    engine: str,
+    spark_master: str | None,
+    spark_data: Path | None,
     fail_on: str | None,
 ) -> None:
     """Run the detectors on the case: findings, allowlist suppression and incidents are stored.
@@ -94,6 +118,7 @@ def detect(
       forensics detect --detector 'credential.*' --since 2026-01-01 --tenant acme
       forensics detect --param credential.use_after_revocation.grace_minutes=10
       forensics detect --config detect.yml --rules my_rules/
+      forensics detect --engine spark --spark-master spark://head:7077 --spark-data /shared/tmp
     """
     from forensics.case import db
     from forensics.detect.load import default_dirs, load_detectors
@@ -124,6 +149,10 @@ def detect(
     overrides = _overrides(detectors, settings.get("params") or {}, param_args, config, broken)
     since_at = parse_time(since, "--since")
     until_at = parse_time(until, "--until")
+    if engine != "spark" and (spark_master is not None or spark_data is not None):
+        from forensics.errors import UsageError
+
+        raise UsageError("--spark-master and --spark-data need --engine spark")
 
     con = db.connect(ctx.obj["db"], create=False)
     try:
@@ -132,16 +161,31 @@ def detect(
             click.echo(
                 f"warning: {empty}: the run finds nothing because it reads nothing", err=True
             )
-        result = run_detectors(
-            con,
-            selected,
-            overrides={k: v for k, v in overrides.items() if v},
-            since=since_at,
-            until=until_at,
-            tenant=tenant,
-            progress=echo_progress,
-            timeout=timeout,
-        )
+        with ExitStack() as stack:
+            evaluator = None
+            if engine == "spark":
+                from forensics.spark.evaluation import spark_evaluator
+
+                evaluator = stack.enter_context(
+                    spark_evaluator(
+                        con,
+                        selected,
+                        master=spark_master,
+                        data_dir=spark_data,
+                        quiet=not ctx.obj.get("debug"),
+                    )
+                )
+            result = run_detectors(
+                con,
+                selected,
+                overrides={k: v for k, v in overrides.items() if v},
+                since=since_at,
+                until=until_at,
+                tenant=tenant,
+                progress=echo_progress,
+                timeout=timeout,
+                evaluator=evaluator,
+            )
     finally:
         con.close()
     print_run(result, selected)

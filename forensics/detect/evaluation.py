@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -38,6 +38,29 @@ NEW_COLUMNS = """
     window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, summary VARCHAR, evidence JSON,
     claimed_cost_usd DOUBLE, sample_request_ids VARCHAR[]"""
 WORKERS = 2  # connections evaluating detectors side by side
+
+
+class Evaluator(Protocol):
+    """Phase 1 of a run on some engine: a context manager whose `run` evaluates detectors
+    into the run's `_run_new` on the case connection (`Evaluation`: DuckDB itself;
+    forensics/spark/evaluation.py: Spark)."""
+
+    features_seconds: float
+
+    def __enter__(self) -> Evaluator: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def run(
+        self,
+        detectors: list[Detector],
+        params: Callable[[Detector], dict[str, Any]],
+        timeout: float | None,
+    ) -> Iterator[Outcome]: ...
+
+
+EvaluatorFactory = Callable[[duckdb.DuckDBPyConnection, str, list[str], dict[str, Any]], Evaluator]
+"""(case connection, run id, shared features the detectors use, scope params) -> Evaluator"""
 
 
 class DetectorFailure(Exception):
@@ -194,23 +217,40 @@ def evaluate(
     params: dict[str, Any],
     into: str,
 ) -> int:
-    """Run one detector and append its normalised findings to the table `into`.
+    """Run one detector and append its normalised findings to the table `into`."""
+    return insert_normalised(con, detector, judged(guard, detector), run_id, params, into)
 
-    The SELECT runs inside the one INSERT that normalises its rows, whatever their types
-    (forensics/sql/normalise_findings.sql); only when that fails to bind is the SELECT
-    described, to name the contract columns it lacks.
-    """
+
+def judged(guard: Guard, detector: Detector) -> str:
+    """The detector's SELECT, once the guard has judged the calls it makes (DetectorFailure
+    naming the first refused one and its line)."""
     parsed = statement(detector.sql)  # loading parsed it already: this is a lookup
     if parsed.query is None:
         raise DetectorFailure(
             f"{detector.sql_path}: must be exactly one SELECT statement, found {parsed.kinds}"
         )
-    query = parsed.query
     refused = guard.judge(parsed.calls)  # the file's text: its line numbers
     if refused:
         line, message = refused[0]
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
         raise DetectorFailure(f"{detector.sql_path}:{line}: {message}{more}")
+    return parsed.query
+
+
+def insert_normalised(
+    con: duckdb.DuckDBPyConnection,
+    detector: Detector,
+    query: str,
+    run_id: str,
+    params: dict[str, Any],
+    into: str,
+) -> int:
+    """Append the rows of `query` (bound by `params`) as `detector`'s findings to `into`.
+
+    The SELECT runs inside the one INSERT that normalises its rows, whatever their types
+    (forensics/sql/normalise_findings.sql); only when that fails to bind is the SELECT
+    described, to name the contract columns it lacks.
+    """
     names = "[" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + "]"
     values: dict[str, Any] = {
         "_run_id": run_id,

@@ -41,7 +41,7 @@ from forensics import sql
 from forensics._version import __version__
 from forensics.case.db import sandbox
 from forensics.detect import features
-from forensics.detect.evaluation import NEW, WORKERS, Evaluation
+from forensics.detect.evaluation import NEW, WORKERS, Evaluation, EvaluatorFactory
 from forensics.detect.incidents import DEFAULT_GAP, build_incidents
 from forensics.detect.model import Detector
 from forensics.detect.params import bind
@@ -92,13 +92,15 @@ def run_detectors(
     incident_gap: str | dt.timedelta = DEFAULT_GAP,
     timeout: float | None = DEFAULT_TIMEOUT,
     workers: int = WORKERS,
+    evaluator: EvaluatorFactory | None = None,
 ) -> RunResult:
     """Run `detectors` and store what they find as one run (see the module docstring).
 
     `overrides` maps detector id -> parameter -> value and beats the YAML defaults; `since`,
     `until` and `tenant` are the standard filters, bound to the detectors that use them.
     `timeout` is the seconds each detector may run (None: no limit); `workers` how many run at
-    once. `con` is sandboxed for good: open another connection for anything that reads or
+    once. `evaluator` evaluates them on another engine (forensics/spark/); by default DuckDB
+    does. `con` is sandboxed for good: open another connection for anything that reads or
     writes files afterwards.
     """
     if timeout is not None and timeout <= 0:
@@ -119,7 +121,13 @@ def run_detectors(
         bound[detector.id] = bind(detector, overrides.get(detector.id), **scope.params())
         return bound[detector.id]
 
-    with Evaluation(con, result.run_id, shared, scope.params(), workers) as evaluation:
+    def on_duckdb(
+        con: duckdb.DuckDBPyConnection, run_id: str, shared: list[str], scope: dict[str, Any]
+    ) -> Evaluation:
+        return Evaluation(con, run_id, shared, scope, workers)
+
+    make = evaluator or on_duckdb
+    with make(con, result.run_id, shared, scope.params()) as evaluation:
         result.features_seconds = evaluation.features_seconds
         for outcome in evaluation.run(detectors, params, timeout):
             result.seconds[outcome.detector_id] = outcome.seconds

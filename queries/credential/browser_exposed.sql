@@ -115,7 +115,7 @@ SELECT
                 ELSE format(', {} countr{}', countries,
                             CASE WHEN countries = 1 THEN 'y' ELSE 'ies' END) END,
            CAST($window_hours AS BIGINT),
-           CASE WHEN top_origins IS NOT NULL AND len(top_origins) > 0
+           CASE WHEN top_origins IS NOT NULL AND array_length(top_origins) > 0
                 THEN ' (site ' || top_origins[1] || ')' ELSE '' END) AS summary,
     struct_pack(
         client_kind := client_kind,

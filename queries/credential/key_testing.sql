@@ -103,7 +103,7 @@ hits AS (
 SELECT
     'cidr' AS principal_type,
     source AS principal_id,
-    CASE WHEN len(tenant_list) = 1 THEN tenant_list[1] END AS tenant_id,
+    CASE WHEN array_length(tenant_list) = 1 THEN tenant_list[1] END AS tenant_id,
     least(first_seen, first_accepted) AS window_start,
     greatest(last_seen, last_accepted) AS window_end,
     round(least(100, 45 + 10 * log2(refused_keys / $min_refused_keys)
@@ -112,15 +112,15 @@ SELECT
     CASE WHEN accepted_keys > 0 THEN 'high' ELSE 'medium' END AS severity,
     format('Network {} presented {} distinct API keys in {} minutes from {} address(es): {} refused'
            || ' with 401/403, {} accepted{}.',
-           source, refused_keys + accepted_keys, round(minutes, 1), len(addresses), refused_keys,
+           source, refused_keys + accepted_keys, round(minutes, 1), array_length(addresses), refused_keys,
            accepted_keys,
            CASE WHEN accepted_keys > 0
                 THEN ' (' || array_to_string(victim_list[1:3], ', ')
-                     || CASE WHEN len(victim_list) > 3 THEN ', …' ELSE '' END || ')'
+                     || CASE WHEN array_length(victim_list) > 3 THEN ', …' ELSE '' END || ')'
                 ELSE '' END) AS summary,
     struct_pack(
         addresses := addresses[1:10],
-        address_count := len(addresses),
+        address_count := array_length(addresses),
         keys_presented := refused_keys + accepted_keys,
         refused_keys := refused_keys,
         accepted_keys := accepted_keys,

@@ -49,7 +49,7 @@ keys AS (
                OR (f.inventory_id IS NOT NULL AND f.expires_at IS NULL) AS never_expires,
            greatest(i.expires_at, f.expires_at) AS latest_expiry,
            k.tenant_id IS NOT NULL
-               AND coalesce(len(i.owners), 0) + coalesce(len(f.owners), 0) > 0
+               AND coalesce(array_length(i.owners), 0) + coalesce(array_length(f.owners), 0) > 0
                AND NOT coalesce(list_contains(i.owners, k.tenant_id), false)
                AND NOT coalesce(list_contains(f.owners, k.tenant_id), false) AS foreign_use
     FROM (SELECT credential_id, key_fingerprint, tenant_id, max(ts) AS last_ts

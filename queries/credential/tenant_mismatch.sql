@@ -76,14 +76,14 @@ SELECT
     last_seen AS window_end,
     CASE way WHEN 'claim' THEN 'high' ELSE 'medium' END AS severity,
     round(least(100, CASE way WHEN 'claim' THEN 70 ELSE 55 END + 5 * log10(requests)
-                     + 5 * (len(routed_tenants) - 1)), 1)::DOUBLE AS score,
+                     + 5 * (array_length(routed_tenants) - 1)), 1)::DOUBLE AS score,
     CASE way
         WHEN 'claim' THEN format(
             'Token credential {} was routed to {} {} time(s) while its claims name {}.',
             credential_id, array_to_string(routed_tenants, ', '), requests,
             array_to_string(claimed_tenants, ', '))
         ELSE format('Credential {} was used under {} tenants ({}) within {} hours, {} requests.',
-                    credential_id, len(routed_tenants), array_to_string(routed_tenants, ', '),
+                    credential_id, array_length(routed_tenants), array_to_string(routed_tenants, ', '),
                     CAST($window_hours AS BIGINT), requests)
     END AS summary,
     struct_pack(

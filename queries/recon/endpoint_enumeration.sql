@@ -137,7 +137,7 @@ details AS (
                FILTER (WHERE (missing OR sensitive) AND request_id IS NOT NULL) AS request_ids
     FROM probes
     WHERE (principal_type, principal_id, bucket) IN
-          (SELECT (principal_type, principal_id, bucket) FROM hits)
+          (SELECT principal_type, principal_id, bucket FROM hits)
     GROUP BY principal_type, principal_id, bucket
 ),
 agents AS (
@@ -147,7 +147,7 @@ agents AS (
           FROM probes
           WHERE user_agent IS NOT NULL
             AND (principal_type, principal_id, bucket) IN
-                (SELECT (principal_type, principal_id, bucket) FROM hits)
+                (SELECT principal_type, principal_id, bucket FROM hits)
           GROUP BY ALL)
     GROUP BY ALL
 )

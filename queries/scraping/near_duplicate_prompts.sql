@@ -133,7 +133,7 @@ SELECT
     format('{} {} sent {} short prompts within {} minutes, {}% of them sharing {} prefix(es)'
            || ' out of {} distinct.',
            h.principal_type, h.principal_id, w.requests, k.minutes,
-           round(100 * w.top_requests / w.requests, 1), len(w.top_counts),
+           round(100 * w.top_requests / w.requests, 1), array_length(w.top_counts),
            w.distinct_prefixes) AS summary,
     struct_pack(
         requests := w.requests,

@@ -129,7 +129,7 @@ fits AS (
 ),
 joined AS (
     SELECT p.*, f.fitting,
-           p.key_class = 'unattributed' AND len(p.key_ids) = 1 AND p.keyless_rows = 0
+           p.key_class = 'unattributed' AND array_length(p.key_ids) = 1 AND p.keyless_rows = 0
                AS one_key
     FROM parts p
     LEFT JOIN fits f
@@ -141,25 +141,25 @@ joined AS (
 named AS (
     -- each part with the principal it is attributed to; a key named by `fits` brings its own
     -- projects, tokens, requests and cost
-    SELECT * EXCLUDE (fitting, one_fit) REPLACE (
-               CASE WHEN one_fit THEN [fitting[1].api_key_id] ELSE key_ids END AS key_ids,
-               CASE WHEN one_fit THEN fitting[1].project_ids ELSE project_ids END
-                   AS project_ids,
-               CASE WHEN one_fit THEN fitting[1].tokens ELSE tokens END AS tokens,
-               CASE WHEN one_fit THEN fitting[1].requests ELSE requests END AS requests,
-               CASE WHEN one_fit THEN fitting[1].est_cost_usd ELSE est_cost_usd END
-                   AS est_cost_usd),
+    -- (the columns replaced are listed out, not REPLACE'd: Spark has no SELECT * REPLACE)
+    SELECT * EXCLUDE (fitting, one_fit, key_ids, project_ids, tokens, requests, est_cost_usd),
+           CASE WHEN one_fit THEN [fitting[1].api_key_id] ELSE key_ids END AS key_ids,
+           CASE WHEN one_fit THEN fitting[1].project_ids ELSE project_ids END AS project_ids,
+           CASE WHEN one_fit THEN fitting[1].tokens ELSE tokens END AS tokens,
+           CASE WHEN one_fit THEN fitting[1].requests ELSE requests END AS requests,
+           CASE WHEN one_fit THEN fitting[1].est_cost_usd ELSE est_cost_usd END
+               AS est_cost_usd,
            CASE WHEN key_class = 'unknown' THEN unknown_key
                 WHEN one_key THEN key_ids[1]
                 WHEN one_fit THEN fitting[1].api_key_id
-                WHEN len(project_ids) = 1 THEN project_ids[1]
+                WHEN array_length(project_ids) = 1 THEN project_ids[1]
                 ELSE provider END AS principal_id,
            CASE WHEN key_class = 'unknown' THEN 'key_not_in_known_keys'
                 WHEN one_key THEN 'only_key_in_bucket'
                 WHEN one_fit THEN 'key_explains_excess'
-                WHEN len(project_ids) = 1 THEN 'project'
+                WHEN array_length(project_ids) = 1 THEN 'project'
                 ELSE 'provider' END AS attribution
-    FROM (SELECT *, coalesce(NOT one_key AND len(fitting) = 1, false) AS one_fit FROM joined)
+    FROM (SELECT *, coalesce(NOT one_key AND array_length(fitting) = 1, false) AS one_fit FROM joined)
 ),
 attributed AS (
     SELECT *,
@@ -171,20 +171,26 @@ attributed AS (
     FROM named
 ),
 per_width AS (
-    SELECT provider, principal_id, bucket_width,
-           sum(unexplained_tokens) AS unexplained_tokens,
-           sum(tokens) AS provider_tokens,
-           sum(requests) AS provider_requests,
-           sum(gateway_tokens) AS gateway_tokens,
-           sum(unexplained_cost_usd) AS est_cost_usd,
-           count(*) AS buckets
-    FROM attributed
-    WHERE unexplained_tokens > 0
-    GROUP BY provider, principal_id, bucket_width
     -- 1h and 1d exports of the same usage: count the width that shows more
-    QUALIFY row_number() OVER (PARTITION BY provider, principal_id
-                               ORDER BY sum(unexplained_tokens) DESC, bucket_width = '1h' DESC)
-            = 1
+    SELECT * EXCLUDE (rk)
+    FROM (
+        SELECT *, row_number() OVER (PARTITION BY provider, principal_id
+                                     ORDER BY unexplained_tokens DESC, bucket_width = '1h' DESC)
+                      AS rk
+        FROM (
+            SELECT provider, principal_id, bucket_width,
+                   sum(unexplained_tokens) AS unexplained_tokens,
+                   sum(tokens) AS provider_tokens,
+                   sum(requests) AS provider_requests,
+                   sum(gateway_tokens) AS gateway_tokens,
+                   sum(unexplained_cost_usd) AS est_cost_usd,
+                   count(*) AS buckets
+            FROM attributed
+            WHERE unexplained_tokens > 0
+            GROUP BY provider, principal_id, bucket_width
+        )
+    )
+    WHERE rk = 1
 ),
 per_principal AS (
     SELECT provider, principal_id,

@@ -1,0 +1,1 @@
+"""The evidence lake: `requests` and `usage` as Hive-partitioned Parquet (docs/lake.md)."""

@@ -1,0 +1,70 @@
+"""The case's views a detector may read, as Spark SQL over the run's temp views.
+
+Each is the case's own definition transpiled (forensics/dialect/), not a second one:
+
+  request_subjects   forensics/sql/request_principals.sql, without `request_row` (the rowid of
+                     the case's table, which Parquet rows do not have and no detector reads)
+  principal_hours    forensics/sql/principal_hours.sql, scoped to the run like DuckDB's
+  usage_vs_gateway   forensics/case/reconcile.py
+
+`DEPENDS` says which tables each needs, so that a run registers them even when no detector
+names them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from forensics import sql
+from forensics.case.reconcile import USAGE_VS_GATEWAY
+from forensics.detect import features
+from forensics.dialect.transpile import transpile
+
+NULL_TYPES = {"since": "TIMESTAMP", "until": "TIMESTAMP"}  # the scope's times, when unbounded
+DEPENDS = {
+    "request_subjects": ("requests",),
+    "principal_hours": ("request_subjects",),
+    "usage_vs_gateway": ("usage", "requests", "known_keys"),
+}
+ORDER = ("request_subjects", "principal_hours", "usage_vs_gateway")  # each after what it reads
+
+
+def _request_subjects() -> str:
+    text = sql.read("request_principals")
+    found = re.search(r"VIEW request_subjects AS\s+(SELECT.*?);", text, re.S)
+    if found is None:
+        raise LookupError("request_principals.sql no longer defines request_subjects")
+    select = sqlglot.parse_one(found.group(1), read="duckdb")
+    assert isinstance(select, exp.Select)  # noqa: S101 - our own file, parsed as a SELECT
+    kept = [e for e in select.expressions if e.alias_or_name != "request_row"]
+    return select.select(*kept, append=False).sql(dialect="duckdb")
+
+
+def view_sql(name: str, scope: dict[str, Any]) -> str:
+    """The Spark SQL of view `name`, bound to the run's `scope` (since, until, tenant)."""
+    if name == "request_subjects":
+        return transpile(_request_subjects(), "spark", {})
+    if name == "principal_hours":
+        return transpile(features.scoped(name), "spark", scope, null_types=NULL_TYPES)
+    if name == "usage_vs_gateway":
+        return transpile(USAGE_VS_GATEWAY, "spark", {})
+    raise KeyError(name)
+
+
+def needed(tables: set[str]) -> tuple[list[str], set[str]]:
+    """The views to build (in order) and the tables they and `tables` read."""
+    views: set[str] = set()
+    pending = [t for t in tables if t in DEPENDS]
+    while pending:
+        view = pending.pop()
+        if view not in views:
+            views.add(view)
+            pending.extend(t for t in DEPENDS[view] if t in DEPENDS)
+    base = {t for t in tables if t not in DEPENDS}
+    for view in views:
+        base.update(t for t in DEPENDS[view] if t not in DEPENDS)
+    return [v for v in ORDER if v in views], base
