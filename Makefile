@@ -12,7 +12,7 @@ help:  ## list the targets
 $(BIN)/forensics: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,dev,spark]'
 	touch $@
 
 demo: $(BIN)/forensics  ## the whole path on sample_data/: case, findings, scores and HTML reports in demo-out/

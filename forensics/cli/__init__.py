@@ -99,6 +99,7 @@ def _register() -> None:
     from forensics.cli.detectors import detectors
     from forensics.cli.detectors_test import detectors_test
     from forensics.cli.evidence import quarantine, schema, sources, verify
+    from forensics.cli.export_sql import export_sql
     from forensics.cli.findings import findings, incidents, runs
     from forensics.cli.ingest import ingest
     from forensics.cli.principals import principals
@@ -119,6 +120,7 @@ def _register() -> None:
         sql,
         detectors,
         detect,
+        export_sql,
         findings,
         runs,
         incidents,

@@ -181,9 +181,17 @@ def show(detector_id: str, rules: tuple[Path, ...], shipped: bool) -> None:
 
 @detectors.command()
 @rules_options
+@click.option(
+    "--dialect",
+    type=click.Choice(["spark", "trino", "bigquery", "snowflake", "none"]),
+    default="spark",
+    show_default=True,
+    help="Also transpile each SELECT to this dialect; one that does not is a problem.",
+)
 @click.pass_context
-def check(ctx: click.Context, rules: tuple[Path, ...], shipped: bool) -> None:
-    """Validate every detector: files, YAML fields, tests, and the SQL bound against a case.
+def check(ctx: click.Context, rules: tuple[Path, ...], shipped: bool, dialect: str) -> None:
+    """Validate every detector: files, YAML fields, tests, the SQL bound against a case and
+    transpiled to Spark SQL (`forensics detect --engine spark`).
 
     Problems go to stdout as `path:line: message`, the count to stderr; exit 1 if any.
     No case database is needed: the SQL is bound against an empty temporary one.
@@ -192,10 +200,11 @@ def check(ctx: click.Context, rules: tuple[Path, ...], shipped: bool) -> None:
     Example:
       forensics detectors check
       forensics detectors check --rules my_rules/ --no-shipped
+      forensics detectors check --rules my_rules/ --dialect none   # DuckDB only
     """
     from forensics.detect.check import validate
 
-    found, problems = validate(_dirs(rules, shipped))
+    found, problems = validate(_dirs(rules, shipped), None if dialect == "none" else dialect)
     for problem in problems:
         click.echo(str(problem))
     if problems:

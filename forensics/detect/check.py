@@ -38,12 +38,16 @@ def scratch_case() -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
-def check_sql(detectors: list[Detector], con: duckdb.DuckDBPyConnection) -> list[Problem]:
+def check_sql(
+    detectors: list[Detector], con: duckdb.DuckDBPyConnection, dialect: str | None = "spark"
+) -> list[Problem]:
     """Bind each detector's SELECT against the case's schema (no data is read).
 
     A parser or binder error becomes a problem at the line DuckDB names, with DuckDB's
     suggestions; so do missing contract columns and `tables:` entries the case does not have.
     A call the guard refuses is a problem at its line, and the SELECT is then not bound.
+    A SELECT that binds is then transpiled to `dialect` (None: not), with its default
+    parameters: one that does not transpile is a problem too (the pack must run on Spark).
     """
     import duckdb
 
@@ -83,7 +87,20 @@ def check_sql(detectors: list[Detector], con: duckdb.DuckDBPyConnection) -> list
             problems.append(
                 Problem(d.sql_path, 1, f"the SELECT lacks contract columns: {', '.join(missing)}")
             )
+        if dialect is not None:
+            problems.extend(_transpiles(d, dialect))
     return problems
+
+
+def _transpiles(detector: Detector, dialect: str) -> list[Problem]:
+    from forensics.detect.params import bind
+    from forensics.dialect.transpile import SCOPE_NULL_TYPES, TranspileError, transpile
+
+    try:
+        transpile(detector.sql, dialect, bind(detector), null_types=SCOPE_NULL_TYPES)
+    except TranspileError as e:
+        return [Problem(detector.sql_path, 1, f"does not transpile to {dialect}: {e}")]
+    return []
 
 
 def _field_line(path: Path, name: str) -> int:
@@ -91,12 +108,15 @@ def _field_line(path: Path, name: str) -> int:
     return path.read_text(encoding="utf-8").count("\n", 0, found.start()) + 1 if found else 1
 
 
-def validate(dirs: list[Path]) -> tuple[list[Detector], list[Problem]]:
-    """Load every detector and bind the valid ones against an empty case: `detectors check`."""
+def validate(
+    dirs: list[Path], dialect: str | None = "spark"
+) -> tuple[list[Detector], list[Problem]]:
+    """Load every detector, bind the valid ones against an empty case and transpile them to
+    `dialect`: `detectors check`."""
     detectors, problems = load_detectors(dirs)
     if detectors:
         with scratch_case() as con:
-            problems.extend(check_sql(detectors, con))
+            problems.extend(check_sql(detectors, con, dialect))
     problems.sort(key=lambda p: (str(p.path), p.line))
     bad = {p.path.with_suffix("") for p in problems}
     return [d for d in detectors if d.sql_path.with_suffix("") not in bad], problems

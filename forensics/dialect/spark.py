@@ -4,11 +4,14 @@ sqlglot maps most of DuckDB to Spark by name; these are the places where a name 
 meaning does not, or nothing maps at all:
 
   min_by(x, key, n) / max_by(x, key, n)   the n values of x with the smallest (largest) key:
-                                          collect_list of (key, x) structs, array_sort, slice
+                                          collect_list of (key, x) structs, array_sort by a
+                                          comparator (a NULL member of a tuple key sorts last,
+                                          where Spark's struct order puts it first), slice
   list(x [ORDER BY k ...])                Spark's collect_list drops NULLs and has no order:
                                           collect_list of structs, sorted by a comparator that
                                           follows each key's direction and NULLS FIRST / LAST
-  list(DISTINCT x [ORDER BY x])           collect_set, sorted the same way
+  list(DISTINCT x [ORDER BY x])           array_distinct of the same (a NULL is one value, as in
+                                          DuckDB; collect_set would drop it), sorted the same way
   time_bucket(width, ts[, offset])        microsecond arithmetic from DuckDB's origin
                                           (2000-01-03, a Monday) with pmod, exact for any width
   epoch(ts), epoch(a - b), epoch_us(ts)   unix_micros: Spark's unix_timestamp drops fractions
@@ -16,10 +19,13 @@ meaning does not, or nothing maps at all:
   to_days
   histogram(x)                            map_from_entries of each distinct value's count
   quantile_cont(x, p)                     percentile(x, p)
-  format('{} {:016x} {:,}', ...)          concat of the pieces (fmt's {} has no Spark twin)
+  format('{} {:016x} {:,}', ...)          concat of the pieces (fmt's {} has no Spark twin); a
+                                          NULL argument makes it NULL in both, and a double
+                                          past 1e16 prints as Spark does (1.0E20, not 1e+20)
   hash(...)                               xxhash64 (Spark's hash is 32 bits: keys collide)
   count(DISTINCT (a, b))                  count(DISTINCT named_struct(...)): a row with a NULL
                                           member still counts, as in DuckDB
+  []                                      a list of text: Spark types an empty ARRAY() as void
   list_distinct(l)                        NULLs dropped, as DuckDB does
   list_inner_product(a, b)                aggregate over zip_with
   timezone(zone, ts)                      from_utc_timestamp (the session time zone is UTC)
@@ -154,9 +160,10 @@ def _top_n(
         present = f"({_sql(key)}) IS NOT NULL"
         cond = _parse(f"({_sql(where)}) AND {present}" if where is not None else present)
     inner = _wrapped(f"collect_list({_struct(fields)})", cond, window)
-    ordered = f"array_sort({inner})"
-    if isinstance(node, exp.ArgMax):
-        ordered = f"reverse({ordered})"
+    # smallest (largest) first, a NULL member of a tuple key last, as DuckDB orders tuples
+    desc = isinstance(node, exp.ArgMax)
+    order: list[exp.Expr] = [exp.Ordered(this=k, desc=desc, nulls_first=False) for k in keys]
+    ordered = f"array_sort({inner}, {_comparator(order, lambda i: f'.k{i}')})"
     count = _sql(node.args["count"])
     return _parse(f"slice(transform({ordered}, _s -> _s.v), 1, {count})")
 
@@ -171,7 +178,9 @@ def _list(node: exp.ArrayAgg, where: exp.Expr | None, window: exp.Window | None)
         [value] = body.expressions
         if any(o.this != value for o in order):
             raise TranspileError("list(DISTINCT x ORDER BY y) orders by something other than x")
-        collected = _wrapped(f"collect_set({_sql(value)})", where, window)
+        # collect_set would drop a NULL, which DuckDB keeps as one value among the others
+        values = _wrapped(f"collect_list({_struct([('v', value)])})", where, window)
+        collected = f"array_distinct(transform({values}, _s -> _s.v))"
         if not order:
             return _parse(collected)
         return _parse(f"array_sort({collected}, {_comparator(order, lambda _i: '')})")
@@ -183,22 +192,22 @@ def _list(node: exp.ArrayAgg, where: exp.Expr | None, window: exp.Window | None)
 
 
 def _comparator(order: list[exp.Expr], field: Callable[[int], str]) -> str:
-    """A Spark array_sort comparator (l, r) for DuckDB's ORDER BY keys `order`."""
-    text = "0"
-    for i in reversed(range(len(order))):
-        key = order[i]
+    """A Spark array_sort comparator (l, r) for DuckDB's ORDER BY keys `order`: the first key
+    that tells two elements apart decides."""
+    keys = []
+    for i, key in enumerate(order):
         desc = bool(key.args.get("desc"))
         nulls_first = bool(key.args.get("nulls_first"))
         a, b = f"_l{field(i)}", f"_r{field(i)}"
         less, more = ("1", "-1") if desc else ("-1", "1")
         null_l = "-1" if nulls_first else "1"
         null_r = "1" if nulls_first else "-1"
-        text = (
-            f"CASE WHEN {a} IS NULL AND {b} IS NULL THEN {text}"
+        keys.append(
+            f"nullif(CASE WHEN {a} IS NULL AND {b} IS NULL THEN 0"
             f" WHEN {a} IS NULL THEN {null_l} WHEN {b} IS NULL THEN {null_r}"
-            f" WHEN {a} < {b} THEN {less} WHEN {a} > {b} THEN {more} ELSE {text} END"
+            f" WHEN {a} < {b} THEN {less} WHEN {a} > {b} THEN {more} ELSE 0 END, 0)"
         )
-    return f"(_l, _r) -> {text}"
+    return f"(_l, _r) -> coalesce({', '.join(keys)}, 0)"
 
 
 # -- time -------------------------------------------------------------------------------------
@@ -298,8 +307,6 @@ def _anonymous(node: exp.Anonymous) -> exp.Expr:
     args = node.expressions
     if name == "EPOCH_US":
         return _parse(f"unix_micros({_sql(args[0])})")
-    if name == "EPOCH_MS":
-        return _parse(f"unix_millis({_sql(args[0])})")
     if name in _TO_UNIT:
         return _interval(_TO_UNIT[name], args[0])
     if name == "HASH":
@@ -341,7 +348,7 @@ def _format(node: exp.Format) -> exp.Expr:
         value = _sql(args.pop(0))
         spec = part[1:-1]
         if spec == "":
-            pieces.append(_parse(f"coalesce(CAST({value} AS STRING), 'NULL')"))
+            pieces.append(_parse(f"CAST({value} AS STRING)"))  # a NULL makes it NULL, as in fmt
         elif spec == ":016x":
             pieces.append(_parse(f"lpad(lower(conv(CAST({value} AS STRING), 10, 16)), 16, '0')"))
         elif spec == ":,":
@@ -361,7 +368,17 @@ def _percentile(node: exp.PercentileCont) -> exp.Expr:
 def _overlaps(node: exp.ArrayOverlaps) -> exp.Expr:
     """list_has_any: NULL elements never match (Spark's arrays_overlap would answer NULL)."""
     a, b = _sql(node.this), _sql(node.expression)
-    return _parse(f"arrays_overlap(filter({a}, _v -> _v IS NOT NULL), {b})")
+    return _parse(
+        f"arrays_overlap(filter({a}, _v -> _v IS NOT NULL), filter({b}, _v -> _v IS NOT NULL))"
+    )
+
+
+def _array(node: exp.Array) -> exp.Expr:
+    """[] has no element type in Spark (array<void> cannot become an Arrow column): a list of
+    text, unless a CAST around it says otherwise."""
+    if node.expressions or isinstance(node.parent, exp.Cast):
+        return node
+    return exp.cast(node.copy(), exp.DataType.build("ARRAY<STRING>", dialect="spark"))
 
 
 def _count(node: exp.Count) -> exp.Expr:
@@ -413,6 +430,7 @@ _RULES: dict[type[exp.Expr], Callable[..., exp.Expr]] = {
     exp.TimeToStr: _strftime,
     exp.Format: _format,
     exp.Count: _count,
+    exp.Array: _array,
     exp.ArrayOverlaps: _overlaps,
     exp.PercentileCont: _percentile,
     exp.ArrayDistinct: _array_distinct,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sqlglot
@@ -24,8 +24,9 @@ from forensics.dialect import spark
 from forensics.dialect.spark import TranspileError
 
 DIALECTS = ("spark", "trino", "bigquery", "snowflake")
+SCOPE_NULL_TYPES = {"since": "TIMESTAMP", "until": "TIMESTAMP"}  # a run's unbounded times
 
-__all__ = ["DIALECTS", "TranspileError", "literal", "transpile"]
+__all__ = ["DIALECTS", "SCOPE_NULL_TYPES", "TranspileError", "literal", "transpile"]
 
 
 def literal(value: Any, null_type: str = "STRING") -> exp.Expr:
@@ -52,13 +53,19 @@ def literal(value: Any, null_type: str = "STRING") -> exp.Expr:
     raise TranspileError(f"a parameter of type {type(value).__name__} has no literal")
 
 
-def _bind(tree: exp.Expr, params: Mapping[str, Any], null_types: Mapping[str, str]) -> exp.Expr:
+def _bind(
+    tree: exp.Expr,
+    params: Mapping[str, Any],
+    null_types: Mapping[str, str],
+    unbound: Collection[str],
+) -> exp.Expr:
     missing: set[str] = set()
 
     def one(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder) and node.name:
             if node.name not in params:
-                missing.add(node.name)
+                if node.name not in unbound:
+                    missing.add(node.name)
                 return node
             return literal(params[node.name], null_types.get(node.name, "STRING"))
         return node
@@ -75,16 +82,18 @@ def transpile(
     params: Mapping[str, Any] | None = None,
     *,
     null_types: Mapping[str, str] | None = None,
+    unbound: Collection[str] = (),
     pretty: bool = False,
 ) -> str:
     """`sql` (one DuckDB SELECT) in `dialect`, with `params` bound as literals (a NULL typed
-    by `null_types`, else STRING); TranspileError says what does not transpile."""
+    by `null_types`, else STRING) and the names in `unbound` left as the dialect's named
+    parameters; TranspileError says what does not transpile, or which names are unbound."""
     if dialect not in DIALECTS:
         raise TranspileError(f"unknown dialect {dialect!r} (one of {', '.join(DIALECTS)})")
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
         if params is not None:
-            tree = _bind(tree, params, null_types or {})
+            tree = _bind(tree, params, null_types or {}, unbound)
         if dialect == "spark":
             tree = spark.rewrite(tree)
         return tree.sql(dialect=dialect, pretty=pretty, unsupported_level=sqlglot.ErrorLevel.RAISE)

@@ -9,7 +9,9 @@ findings, suppression, incidents) cannot tell the engines apart. What differs:
   (forensics/lake/snapshot.py), the small reference tables (key inventory, revocations,
   prices, ...) are shipped from the case as Arrow tables, and the case's views are the case's
   definitions transpiled (views.py); `principal_hours` is computed once and cached;
-* each SELECT is transpiled (forensics/dialect/) with its parameters bound as literals;
+* each SELECT is judged by the guard and bound (DESCRIBE) on the sandboxed case connection
+  first, so that what reaches Spark names only the case's tables and DuckDB's functions, then
+  transpiled (forensics/dialect/) with its parameters bound as literals;
 * detectors run one after the other (Spark spreads each over its executors), and a detector
   past its time limit has its Spark jobs cancelled.
 """
@@ -40,10 +42,10 @@ from forensics.detect.evaluation import (
 )
 from forensics.detect.guard import Guard
 from forensics.detect.model import Detector
-from forensics.dialect.transpile import TranspileError, transpile
+from forensics.dialect import views
+from forensics.dialect.transpile import SCOPE_NULL_TYPES, TranspileError, transpile
 from forensics.errors import describe_duckdb_error
 from forensics.lake.snapshot import PARTITION, PARTITIONED, write_snapshot
-from forensics.spark import views
 from forensics.spark.session import spark_session
 
 if TYPE_CHECKING:
@@ -93,6 +95,13 @@ class SparkEvaluation(Evaluation):
             raise
         return self
 
+    @property
+    def session(self) -> SparkSession:
+        """The Spark session, with the run's tables and views (inside the context only)."""
+        if self._spark is None:
+            raise RuntimeError("the Spark evaluation is not entered")
+        return self._spark
+
     def __exit__(self, *exc: object) -> None:
         if self._spark is not None:
             for frame in self._cached:
@@ -110,7 +119,7 @@ class SparkEvaluation(Evaluation):
             frame.createOrReplaceTempView(table)
             self._views.append(table)
         for view in built:
-            frame = spark.sql(views.view_sql(view, self.scope))
+            frame = spark.sql(views.view_sql(view, "spark", self.scope))
             if view == "principal_hours":  # read by most detectors: computed once
                 frame = frame.cache()
                 self._cached.append(frame)
@@ -148,7 +157,11 @@ class SparkEvaluation(Evaluation):
         rows, error = 0, None
         try:
             bound = params(detector)
-            text = transpile(judged(guard, detector), "spark", bound, null_types=views.NULL_TYPES)
+            query = judged(guard, detector)
+            # bound in the case first: Spark sees only SQL whose every table and function
+            # DuckDB knows in this case (Spark itself would read a file named in FROM)
+            self.con.execute(f"DESCRIBE {query}", bound).fetchall()
+            text = transpile(query, "spark", bound, null_types=SCOPE_NULL_TYPES)
             found = self._collect(text, timeout)
             self.con.register(ROWS, found)
             try:
@@ -178,8 +191,7 @@ class SparkEvaluation(Evaluation):
     def _collect(self, text: str, timeout: float | None) -> pa.Table:
         """The rows of one Spark SQL query as an Arrow table; its jobs are cancelled once
         `timeout` seconds pass (_Expired)."""
-        assert self._spark is not None  # noqa: S101 - only called inside the context
-        context = self._spark.sparkContext
+        context = self.session.sparkContext
         group = f"forensics-{uuid.uuid4().hex[:12]}"
         context.setJobGroup(group, "forensics detector", interruptOnCancel=True)
         expired = threading.Event()
@@ -193,7 +205,7 @@ class SparkEvaluation(Evaluation):
             timer.daemon = True
             timer.start()
         try:
-            return self._spark.sql(text).toArrow()
+            return self.session.sql(text).toArrow()
         except Exception:
             if expired.is_set():
                 raise _Expired() from None

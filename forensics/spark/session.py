@@ -6,6 +6,9 @@ Settings that change what a query means, not only how fast it runs:
   spark.sql.ansi.enabled false          a division by zero or a bad cast is NULL, as in DuckDB
   spark.sql.legacy.sizeOfNull false     size(NULL) is NULL (DuckDB's array_length), not -1
 
+  spark.sql.runSQLOnFiles false         SQL cannot name a file to read (the runner also binds
+                                        each SELECT in the sandboxed case before Spark sees it)
+
 and, for a terminal: no progress bars and no log lines (a failed query is reported once, by the
 run, naming its detector). Without `master` the session runs in this process's JVM on two
 cores (`local[2]`); `--spark-master URL` joins a cluster, whose executors must then be able to
@@ -37,6 +40,7 @@ SETTINGS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.sql.runSQLOnFiles": "false",  # no `FROM parquet.`/path``: a detector reads the case
 }
 LOCAL_SETTINGS = {
     "spark.sql.shuffle.partitions": "8",  # the default 200 is for clusters

@@ -65,7 +65,8 @@ per_day AS (
            arg_max(struct_pack(p_country, country, p_lat, p_lon, lat, lon, p_ip, client_ip,
                                p_asn, asn, km, hours, kmh), kmh) AS fastest,
            list_distinct(flatten(list([p_country, country]))) AS countries,
-           list_distinct(flatten(list([p_request_id, request_id]))) AS request_ids,
+           -- sorted: list_distinct keeps no order, and the 20 kept must not depend on the engine
+           list_sort(list_distinct(flatten(list([p_request_id, request_id])))) AS request_ids,
            sum(coalesce(p_cost, 0) + coalesce(est_cost_usd, 0)) AS est_cost_usd
     FROM jumps
     GROUP BY credential_id, date_trunc('day', ts)

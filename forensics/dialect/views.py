@@ -1,14 +1,14 @@
-"""The case's views a detector may read, as Spark SQL over the run's temp views.
+"""The case's views a detector may read, in another dialect.
 
-Each is the case's own definition transpiled (forensics/dialect/), not a second one:
+Each is the case's own definition transpiled, not a second one:
 
   request_subjects   forensics/sql/request_principals.sql, without `request_row` (the rowid of
                      the case's table, which Parquet rows do not have and no detector reads)
   principal_hours    forensics/sql/principal_hours.sql, scoped to the run like DuckDB's
   usage_vs_gateway   forensics/case/reconcile.py
 
-`DEPENDS` says which tables each needs, so that a run registers them even when no detector
-names them.
+`DEPENDS` says which tables each needs, so that a run on Spark registers them even when no
+detector names them.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from sqlglot import exp
 from forensics import sql
 from forensics.case.reconcile import USAGE_VS_GATEWAY
 from forensics.detect import features
-from forensics.dialect.transpile import transpile
+from forensics.dialect.transpile import SCOPE_NULL_TYPES, transpile
 
-NULL_TYPES = {"since": "TIMESTAMP", "until": "TIMESTAMP"}  # the scope's times, when unbounded
 DEPENDS = {
     "request_subjects": ("requests",),
     "principal_hours": ("request_subjects",),
@@ -34,6 +33,7 @@ ORDER = ("request_subjects", "principal_hours", "usage_vs_gateway")  # each afte
 
 
 def _request_subjects() -> str:
+    """The SELECT of the case's request_subjects view, without request_row (DuckDB SQL)."""
     text = sql.read("request_principals")
     found = re.search(r"VIEW request_subjects AS\s+(SELECT.*?);", text, re.S)
     if found is None:
@@ -44,14 +44,24 @@ def _request_subjects() -> str:
     return select.select(*kept, append=False).sql(dialect="duckdb")
 
 
-def view_sql(name: str, scope: dict[str, Any]) -> str:
-    """The Spark SQL of view `name`, bound to the run's `scope` (since, until, tenant)."""
+def view_sql(
+    name: str, dialect: str, scope: dict[str, Any] | None = None, *, pretty: bool = False
+) -> str:
+    """View `name` in `dialect`, bound to a run's `scope` (since, until, tenant), or with
+    those left as the dialect's parameters (None)."""
     if name == "request_subjects":
-        return transpile(_request_subjects(), "spark", {})
+        return transpile(_request_subjects(), dialect, {}, pretty=pretty)
     if name == "principal_hours":
-        return transpile(features.scoped(name), "spark", scope, null_types=NULL_TYPES)
+        return transpile(
+            features.scoped(name),
+            dialect,
+            scope if scope is not None else {},
+            null_types=SCOPE_NULL_TYPES,
+            unbound=() if scope is not None else ("since", "until", "tenant"),
+            pretty=pretty,
+        )
     if name == "usage_vs_gateway":
-        return transpile(USAGE_VS_GATEWAY, "spark", {})
+        return transpile(USAGE_VS_GATEWAY, dialect, {}, pretty=pretty)
     raise KeyError(name)
 
 
