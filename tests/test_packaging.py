@@ -33,3 +33,5 @@ def test_wheel_contains_queries_reports_and_reference_data(tmp_path):
     for path in shipped:
         assert f"forensics/_data/{path}" in names, path
     assert "forensics/cli/__init__.py" in names
+    # what keeps the Spark engine's JVM quiet (forensics/spark/session.py)
+    assert "forensics/spark/log4j2.properties" in names
