@@ -242,3 +242,26 @@ def test_progress_bar_env_db_and_quarantine_by_source(tmp_path, monkeypatch):
         (r["source_id"], r["line_no"], r["error"]) for r in map(json.loads, q.stdout.splitlines())
     ]
     assert got == [(2, 1, "invalid JSON: record is cut off")]
+
+
+def test_memory_limit_and_temp_dir_reach_every_case_connection(tmp_path):
+    from forensics.case.db import limit_resources
+
+    case = str(tmp_path / "c.duckdb")
+    log = tmp_path / "a.jsonl"
+    log.write_text(json.dumps(kong_record()) + "\n")
+    assert run("--db", case, "ingest", str(log)).exit_code == 0
+    try:
+        res = run(
+            "--db", case, "sql", "--format", "csv",
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')",
+            "--memory-limit", "1GB", "--temp-dir", str(tmp_path / "spill"),
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert res.stdout.splitlines()[1] == f"953.6 MiB,{tmp_path / 'spill'}"
+        bad = run("--db", case, "--memory-limit", "sk-live-12parsecs", "sql", "SELECT 1")
+        assert bad.exit_code == 2
+        assert bad.stderr.startswith("Error: --memory-limit: not a size DuckDB reads")
+        assert "12parsecs" not in bad.stderr  # described, not repeated
+    finally:
+        limit_resources()

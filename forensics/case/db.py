@@ -14,15 +14,38 @@ from forensics.case import costs, principals, reconcile, severity, triage
 from forensics.case import fingerprints as creds
 from forensics.case import macros as normalize
 from forensics.case.schema import SCHEMA_VERSION, TABLES
-from forensics.errors import CaseError, describe_duckdb_error
+from forensics.errors import CaseError, UsageError, describe_duckdb_error
 from forensics.resources import data_file
 from forensics.sqltext import sql_str
 
 DEFAULT_DB = "forensics.duckdb"
+# DuckDB settings every case connection of this process opens with (`limit_resources`)
+_RESOURCES: dict[str, str] = {}
 
 
 def default_path() -> Path:
     return Path(os.environ.get("FORENSICS_DB", DEFAULT_DB))
+
+
+def limit_resources(memory_limit: str | None = None, temp_directory: Path | None = None) -> None:
+    """Bound the memory of every case connection this process opens from now on (`forensics
+    --memory-limit 4GB`; None: DuckDB's default, 80 % of RAM) and where DuckDB spills what does
+    not fit (`--temp-dir`; None: `<case>.tmp` beside the case file). A size DuckDB cannot read
+    is a UsageError that describes it without repeating it."""
+    wanted: dict[str, str] = {}
+    if memory_limit is not None:
+        wanted["memory_limit"] = memory_limit.strip()
+        try:
+            duckdb.connect(config={"memory_limit": wanted["memory_limit"]}).close()
+        except duckdb.Error as e:
+            raise UsageError(
+                f"--memory-limit: not a size DuckDB reads ({len(memory_limit)} characters)",
+                hint="a number and a unit, e.g. 4GB, 512MiB, 80%",
+            ) from e
+    if temp_directory is not None:
+        wanted["temp_directory"] = str(temp_directory)
+    _RESOURCES.clear()
+    _RESOURCES.update(wanted)
 
 
 def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -108,7 +131,7 @@ def connect(
             f"{path}: no case database here", hint="run `forensics ingest` first, or pass --db"
         )
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=dict(_RESOURCES))
     except duckdb.Error as e:
         reason = describe_duckdb_error(e)
         raise CaseError(f"{path}: cannot open as a DuckDB case: {reason}") from e

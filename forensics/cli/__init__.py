@@ -35,8 +35,8 @@ class ForensicsGroup(click.Group):
 
 def _global_options_first(args: list[str]) -> list[str]:
     """`forensics findings --db case.duckdb` as `forensics --db case.duckdb findings`: the
-    group's own options (--db, --tz, --debug) are moved before the subcommand (`--` ends the
-    search)."""
+    group's own options (--db, --tz, --memory-limit, --temp-dir, --debug) are moved before the
+    subcommand (`--` ends the search)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -54,7 +54,8 @@ def _global_options_first(args: list[str]) -> list[str]:
     return front + rest
 
 
-_GROUP_VALUE_OPTIONS = ("--db", "--tz")  # the group's options that take a value
+# the group's options that take a value
+_GROUP_VALUE_OPTIONS = ("--db", "--tz", "--memory-limit", "--temp-dir")
 _GROUP_VALUE_PREFIXES = tuple(f"{o}=" for o in _GROUP_VALUE_OPTIONS)
 
 
@@ -75,9 +76,31 @@ _GROUP_VALUE_PREFIXES = tuple(f"{o}=" for o in _GROUP_VALUE_OPTIONS)
     help="Show times in reports and tables in this IANA zone, e.g. Europe/Berlin (env"
     " FORENSICS_TZ; default UTC). csv, json, parquet and the case stay in UTC.",
 )
+@click.option(
+    "--memory-limit",
+    envvar="FORENSICS_MEMORY_LIMIT",
+    metavar="SIZE",
+    help="Most memory the case's database may use, e.g. 4GB (env FORENSICS_MEMORY_LIMIT;"
+    " default 80% of RAM); past it, work spills to --temp-dir.",
+)
+@click.option(
+    "--temp-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FORENSICS_TEMP_DIR",
+    metavar="DIR",
+    help="Where the database spills what does not fit in memory (env FORENSICS_TEMP_DIR;"
+    " default CASE.tmp beside the case file).",
+)
 @click.version_option(__version__, prog_name="forensics")
 @click.pass_context
-def cli(ctx: click.Context, db: Path, debug: bool, tz: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    db: Path,
+    debug: bool,
+    tz: str | None,
+    memory_limit: str | None,
+    temp_dir: Path | None,
+) -> None:
     """Offline forensics for abuse of AI APIs: load gateway logs and provider usage into a
     DuckDB case, query it, and find what happened.
 
@@ -85,10 +108,13 @@ def cli(ctx: click.Context, db: Path, debug: bool, tz: str | None) -> None:
     Example:
       forensics --db case.duckdb ingest logs/kong/ --asn-db ip2asn-v4.tsv.gz
       forensics --db case.duckdb sql "SELECT tenant_id, count(*) FROM requests GROUP BY 1"
+      forensics --db case.duckdb --memory-limit 4GB --temp-dir /scratch detect
     """
+    from forensics.case.db import limit_resources
     from forensics.times import set_display_zone
 
     set_display_zone(tz)  # a bad zone is a UsageError: ForensicsGroup.invoke prints it
+    limit_resources(memory_limit, temp_dir)
     ctx.obj = {"db": db, "debug": debug}
 
 
