@@ -43,11 +43,23 @@ DuckDB's that Spark lacks fails to transpile with sqlglot's own message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-from sqlglot import exp, parse_one
+from sqlglot import exp
 
-from forensics.errors import UsageError
+from forensics.dialect import spark_aggregates  # noqa: F401 - registers the aggregates' rewrites
+from forensics.dialect.spark_core import (
+    ANONYMOUS,
+    RULES,
+    TranspileError,
+    call,
+    constant,
+    parse,
+    rewrite,
+    sql,
+    struct,
+)
+
+__all__ = ["TranspileError", "rewrite"]
 
 ORIGIN_US = 946_857_600_000_000  # 2000-01-03 00:00:00 UTC, in microseconds since the epoch
 UNIT_US = {
@@ -63,153 +75,6 @@ _TO_UNIT = {"TO_SECONDS": "SECOND", "TO_MINUTES": "MINUTE", "TO_HOURS": "HOUR", 
 _STRFTIME = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss"}
 
 
-class TranspileError(UsageError):
-    """A construct of the SQL that has no rewrite for the target dialect."""
-
-
-def rewrite(tree: exp.Expr) -> exp.Expr:
-    """`tree` (DuckDB's AST) with every construct above in its Spark form."""
-    return tree.transform(_node, copy=True)
-
-
-def _sql(node: exp.Expr) -> str:
-    return rewrite(node).sql(dialect="spark")
-
-
-def _parse(text: str) -> exp.Expr:
-    return parse_one(text, read="spark")
-
-
-def _node(node: exp.Expr) -> exp.Expr:
-    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
-        node.set("materialized", None)  # a hint to DuckDB's planner; Spark has no syntax for it
-    rule = _RULES.get(type(node))
-    if rule is not None:
-        return rule(node)
-    if isinstance(node, exp.Anonymous):
-        return _anonymous(node)
-    return node
-
-
-# -- aggregates: collect_list of structs, then sort and unpack ---------------------------------
-
-
-def _is_collect(node: exp.Expr) -> bool:
-    return isinstance(node, exp.ArrayAgg) or (
-        isinstance(node, exp.ArgMin | exp.ArgMax) and node.args.get("count") is not None
-    )
-
-
-def _filter(node: exp.Filter) -> exp.Expr:
-    if not _is_collect(node.this):
-        return node
-    return _collect(node.this, where=node.expression.this)
-
-
-def _window(node: exp.Window) -> exp.Expr:
-    if not _is_collect(node.this):
-        return node
-    return _collect(node.this, window=node)
-
-
-def _bare(node: exp.Expr) -> exp.Expr:
-    if not _is_collect(node):
-        return node
-    return _collect(node)
-
-
-def _struct(fields: list[tuple[str, exp.Expr]]) -> str:
-    return "named_struct(" + ", ".join(f"'{name}', {_sql(e)}" for name, e in fields) + ")"
-
-
-def _wrapped(
-    inner: str, where: exp.Expr | None, window: exp.Window | None, distinct: bool = False
-) -> str:
-    """The aggregate `inner` (collect_list/collect_set of one argument) with the original
-    FILTER or OVER clause."""
-    text = inner
-    if where is not None:
-        text += f" FILTER (WHERE {_sql(where)})"
-    if window is not None:
-        spec = window.copy()
-        spec.set("this", exp.Column(this=exp.to_identifier("_placeholder_")))
-        over = _sql(spec)
-        text = over.replace("_placeholder_", text, 1)
-    return text
-
-
-def _collect(
-    node: exp.Expr, where: exp.Expr | None = None, window: exp.Window | None = None
-) -> exp.Expr:
-    if isinstance(node, exp.ArgMin | exp.ArgMax):
-        return _top_n(node, where, window)
-    if isinstance(node, exp.ArrayAgg):
-        return _list(node, where, window)
-    return node
-
-
-def _top_n(
-    node: exp.ArgMin | exp.ArgMax, where: exp.Expr | None, window: exp.Window | None
-) -> exp.Expr:
-    """min_by / max_by with a count: the values of the smallest (largest) keys, in order."""
-    key = node.expression
-    keys = key.expressions if isinstance(key, exp.Tuple) else [key]
-    fields = [(f"k{i}", k) for i, k in enumerate(keys)] + [("v", node.this)]
-    cond = where
-    if not isinstance(key, exp.Tuple):  # DuckDB skips a NULL key (a tuple is never NULL)
-        present = f"({_sql(key)}) IS NOT NULL"
-        cond = _parse(f"({_sql(where)}) AND {present}" if where is not None else present)
-    inner = _wrapped(f"collect_list({_struct(fields)})", cond, window)
-    # smallest (largest) first, a NULL member of a tuple key last, as DuckDB orders tuples
-    desc = isinstance(node, exp.ArgMax)
-    order: list[exp.Expr] = [exp.Ordered(this=k, desc=desc, nulls_first=False) for k in keys]
-    ordered = f"array_sort({inner}, {_comparator(order, lambda i: f'.k{i}')})"
-    count = _sql(node.args["count"])
-    return _parse(f"slice(transform({ordered}, _s -> _s.v), 1, {count})")
-
-
-def _list(node: exp.ArrayAgg, where: exp.Expr | None, window: exp.Window | None) -> exp.Expr:
-    """list(x), with DISTINCT or ORDER BY: NULLs kept, the order followed."""
-    body, order = node.this, []
-    if isinstance(body, exp.Order):
-        order = list(body.expressions)
-        body = body.this
-    if isinstance(body, exp.Distinct):
-        [value] = body.expressions
-        if any(o.this != value for o in order):
-            raise TranspileError("list(DISTINCT x ORDER BY y) orders by something other than x")
-        # collect_set would drop a NULL, which DuckDB keeps as one value among the others
-        values = _wrapped(f"collect_list({_struct([('v', value)])})", where, window)
-        collected = f"array_distinct(transform({values}, _s -> _s.v))"
-        if not order:
-            return _parse(collected)
-        return _parse(f"array_sort({collected}, {_comparator(order, lambda _i: '')})")
-    fields = [(f"k{i}", o.this) for i, o in enumerate(order)] + [("v", body)]
-    collected = _wrapped(f"collect_list({_struct(fields)})", where, window)
-    if order:
-        collected = f"array_sort({collected}, {_comparator(order, lambda i: f'.k{i}')})"
-    return _parse(f"transform({collected}, _s -> _s.v)")
-
-
-def _comparator(order: list[exp.Expr], field: Callable[[int], str]) -> str:
-    """A Spark array_sort comparator (l, r) for DuckDB's ORDER BY keys `order`: the first key
-    that tells two elements apart decides."""
-    keys = []
-    for i, key in enumerate(order):
-        desc = bool(key.args.get("desc"))
-        nulls_first = bool(key.args.get("nulls_first"))
-        a, b = f"_l{field(i)}", f"_r{field(i)}"
-        less, more = ("1", "-1") if desc else ("-1", "1")
-        null_l = "-1" if nulls_first else "1"
-        null_r = "1" if nulls_first else "-1"
-        keys.append(
-            f"nullif(CASE WHEN {a} IS NULL AND {b} IS NULL THEN 0"
-            f" WHEN {a} IS NULL THEN {null_l} WHEN {b} IS NULL THEN {null_r}"
-            f" WHEN {a} < {b} THEN {less} WHEN {a} > {b} THEN {more} ELSE 0 END, 0)"
-        )
-    return f"(_l, _r) -> coalesce({', '.join(keys)}, 0)"
-
-
 # -- time -------------------------------------------------------------------------------------
 
 
@@ -220,12 +85,12 @@ def _micros(width: exp.Expr) -> str:
         name = (unit.name if unit is not None else "").upper().rstrip("S")
         if name not in UNIT_US:
             raise TranspileError(f"an interval of {name or 'no unit'} has no fixed length")
-        return f"(CAST({_sql(width.this)} AS BIGINT) * {UNIT_US[name]})"
+        return f"(CAST({sql(width.this)} AS BIGINT) * {UNIT_US[name]})"
     if isinstance(width, exp.ToDays):
-        return f"(CAST({_sql(width.this)} AS BIGINT) * {UNIT_US['DAY']})"
+        return f"(CAST({sql(width.this)} AS BIGINT) * {UNIT_US['DAY']})"
     if isinstance(width, exp.Anonymous) and width.name.upper() in _TO_UNIT:
         [amount] = width.expressions
-        return f"(CAST({_sql(amount)} AS BIGINT) * {UNIT_US[_TO_UNIT[width.name.upper()]]})"
+        return f"(CAST({sql(amount)} AS BIGINT) * {UNIT_US[_TO_UNIT[width.name.upper()]]})"
     if isinstance(width, exp.Paren):
         return _micros(width.this)
     raise TranspileError(
@@ -240,8 +105,8 @@ def _time_bucket(node: exp.DateBin) -> exp.Expr:
     if isinstance(offset, exp.Expr) and not isinstance(offset, exp.Var):
         origin = f"({ORIGIN_US} + {_micros(offset)})"
     w = _micros(width)
-    a = f"(unix_micros({_sql(ts)}) - {origin})"
-    return _parse(f"timestamp_micros({a} - pmod({a}, {w}) + {origin})")
+    a = f"(unix_micros({sql(ts)}) - {origin})"
+    return parse(f"timestamp_micros({a} - pmod({a}, {w}) + {origin})")
 
 
 def _epoch(node: exp.TimeToUnix) -> exp.Expr:
@@ -249,17 +114,16 @@ def _epoch(node: exp.TimeToUnix) -> exp.Expr:
     while isinstance(inner, exp.Paren):
         inner = inner.this
     if isinstance(inner, exp.Sub):  # epoch of an interval: the difference of two instants
-        return _parse(
-            f"((unix_micros({_sql(inner.this)}) - unix_micros({_sql(inner.expression)}))"
-            " / 1000000.0)"
+        return parse(
+            f"((unix_micros({sql(inner.this)}) - unix_micros({sql(inner.expression)})) / 1000000.0)"
         )
-    return _parse(f"(unix_micros({_sql(inner)}) / 1000000.0)")
+    return parse(f"(unix_micros({sql(inner)}) / 1000000.0)")
 
 
 def _interval(unit: str, amount: exp.Expr) -> exp.Expr:
-    n = f"CAST({_sql(amount)} AS INT)"
+    n = f"CAST({sql(amount)} AS INT)"
     args = {"DAY": f"{n}, 0, 0, 0", "HOUR": f"0, {n}, 0, 0", "MINUTE": f"0, 0, {n}, 0"}
-    return _parse(f"make_dt_interval({args.get(unit, f'0, 0, 0, {_sql(amount)}')})")
+    return parse(f"make_dt_interval({args.get(unit, f'0, 0, 0, {sql(amount)}')})")
 
 
 def _to_days(node: exp.ToDays) -> exp.Expr:
@@ -280,23 +144,7 @@ def _strftime(node: exp.TimeToStr) -> exp.Expr:
             raise TranspileError(f"strftime directive {piece} has no rewrite")
         else:  # literal text, quoted for Java's DateTimeFormatter
             pattern.append("'" + piece.replace("'", "''") + "'")
-    return _call("date_format", rewrite(node.this), exp.Literal.string("".join(pattern)))
-
-
-def _call(name: str, *args: exp.Expr) -> exp.Expr:
-    return exp.Anonymous(this=name, expressions=list(args))
-
-
-def _constant(node: exp.Expr) -> str | None:
-    """The text of a string literal, or of literals joined with ||; else None."""
-    if isinstance(node, exp.Literal) and node.is_string:
-        return str(node.this)
-    if isinstance(node, exp.DPipe):
-        left, right = _constant(node.this), _constant(node.expression)
-        return None if left is None or right is None else left + right
-    if isinstance(node, exp.Paren):
-        return _constant(node.this)
-    return None
+    return call("date_format", rewrite(node.this), exp.Literal.string("".join(pattern)))
 
 
 # -- the rest ---------------------------------------------------------------------------------
@@ -306,33 +154,33 @@ def _anonymous(node: exp.Anonymous) -> exp.Expr:
     name = node.name.upper()
     args = node.expressions
     if name == "EPOCH_US":
-        return _parse(f"unix_micros({_sql(args[0])})")
+        return parse(f"unix_micros({sql(args[0])})")
     if name in _TO_UNIT:
         return _interval(_TO_UNIT[name], args[0])
     if name == "HASH":
-        return _call("xxhash64", *(rewrite(a) for a in args))
+        return call("xxhash64", *(rewrite(a) for a in args))
     if name == "HISTOGRAM":  # a map of each value to its count, keys in order
-        x = _sql(args[0])
-        return _parse(
+        x = sql(args[0])
+        return parse(
             f"map_from_entries(transform(array_sort(array_distinct(collect_list({x}))),"
             f" _v -> struct(_v, CAST(size(filter(collect_list({x}), _y -> _y = _v)) AS BIGINT))))"
         )
     if name == "TIMEZONE" and len(args) == 2:
         # DuckDB: the wall time in a zone; Spark (session time zone UTC): the same shift
-        return _call("from_utc_timestamp", rewrite(args[1]), rewrite(args[0]))
+        return call("from_utc_timestamp", rewrite(args[1]), rewrite(args[0]))
     if name in ("LIST_INNER_PRODUCT", "LIST_DOT_PRODUCT"):
-        a, b = _sql(args[0]), _sql(args[1])
-        return _parse(
+        a, b = sql(args[0]), sql(args[1])
+        return parse(
             f"aggregate(zip_with({a}, {b}, (_x, _y) -> _x * _y), CAST(0 AS DOUBLE),"
             " (_acc, _v) -> _acc + _v)"
         )
     if name == "LIST_HAS_ALL":  # every element of the second list is in the first
-        return _parse(f"(size(array_except({_sql(args[1])}, {_sql(args[0])})) = 0)")
+        return parse(f"(size(array_except({sql(args[1])}, {sql(args[0])})) = 0)")
     return node
 
 
 def _format(node: exp.Format) -> exp.Expr:
-    template = _constant(node.this)
+    template = constant(node.this)
     if template is None:
         raise TranspileError("format needs a constant template")
     args = list(node.expressions)
@@ -345,30 +193,30 @@ def _format(node: exp.Format) -> exp.Expr:
             continue
         if not args:
             raise TranspileError("format has more {} than arguments")
-        value = _sql(args.pop(0))
+        value = sql(args.pop(0))
         spec = part[1:-1]
         if spec == "":
-            pieces.append(_parse(f"CAST({value} AS STRING)"))  # a NULL makes it NULL, as in fmt
+            pieces.append(parse(f"CAST({value} AS STRING)"))  # a NULL makes it NULL, as in fmt
         elif spec == ":016x":
-            pieces.append(_parse(f"lpad(lower(conv(CAST({value} AS STRING), 10, 16)), 16, '0')"))
+            pieces.append(parse(f"lpad(lower(conv(CAST({value} AS STRING), 10, 16)), 16, '0')"))
         elif spec == ":,":
-            pieces.append(_parse(f"format_number(CAST({value} AS BIGINT), 0)"))
+            pieces.append(parse(f"format_number(CAST({value} AS BIGINT), 0)"))
         else:
             raise TranspileError(f"format specifier {part} has no rewrite")
-    return _call("concat", *(pieces or [exp.Literal.string("")]))
+    return call("concat", *(pieces or [exp.Literal.string("")]))
 
 
 def _percentile(node: exp.PercentileCont) -> exp.Expr:
     """quantile_cont(x, p): Spark's percentile interpolates between the same two values."""
     if node.expression is None:
         return node
-    return _call("percentile", rewrite(node.this), rewrite(node.expression))
+    return call("percentile", rewrite(node.this), rewrite(node.expression))
 
 
 def _overlaps(node: exp.ArrayOverlaps) -> exp.Expr:
     """list_has_any: NULL elements never match (Spark's arrays_overlap would answer NULL)."""
-    a, b = _sql(node.this), _sql(node.expression)
-    return _parse(
+    a, b = sql(node.this), sql(node.expression)
+    return parse(
         f"arrays_overlap(filter({a}, _v -> _v IS NOT NULL), filter({b}, _v -> _v IS NOT NULL))"
     )
 
@@ -387,54 +235,53 @@ def _count(node: exp.Count) -> exp.Expr:
         [only] = distinct.expressions
         if isinstance(only, exp.Tuple):
             fields = [(f"f{i}", e) for i, e in enumerate(only.expressions)]
-            return _parse(f"count(DISTINCT {_struct(fields)})")
+            return parse(f"count(DISTINCT {struct(fields)})")
     return node
 
 
 def _array_distinct(node: exp.ArrayDistinct) -> exp.Expr:
-    return _parse(f"array_distinct(filter({_sql(node.this)}, _v -> _v IS NOT NULL))")
+    return parse(f"array_distinct(filter({sql(node.this)}, _v -> _v IS NOT NULL))")
 
 
 def _full_match(node: exp.RegexpFullMatch) -> exp.Expr:
-    return _parse(f"({_sql(node.this)} RLIKE concat('^(?:', {_sql(node.expression)}, ')$'))")
+    return parse(f"({sql(node.this)} RLIKE concat('^(?:', {sql(node.expression)}, ')$'))")
 
 
 def _bracket(node: exp.Bracket) -> exp.Expr:
     if len(node.expressions) != 1 or not isinstance(node.expressions[0], exp.Slice):
         return node
     piece = node.expressions[0]
-    lst = _sql(node.this)
-    start = _sql(piece.this) if piece.this is not None else "1"
+    lst = sql(node.this)
+    start = sql(piece.this) if piece.this is not None else "1"
     if piece.expression is None:
-        return _parse(f"slice({lst}, {start}, greatest(size({lst}) - ({start}) + 1, 0))")
-    return _parse(f"slice({lst}, {start}, greatest(({_sql(piece.expression)}) - ({start}) + 1, 0))")
+        return parse(f"slice({lst}, {start}, greatest(size({lst}) - ({start}) + 1, 0))")
+    return parse(f"slice({lst}, {start}, greatest(({sql(piece.expression)}) - ({start}) + 1, 0))")
 
 
 def _glob(node: exp.Glob) -> exp.Expr:
-    pattern = _constant(node.expression)
+    pattern = constant(node.expression)
     if pattern is None:
         raise TranspileError("GLOB needs a constant pattern")
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return exp.RegexpLike(this=rewrite(node.this), expression=exp.Literal.string(f"^{regex}$"))
 
 
-_RULES: dict[type[exp.Expr], Callable[..., exp.Expr]] = {
-    exp.Filter: _filter,
-    exp.Window: _window,
-    exp.ArrayAgg: _bare,
-    exp.ArgMin: _bare,
-    exp.ArgMax: _bare,
-    exp.DateBin: _time_bucket,
-    exp.TimeToUnix: _epoch,
-    exp.ToDays: _to_days,
-    exp.TimeToStr: _strftime,
-    exp.Format: _format,
-    exp.Count: _count,
-    exp.Array: _array,
-    exp.ArrayOverlaps: _overlaps,
-    exp.PercentileCont: _percentile,
-    exp.ArrayDistinct: _array_distinct,
-    exp.RegexpFullMatch: _full_match,
-    exp.Bracket: _bracket,
-    exp.Glob: _glob,
-}
+_NAMED = ("EPOCH_US", "HASH", "HISTOGRAM", "TIMEZONE", "LIST_INNER_PRODUCT", "LIST_DOT_PRODUCT")
+ANONYMOUS.update({name: _anonymous for name in (*_NAMED, "LIST_HAS_ALL", *_TO_UNIT)})
+RULES.update(
+    {
+        exp.DateBin: _time_bucket,
+        exp.TimeToUnix: _epoch,
+        exp.ToDays: _to_days,
+        exp.TimeToStr: _strftime,
+        exp.Format: _format,
+        exp.Count: _count,
+        exp.Array: _array,
+        exp.ArrayOverlaps: _overlaps,
+        exp.PercentileCont: _percentile,
+        exp.ArrayDistinct: _array_distinct,
+        exp.RegexpFullMatch: _full_match,
+        exp.Bracket: _bracket,
+        exp.Glob: _glob,
+    }
+)
