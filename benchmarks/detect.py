@@ -161,12 +161,13 @@ def measure(case: Path, python: str) -> dict[str, object]:
     for them)."""
     copy = case.with_suffix(".run.duckdb")
     shutil.copyfile(case, copy)
+    return run_script(python, MEASURE, str(copy), WIDE_SCAN)
+
+
+def run_script(python: str, script: str, *args: str) -> dict[str, object]:
+    """Run `script` in a fresh process of `python`: the JSON object on its last line."""
     out = subprocess.run(
-        [python, "-c", MEASURE, str(copy), WIDE_SCAN],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
+        [python, "-c", script, *args], check=True, capture_output=True, text=True, cwd=REPO
     )
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -16,7 +16,7 @@ fresh copy of the case, timed from inside:
   spark         Spark local[2] (forensics/spark/session.py): JVM start, one wide scan of the
                 lake's requests, the whole pack (run_detectors with the Spark evaluation, which
                 writes its own snapshot first; that write is inside its time), peak RSS of the
-                Python process and, after the session stops, of the JVM (a child process)
+                Python process and of the JVM (its VmHWM, read before the session stops)
 
 and prints the table; findings of both engines are compared (same count per detector).
 """
@@ -24,10 +24,8 @@ and prints the table; findings of both engines are compared (same count per dete
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from detect import WIDE_SCAN, _scaled_case, _world_case  # noqa: E402
+from detect import WIDE_SCAN, _scaled_case, _world_case, run_script  # noqa: E402
 
 COLUMNS = WIDE_SCAN.split("hash(", 1)[1].split("))", 1)[0]
 
@@ -98,25 +96,19 @@ with spark_evaluator(con, detectors, data_dir=lake.parent / "spark-run") as eval
 pack = time.perf_counter() - t
 con.close()
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+jvm = 0  # the JVM's peak RSS (VmHWM) before it stops: pyspark's launcher execs java
+pid = spark.sparkContext._gateway.proc.pid
+for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    if line.startswith("VmHWM:"):
+        jvm = int(line.split()[1]) * 1024
 spark.stop()
-spark.sparkContext._gateway.shutdown()  # the JVM exits: its peak RSS is the children's
-time.sleep(1)
-jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 print(json.dumps({"start": start, "scan": scan, "pack": pack, "rss": rss, "jvm_rss": jvm,
                   "findings": result.findings, "errors": result.errors}))
 """
 
 
 def _child(script: str, *args: str) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_script(sys.executable, script, *args)
 
 
 def _gib(n: object) -> float:

@@ -194,10 +194,7 @@ class Evaluation:
         except duckdb.InterruptException:
             if not deadline.expired:
                 raise  # not the time limit (Ctrl-C): the run stops
-            error = (
-                f"{detector.sql_path}: stopped after {timeout:g} s, its time limit"
-                " (raise it with --timeout SECONDS)"
-            )
+            error = time_limit_passed(detector, timeout)
         except duckdb.Error as e:
             error = describe_duckdb_error(e, str(detector.sql_path))
         except OSError as e:
@@ -207,6 +204,14 @@ class Evaluation:
         if error is not None:
             error = redact(error)  # DuckDB may quote a value from the logs
         return Outcome(detector.id, time.monotonic() - clock, rows, error)
+
+
+def time_limit_passed(detector: Detector, timeout: float | None) -> str:
+    """The error of a detector stopped at its time limit (whatever the engine)."""
+    return (
+        f"{detector.sql_path}: stopped after {timeout or 0:g} s, its time limit"
+        " (raise it with --timeout SECONDS)"
+    )
 
 
 def evaluate(

@@ -39,6 +39,7 @@ from forensics.detect.evaluation import (
     Outcome,
     insert_normalised,
     judged,
+    time_limit_passed,
 )
 from forensics.detect.guard import Guard
 from forensics.detect.model import Detector
@@ -175,10 +176,7 @@ class SparkEvaluation(Evaluation):
         except DetectorFailure as e:
             error = str(e)
         except _Expired:
-            error = (
-                f"{detector.sql_path}: stopped after {timeout:g} s, its time limit"
-                " (raise it with --timeout SECONDS)"
-            )
+            error = time_limit_passed(detector, timeout)
         except duckdb.Error as e:
             error = describe_duckdb_error(e, str(detector.sql_path))
         except Exception as e:  # noqa: BLE001 - Spark's errors come from py4j and pyspark alike
