@@ -73,6 +73,14 @@ if TYPE_CHECKING:
     help="With --engine spark: the cluster to join (default: local[2], in this process).",
 )
 @click.option(
+    "--spark-conf",
+    "spark_conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --engine spark: a Spark setting, e.g. spark.driver.memory=8g (repeatable; beats"
+    " ours, see forensics/spark/session.py).",
+)
+@click.option(
     "--spark-data",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
@@ -98,6 +106,7 @@ def detect(
     timeout: float,
     engine: str,
     spark_master: str | None,
+    spark_conf: tuple[str, ...],
     spark_data: Path | None,
     fail_on: str | None,
 ) -> None:
@@ -119,6 +128,7 @@ def detect(
       forensics detect --param credential.use_after_revocation.grace_minutes=10
       forensics detect --config detect.yml --rules my_rules/
       forensics detect --engine spark --spark-master spark://head:7077 --spark-data /shared/tmp
+      forensics detect --engine spark --spark-conf spark.driver.memory=8g
     """
     from forensics.case import db
     from forensics.detect.load import default_dirs, load_detectors
@@ -149,10 +159,11 @@ def detect(
     overrides = _overrides(detectors, settings.get("params") or {}, param_args, config, broken)
     since_at = parse_time(since, "--since")
     until_at = parse_time(until, "--until")
-    if engine != "spark" and (spark_master is not None or spark_data is not None):
+    if engine != "spark" and (spark_master or spark_data or spark_conf):
         from forensics.errors import UsageError
 
-        raise UsageError("--spark-master and --spark-data need --engine spark")
+        raise UsageError("--spark-master, --spark-conf and --spark-data need --engine spark")
+    conf = _spark_conf(spark_conf)
 
     con = db.connect(ctx.obj["db"], create=False)
     try:
@@ -171,6 +182,7 @@ def detect(
                         con,
                         selected,
                         master=spark_master,
+                        conf=conf,
                         data_dir=spark_data,
                         quiet=not ctx.obj.get("debug"),
                     )
@@ -199,6 +211,24 @@ def detect(
         if empty:
             click.echo(f"nothing was analysed (--fail-on {fail_on}): exit 5", err=True)
             ctx.exit(int(ExitCode.NOT_ANALYSED))
+
+
+def _spark_conf(pairs: tuple[str, ...]) -> dict[str, str]:
+    """--spark-conf KEY=VALUE pairs; a pair without `=` or with a key outside spark.* is a usage
+    error that names the key's shape, not the value."""
+    from forensics.errors import UsageError
+
+    conf: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().startswith("spark."):
+            raise UsageError(
+                f"--spark-conf takes KEY=VALUE with a spark.* key (got {len(pair)} characters"
+                f"{' without =' if not sep else ''})",
+                hint="e.g. --spark-conf spark.driver.memory=8g",
+            )
+        conf[key.strip()] = value.strip()
+    return conf
 
 
 def _empty_scope(

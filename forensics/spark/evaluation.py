@@ -56,6 +56,27 @@ if TYPE_CHECKING:
 ROWS = "_spark_rows"  # the Arrow table of one detector's rows, as the case connection sees it
 
 
+GONE = (
+    "Spark is gone: its JVM exited, most often out of memory (raise it with --spark-conf"
+    " spark.driver.memory=8g, or executors' with spark.executor.memory)"
+)
+
+
+def _spark_error(e: Exception) -> str:
+    """One line for a Spark failure: the Java exception's, not py4j's "An error occurred while
+    calling o120.getResult"; a dead JVM (a refused or dropped gateway) said as such."""
+    if isinstance(e, ConnectionError) or type(e).__name__ == "Py4JNetworkError":
+        return GONE
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    for line in lines:
+        if not line.startswith("An error occurred while calling"):
+            line = line.removeprefix(": ")
+            if "OutOfMemoryError" in line:
+                return f"{line[:300]} ({GONE.split(': ', 1)[1]})"
+            return line[:500]
+    return type(e).__name__
+
+
 class _Expired(Exception):
     """The detector's time limit passed and its Spark jobs were cancelled."""
 
@@ -73,12 +94,14 @@ class SparkEvaluation(Evaluation):
         data: Path,
         tables: set[str],
         master: str | None = None,
+        conf: dict[str, str] | None = None,
         quiet: bool = True,
     ) -> None:
         super().__init__(con, run_id, [], scope, workers=1)  # no feature in DuckDB
         self.data = data
         self.tables = tables | set(shared)
         self.master = master
+        self.conf = conf
         self.quiet = quiet
         self._spark: SparkSession | None = None
         self._views: list[str] = []
@@ -88,7 +111,7 @@ class SparkEvaluation(Evaluation):
         super().__enter__()
         try:
             clock = time.monotonic()
-            self._spark = spark_session(self.master, quiet=self.quiet)
+            self._spark = spark_session(self.master, conf=self.conf, quiet=self.quiet)
             self._register(self._spark)
             self.features_seconds = time.monotonic() - clock
         except BaseException:
@@ -105,10 +128,13 @@ class SparkEvaluation(Evaluation):
 
     def __exit__(self, *exc: object) -> None:
         if self._spark is not None:
-            for frame in self._cached:
-                frame.unpersist()
-            for name in self._views:
-                self._spark.catalog.dropTempView(name)
+            try:
+                for frame in self._cached:
+                    frame.unpersist()
+                for name in self._views:
+                    self._spark.catalog.dropTempView(name)
+            except Exception:  # noqa: BLE001, S110 - a JVM that died has nothing left to drop
+                pass
             self._spark, self._views, self._cached = None, [], []
         super().__exit__(*exc)
 
@@ -180,8 +206,7 @@ class SparkEvaluation(Evaluation):
         except duckdb.Error as e:
             error = describe_duckdb_error(e, str(detector.sql_path))
         except Exception as e:  # noqa: BLE001 - Spark's errors come from py4j and pyspark alike
-            first = next((ln for ln in str(e).strip().splitlines() if ln.strip()), type(e).__name__)
-            error = f"{detector.sql_path}: Spark: {first[:500]}"
+            error = f"{detector.sql_path}: Spark: {_spark_error(e)}"
         if error is not None:
             error = redact(error)
         return Outcome(detector.id, time.monotonic() - clock, rows, error)
@@ -220,6 +245,7 @@ def spark_evaluator(
     detectors: list[Detector],
     *,
     master: str | None = None,
+    conf: dict[str, str] | None = None,
     data_dir: Path | None = None,
     quiet: bool = True,
 ) -> Iterator[EvaluatorFactory]:
@@ -231,7 +257,7 @@ def spark_evaluator(
     this before the run sandboxes it). Spark is started (and pyspark's presence checked)
     before anything is written.
     """
-    spark_session(master, quiet=quiet)
+    spark_session(master, conf=conf, quiet=quiet)
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix="forensics-lake-", dir=data_dir))
@@ -250,6 +276,7 @@ def spark_evaluator(
                 data=where / "lake",
                 tables=tables,
                 master=master,
+                conf=conf,
                 quiet=quiet,
             )
 

@@ -44,8 +44,17 @@ SETTINGS = {
 }
 LOCAL_SETTINGS = {
     "spark.sql.shuffle.partitions": "8",  # the default 200 is for clusters
-    "spark.driver.memory": "2g",
 }
+
+
+def _local_memory() -> str:
+    """In local mode the driver is the executor too: a third of the RAM, 2 to 16 GiB (Spark's
+    own 1 GiB ran out of heap on the pack at 10M requests)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "2g"
+    return f"{max(2, min(16, ram // 3 // 2**30))}g"
 
 
 @contextmanager
@@ -64,9 +73,12 @@ def _stderr_closed() -> Iterator[None]:
         os.close(devnull)
 
 
-def spark_session(master: str | None = None, *, quiet: bool = True) -> SparkSession:
-    """The session (a new one, or the one this process already has). `quiet`: the JVM's
-    output goes nowhere (`forensics --debug` keeps it)."""
+def spark_session(
+    master: str | None = None, *, conf: dict[str, str] | None = None, quiet: bool = True
+) -> SparkSession:
+    """The session (a new one, or the one this process already has). `conf`: Spark settings
+    that beat ours (`--spark-conf KEY=VALUE`); `quiet`: the JVM's output goes nowhere
+    (`forensics --debug` keeps it)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:
@@ -78,10 +90,12 @@ def spark_session(master: str | None = None, *, quiet: bool = True) -> SparkSess
     master = master or DEFAULT_MASTER
     builder = SparkSession.builder.master(master).appName("forensics detect")
     logging_off = Path(__file__).with_name("log4j2.properties").as_uri()
+    local = {**LOCAL_SETTINGS, "spark.driver.memory": _local_memory()}
     settings = {
         **SETTINGS,
-        **(LOCAL_SETTINGS if master.startswith("local") else {}),
+        **(local if master.startswith("local") else {}),
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={logging_off}",
+        **(conf or {}),
     }
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -91,7 +105,7 @@ def spark_session(master: str | None = None, *, quiet: bool = True) -> SparkSess
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         # pyspark logs every failed query with its Java stack; the run reports it once
         logging.getLogger(name).disabled = quiet
-    for key, value in SETTINGS.items():  # a session that already ran gets them too
-        if not key.startswith("spark.ui.") and "partitionColumn" not in key:
+    for key, value in {**SETTINGS, **(conf or {})}.items():  # a session already running too
+        if key.startswith("spark.sql.") and "partitionColumn" not in key:
             session.conf.set(key, value)
     return session
