@@ -197,6 +197,7 @@ def detect(
                 progress=echo_progress,
                 timeout=timeout,
                 evaluator=evaluator,
+                engine=engine,
             )
     finally:
         con.close()

@@ -93,15 +93,16 @@ def run_detectors(
     timeout: float | None = DEFAULT_TIMEOUT,
     workers: int = WORKERS,
     evaluator: EvaluatorFactory | None = None,
+    engine: str = "duckdb",
 ) -> RunResult:
     """Run `detectors` and store what they find as one run (see the module docstring).
 
     `overrides` maps detector id -> parameter -> value and beats the YAML defaults; `since`,
     `until` and `tenant` are the standard filters, bound to the detectors that use them.
     `timeout` is the seconds each detector may run (None: no limit); `workers` how many run at
-    once. `evaluator` evaluates them on another engine (forensics/spark/); by default DuckDB
-    does. `con` is sandboxed for good: open another connection for anything that reads or
-    writes files afterwards.
+    once. `evaluator` evaluates them on another engine (forensics/spark/), named by `engine`
+    in the run's params; by default DuckDB does. `con` is sandboxed for good: open another
+    connection for anything that reads or writes files afterwards.
     """
     if timeout is not None and timeout <= 0:
         raise UsageError(f"a detector's time limit must be positive, not {timeout:g} seconds")
@@ -136,7 +137,7 @@ def run_detectors(
             if progress is not None:
                 progress(outcome.detector_id, outcome.seconds, outcome.rows, outcome.error)
         result.status = "errors" if result.errors else "ok"
-        _write(con, result, started, detectors, bound, scope, incident_gap)
+        _write(con, result, started, detectors, bound, scope, incident_gap, engine)
         for detector_id, total, hidden in con.execute(
             "SELECT detector_id, count(*), count(*) FILTER (WHERE suppressed) FROM findings"
             " WHERE run_id = $run GROUP BY detector_id",
@@ -166,11 +167,12 @@ def _write(
     bound: dict[str, dict[str, Any]],
     scope: Scope,
     incident_gap: str | dt.timedelta,
+    engine: str,
 ) -> None:
     """Phase 2: everything the run stores, in one transaction."""
     run = {"run": result.run_id}
     versions = {d.id: d.version for d in detectors}
-    params = {"filters": scope.params(), "detectors": bound}
+    params = {"filters": scope.params(), "detectors": bound, "engine": engine}
     con.execute("BEGIN")
     try:
         con.execute(

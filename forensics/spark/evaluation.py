@@ -8,7 +8,8 @@ findings, suppression, incidents) cannot tell the engines apart. What differs:
 * the data: `requests` and `usage` are read from Parquet in the lake's layout under `data`
   (forensics/lake/snapshot.py), the small reference tables (key inventory, revocations,
   prices, ...) are shipped from the case as Arrow tables, and the case's views are the case's
-  definitions transpiled (views.py); `principal_hours` is computed once and cached;
+  definitions transpiled (forensics/dialect/views.py); `principal_hours` is computed once
+  and cached;
 * each SELECT is judged by the guard and bound (DESCRIBE) on the sandboxed case connection
   first, so that what reaches Spark names only the case's tables and DuckDB's functions, then
   transpiled (forensics/dialect/) with its parameters bound as literals;

@@ -83,6 +83,9 @@ def test_both_engines_store_the_same_findings(cases, tmp_path):
     assert sum(1 for r in found if r[-1]) > len(pack)  # and with sample requests
     assert rows(on_spark, INCIDENTS) == rows(duck, INCIDENTS)
     assert rows(on_spark, INCIDENTS)
+    # each run says which engine made it
+    engines = "SELECT json_extract_string(params, '$.engine') FROM runs"
+    assert (rows(duck, engines), rows(on_spark, engines)) == ([("duckdb",)], [("spark",)])
 
 
 def test_the_exported_spark_sql_runs_as_written(cases, tmp_path):
