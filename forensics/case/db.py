@@ -27,6 +27,11 @@ def default_path() -> Path:
     return Path(os.environ.get("FORENSICS_DB", DEFAULT_DB))
 
 
+def memory_limit() -> str | None:
+    """The memory limit this process's case connections open with, if one was given."""
+    return _RESOURCES.get("memory_limit")
+
+
 def limit_resources(memory_limit: str | None = None, temp_directory: Path | None = None) -> None:
     """Bound the memory of every case connection this process opens from now on (`forensics
     --memory-limit 4GB`; None: DuckDB's default, 80 % of RAM) and where DuckDB spills what does

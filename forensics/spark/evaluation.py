@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from forensics.case.db import memory_limit
 from forensics.case.fingerprints import redact
 from forensics.detect.evaluation import (
     NEW,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
+SNAPSHOT_MEMORY = "25%"  # DuckDB's share of the RAM while it writes the run's Parquet
 ROWS = "_spark_rows"  # the Arrow table of one detector's rows, as the case connection sees it
 
 
@@ -263,7 +265,9 @@ def spark_evaluator(
         data_dir.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix="forensics-lake-", dir=data_dir))
     try:
-        write_snapshot(con, where / "lake")
+        # DuckDB writes the Parquet beside a JVM that wants memory too: a quarter of the RAM
+        # unless the user bounded DuckDB (--memory-limit)
+        write_snapshot(con, where / "lake", None if memory_limit() else SNAPSHOT_MEMORY)
         tables = {t for d in detectors for t in d.tables}
 
         def factory(
