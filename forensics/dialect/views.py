@@ -7,8 +7,8 @@ Each is the case's own definition transpiled, not a second one:
   principal_hours    forensics/sql/principal_hours.sql, scoped to the run like DuckDB's
   usage_vs_gateway   forensics/case/reconcile.py
 
-`DEPENDS` says which tables each needs, so that a run on Spark registers them even when no
-detector names them.
+`depends(view)` reads from each definition the tables it needs, so that a run on Spark
+registers them even when no detector names them.
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ from forensics.case.reconcile import USAGE_VS_GATEWAY
 from forensics.detect import features
 from forensics.dialect.transpile import SCOPE_NULL_TYPES, transpile
 
-DEPENDS = {
-    "request_subjects": ("requests",),
-    "principal_hours": ("request_subjects",),
-    "usage_vs_gateway": ("usage", "requests", "known_keys"),
-}
 ORDER = ("request_subjects", "principal_hours", "usage_vs_gateway")  # each after what it reads
 
 
@@ -65,16 +60,23 @@ def view_sql(
     raise KeyError(name)
 
 
+def depends(view: str) -> set[str]:
+    """The tables and views `view`'s definition reads (its own CTEs left out)."""
+    tree = sqlglot.parse_one(view_sql(view, "spark"), read="spark")
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes}
+
+
 def needed(tables: set[str]) -> tuple[list[str], set[str]]:
     """The views to build (in order) and the tables they and `tables` read."""
     views: set[str] = set()
-    pending = [t for t in tables if t in DEPENDS]
+    base: set[str] = set()
+    pending = list(tables)
     while pending:
-        view = pending.pop()
-        if view not in views:
-            views.add(view)
-            pending.extend(t for t in DEPENDS[view] if t in DEPENDS)
-    base = {t for t in tables if t not in DEPENDS}
-    for view in views:
-        base.update(t for t in DEPENDS[view] if t not in DEPENDS)
+        name = pending.pop()
+        if name in ORDER and name not in views:
+            views.add(name)
+            pending.extend(depends(name))
+        elif name not in ORDER:
+            base.add(name)
     return [v for v in ORDER if v in views], base

@@ -191,3 +191,12 @@ def test_every_shipped_detector_transpiles_to_spark_with_its_defaults():
 def test_an_unknown_dialect_is_named():
     with pytest.raises(TranspileError, match="unknown dialect 'oracle'"):
         transpile("SELECT 1", "oracle", {})
+
+
+def test_the_views_needs_are_read_from_their_definitions():
+    from forensics.dialect.views import depends, needed
+
+    assert depends("usage_vs_gateway") == {"usage", "requests", "known_keys"}
+    built, base = needed({"principal_hours", "key_inventory"})
+    assert built == ["request_subjects", "principal_hours"]  # each after what it reads
+    assert base == {"requests", "key_inventory"}
