@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import duckdb
 
 from forensics.errors import UsageError, duckdb_error
+from forensics.sqltext import sql_ident
 from forensics.times import display_zone
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
@@ -273,7 +274,7 @@ def csv_safe(
         return query
     cells = []
     for position, (name, kind, *_) in enumerate(columns, start=1):
-        quoted = '"' + str(name).replace('"', '""') + '"'
+        quoted = sql_ident(str(name))
         cell = f"#{position}"  # by position: a query may repeat a column name
         if str(kind) == "VARCHAR":
             cell = (

@@ -1,4 +1,5 @@
-"""Writing SQL text: the one place that quotes a value as a SQL string literal."""
+"""Writing SQL text: the one place that quotes a value as a SQL string literal or a name as an
+identifier."""
 
 from __future__ import annotations
 
@@ -10,3 +11,8 @@ def sql_str(value: str) -> str:
     from a mapping file); data values are always bound as parameters instead.
     """
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier of `name` (a column or table name that comes from data)."""
+    return '"' + name.replace('"', '""') + '"'

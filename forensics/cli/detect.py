@@ -197,7 +197,6 @@ def detect(
                 progress=echo_progress,
                 timeout=timeout,
                 evaluator=evaluator,
-                engine=engine,
             )
     finally:
         con.close()

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from forensics.dialect import DIALECTS
+
 if TYPE_CHECKING:
     from forensics.detect.model import Detector, Problem
 
@@ -183,7 +185,7 @@ def show(detector_id: str, rules: tuple[Path, ...], shipped: bool) -> None:
 @rules_options
 @click.option(
     "--dialect",
-    type=click.Choice(["spark", "trino", "bigquery", "snowflake", "none"]),
+    type=click.Choice([*DIALECTS, "none"]),
     default="spark",
     show_default=True,
     help="Also transpile each SELECT to this dialect; one that does not is a problem.",

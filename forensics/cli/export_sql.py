@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from forensics.cli.detectors import rules_options
+from forensics.dialect import DIALECTS
 
 
 @click.command("export-sql")
 @click.option(
     "--dialect",
-    type=click.Choice(["spark", "trino", "bigquery", "snowflake"]),
+    type=click.Choice(DIALECTS),
     required=True,
     help="The SQL dialect to write (spark is the one `detect --engine spark` runs and tests).",
 )

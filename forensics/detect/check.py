@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forensics.detect.load import load_detectors
 from forensics.detect.model import Detector, Problem
@@ -75,8 +75,9 @@ def check_sql(
         problems.extend(Problem(d.sql_path, line, message) for line, message in refused)
         if refused:
             continue
+        params = bind(d)
         try:
-            described = con.execute("DESCRIBE " + d.sql, bind(d)).fetchall()
+            described = con.execute("DESCRIBE " + d.sql, params).fetchall()
         except duckdb.Error as e:
             error = duckdb_error(e)
             problems.append(Problem(d.sql_path, error.line or 1, error.one_line))
@@ -88,16 +89,15 @@ def check_sql(
                 Problem(d.sql_path, 1, f"the SELECT lacks contract columns: {', '.join(missing)}")
             )
         if dialect is not None:
-            problems.extend(_transpiles(d, dialect))
+            problems.extend(_transpiles(d, params, dialect))
     return problems
 
 
-def _transpiles(detector: Detector, dialect: str) -> list[Problem]:
-    from forensics.detect.params import bind
+def _transpiles(detector: Detector, params: dict[str, Any], dialect: str) -> list[Problem]:
     from forensics.dialect.transpile import SCOPE_NULL_TYPES, TranspileError, transpile
 
     try:
-        transpile(detector.sql, dialect, bind(detector), null_types=SCOPE_NULL_TYPES)
+        transpile(detector.sql, dialect, params, null_types=SCOPE_NULL_TYPES)
     except TranspileError as e:
         return [Problem(detector.sql_path, 1, f"does not transpile to {dialect}: {e}")]
     return []

@@ -45,6 +45,7 @@ class Evaluator(Protocol):
     into the run's `_run_new` on the case connection (`Evaluation`: DuckDB itself;
     forensics/spark/evaluation.py: Spark)."""
 
+    engine: str  # what the run's params record
     features_seconds: float
 
     def __enter__(self) -> Evaluator: ...
@@ -100,6 +101,7 @@ class Evaluation:
         self.shared = shared
         self.scope = scope
         self.workers = max(1, workers)
+        self.engine = "duckdb"
         self.features_seconds = 0.0
         self._sessions: list[duckdb.DuckDBPyConnection] = []
         self._pool: ThreadPoolExecutor | None = None

@@ -93,15 +93,14 @@ def run_detectors(
     timeout: float | None = DEFAULT_TIMEOUT,
     workers: int = WORKERS,
     evaluator: EvaluatorFactory | None = None,
-    engine: str = "duckdb",
 ) -> RunResult:
     """Run `detectors` and store what they find as one run (see the module docstring).
 
     `overrides` maps detector id -> parameter -> value and beats the YAML defaults; `since`,
     `until` and `tenant` are the standard filters, bound to the detectors that use them.
     `timeout` is the seconds each detector may run (None: no limit); `workers` how many run at
-    once. `evaluator` evaluates them on another engine (forensics/spark/), named by `engine`
-    in the run's params; by default DuckDB does. `con` is sandboxed for good: open another
+    once. `evaluator` evaluates them on another engine (forensics/spark/), which the run's
+    params name; by default DuckDB does. `con` is sandboxed for good: open another
     connection for anything that reads or writes files afterwards.
     """
     if timeout is not None and timeout <= 0:
@@ -137,7 +136,7 @@ def run_detectors(
             if progress is not None:
                 progress(outcome.detector_id, outcome.seconds, outcome.rows, outcome.error)
         result.status = "errors" if result.errors else "ok"
-        _write(con, result, started, detectors, bound, scope, incident_gap, engine)
+        _write(con, result, started, detectors, bound, scope, incident_gap, evaluation.engine)
         for detector_id, total, hidden in con.execute(
             "SELECT detector_id, count(*), count(*) FILTER (WHERE suppressed) FROM findings"
             " WHERE run_id = $run GROUP BY detector_id",

@@ -19,10 +19,8 @@ from typing import Any
 
 from forensics.detect.model import Detector
 from forensics.detect.params import bind
-from forensics.dialect.transpile import TranspileError, transpile
+from forensics.dialect.transpile import SCOPE, TranspileError, transpile
 from forensics.dialect.views import ORDER, view_sql
-
-SCOPE = ("since", "until", "tenant")
 
 
 def _header(lines: list[str]) -> str:

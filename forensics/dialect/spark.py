@@ -150,33 +150,47 @@ def _strftime(node: exp.TimeToStr) -> exp.Expr:
 # -- the rest ---------------------------------------------------------------------------------
 
 
-def _anonymous(node: exp.Anonymous) -> exp.Expr:
-    name = node.name.upper()
-    args = node.expressions
-    if name == "EPOCH_US":
-        return parse(f"unix_micros({sql(args[0])})")
-    if name in _TO_UNIT:
-        return _interval(_TO_UNIT[name], args[0])
-    if name == "HASH":
-        return call("xxhash64", *(rewrite(a) for a in args))
-    if name == "HISTOGRAM":  # a map of each value to its count, keys in order
-        x = sql(args[0])
-        return parse(
-            f"map_from_entries(transform(array_sort(array_distinct(collect_list({x}))),"
-            f" _v -> struct(_v, CAST(size(filter(collect_list({x}), _y -> _y = _v)) AS BIGINT))))"
-        )
-    if name == "TIMEZONE" and len(args) == 2:
-        # DuckDB: the wall time in a zone; Spark (session time zone UTC): the same shift
-        return call("from_utc_timestamp", rewrite(args[1]), rewrite(args[0]))
-    if name in ("LIST_INNER_PRODUCT", "LIST_DOT_PRODUCT"):
-        a, b = sql(args[0]), sql(args[1])
-        return parse(
-            f"aggregate(zip_with({a}, {b}, (_x, _y) -> _x * _y), CAST(0 AS DOUBLE),"
-            " (_acc, _v) -> _acc + _v)"
-        )
-    if name == "LIST_HAS_ALL":  # every element of the second list is in the first
-        return parse(f"(size(array_except({sql(args[1])}, {sql(args[0])})) = 0)")
-    return node
+def _epoch_us(node: exp.Anonymous) -> exp.Expr:
+    return parse(f"unix_micros({sql(node.expressions[0])})")
+
+
+def _hash(node: exp.Anonymous) -> exp.Expr:
+    return call("xxhash64", *(rewrite(a) for a in node.expressions))
+
+
+def _histogram(node: exp.Anonymous) -> exp.Expr:
+    """A map of each value to its count, keys in order."""
+    x = sql(node.expressions[0])
+    return parse(
+        f"map_from_entries(transform(array_sort(array_distinct(collect_list({x}))),"
+        f" _v -> struct(_v, CAST(size(filter(collect_list({x}), _y -> _y = _v)) AS BIGINT))))"
+    )
+
+
+def _timezone(node: exp.Anonymous) -> exp.Expr:
+    """DuckDB: the wall time in a zone; Spark (session time zone UTC): the same shift."""
+    if len(node.expressions) != 2:
+        return node
+    zone, ts = node.expressions
+    return call("from_utc_timestamp", rewrite(ts), rewrite(zone))
+
+
+def _inner_product(node: exp.Anonymous) -> exp.Expr:
+    a, b = (sql(e) for e in node.expressions[:2])
+    return parse(
+        f"aggregate(zip_with({a}, {b}, (_x, _y) -> _x * _y), CAST(0 AS DOUBLE),"
+        " (_acc, _v) -> _acc + _v)"
+    )
+
+
+def _has_all(node: exp.Anonymous) -> exp.Expr:
+    """Every element of the second list is in the first."""
+    whole, part = (sql(e) for e in node.expressions[:2])
+    return parse(f"(size(array_except({part}, {whole})) = 0)")
+
+
+def _to_unit(node: exp.Anonymous) -> exp.Expr:
+    return _interval(_TO_UNIT[node.name.upper()], node.expressions[0])
 
 
 def _format(node: exp.Format) -> exp.Expr:
@@ -266,8 +280,18 @@ def _glob(node: exp.Glob) -> exp.Expr:
     return exp.RegexpLike(this=rewrite(node.this), expression=exp.Literal.string(f"^{regex}$"))
 
 
-_NAMED = ("EPOCH_US", "HASH", "HISTOGRAM", "TIMEZONE", "LIST_INNER_PRODUCT", "LIST_DOT_PRODUCT")
-ANONYMOUS.update({name: _anonymous for name in (*_NAMED, "LIST_HAS_ALL", *_TO_UNIT)})
+ANONYMOUS.update(
+    {
+        "EPOCH_US": _epoch_us,
+        "HASH": _hash,
+        "HISTOGRAM": _histogram,
+        "TIMEZONE": _timezone,
+        "LIST_INNER_PRODUCT": _inner_product,
+        "LIST_DOT_PRODUCT": _inner_product,
+        "LIST_HAS_ALL": _has_all,
+        **dict.fromkeys(_TO_UNIT, _to_unit),
+    }
+)
 RULES.update(
     {
         exp.DateBin: _time_bucket,

@@ -20,13 +20,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from forensics.dialect import spark
+from forensics.dialect import DIALECTS, spark
 from forensics.dialect.spark import TranspileError
 
-DIALECTS = ("spark", "trino", "bigquery", "snowflake")
+SCOPE = ("since", "until", "tenant")  # a run's standard filters, bound to every detector
 SCOPE_NULL_TYPES = {"since": "TIMESTAMP", "until": "TIMESTAMP"}  # a run's unbounded times
 
-__all__ = ["DIALECTS", "SCOPE_NULL_TYPES", "TranspileError", "literal", "transpile"]
+__all__ = ["DIALECTS", "SCOPE", "SCOPE_NULL_TYPES", "TranspileError", "literal", "transpile"]
 
 
 def literal(value: Any, null_type: str = "STRING") -> exp.Expr:

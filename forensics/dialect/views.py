@@ -22,7 +22,7 @@ from sqlglot import exp
 from forensics import sql
 from forensics.case.reconcile import USAGE_VS_GATEWAY
 from forensics.detect import features
-from forensics.dialect.transpile import SCOPE_NULL_TYPES, transpile
+from forensics.dialect.transpile import SCOPE, SCOPE_NULL_TYPES, transpile
 
 ORDER = ("request_subjects", "principal_hours", "usage_vs_gateway")  # each after what it reads
 
@@ -52,7 +52,7 @@ def view_sql(
             dialect,
             scope if scope is not None else {},
             null_types=SCOPE_NULL_TYPES,
-            unbound=() if scope is not None else ("since", "until", "tenant"),
+            unbound=() if scope is not None else SCOPE,
             pretty=pretty,
         )
     if name == "usage_vs_gateway":

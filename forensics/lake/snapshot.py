@@ -43,10 +43,10 @@ def write_snapshot(
         con.execute(f"SET memory_limit = {sql_str(memory_limit)}")
     try:
         for table, column in PARTITIONED.items():
-            target = str(out / table).replace("'", "''")
+            target = sql_str(str(out / table))
             [(rows,)] = con.execute(
                 f"COPY (SELECT *, strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%d')"
-                f" AS {PARTITION} FROM {table}) TO '{target}'"
+                f" AS {PARTITION} FROM {table}) TO {target}"
                 f" (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION}),"
                 " FILENAME_PATTERN 'part-{uuid}', ROW_GROUP_SIZE 65536)"
             ).fetchall()

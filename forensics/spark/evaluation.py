@@ -33,6 +33,7 @@ import duckdb
 
 from forensics.case.db import memory_limit
 from forensics.case.fingerprints import redact
+from forensics.detect import features
 from forensics.detect.evaluation import (
     NEW,
     DetectorFailure,
@@ -50,6 +51,7 @@ from forensics.dialect.transpile import SCOPE_NULL_TYPES, TranspileError, transp
 from forensics.errors import describe_duckdb_error
 from forensics.lake.snapshot import PARTITION, PARTITIONED, write_snapshot
 from forensics.spark.session import spark_session
+from forensics.sqltext import sql_ident
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -101,6 +103,7 @@ class SparkEvaluation(Evaluation):
         quiet: bool = True,
     ) -> None:
         super().__init__(con, run_id, [], scope, workers=1)  # no feature in DuckDB
+        self.engine = "spark"
         self.data = data
         self.tables = tables | set(shared)
         self.master = master
@@ -150,7 +153,7 @@ class SparkEvaluation(Evaluation):
             self._views.append(table)
         for view in built:
             frame = spark.sql(views.view_sql(view, "spark", self.scope))
-            if view == "principal_hours":  # read by most detectors: computed once
+            if view in features.FEATURES:  # read by most detectors: computed once
                 frame = frame.cache()
                 self._cached.append(frame)
             frame.createOrReplaceTempView(view)
@@ -161,8 +164,7 @@ class SparkEvaluation(Evaluation):
         if table in PARTITIONED and where.is_dir():
             return spark.read.option("basePath", str(where)).parquet(str(where)).drop(PARTITION)
         # a reference table (or a partitioned one with no rows): shipped from the case
-        quoted = '"' + table.replace('"', '""') + '"'
-        arrow = self.con.sql(f"SELECT * FROM {quoted}").to_arrow_table()
+        arrow = self.con.sql(f"SELECT * FROM {sql_ident(table)}").to_arrow_table()
         return spark.createDataFrame(arrow)
 
     def run(
