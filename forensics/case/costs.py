@@ -21,6 +21,13 @@ family, day) keys of the requests are priced first (a handful per file), then jo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from forensics.lake.store import rewriting
+
+if TYPE_CHECKING:
+    import duckdb
+
 # Providers that resell other makers' models at (about) the makers' list prices: their requests
 # match price rows by model alone when no row names them.
 RESELLERS = ("azure", "azure_openai", "azure_ai", "bedrock", "vertex", "vertex_ai", "google")
@@ -75,6 +82,21 @@ FROM (SELECT c.rowid AS _rid, {EST_COST_SQL} AS est_cost_usd
 WHERE requests.rowid = priced._rid
   AND requests.est_cost_usd IS DISTINCT FROM priced.est_cost_usd
 """
+
+_REPRICED = f"""
+SELECT count(*) FROM requests c {price_join("requests")}
+WHERE c.est_cost_usd IS DISTINCT FROM {EST_COST_SQL}
+"""
+
+
+def reprice(con: duckdb.DuckDBPyConnection) -> None:
+    """Reprice every request in the case after the prices changed (REPRICE_REQUESTS); a case
+    keeping its rows in a lake writes its requests again, when any cost changed."""
+    [(changed,)] = con.execute(_REPRICED).fetchall()
+    if changed:
+        with rewriting(con, "requests"):
+            con.execute(REPRICE_REQUESTS)
+
 
 # Both costs of each request side by side: the gateway's own (Kong ai.proxy.usage.cost, LiteLLM
 # spend) and the estimate from the prices table.

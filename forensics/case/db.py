@@ -15,12 +15,16 @@ from forensics.case import fingerprints as creds
 from forensics.case import macros as normalize
 from forensics.case.schema import SCHEMA_VERSION, TABLES
 from forensics.errors import CaseError, UsageError, describe_duckdb_error
+from forensics.lake import store as lake
+from forensics.lake.snapshot import PARTITIONED
 from forensics.resources import data_file
 from forensics.sqltext import sql_str
 
 DEFAULT_DB = "forensics.duckdb"
 # DuckDB settings every case connection of this process opens with (`limit_resources`)
 _RESOURCES: dict[str, str] = {}
+# the lake a case created by this process keeps its rows in (`use_lake`, `forensics --lake`)
+_LAKE: list[Path] = []
 
 
 def default_path() -> Path:
@@ -51,6 +55,15 @@ def limit_resources(memory_limit: str | None = None, temp_directory: Path | None
         wanted["temp_directory"] = str(temp_directory)
     _RESOURCES.clear()
     _RESOURCES.update(wanted)
+
+
+def use_lake(directory: Path | None) -> None:
+    """Cases this process creates keep `requests` and `usage` in `directory` (forensics/lake/
+    store.py); None: in their database file. A case opened later must name the same lake (or
+    none: it remembers its own)."""
+    _LAKE.clear()
+    if directory is not None:
+        _LAKE.append(directory)
 
 
 def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -91,7 +104,8 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN")
     con.execute(severity.ENUM_DDL)
     for t in TABLES:
-        con.execute(t.ddl())
+        if not (_LAKE and t.name in PARTITIONED):  # a lake's are views (lake.create)
+            con.execute(t.ddl())
     con.execute("CREATE SEQUENCE IF NOT EXISTS source_ids START 1")
     con.executemany(
         "INSERT INTO meta VALUES (?, ?)",
@@ -101,6 +115,8 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
             ["fingerprint_salt", pysecrets.token_hex(32)],
         ],
     )
+    if _LAKE:
+        lake.create(con, _LAKE[0])
     for table in SHIPPED:
         select, params = shipped(table)
         con.execute(f"INSERT INTO {table} {select}", params)
@@ -159,7 +175,9 @@ def connect(
 # before such an addition gets the table, empty, when opened read-write (read-only, readers
 # do without it). Any other missing table means the case was damaged or edited outside the
 # tool.
-_ADDED_LATER = frozenset({"source_digests", "source_removals", "endpoint_roles", "triage"})
+_ADDED_LATER = frozenset(
+    {"source_digests", "source_removals", "endpoint_roles", "triage", "lake_files"}
+)
 # Columns added the same way to a table that was already there: a case made before gets the
 # column (NULL in its old rows) when opened read-write.
 _COLUMNS_ADDED_LATER = (
@@ -192,7 +210,9 @@ def _prepare(
             + meta.get("created_by", "unknown")
             + "), or start a new case with --db",
         )
+    in_lake = lake.lake_dir(con) is not None  # its requests and usage are views
     missing = [t.name for t in TABLES if t.name not in tables]
+    missing = [name for name in missing if not (in_lake and name in PARTITIONED)]
     damaged = [name for name in missing if name not in _ADDED_LATER]
     if damaged:
         raise CaseError(
@@ -201,6 +221,10 @@ def _prepare(
         )
     if not read_only:
         _add_later_parts(con, missing)
+    lake.check(con, _LAKE[0] if _LAKE else None, read_only)
+    lake.allow_reads(con)
+    if in_lake and not read_only:
+        lake.collect(con)  # what a killed writer left: never listed, so never read
     salt = meta.get("fingerprint_salt", "")
     if len(salt) != 64 or any(c not in "0123456789abcdef" for c in salt):
         raise CaseError(

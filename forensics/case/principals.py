@@ -45,7 +45,12 @@ def parse(spec: str) -> tuple[str, str]:
 def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = True) -> None:
     """Store the views in the case (TEMP on a read-only connection) and define the macro;
     with `views` False, only the macro (another connection to a case that stores the views)."""
-    text = sql.read("request_principals").replace("{kind}", "TEMP" if read_only else "")
+    kind = "TEMP" if read_only else ""
+    if views:
+        from forensics.lake.store import request_rows_sql
+
+        con.execute(f"CREATE OR REPLACE {kind} VIEW request_rows AS {request_rows_sql(con)}")
+    text = sql.read("request_principals").replace("{kind}", kind)
     for statement in con.extract_statements(text):
         if views or " TEMP MACRO " in statement.query:
             con.execute(statement)

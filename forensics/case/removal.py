@@ -47,6 +47,7 @@ from forensics.case.verify import ROW_TABLES
 from forensics.detect.incidents import build_incidents
 from forensics.errors import UsageError
 from forensics.ingest.enrichment import KIND_SQL, reenrich
+from forensics.lake.store import commit, delete_source, rewriting, rollback
 
 REASON_REPLACED = "replaced by --force ingest"
 
@@ -167,9 +168,9 @@ def remove_sources(
     con.execute("BEGIN TRANSACTION")
     try:
         removals = [remove_source(con, s, reason, user=user) for s in unique]
-        con.execute("COMMIT")
+        commit(con)
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     return removals
 
@@ -202,9 +203,7 @@ def _delete_rows(con: duckdb.DuckDBPyConnection, source_id: int) -> int:
     """Delete the source's rows from every table holding them; returns its ip_ranges rows."""
     ranges = 0
     for table in (*ROW_TABLES, "source_digests", "sources"):
-        [(n,)] = con.execute(
-            f"DELETE FROM {table} WHERE source_id = $s", {"s": source_id}
-        ).fetchall()
+        n = delete_source(con, table, source_id)
         if table == "ip_ranges":
             ranges = int(n)
     return ranges
@@ -225,7 +224,7 @@ def _restore_shipped(con: duckdb.DuckDBPyConnection, table: str, source_id: int)
         params,
     )
     if table == "prices":
-        con.execute(costs.REPRICE_REQUESTS)
+        costs.reprice(con)
 
 
 def _place_again(con: duckdb.DuckDBPyConnection, database: str) -> None:
@@ -233,9 +232,10 @@ def _place_again(con: duckdb.DuckDBPyConnection, database: str) -> None:
     placed again by the ones left. `reenrich` places every request again from what its row
     shows of the log, but keeps a place a database's city gave: those of this kind are
     forgotten first (with a country their log may have given, which the row cannot show)."""
-    con.execute(
-        "UPDATE requests SET country = NULL, city = NULL, lat = NULL, lon = NULL,"
-        " geo_source = NULL WHERE geo_source = $kind",
-        {"kind": database},
-    )
-    reenrich(con)
+    with rewriting(con, "requests"):  # one rewrite of a lake for both statements
+        con.execute(
+            "UPDATE requests SET country = NULL, city = NULL, lat = NULL, lon = NULL,"
+            " geo_source = NULL WHERE geo_source = $kind",
+            {"kind": database},
+        )
+        reenrich(con)

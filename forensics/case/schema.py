@@ -517,6 +517,18 @@ SOURCE_REMOVALS = Table(
     ),
 )
 
+LAKE_FILES = Table(
+    "lake_files",
+    "The Parquet files of a case that keeps requests and usage in a lake (forensics --lake;"
+    " docs/lake.md): the views read exactly these. Empty in a case that keeps its rows itself.",
+    (
+        C("table_name", "VARCHAR", "requests | usage"),
+        C("path", "VARCHAR", "the file, relative to the lake directory (meta.lake_dir)"),
+        C("added_at", "TIMESTAMPTZ", "when the transaction that wrote it began"),
+        C("file_no", "BIGINT", "order of the listing (a request's request_row derives from it)"),
+    ),
+)
+
 SOURCE_DIGESTS = Table(
     "source_digests",
     "What each ingest stored, per source and table: row count and a digest of the rows, so that"
@@ -690,6 +702,7 @@ TABLES: tuple[Table, ...] = (
     ENDPOINT_ROLES,
     SOURCE_DIGESTS,
     SOURCE_REMOVALS,
+    LAKE_FILES,
     RUNS,
     RUN_DETECTORS,
     FINDINGS,
@@ -709,9 +722,15 @@ def table(name: str) -> Table:
 # The views every case holds (stored; TEMP on a read-only connection), defined where they live.
 VIEWS: tuple[tuple[str, str], ...] = (
     (
+        "request_rows",
+        "Each request once: request_row, the number telling the case's requests apart (its rowid,"
+        " or in a lake its file's place in lake_files and its own in the file; stable until the"
+        " rows are next written), then every column of requests (forensics/lake/store.py).",
+    ),
+    (
         "request_principals",
-        "Each request once per principal it belongs to (principal_type, principal_id, request_row:"
-        " the request's rowid, then every column of requests): the one definition of a"
+        "Each request once per principal it belongs to (principal_type, principal_id, request_row"
+        " (request_rows), then every column of requests): the one definition of a"
         " principal's requests"
         " (forensics/sql/request_principals.sql); principal_requests(type, id) is its macro.",
     ),

@@ -35,8 +35,8 @@ class ForensicsGroup(click.Group):
 
 def _global_options_first(args: list[str]) -> list[str]:
     """`forensics findings --db case.duckdb` as `forensics --db case.duckdb findings`: the
-    group's own options (--db, --tz, --memory-limit, --temp-dir, --debug) are moved before the
-    subcommand (`--` ends the search)."""
+    group's own options (--db, --lake, --tz, --memory-limit, --temp-dir, --debug) are moved
+    before the subcommand (`--` ends the search)."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -55,7 +55,7 @@ def _global_options_first(args: list[str]) -> list[str]:
 
 
 # the group's options that take a value
-_GROUP_VALUE_OPTIONS = ("--db", "--tz", "--memory-limit", "--temp-dir")
+_GROUP_VALUE_OPTIONS = ("--db", "--lake", "--tz", "--memory-limit", "--temp-dir")
 _GROUP_VALUE_PREFIXES = tuple(f"{o}=" for o in _GROUP_VALUE_OPTIONS)
 
 
@@ -67,6 +67,14 @@ _GROUP_VALUE_PREFIXES = tuple(f"{o}=" for o in _GROUP_VALUE_OPTIONS)
     default="forensics.duckdb",
     show_default=True,
     help="Case database file (env FORENSICS_DB).",
+)
+@click.option(
+    "--lake",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FORENSICS_LAKE",
+    metavar="DIR",
+    help="Keep a new case's requests and usage as Parquet files in DIR, a new or empty"
+    " directory (env FORENSICS_LAKE; docs/lake.md). The case remembers its lake.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option(
@@ -96,6 +104,7 @@ _GROUP_VALUE_PREFIXES = tuple(f"{o}=" for o in _GROUP_VALUE_OPTIONS)
 def cli(
     ctx: click.Context,
     db: Path,
+    lake: Path | None,
     debug: bool,
     tz: str | None,
     memory_limit: str | None,
@@ -109,12 +118,14 @@ def cli(
       forensics --db case.duckdb ingest logs/kong/ --asn-db ip2asn-v4.tsv.gz
       forensics --db case.duckdb sql "SELECT tenant_id, count(*) FROM requests GROUP BY 1"
       forensics --db case.duckdb --memory-limit 4GB --temp-dir /scratch detect
+      forensics --db big.duckdb --lake /data/lake --memory-limit 4GB ingest logs/
     """
-    from forensics.case.db import limit_resources
+    from forensics.case.db import limit_resources, use_lake
     from forensics.times import set_display_zone
 
     set_display_zone(tz)  # a bad zone is a UsageError: ForensicsGroup.invoke prints it
     limit_resources(memory_limit, temp_dir)
+    use_lake(lake)
     ctx.obj = {"db": db, "debug": debug}
 
 
@@ -128,6 +139,7 @@ def _register() -> None:
     from forensics.cli.export_sql import export_sql
     from forensics.cli.findings import findings, incidents, runs
     from forensics.cli.ingest import ingest
+    from forensics.cli.lake import compact
     from forensics.cli.principals import principals
     from forensics.cli.quota import quota
     from forensics.cli.report import report
@@ -143,6 +155,7 @@ def _register() -> None:
         sources,
         quarantine,
         verify,
+        compact,
         sql,
         detectors,
         detect,

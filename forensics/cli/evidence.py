@@ -202,17 +202,29 @@ def quarantine(
 def verify(ctx: click.Context) -> None:
     """Check the evidence and the case: re-hash every ingested file still on disk, and compare
     each source's rows in the case (counts and a digest of what ingest stored) with what its
-    ingest recorded. Exit 4 if a file no longer matches or rows were changed outside the tool.
+    ingest recorded (in a lake, first that every Parquet file the case lists is there). Exit 4
+    if a file no longer matches or is missing, or rows were changed outside the tool.
 
     \b
     Example:
       forensics verify
     """
     from forensics.case.verify import verify_rows, verify_sources
+    from forensics.lake.store import missing as missing_lake_files
     from forensics.output import terminal_safe
 
     con = connect(ctx, read_only=True)
     try:
+        gone = missing_lake_files(con)
+        if gone:  # the rows cannot be read: say which files, nothing else
+            for path in gone:
+                click.echo(f"lake file missing: {terminal_safe(str(path))}")
+            click.echo(
+                f"lake: {len(gone)} of the case's Parquet files missing; its rows cannot be"
+                " checked until they are restored",
+                err=True,
+            )
+            ctx.exit(int(ExitCode.INTEGRITY))
         files = verify_sources(con)
         rows = {c.source_id: c for c in verify_rows(con)}
     finally:

@@ -2,8 +2,9 @@
 
 Each is the case's own definition transpiled, not a second one:
 
-  request_subjects   forensics/sql/request_principals.sql, without `request_row` (the rowid of
-                     the case's table, which Parquet rows do not have and no detector reads)
+  request_subjects   forensics/sql/request_principals.sql, reading `requests` instead of
+                     `request_rows`, so without `request_row` (the case's own numbering of
+                     its requests, which no detector reads)
   principal_hours    forensics/sql/principal_hours.sql, scoped to the run like DuckDB's
   usage_vs_gateway   forensics/case/reconcile.py
 
@@ -28,15 +29,21 @@ ORDER = ("request_subjects", "principal_hours", "usage_vs_gateway")  # each afte
 
 
 def _request_subjects() -> str:
-    """The SELECT of the case's request_subjects view, without request_row (DuckDB SQL)."""
+    """The SELECT of the case's request_subjects view over `requests` (DuckDB SQL)."""
     text = sql.read("request_principals")
     found = re.search(r"VIEW request_subjects AS\s+(SELECT.*?);", text, re.S)
     if found is None:
         raise LookupError("request_principals.sql no longer defines request_subjects")
     select = sqlglot.parse_one(found.group(1), read="duckdb")
     assert isinstance(select, exp.Select)  # noqa: S101 - our own file, parsed as a SELECT
-    kept = [e for e in select.expressions if e.alias_or_name != "request_row"]
-    return select.select(*kept, append=False).sql(dialect="duckdb")
+    plain = select.transform(
+        lambda node: (
+            exp.to_table("requests")
+            if isinstance(node, exp.Table) and node.name == "request_rows"
+            else node
+        )
+    )
+    return plain.sql(dialect="duckdb")
 
 
 def view_sql(

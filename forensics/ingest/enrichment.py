@@ -51,6 +51,7 @@ import pyarrow as pa
 from forensics.errors import InputError
 from forensics.ingest import decompress, reader
 from forensics.ingest.base import Counts, Options, ReferenceFormat
+from forensics.lake.store import rewriting
 
 V4_MAPPED = 0xFFFF00000000
 
@@ -199,8 +200,13 @@ WHERE requests.rowid = p._rid
 def reenrich(con: duckdb.DuckDBPyConnection) -> int:
     """Place the loaded requests again after the enrichment databases changed (module docstring);
     returns how many a database's city newly put at their country's centroid."""
+    with rewriting(con, "requests"):  # a lake's requests are written again
+        return _reenrich(con)
+
+
+def _reenrich(con: duckdb.DuckDBPyConnection) -> int:
     # `canon`, `ipgeo` and `centroid_before` are read by the SQL from these variables
-    # (replacement scans).
+    # (replacement scans), so they are issued from this frame.
     canon = con.sql(  # noqa: F841
         "SELECT DISTINCT client_ip, NULL AS _error FROM requests WHERE client_ip IS NOT NULL"
     ).to_arrow_table()

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from forensics.ingest.checks import check_quarantine_share, check_reconciles, ch
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.lines import prepared_chunks
 from forensics.ingest.staged import canonical_chunks
+from forensics.lake import store as lake
 
 # (bytes of the file consumed, records done) since the last call
 Progress = Callable[[int, int], None]
@@ -276,11 +277,13 @@ def _ingest_file(
         end: decompress.ReadEnd | None
         if isinstance(format_, Adapter):
             dense = not format_.lines_stand_alone or canonical.dense_secrets(con, head.lines)
-            counts, warnings, end = load_requests(
-                con, path, format_, options, source_id, progress, timings, head.document, dense
-            )
+            with lake.appending(con, "requests", source_id):
+                counts, warnings, end = load_requests(
+                    con, path, format_, options, source_id, progress, timings, head.document, dense
+                )
         else:
-            counts, warnings = format_.load(con, path, source_id, options)
+            with _lake_table(con, format_.kind, source_id):
+                counts, warnings = format_.load(con, path, source_id, options)
             end = reader.hash_file(path)  # formats that read the file their own way
             if progress is not None:
                 progress(size, counts.read)
@@ -289,7 +292,7 @@ def _ingest_file(
         earlier = _earlier_sources(con, path, source_id, end)
         same = [e for e in earlier if e[3]]
         if same and not options.replace:
-            con.execute("ROLLBACK")
+            lake.rollback(con)
             what = "same content (once decompressed) already ingested as source"
             return _skipped(result, same[0], what, None, size)
         check_quarantine_share(
@@ -330,7 +333,7 @@ def _ingest_file(
         with timings.step("digest") if timings is not None else nullcontext():
             record_digests(con, source_id)  # what `forensics verify` compares the case with
         with timings.step("commit") if timings is not None else nullcontext():
-            con.execute("COMMIT")
+            lake.commit(con)
     except BaseException:
         _rollback(con)
         raise
@@ -340,6 +343,20 @@ def _ingest_file(
     result.geo_disagreements = counts.geo_disagreements
     result.warnings = warnings
     return result
+
+
+def _lake_table(
+    con: duckdb.DuckDBPyConnection, kind: str, source_id: int
+) -> AbstractContextManager[None]:
+    """Where a format of this kind writes in a case that keeps its rows in a lake: requests
+    (LiteLLM's spend logs), usage (whose dedupe reads the rows already there), or no lake
+    table (reference lists and enrichment databases; the latter place requests again, inside
+    `enrichment.reenrich`)."""
+    if kind == "requests":
+        return lake.appending(con, "requests", source_id)
+    if kind == "usage":
+        return lake.appending(con, "usage", source_id, see_all=True)
+    return nullcontext()
 
 
 def _earlier_sources(
@@ -380,9 +397,10 @@ def _skipped(
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back, keeping the original error when DuckDB already ended the transaction (a
-    full disk, a fatal error): "no transaction is active" would only hide it."""
-    with suppress(duckdb.Error):
-        con.execute("ROLLBACK")
+    full disk, a fatal error): "no transaction is active" would only hide it. A lake loses the
+    files the transaction wrote."""
+    with suppress(duckdb.Error, OSError):
+        lake.rollback(con)
 
 
 def describe_failure(path: Path, error: BaseException) -> str:

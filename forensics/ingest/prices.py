@@ -113,7 +113,7 @@ class Prices(ReferenceFormat):
                 f" OVER (PARTITION BY {key} ORDER BY line_no) > 1 ORDER BY line_no"
             ).fetchall()
         ]
-        con.execute(costs.REPRICE_REQUESTS)
+        costs.reprice(con)
         return counts, warnings
 
 

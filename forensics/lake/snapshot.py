@@ -10,6 +10,8 @@ its rows in DuckDB, into a directory of its own that it removes afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -31,9 +33,39 @@ def write_snapshot(
     if any(out.iterdir()):
         raise FileExistsError(f"{out}: not empty; a snapshot goes into a directory of its own")
     written: dict[str, int] = {}
-    # Rows in any order (a file's order means nothing here) and row groups of 65,536: DuckDB
-    # then writes the day partitions within a memory limit (2 GiB for 10M requests; it fails
-    # at the defaults). No progress bar. The settings are put back afterwards.
+    with _bounded(con, memory_limit):
+        for table in PARTITIONED:
+            written[table] = copy_partitioned(con, table, f"SELECT * FROM {table}", out / table)
+    return written
+
+
+def copy_partitioned(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select: str,
+    target: Path,
+    params: dict[str, object] | None = None,
+) -> int:
+    """Write the rows of `select` (rows of `table`) as the layout's day directories and files
+    under `target`; how many rows. Rows in any order (a file's order means nothing here) and
+    row groups of 65,536: DuckDB then writes the day partitions within a memory limit (2 GiB
+    for 10M requests; it fails at the defaults)."""
+    column = PARTITIONED[table]
+    with _bounded(con, None):
+        [(rows,)] = con.execute(
+            f"COPY (SELECT *, strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%d') AS {PARTITION}"
+            f" FROM ({select})) TO {sql_str(str(target))}"
+            f" (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION}),"
+            " FILENAME_PATTERN 'part-{uuid}', ROW_GROUP_SIZE 65536)",
+            params or {},
+        ).fetchall()
+    return int(rows)
+
+
+@contextmanager
+def _bounded(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> Iterator[None]:
+    """Rows in any order, no progress bar and (if given) `memory_limit` meanwhile; the
+    connection's settings are put back afterwards."""
     names = ["preserve_insertion_order", "enable_progress_bar"]
     names += ["memory_limit"] if memory_limit is not None else []
     kept = {name: _setting(con, name) for name in names}
@@ -42,19 +74,10 @@ def write_snapshot(
     if memory_limit is not None:
         con.execute(f"SET memory_limit = {sql_str(memory_limit)}")
     try:
-        for table, column in PARTITIONED.items():
-            target = sql_str(str(out / table))
-            [(rows,)] = con.execute(
-                f"COPY (SELECT *, strftime({column} AT TIME ZONE 'UTC', '%Y-%m-%d')"
-                f" AS {PARTITION} FROM {table}) TO {target}"
-                f" (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION}),"
-                " FILENAME_PATTERN 'part-{uuid}', ROW_GROUP_SIZE 65536)"
-            ).fetchall()
-            written[table] = int(rows)
+        yield
     finally:
         for name, value in kept.items():
             con.execute(f"SET {name} = {sql_str(value)}")
-    return written
 
 
 def _setting(con: duckdb.DuckDBPyConnection, name: str) -> str:

@@ -153,7 +153,7 @@ def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
         else f"CASE WHEN kind = 'bucket' THEN {bucket} ELSE {window} END"
     )  # fmt: skip
     base = f"""
-        SELECT r.rowid AS request_row, r.{KEYS[rule.key]} AS k,
+        SELECT r.request_row, r.{KEYS[rule.key]} AS k,
                coalesce(o.tenant, '') AS lim, epoch(r.ts) - $t0_ AS t,
                CAST({METRICS[rule.metric]} AS DOUBLE) AS charge,
                greatest(coalesce(r.latency_ms, 0), 0) / 1000.0 AS duration,
@@ -164,7 +164,7 @@ def rule_sql(rule: Rule, number: int) -> tuple[str, dict[str, Any]]:
                coalesce(o.amount, d.amount) AS amount,
                -- fixed windows are aligned to the epoch, not to the period's first request
                floor(epoch(r.ts) / nullif(coalesce(o.seconds, d.seconds), 0)) AS epoch_window
-        FROM requests r
+        FROM request_rows r
         CROSS JOIN (SELECT * FROM {limits} WHERE tenant IS NULL) d
         LEFT JOIN (SELECT * FROM {limits} WHERE tenant IS NOT NULL) o ON o.tenant = r.tenant_id
         WHERE {" AND ".join(f"({w})" for w in where)}"""

@@ -61,12 +61,12 @@ def _fit_sql(metric: str, seconds: int) -> str:
     upfront = "charge" if metric in UPFRONT else "0"
     return f"""
 WITH legit AS (
-    SELECT r.rowid AS request_row, r.tenant_id, r.credential_id AS k, epoch(r.ts) - $t0 AS t,
+    SELECT r.request_row, r.tenant_id, r.credential_id AS k, epoch(r.ts) - $t0 AS t,
            floor(epoch(r.ts) / {seconds}) AS p, CAST({METRICS[metric]} AS DOUBLE) AS charge
-    FROM requests r
+    FROM request_rows r
     WHERE r.credential_id IS NOT NULL AND r.tenant_id IS NOT NULL AND r.ts IS NOT NULL
       AND ($since IS NULL OR r.ts >= $since) AND ($until IS NULL OR r.ts <= $until)
-      AND r.rowid NOT IN (SELECT request_row FROM flagged_requests)
+      AND r.request_row NOT IN (SELECT request_row FROM flagged_requests)
 ),
 periods AS (
     SELECT tenant_id, k, p, sum(charge) AS demand

@@ -5,8 +5,9 @@ swapped: the run's scratch database and `_run_new` are the same, the guard judge
 SELECT, and each detector's rows go through the same normalising INSERT, so phase 2 (storing
 findings, suppression, incidents) cannot tell the engines apart. What differs:
 
-* the data: `requests` and `usage` are read from Parquet in the lake's layout under `data`
-  (forensics/lake/snapshot.py), the small reference tables (key inventory, revocations,
+* the data: `requests` and `usage` are read from Parquet files in the lake's layout: a lake
+  case's own files (forensics/lake/store.py), else a snapshot of the case written for the run
+  (forensics/lake/snapshot.py); the small reference tables (key inventory, revocations,
   prices, ...) are shipped from the case as Arrow tables, and the case's views are the case's
   definitions transpiled (forensics/dialect/views.py); `principal_hours` is computed once
   and cached;
@@ -49,7 +50,8 @@ from forensics.detect.model import Detector
 from forensics.dialect import views
 from forensics.dialect.transpile import SCOPE_NULL_TYPES, TranspileError, transpile
 from forensics.errors import describe_duckdb_error
-from forensics.lake.snapshot import PARTITION, PARTITIONED, write_snapshot
+from forensics.lake import store as lake
+from forensics.lake.snapshot import PARTITIONED, write_snapshot
 from forensics.spark.session import spark_session
 from forensics.sqltext import sql_ident
 
@@ -96,7 +98,7 @@ class SparkEvaluation(Evaluation):
         shared: list[str],
         scope: dict[str, Any],
         *,
-        data: Path,
+        data: dict[str, list[Path]],
         tables: set[str],
         master: str | None = None,
         conf: dict[str, str] | None = None,
@@ -160,9 +162,9 @@ class SparkEvaluation(Evaluation):
             self._views.append(view)
 
     def _table(self, spark: SparkSession, table: str) -> DataFrame:
-        where = self.data / table
-        if table in PARTITIONED and where.is_dir():
-            return spark.read.option("basePath", str(where)).parquet(str(where)).drop(PARTITION)
+        files = self.data.get(table)
+        if files:  # named one by one: Spark reads no partition column from the paths
+            return spark.read.parquet(*map(str, files))
         # a reference table (or a partitioned one with no rows): shipped from the case
         arrow = self.con.sql(f"SELECT * FROM {sql_ident(table)}").to_arrow_table()
         return spark.createDataFrame(arrow)
@@ -256,20 +258,25 @@ def spark_evaluator(
 ) -> Iterator[EvaluatorFactory]:
     """What `run_detectors(evaluator=...)` needs to run `detectors` on Spark.
 
-    The case's requests and usage are written in the lake's layout into a new directory
-    under `data_dir` (default: the system's temporary directory), which the Spark executors
-    read and which is removed afterwards; `con` must still be allowed to write files (call
-    this before the run sandboxes it). Spark is started (and pyspark's presence checked)
-    before anything is written.
+    Spark reads a lake case's own Parquet files. Any other case's requests and usage are
+    written in the lake's layout into a new directory under `data_dir` (default: the system's
+    temporary directory), which the Spark executors read and which is removed afterwards;
+    `con` must still be allowed to write files (call this before the run sandboxes it). Spark
+    is started (and pyspark's presence checked) before anything is written.
     """
     spark_session(master, conf=conf, quiet=quiet)
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
     where = Path(tempfile.mkdtemp(prefix="forensics-lake-", dir=data_dir))
     try:
-        # DuckDB writes the Parquet beside a JVM that wants memory too: a quarter of the RAM
-        # unless the user bounded DuckDB (--memory-limit)
-        write_snapshot(con, where / "lake", None if memory_limit() else SNAPSHOT_MEMORY)
+        root = lake.lake_dir(con)
+        if root is not None:
+            data = {t: [root / p for p in lake.files(con, t)] for t in PARTITIONED}
+        else:
+            # DuckDB writes the Parquet beside a JVM that wants memory too: a quarter of the
+            # RAM unless the user bounded DuckDB (--memory-limit)
+            write_snapshot(con, where / "lake", None if memory_limit() else SNAPSHOT_MEMORY)
+            data = {t: sorted((where / "lake" / t).rglob("*.parquet")) for t in PARTITIONED}
         tables = {t for d in detectors for t in d.tables}
 
         def factory(
@@ -280,7 +287,7 @@ def spark_evaluator(
                 run_id,
                 shared,
                 scope,
-                data=where / "lake",
+                data=data,
                 tables=tables,
                 master=master,
                 conf=conf,

@@ -9,22 +9,23 @@
 --   asn           its ASN, as decimal text ("64500")
 --   cidr          its client_net: the IPv4 /24 ("203.0.113.0/24") or IPv6 /64 ("2001:db8::/64")
 -- A provider_key principal has no gateway requests: its usage is in `usage`.
--- `request_row` (the request's rowid in `requests`) tells requests apart wherever one request
--- may be reached through several principals: a batched log line (a Kong http-log array) holds
--- several requests with one source_id and line_no.
+-- `request_row` (from the view `request_rows`: the request's rowid, or its place in a lake's
+-- files) tells requests apart wherever one request may be reached through several principals:
+-- a batched log line (a Kong http-log array) holds several requests with one source_id and
+-- line_no.
 CREATE OR REPLACE {kind} VIEW request_principals AS
-SELECT 'credential' AS principal_type, credential_id AS principal_id, rowid AS request_row, *
-FROM requests WHERE credential_id IS NOT NULL
+SELECT 'credential' AS principal_type, credential_id AS principal_id, *
+FROM request_rows WHERE credential_id IS NOT NULL
 UNION ALL
-SELECT 'tenant', tenant_id, rowid, * FROM requests WHERE tenant_id IS NOT NULL
+SELECT 'tenant', tenant_id, * FROM request_rows WHERE tenant_id IS NOT NULL
 UNION ALL
-SELECT 'user', user_id, rowid, * FROM requests WHERE user_id IS NOT NULL
+SELECT 'user', user_id, * FROM request_rows WHERE user_id IS NOT NULL
 UNION ALL
-SELECT 'ip', client_ip, rowid, * FROM requests WHERE credential_id IS NULL AND client_ip IS NOT NULL
+SELECT 'ip', client_ip, * FROM request_rows WHERE credential_id IS NULL AND client_ip IS NOT NULL
 UNION ALL
-SELECT 'asn', CAST(asn AS VARCHAR), rowid, * FROM requests WHERE asn IS NOT NULL
+SELECT 'asn', CAST(asn AS VARCHAR), * FROM request_rows WHERE asn IS NOT NULL
 UNION ALL
-SELECT 'cidr', client_net, rowid, * FROM requests WHERE client_net IS NOT NULL;
+SELECT 'cidr', client_net, * FROM request_rows WHERE client_net IS NOT NULL;
 
 -- request_subjects: each request once, with the one principal the detectors judge it by (the
 -- shared features, principal_hours, and the quota verdict's principals): its credential, else
@@ -32,9 +33,8 @@ SELECT 'cidr', client_net, rowid, * FROM requests WHERE client_net IS NOT NULL;
 CREATE OR REPLACE {kind} VIEW request_subjects AS
 SELECT CASE WHEN credential_id IS NOT NULL THEN 'credential'
             WHEN client_ip IS NOT NULL THEN 'ip' ELSE 'tenant' END AS principal_type,
-       coalesce(credential_id, client_ip, tenant_id) AS principal_id,
-       rowid AS request_row, *
-FROM requests;
+       coalesce(credential_id, client_ip, tenant_id) AS principal_id, *
+FROM request_rows;
 
 -- principal_requests(type, id): the requests of one principal, every column of `requests`.
 CREATE OR REPLACE TEMP MACRO principal_requests(ptype, pid) AS TABLE

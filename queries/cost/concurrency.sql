@@ -61,7 +61,8 @@ running AS (
 peaks AS (
     SELECT ck, bucket,
            max(in_flight) AS peak,
-           arg_max(ts, in_flight) AS peak_at
+           -- the first time the peak was reached (a later equal peak is a tie)
+           arg_min(ts, (-in_flight, ts)) AS peak_at
     FROM running
     WHERE delta = 1
     GROUP BY ALL

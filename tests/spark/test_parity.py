@@ -1,5 +1,6 @@
 """Parity: the whole pack on Spark (`detect --engine spark`, local[2]) stores the same findings
-as on DuckDB, on a synth world that every detector fires on.
+as on DuckDB, on a synth world that every detector fires on, ingested into a lake that both
+engines read.
 
 Compared per finding: detector, principal, tenant, window, severity, score, cost (to 1e-9
 relative) and the set of sample requests (which tests the top-N and ordering rewrites on real rows), and the keys of
@@ -52,10 +53,15 @@ def forensics(*args: str | Path) -> Result:
 
 @pytest.fixture(scope="module")
 def cases(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synth world ingested into a case that keeps its rows in a lake, twice: one case file
+    for each engine's findings, both over the same Parquet files (detect only reads them)."""
     root = tmp_path_factory.mktemp("parity")
     world, duck = root / "world", root / "duck.duckdb"
     assert forensics("synth", "-o", world, "--seed", "1").exit_code == 0
-    loaded = forensics("--db", duck, "ingest", "--asn-db", world / "ip2asn-v4.tsv", world / "logs")
+    loaded = forensics(
+        "--db", duck, "--lake", root / "lake",
+        "ingest", "--asn-db", world / "ip2asn-v4.tsv", world / "logs",
+    )  # fmt: skip
     assert loaded.exit_code == 0, loaded.output
     on_spark = root / "spark.duckdb"
     shutil.copyfile(duck, on_spark)
