@@ -46,7 +46,7 @@ from forensics.lake.snapshot import PARTITIONED
 from forensics.sqltext import sql_str
 source, case, lake, limit = sys.argv[1:5]
 db.limit_resources(limit or None)
-db.use_lake(Path(lake))
+db.use_lake(Path(lake), case=Path(case))
 con = db.connect(case)
 con.execute(f"ATTACH {sql_str(source)} AS src (READ_ONLY)")
 t = time.perf_counter()
@@ -138,7 +138,7 @@ from forensics.ingest.paths import expand_paths
 case, lake, limit = sys.argv[1:4]
 paths = expand_paths(sys.argv[4:])
 db.limit_resources(limit or None)
-db.use_lake(Path(lake) if lake else None)
+db.use_lake(Path(lake) if lake else None, case=Path(case))
 con = db.connect(case)
 t = time.perf_counter()
 results = run_ingest(con, [(paths, None)], Options(), show_progress=False)

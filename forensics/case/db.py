@@ -23,8 +23,8 @@ from forensics.sqltext import sql_str
 DEFAULT_DB = "forensics.duckdb"
 # DuckDB settings every case connection of this process opens with (`limit_resources`)
 _RESOURCES: dict[str, str] = {}
-# the lake a case created by this process keeps its rows in (`use_lake`, `forensics --lake`)
-_LAKE: list[Path] = []
+# the case this process creates with a lake, and the lake (`use_lake`, `forensics --lake`)
+_LAKE: dict[Path, Path] = {}
 
 
 def default_path() -> Path:
@@ -57,13 +57,21 @@ def limit_resources(memory_limit: str | None = None, temp_directory: Path | None
     _RESOURCES.update(wanted)
 
 
-def use_lake(directory: Path | None) -> None:
-    """Cases this process creates keep `requests` and `usage` in `directory` (forensics/lake/
-    store.py); None: in their database file. A case opened later must name the same lake (or
-    none: it remembers its own)."""
+def use_lake(directory: Path | None, *, case: Path | None = None) -> None:
+    """The case at `case`, when this process creates it, keeps `requests` and `usage` in
+    `directory` (forensics/lake/store.py); None: every case keeps them in its database file.
+    Only that case: a scratch case the process makes (`detectors test`) keeps its own rows.
+    The case, opened later, must name the same lake or none (it remembers its own)."""
     _LAKE.clear()
     if directory is not None:
-        _LAKE.append(directory)
+        if case is None:
+            raise ValueError("use_lake: name the case that keeps its rows in the lake")
+        _LAKE[case.resolve()] = directory
+
+
+def _lake_for(path: Path) -> Path | None:
+    """The lake `use_lake` gave the case at `path`, if any."""
+    return _LAKE.get(path.resolve())
 
 
 def _meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -100,11 +108,11 @@ def shipped(table: str) -> tuple[str, dict[str, str]]:
     return select, {"p": str(data_file(name))}
 
 
-def _create(con: duckdb.DuckDBPyConnection) -> None:
+def _create(con: duckdb.DuckDBPyConnection, lake_root: Path | None) -> None:
     con.execute("BEGIN")
     con.execute(severity.ENUM_DDL)
     for t in TABLES:
-        if not (_LAKE and t.name in PARTITIONED):  # a lake's are views (lake.create)
+        if not (lake_root and t.name in PARTITIONED):  # a lake's are views (lake.create)
             con.execute(t.ddl())
     con.execute("CREATE SEQUENCE IF NOT EXISTS source_ids START 1")
     con.executemany(
@@ -115,8 +123,8 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
             ["fingerprint_salt", pysecrets.token_hex(32)],
         ],
     )
-    if _LAKE:
-        lake.create(con, _LAKE[0])
+    if lake_root is not None:
+        lake.create(con, lake_root)
     for table in SHIPPED:
         select, params = shipped(table)
         con.execute(f"INSERT INTO {table} {select}", params)
@@ -142,9 +150,15 @@ def _is_blank(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def connect(
-    path: str | Path | None = None, *, read_only: bool = False, create: bool = True
+    path: str | Path | None = None,
+    *,
+    read_only: bool = False,
+    create: bool = True,
+    allow_missing: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """Open (or create) a case and return a connection with the case's macros installed."""
+    """Open (or create) a case and return a connection with the case's macros installed.
+    `allow_missing` (read-only): a lake case whose listed files are not all on disk opens,
+    reading the files still there (`verify`); otherwise that is a CaseError."""
     path = Path(path) if path is not None else default_path()
     exists = path.exists()
     if not exists and (read_only or not create):
@@ -157,7 +171,14 @@ def connect(
         reason = describe_duckdb_error(e)
         raise CaseError(f"{path}: cannot open as a DuckDB case: {reason}") from e
     try:
-        _prepare(con, path, exists=exists, read_only=read_only, create=create)
+        _prepare(
+            con,
+            path,
+            exists=exists,
+            read_only=read_only,
+            create=create,
+            allow_missing=allow_missing,
+        )
     except CaseError:
         con.close()
         raise
@@ -188,7 +209,13 @@ _COLUMNS_ADDED_LATER = (
 
 
 def _prepare(
-    con: duckdb.DuckDBPyConnection, path: Path, *, exists: bool, read_only: bool, create: bool
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    exists: bool,
+    read_only: bool,
+    create: bool,
+    allow_missing: bool,
 ) -> None:
     """Create or check the case behind `con` and install its macros and views."""
     # offset-less times in logs and CSVs are UTC; GLOBAL, so that every connection to the case
@@ -196,7 +223,7 @@ def _prepare(
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute("SET TimeZone = 'UTC'")
     if not exists or (create and not read_only and _is_blank(con)):
-        _create(con)  # also a case whose creation was killed before it committed
+        _create(con, _lake_for(path))  # also a case whose creation was killed before it committed
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "meta" not in tables:
         raise CaseError(f"{path}: a DuckDB file, but not a forensics case (no meta table)")
@@ -221,10 +248,20 @@ def _prepare(
         )
     if not read_only:
         _add_later_parts(con, missing)
-    lake.check(con, _LAKE[0] if _LAKE else None, read_only)
+    lake.check(con, _lake_for(path), read_only)
     lake.allow_reads(con)
+    gone = lake.missing(con)
+    if gone and not (read_only and allow_missing):
+        raise CaseError(
+            f"{path}: {len(gone)} of the Parquet files the case lists are missing from its lake"
+            f" (the first: {gone[0]})",
+            hint="`forensics verify` lists them and the sources whose rows they held; restore"
+            " them from a copy of the lake",
+        )
+    if gone:
+        lake.refresh_views(con, present_only=True)
     if in_lake and not read_only:
-        lake.collect(con)  # what a killed writer left: never listed, so never read
+        lake.tidy(con)  # what a killed writer left: never listed, so never read
     salt = meta.get("fingerprint_salt", "")
     if len(salt) != 64 or any(c not in "0123456789abcdef" for c in salt):
         raise CaseError(

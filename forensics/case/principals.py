@@ -47,9 +47,9 @@ def install(con: duckdb.DuckDBPyConnection, read_only: bool, *, views: bool = Tr
     with `views` False, only the macro (another connection to a case that stores the views)."""
     kind = "TEMP" if read_only else ""
     if views:
-        from forensics.lake.store import request_rows_sql
+        from forensics.lake.store import install_request_rows
 
-        con.execute(f"CREATE OR REPLACE {kind} VIEW request_rows AS {request_rows_sql(con)}")
+        install_request_rows(con, read_only)
     text = sql.read("request_principals").replace("{kind}", kind)
     for statement in con.extract_statements(text):
         if views or " TEMP MACRO " in statement.query:

@@ -125,7 +125,7 @@ def cli(
 
     set_display_zone(tz)  # a bad zone is a UsageError: ForensicsGroup.invoke prints it
     limit_resources(memory_limit, temp_dir)
-    use_lake(lake)
+    use_lake(lake, case=db)
     ctx.obj = {"db": db, "debug": debug}
 
 

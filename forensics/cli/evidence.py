@@ -213,22 +213,15 @@ def verify(ctx: click.Context) -> None:
     from forensics.lake.store import missing as missing_lake_files
     from forensics.output import terminal_safe
 
-    con = connect(ctx, read_only=True)
+    con = connect(ctx, read_only=True, allow_missing=True)
     try:
         gone = missing_lake_files(con)
-        if gone:  # the rows cannot be read: say which files, nothing else
-            for path in gone:
-                click.echo(f"lake file missing: {terminal_safe(str(path))}")
-            click.echo(
-                f"lake: {len(gone)} of the case's Parquet files missing; its rows cannot be"
-                " checked until they are restored",
-                err=True,
-            )
-            ctx.exit(int(ExitCode.INTEGRITY))
         files = verify_sources(con)
-        rows = {c.source_id: c for c in verify_rows(con)}
+        rows = {c.source_id: c for c in verify_rows(con)}  # read from the files still there
     finally:
         con.close()
+    for path in gone:
+        click.echo(f"lake file missing: {terminal_safe(str(path))}")
     click.echo(f"{'file':9} {'rows':14} {'source':>6}  path / what changed")
     for c in files:
         row = rows[c.source_id]
@@ -243,5 +236,11 @@ def verify(ctx: click.Context) -> None:
         f" rows: {len(rows) - changed} sources as ingested, {changed} changed",
         err=True,
     )
-    if bad or changed:
+    if gone:
+        click.echo(
+            f"lake: {len(gone)} of the case's Parquet files missing; the sources whose rows"
+            " they held show as changed",
+            err=True,
+        )
+    if bad or changed or gone:
         ctx.exit(int(ExitCode.INTEGRITY))

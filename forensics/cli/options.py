@@ -46,10 +46,18 @@ def output_options(f: F) -> F:
     return f
 
 
-def connect(ctx: click.Context, *, read_only: bool = False, create: bool = False) -> Any:
+def connect(
+    ctx: click.Context,
+    *,
+    read_only: bool = False,
+    create: bool = False,
+    allow_missing: bool = False,
+) -> Any:
     from forensics.case import db
 
-    return db.connect(ctx.obj["db"], read_only=read_only, create=create)
+    return db.connect(
+        ctx.obj["db"], read_only=read_only, create=create, allow_missing=allow_missing
+    )
 
 
 def time_span(

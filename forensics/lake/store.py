@@ -21,7 +21,10 @@ The COMMIT of the listing is the one step that makes a change visible, so a proc
 any point leaves the case as it was before the transaction or as after it, never between: the
 files it wrote or renamed are not listed, and the next read-write open of the case deletes
 every file in the lake that the case does not list (`collect`). DuckDB lets one process at a
-time open a case read-write, so no other writer's files are ever taken for debris.
+time open a case read-write, and a copy of the case file older than the lake's last change
+may not be opened for writing (lake/owner.py), so no newer writer's files are ever taken for
+debris. The files are flushed to disk before the COMMIT; a failure after it (deleting the
+files it unlisted) is a warning, since the change has been made.
 
 Ingest writes into a TEMP table of the table's name (`appending`), which DuckDB resolves before
 the stored view: the loaders' INSERTs are the same for both kinds of case. Statements that
@@ -33,6 +36,7 @@ the table for them.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,11 +46,11 @@ import duckdb
 
 from forensics.case.schema import table as schema_table
 from forensics.errors import CaseError
+from forensics.lake import owner
 from forensics.lake.snapshot import PARTITIONED, copy_partitioned
 from forensics.sqltext import sql_ident, sql_str
 
 STAGING = "_staging"
-MARKER = "_forensics_lake"  # a file in DIR naming the case it belongs to
 
 
 def lake_dir(con: duckdb.DuckDBPyConnection) -> Path | None:
@@ -82,14 +86,19 @@ def _scan(root: Path, paths: list[str]) -> str:
     return f"read_parquet([{listed}], hive_partitioning = false)"
 
 
-def request_rows_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """The SELECT of `request_rows`: `request_row`, a number telling the case's requests apart
-    (a table's rowid; in a lake, the file's place in the listing and the row's in the file),
-    then every column of `requests`. Stable until the rows are next written."""
-    root = lake_dir(con)
-    if root is None:
-        return "SELECT rowid AS request_row, * FROM requests"
-    paths = files(con, "requests")
+def install_request_rows(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+    """`request_rows`: `request_row`, a number telling the case's requests apart, then every
+    column of `requests`; stable until the rows are next written. A table's rowid (the view
+    TEMP on a read-only connection); in a lake, the file's place in the listing and the row's
+    in the file (`refresh_views` keeps that view with the lake's others)."""
+    if lake_dir(con) is None:
+        kind = "TEMP VIEW" if read_only else "VIEW"
+        con.execute(
+            f"CREATE OR REPLACE {kind} request_rows AS SELECT rowid AS request_row, * FROM requests"
+        )
+
+
+def _request_rows_select(root: Path, paths: list[str]) -> str:
     if not paths:
         return f"SELECT NULL::BIGINT AS request_row, * FROM ({_empty_select('requests')})"
     return (
@@ -105,16 +114,25 @@ def _stored(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return f"{sql_ident(str(database))}.main.{name}"
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create the lake's views over the files listed now."""
+def refresh_views(con: duckdb.DuckDBPyConnection, *, present_only: bool = False) -> None:
+    """(Re)create the lake's views over the files listed now. `present_only`: TEMP views of
+    the same names over the listed files still on disk, for a reader that reports what is
+    missing (`verify`) rather than failing on it."""
     root = lake_dir(con)
     if root is None:
         return
-    for table in PARTITIONED:
-        paths = files(con, table)
+    listing = {t: files(con, t) for t in PARTITIONED}
+    if present_only:
+        listing = {t: [p for p in paths if (root / p).is_file()] for t, paths in listing.items()}
+
+    def view(name: str) -> str:
+        return f"TEMP VIEW {name}" if present_only else f"VIEW {_stored(con, name)}"
+
+    for table, paths in listing.items():
         select = f"SELECT * FROM {_scan(root, paths)}" if paths else _empty_select(table)
-        con.execute(f"CREATE OR REPLACE VIEW {_stored(con, table)} AS {select}")
-    con.execute(f"CREATE OR REPLACE VIEW {_stored(con, 'request_rows')} AS {request_rows_sql(con)}")
+        con.execute(f"CREATE OR REPLACE {view(table)} AS {select}")
+    select = _request_rows_select(root, listing["requests"])
+    con.execute(f"CREATE OR REPLACE {view('request_rows')} AS {select}")
 
 
 def create(con: duckdb.DuckDBPyConnection, root: Path) -> None:
@@ -134,15 +152,10 @@ def create(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     refresh_views(con)  # the marker file is written once this is committed (`check`)
 
 
-def _lake_id(con: duckdb.DuckDBPyConnection) -> str:
-    """The random id a case and its lake's marker file share."""
-    found = con.execute("SELECT value FROM meta WHERE key = 'lake_id'").fetchall()
-    return str(found[0][0]) if found else ""
-
-
 def check(con: duckdb.DuckDBPyConnection, given: Path | None, read_only: bool) -> None:
-    """The case's lake is there and is the one `--lake` names (if given): a CaseError if not.
-    A lake gets its marker file, naming the case, at the case's first read-write open."""
+    """The case's lake is there, is the one `--lake` names (if given) and, for a read-write
+    open, has not been changed by a newer copy of the case file (lake/owner.py): a CaseError
+    if not."""
     root = lake_dir(con)
     if root is None:
         if given is not None:
@@ -157,18 +170,8 @@ def check(con: duckdb.DuckDBPyConnection, given: Path | None, read_only: bool) -
             f"this case's lake is {root}, not the --lake given",
             hint="leave --lake out: the case remembers its lake",
         )
-    marker = root / MARKER
-    if not marker.is_file() and not files(con, "requests") and not files(con, "usage"):
-        # the case was created (or killed) before its lake had a marker or any file
-        if read_only:
-            return
-        root.mkdir(parents=True, exist_ok=True)
-        marker.write_text(_lake_id(con) + "\n", encoding="utf-8")
-    if not marker.is_file() or marker.read_text(encoding="utf-8").strip() != _lake_id(con):
-        raise CaseError(
-            f"{root}: this case's lake is missing or belongs to another case",
-            hint="restore the lake directory beside the case, or open the case it belongs to",
-        )
+    empty = not files(con, "requests") and not files(con, "usage")
+    owner.check(con, root, read_only, empty=empty)
 
 
 def allow_reads(con: duckdb.DuckDBPyConnection) -> None:
@@ -196,10 +199,13 @@ def write(
             " (SELECT coalesce(max(file_no), 0) FROM lake_files) + generate_subscripts($paths, 1)",
             {"t": table, "paths": [str(p) for p in written]},
         )
+        owner.count_change(con)
     return len(written)
 
 
 def unlist(con: duckdb.DuckDBPyConnection, table: str, paths: list[str]) -> None:
+    if paths:
+        owner.count_change(con)
     con.execute(
         "DELETE FROM lake_files WHERE table_name = $t AND list_contains($p, path)",
         {"t": table, "p": paths},
@@ -285,27 +291,59 @@ def delete_source(con: duckdb.DuckDBPyConnection, table: str, source_id: int) ->
 
 
 def commit(con: duckdb.DuckDBPyConnection) -> None:
-    """COMMIT the caller's transaction, putting its staged files into place first and deleting
-    the files it unlisted after (module docstring)."""
+    """COMMIT the caller's transaction, putting its staged files into place first (flushed to
+    disk, so that what the COMMIT lists is there after a power cut) and deleting the files it
+    unlisted after (module docstring)."""
     root = lake_dir(con)
-    if root is not None:
-        staged = con.execute(
+    if root is None:
+        con.execute("COMMIT")
+        return
+    staged = [
+        str(r[0])
+        for r in con.execute(
             "SELECT path FROM lake_files WHERE starts_with(path, $s)", {"s": STAGING + "/"}
         ).fetchall()
-        for (path,) in staged:
-            final = root / _final(str(path))
-            final.parent.mkdir(parents=True, exist_ok=True)
-            (root / str(path)).replace(final)
-        if staged:
-            con.execute(
-                "UPDATE lake_files SET path = regexp_replace(path, $pattern, '')"
-                " WHERE starts_with(path, $s)",
-                {"pattern": f"^{STAGING}/[^/]+/", "s": STAGING + "/"},
-            )
-            refresh_views(con)
+    ]
+    folders: set[Path] = set()
+    for path in staged:
+        final = root / _final(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _sync_file(root / path)
+        (root / path).replace(final)
+        folders.update((final.parent, final.parent.parent))
+    for folder in sorted(folders):
+        owner.sync_dir(folder)
+    if staged:
+        con.execute(
+            "UPDATE lake_files SET path = regexp_replace(path, $pattern, '')"
+            " WHERE starts_with(path, $s)",
+            {"pattern": f"^{STAGING}/[^/]+/", "s": STAGING + "/"},
+        )
+        refresh_views(con)
     con.execute("COMMIT")
-    if root is not None:
+    # committed: what follows cannot undo it, and a failure in it is a warning
+    number, found = owner.change(con), owner.read(root)
+    if found is None or found[1] != number:
+        owner.advance(root, owner.lake_id(con), number)
+    tidy(con)
+
+
+def _sync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def tidy(con: duckdb.DuckDBPyConnection) -> None:
+    """`collect`, a failure a warning: what it leaves is never read, and the next read-write
+    open of the case collects again."""
+    try:
         collect(con)
+    except OSError as e:
+        print(
+            f"warning: lake: files no longer listed not all deleted ({e.strerror}); the next"
+            " read-write open of the case deletes them",
+            file=sys.stderr,
+        )
 
 
 def _final(staged: str) -> str:
@@ -321,7 +359,7 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error:
         pass
     if lake_dir(con) is not None:
-        collect(con)
+        tidy(con)
 
 
 def missing(con: duckdb.DuckDBPyConnection) -> list[Path]:

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from forensics.case import db
-from forensics.lake import store
+from forensics.lake import owner, store
 from tests.conftest import forensics_on, query_case
 
 FINDING = (
@@ -39,7 +39,7 @@ def _listed(case: Path) -> set[str]:
 def _same_salt(case: Path, lake: Path, like: Path) -> None:
     """Create the lake case with the salt of case `like`, so that both fingerprint a raw key
     the same way."""
-    db.use_lake(lake)
+    db.use_lake(lake, case=case)
     db.connect(case).close()
     db.use_lake(None)
     [(salt,)] = (
@@ -313,14 +313,36 @@ def test_the_lake_is_the_cases_own(lake_copy: tuple, tmp_path: Path) -> None:
     code, _, err = forensics_on(new, "--lake", str(busy), "ingest", "-q", str(some))
     assert code != 0 and "not an empty directory" in err
     assert (busy / "notes.txt").read_text(encoding="utf-8") == "mine"
-    (lake / store.MARKER).unlink()
+    (lake / owner.MARKER).unlink()
     code, _, err = forensics_on(case, "sources")
     assert code != 0 and "missing or belongs to another case" in err
 
 
-def test_verify_names_a_lake_file_deleted_by_hand(lake_copy: tuple) -> None:
+@pytest.mark.parametrize("which", ["first", "last"])
+def test_a_lake_file_deleted_by_hand_is_named_by_verify_and_stops_the_rest(
+    lake_copy: tuple, which: str
+) -> None:
+    """The first file of a view's listing (which DuckDB opens to bind the view) or any other:
+    verify opens the case anyway, names the file and the sources whose rows it held; every
+    other command stops with one line pointing at verify, not a traceback or a wrong count."""
     _, case, lake = lake_copy
-    victim = sorted(_listed(case))[0]
+    listed = query_case(
+        case,
+        "SELECT path, file_no FROM lake_files WHERE table_name = 'requests' ORDER BY file_no",
+    )
+    victim = str(listed[0 if which == "first" else -1]["path"])
+    with duckdb.connect() as con:
+        query = "SELECT DISTINCT source_id FROM read_parquet($p)"
+        holders = {int(s) for (s,) in con.execute(query, {"p": str(lake / victim)}).fetchall()}
     (lake / victim).unlink()
     code, out, err = forensics_on(case, "verify")
-    assert code == 4 and victim in out and "1 of the case's Parquet files missing" in err
+    assert code == 4 and f"lake file missing: {lake / victim}" in out
+    assert "1 of the case's Parquet files missing" in err
+    changed = {
+        int(line.split()[2]) for line in out.splitlines() if line.split()[1:2] == ["CHANGED"]
+    }
+    assert changed == holders
+    for args in (["sources"], ["detect"], ["sql", "SELECT count(*) FROM requests"]):
+        code, out, err = forensics_on(case, *args)
+        assert code != 0 and "missing from its lake" in err and "forensics verify" in err, args
+        assert "Traceback" not in err
