@@ -17,7 +17,11 @@ timed from inside, its peak RSS read from the kernel:
 
 `--ingest` measures the whole ingest path into a lake against the same into a case keeping
 its rows: the synth week's logs (Kong with AI Proxy payloads, LiteLLM, an access log, usage
-pages) and the real Apache log x100 (1M lines, benchmarks/ingest.py makes it).
+pages) and the real Apache log x100 (1M lines, benchmarks/access.py makes it).
+
+`--ingest-copies N` ingests the real Apache log repeated N times (N x 10,000 lines, one file:
+5000 makes 50M lines, 12 GB) into a new lake case with `--memory-limit`, then measures scan,
+pack and pruning on it as above: the whole path at that size, from a log file.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -153,10 +156,9 @@ print(json.dumps({"seconds": seconds, "rows": sum(r.rows_loaded for r in results
 def ingest_rates(workdir: Path, memory_limit: str) -> list[str]:
     world = workdir / "detect-world" / "logs"
     _world_case(workdir, sys.executable)
-    apache = workdir / "apache-x100.log"
-    if not apache.exists():
-        subprocess.run([sys.executable, str(HERE / "ingest.py"), "--help"], check=True)
-        raise SystemExit(f"{apache}: run benchmarks/ingest.py first to make it")
+    from access import repeated_log
+
+    apache = repeated_log(100)
     lines = ["| input | into | s | rows/s | peak RSS GiB |", "|---|---|---:|---:|---:|"]
     for name, paths in (("synth week (Kong payloads, 122k)", [world]), ("Apache x100", [apache])):
         for into in ("case file", "lake"):
@@ -181,18 +183,55 @@ def ingest_rates(workdir: Path, memory_limit: str) -> list[str]:
     return lines
 
 
+def ingest_at_scale(workdir: Path, copies: int, memory_limit: str) -> list[str]:
+    """The real Apache log x`copies` ingested into a new lake case, then detected."""
+    from access import repeated_log
+
+    log = repeated_log(copies)
+    case, lake = workdir / f"apache-lake-{copies}.duckdb", workdir / f"apache-lake-{copies}"
+    case.unlink(missing_ok=True)
+    shutil.rmtree(lake, ignore_errors=True)
+    got = run_script(sys.executable, INGEST, str(case), str(lake), memory_limit, str(log))
+    run = run_script(sys.executable, MEASURE, str(case), memory_limit, WIDE_SCAN)
+    seconds, rows = float(str(got["seconds"])), int(str(got["rows"]))
+    scan, pack = float(str(run["scan"])), float(str(run["pack"]))
+    size = sum(p.stat().st_size for p in lake.rglob("*.parquet"))
+    return [
+        f"{log.name}: {log.stat().st_size / 2**30:.1f} GiB, {rows:,} lines loaded;"
+        f" the lake {size / 2**30:.2f} GiB of Parquet",
+        "",
+        "| step | s | rows/s or x scan | peak RSS GiB |",
+        "|---|---:|---:|---:|",
+        f"| ingest into the lake | {seconds:.1f} | {rows / seconds:,.0f} rows/s"
+        f" | {_gib(got['rss']):.2f} |",
+        f"| one wide scan of the lake's requests | {scan:.2f} | 1.0 | |",
+        f"| the whole pack ({run['findings']:,} findings, errors: {run['errors'] or 'none'})"
+        f" | {pack:.1f} | {pack / scan:.1f} x | {_gib(run['rss']):.2f} |",
+        "",
+        f"Pruning: requests of one day read {run['groups_read']} of {run['groups']} row groups.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, action="append", help="requests (repeatable)")
     p.add_argument("--memory-limit", default="4GB", help="DuckDB's memory limit ('' for none)")
     p.add_argument("--ingest", action="store_true", help="measure the ingest rates instead")
+    p.add_argument(
+        "--ingest-copies", type=int, help="ingest the real Apache log x N into a lake, detect"
+    )
     p.add_argument("--workdir", type=Path, default=HERE / "out")
     a = p.parse_args(argv)
     a.workdir.mkdir(parents=True, exist_ok=True)
     print(f"# {platform.node()} {platform.machine()}, Python {platform.python_version()},")
     print(f"# --memory-limit {a.memory_limit or 'default'}")
-    if a.ingest:
-        for line in ingest_rates(a.workdir, a.memory_limit):
+    if a.ingest or a.ingest_copies:
+        lines = (
+            ingest_at_scale(a.workdir, a.ingest_copies, a.memory_limit)
+            if a.ingest_copies
+            else ingest_rates(a.workdir, a.memory_limit)
+        )
+        for line in lines:
             print(line)
         return 0
     for rows in a.rows or [10_000_000]:

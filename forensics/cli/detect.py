@@ -84,8 +84,10 @@ if TYPE_CHECKING:
     "--spark-data",
     type=click.Path(file_okay=False, path_type=Path),
     metavar="DIR",
-    help="With --engine spark: where to write the Parquet the executors read (a directory"
-    " they can all reach; default: a temporary directory). Removed after the run.",
+    help="With --engine spark on a case keeping its rows: where to write the Parquet the"
+    " executors read (a directory they can all reach; default: a temporary directory), removed"
+    " after the run. A case in a lake needs none: Spark reads the lake's files, which the"
+    " executors must reach at the same path.",
 )
 @click.option(
     "--fail-on",

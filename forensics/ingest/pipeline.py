@@ -282,9 +282,13 @@ def _ingest_file(
                     con, path, format_, options, source_id, progress, timings, head.document, dense
                 )
         else:
+            end = reader.hash_file(path)  # formats that read the file their own way
+            if options.replace and format_.kind == "usage":
+                # a usage file skips the results already in the case: out with the ones it
+                # replaces first, or it would skip them all and then lose them
+                _replace(con, _earlier_sources(con, path, source_id, end), source_id, result)
             with _lake_table(con, format_.kind, source_id):
                 counts, warnings = format_.load(con, path, source_id, options)
-            end = reader.hash_file(path)  # formats that read the file their own way
             if progress is not None:
                 progress(size, counts.read)
         check_unchanged(path, before, end)
@@ -305,11 +309,10 @@ def _ingest_file(
             given=fmt is not None,
             head=head.lines,
         )
-        for earlier_id, *_ in earlier:
-            if options.replace:
-                remove_source(con, earlier_id, REASON_REPLACED, replaced_by=source_id)
-                result.replaced.append(earlier_id)
-            else:
+        if options.replace:
+            _replace(con, earlier, source_id, result)
+        else:
+            for earlier_id, *_ in earlier:
                 warnings.append(
                     f"{path}: this path was ingested before as source {earlier_id} with other"
                     " content (changed in place?); both are in the case now, so records the two"
@@ -378,6 +381,18 @@ def _earlier_sources(
         },
     ).fetchall()
     return [(int(i), str(f), int(r), bool(c)) for i, f, r, c in found]
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection,
+    earlier: list[tuple[int, str, int, bool]],
+    source_id: int,
+    result: FileResult,
+) -> None:
+    """--force: remove the `earlier` sources as replaced by `source_id` (in its transaction)."""
+    for earlier_id, *_ in earlier:
+        remove_source(con, earlier_id, REASON_REPLACED, replaced_by=source_id)
+        result.replaced.append(earlier_id)
 
 
 def _skipped(

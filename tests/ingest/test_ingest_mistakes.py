@@ -4,7 +4,8 @@
   format its first records look like;
 * `forensics sources remove` takes a source out, and ingesting it again gives the case a fresh
   ingest would have (counts, and findings after `detect`);
-* `forensics ingest --force` replaces a file changed in place, reconciling exactly;
+* `forensics ingest --force` replaces a file changed in place, reconciling exactly (a usage
+  export too, whose results are not taken for repeats of the rows it replaces);
 * an empty directory is an error naming it.
 """
 
@@ -259,6 +260,39 @@ def test_force_replaces_a_file_changed_in_place_and_reconciles(world, tmp_path):
     failed = ingest(case, "--force", "--format", "kong", str(log))
     assert failed.exit_code == 1
     assert query(case, "SELECT source_id, rows_loaded FROM sources") == [(4, 150)]
+
+
+@pytest.mark.parametrize("lake", [False, True], ids=["case", "lake"])
+def test_force_replaces_a_usage_export_whose_results_it_repeats(world, tmp_path, lake):
+    """A usage export skips the results already in the case (an overlapping export). Replaced
+    with --force, its own earlier rows must not count as already there: the replacement loads
+    every result, changed ones with their new counts, and none is lost."""
+    case = tmp_path / "c.duckdb"
+    export = tmp_path / "usage.jsonl"
+    pages = (world / "logs" / "openai_usage_completions.jsonl").read_text().splitlines()
+    export.write_text("\n".join(pages) + "\n")
+    front = ["--lake", str(tmp_path / "lake")] if lake else []
+    first = run(case, *front, "ingest", "-q", str(export))
+    assert first.exit_code == 0, first.output
+    [(results, requests)] = query(case, "SELECT count(*), sum(requests) FROM usage")
+    assert results > 0
+    # one result's request count corrected in place
+    page = json.loads(pages[0])
+    result = page["data"][0]["results"][0]
+    result["num_model_requests"] += 1000
+    export.write_text("\n".join([json.dumps(page), *pages[1:]]) + "\n")
+
+    forced = ingest(case, "--force", str(export))
+    assert forced.exit_code == 0, forced.output
+    assert "source 1 removed, loaded again as source 2" in forced.stderr
+    assert "already in the case" not in forced.stderr
+    assert query(case, "SELECT count(*), sum(requests) FROM usage") == [(results, requests + 1000)]
+    assert query(case, "SELECT DISTINCT source_id FROM usage") == [(2,)]
+    # the same bytes again, forced: the same rows, from the newest source
+    again = ingest(case, "--force", str(export))
+    assert again.exit_code == 0 and "source 2 removed, loaded again as source 3" in again.stderr
+    assert query(case, "SELECT count(*), sum(requests) FROM usage") == [(results, requests + 1000)]
+    assert run(case, "verify").exit_code == 0
 
 
 # --- 4. paths that hold nothing -------------------------------------------------------------
