@@ -4,8 +4,8 @@ A lake's marker file (`DIR/_forensics_lake`) holds two lines: the id the lake sh
 case (`meta.lake_id`, random, made when the case is created) and the lake's change number.
 The case counts the changes to its lake's listing in `meta.lake_change`, increased in the
 transaction that changes the listing; the marker is rewritten once that transaction has
-committed (`advance`). A transaction that leaves the lake alone (most ingests of a
-reference file, every detect) changes neither.
+committed. A transaction that leaves the lake alone (an ingest of a reference file, every
+detect) changes neither.
 
 A copy of the case file (a backup, a colleague's copy) shares its lake with the original.
 While neither changes the lake, both read it alike. Once one of them changes it, the marker
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -70,15 +71,15 @@ def write(root: Path, owner: str, number: int) -> None:
     sync_dir(root)
 
 
-def advance(root: Path, owner: str, number: int) -> None:
-    """After a COMMIT: the marker says change `number`. A failure here is a warning: the
-    change is committed, and the next read-write open of the case writes the marker."""
+def quietly(step: Callable[[], object], what: str) -> None:
+    """Do `step`, a cleanup after a COMMIT, where a failure must not read as a failure of the
+    committed change: an OSError is a warning saying `what` was not done; the next read-write
+    open of the case does it (`check` writes the marker, `store.collect` deletes debris)."""
     try:
-        write(root, owner, number)
+        step()
     except OSError as e:
         print(
-            f"warning: lake: {root / MARKER} not updated ({e.strerror}); the next read-write"
-            " open of the case updates it",
+            f"warning: lake: {what} ({e.strerror}); the next read-write open of the case does it",
             file=sys.stderr,
         )
 

@@ -36,7 +36,6 @@ the table for them.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -324,7 +323,8 @@ def commit(con: duckdb.DuckDBPyConnection) -> None:
     # committed: what follows cannot undo it, and a failure in it is a warning
     number, found = owner.change(con), owner.read(root)
     if found is None or found[1] != number:
-        owner.advance(root, owner.lake_id(con), number)
+        ident = owner.lake_id(con)
+        owner.quietly(lambda: owner.write(root, ident, number), f"{owner.MARKER} not updated")
     tidy(con)
 
 
@@ -334,16 +334,8 @@ def _sync_file(path: Path) -> None:
 
 
 def tidy(con: duckdb.DuckDBPyConnection) -> None:
-    """`collect`, a failure a warning: what it leaves is never read, and the next read-write
-    open of the case collects again."""
-    try:
-        collect(con)
-    except OSError as e:
-        print(
-            f"warning: lake: files no longer listed not all deleted ({e.strerror}); the next"
-            " read-write open of the case deletes them",
-            file=sys.stderr,
-        )
+    """`collect`, a failure a warning: what it leaves is never read."""
+    owner.quietly(lambda: collect(con), "files no longer listed not all deleted")
 
 
 def _final(staged: str) -> str:
