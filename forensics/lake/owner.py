@@ -4,7 +4,7 @@ A lake's marker file (`DIR/_forensics_lake`) holds two lines: the id the lake sh
 case (`meta.lake_id`, random, made when the case is created) and the lake's change number.
 The case counts the changes to its lake's listing in `meta.lake_change`, increased in the
 transaction that changes the listing; the marker is rewritten once that transaction has
-committed. A transaction that leaves the lake alone (an ingest of a reference file, every
+committed. A transaction that leaves the lake alone (an ingest of a revocation list, every
 detect) changes neither.
 
 A copy of the case file (a backup, a colleague's copy) shares its lake with the original.
