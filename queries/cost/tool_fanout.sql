@@ -35,12 +35,39 @@ candidates AS (
       AND tools_per_request >= $min_per_request
       AND tools_per_request >= $min_ratio * greatest(baseline, 0.1)
 ),
+-- the population p95 is quantile_cont's over all other windows (the window itself left out),
+-- read off the ranked windows: with the N windows in order and the candidate at rank k, the
+-- others' p95 interpolates between their ranks lo and lo + 1 (lo = 1 + floor(0.95 (N - 2))),
+-- which are the windows' ranks lo and lo + 1 below k, one further at or above it. Three rows
+-- of `ranked` a candidate, where comparing it with every other window was a cross join.
+ranked AS (
+    SELECT credential_id, bucket, tools_per_request AS value,
+           row_number() OVER (ORDER BY tools_per_request) AS i
+    FROM windows
+    WHERE tools_per_request IS NOT NULL
+),
+spread AS (
+    SELECT others, CAST(floor(position) AS BIGINT) + 1 AS lo, position - floor(position) AS frac
+    FROM (SELECT count(*) - 1 AS others, CAST(0.95 AS DOUBLE) * (count(*) - 2) AS position
+          FROM ranked)
+),
 population AS (
     SELECT c.credential_id, c.bucket,
-           coalesce(quantile_cont(w.tools_per_request, 0.95), 0) AS population_p95
-    FROM candidates c
-    LEFT JOIN windows w ON NOT (w.credential_id = c.credential_id AND w.bucket = c.bucket)
-    GROUP BY c.credential_id, c.bucket
+           CASE WHEN s.others < 1 THEN 0
+                ELSE lower_value + s.frac * (coalesce(upper_value, lower_value) - lower_value)
+           END AS population_p95
+    FROM (
+        SELECT c.credential_id, c.bucket,
+               CASE WHEN s.lo < me.i THEN x0.value ELSE x1.value END AS lower_value,
+               CASE WHEN s.lo + 1 < me.i THEN x1.value ELSE x2.value END AS upper_value
+        FROM candidates c
+        JOIN ranked me ON me.credential_id = c.credential_id AND me.bucket = c.bucket
+        CROSS JOIN spread s
+        LEFT JOIN ranked x0 ON x0.i = s.lo
+        LEFT JOIN ranked x1 ON x1.i = s.lo + 1
+        LEFT JOIN ranked x2 ON x2.i = s.lo + 2
+    ) c
+    CROSS JOIN spread s
 ),
 detail AS (
     SELECT c.credential_id, c.bucket,
