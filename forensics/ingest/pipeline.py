@@ -31,12 +31,12 @@ import pyarrow.compute as pc
 
 from forensics._version import __version__
 from forensics.case.fingerprints import redact
-from forensics.case.removal import REASON_REPLACED, remove_source
 from forensics.case.verify import record_digests
 from forensics.errors import ForensicsError, InputError, describe_duckdb_error
 from forensics.ingest import canonical, decompress, enrichment, reader
 from forensics.ingest.base import DEFAULT_TENANT_CLAIMS, Adapter, Counts, Options, quarantine_rows
 from forensics.ingest.checks import check_quarantine_share, check_reconciles, check_unchanged
+from forensics.ingest.earlier import earlier_sources, replace_sources
 from forensics.ingest.formats import FORMATS, detect_format
 from forensics.ingest.lines import prepared_chunks
 from forensics.ingest.staged import canonical_chunks
@@ -286,14 +286,15 @@ def _ingest_file(
             if options.replace and format_.kind == "usage":
                 # a usage file skips the results already in the case: out with the ones it
                 # replaces first, or it would skip them all and then lose them
-                _replace(con, _earlier_sources(con, path, source_id, end), source_id, result)
+                replaced = earlier_sources(con, path, source_id, end)
+                result.replaced += replace_sources(con, replaced, source_id)
             with _lake_table(con, format_.kind, source_id):
                 counts, warnings = format_.load(con, path, source_id, options)
             if progress is not None:
                 progress(size, counts.read)
         check_unchanged(path, before, end)
         check_reconciles(con, format_, source_id, counts, path)
-        earlier = _earlier_sources(con, path, source_id, end)
+        earlier = earlier_sources(con, path, source_id, end)
         same = [e for e in earlier if e[3]]
         if same and not options.replace:
             lake.rollback(con)
@@ -310,7 +311,7 @@ def _ingest_file(
             head=head.lines,
         )
         if options.replace:
-            _replace(con, earlier, source_id, result)
+            result.replaced += replace_sources(con, earlier, source_id)
         else:
             for earlier_id, *_ in earlier:
                 warnings.append(
@@ -360,39 +361,6 @@ def _lake_table(
     if kind == "usage":
         return lake.appending(con, "usage", source_id, see_all=True)
     return nullcontext()
-
-
-def _earlier_sources(
-    con: duckdb.DuckDBPyConnection, path: Path, source_id: int, end: decompress.ReadEnd
-) -> list[tuple[int, str, int, bool]]:
-    """Sources already in the case with this file's content or path: (source_id, format,
-    rows_read, same content), oldest first."""
-    found = con.execute(
-        "SELECT source_id, format, rows_read,"
-        " coalesce(sha256 = $sha OR content_sha256 = $content, false) FROM sources"
-        " WHERE source_id <> $id"
-        " AND (sha256 = $sha OR content_sha256 = $content OR path = scrub($path))"
-        " ORDER BY source_id",
-        {
-            "id": source_id,
-            "sha": end.sha256,
-            "content": end.content_sha256,
-            "path": str(path.resolve()),
-        },
-    ).fetchall()
-    return [(int(i), str(f), int(r), bool(c)) for i, f, r, c in found]
-
-
-def _replace(
-    con: duckdb.DuckDBPyConnection,
-    earlier: list[tuple[int, str, int, bool]],
-    source_id: int,
-    result: FileResult,
-) -> None:
-    """--force: remove the `earlier` sources as replaced by `source_id` (in its transaction)."""
-    for earlier_id, *_ in earlier:
-        remove_source(con, earlier_id, REASON_REPLACED, replaced_by=source_id)
-        result.replaced.append(earlier_id)
 
 
 def _skipped(
