@@ -29,23 +29,25 @@ from forensics.errors import CaseError
 MARKER = "_forensics_lake"
 
 
+def _meta(con: duckdb.DuckDBPyConnection, key: str, default: str) -> str:
+    found = con.execute("SELECT value FROM meta WHERE key = $k", {"k": key}).fetchall()
+    return str(found[0][0]) if found else default
+
+
 def lake_id(con: duckdb.DuckDBPyConnection) -> str:
-    found = con.execute("SELECT value FROM meta WHERE key = 'lake_id'").fetchall()
-    return str(found[0][0]) if found else ""
+    return _meta(con, "lake_id", "")
 
 
 def change(con: duckdb.DuckDBPyConnection) -> int:
     """How many lake changes the case behind `con` has committed."""
-    found = con.execute("SELECT value FROM meta WHERE key = 'lake_change'").fetchall()
-    return int(found[0][0]) if found else 0
+    return int(_meta(con, "lake_change", "0"))
 
 
-def count_change(con: duckdb.DuckDBPyConnection) -> int:
+def count_change(con: duckdb.DuckDBPyConnection) -> None:
     """Inside a transaction changing the lake's listing: the case's change number, one up."""
     number = change(con) + 1
     con.execute("DELETE FROM meta WHERE key = 'lake_change'")
     con.execute("INSERT INTO meta VALUES ('lake_change', $n)", {"n": str(number)})
-    return number
 
 
 def read(root: Path) -> tuple[str, int] | None:
@@ -69,6 +71,13 @@ def write(root: Path, owner: str, number: int) -> None:
         os.fsync(f.fileno())
     fresh.replace(root / MARKER)
     sync_dir(root)
+
+
+def advance(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """After a COMMIT: the marker says the case's change number (rewritten only if not)."""
+    number, found = change(con), read(root)
+    if found is None or found[1] != number:
+        write(root, lake_id(con), number)
 
 
 def quietly(step: Callable[[], object], what: str) -> None:

@@ -321,10 +321,7 @@ def commit(con: duckdb.DuckDBPyConnection) -> None:
         refresh_views(con)
     con.execute("COMMIT")
     # committed: what follows cannot undo it, and a failure in it is a warning
-    number, found = owner.change(con), owner.read(root)
-    if found is None or found[1] != number:
-        ident = owner.lake_id(con)
-        owner.quietly(lambda: owner.write(root, ident, number), f"{owner.MARKER} not updated")
+    owner.quietly(lambda: owner.advance(con, root), f"{owner.MARKER} not updated")
     tidy(con)
 
 

@@ -52,12 +52,12 @@ spread AS (
           FROM ranked)
 ),
 population AS (
-    SELECT c.credential_id, c.bucket,
-           CASE WHEN s.others < 1 THEN 0
-                ELSE lower_value + s.frac * (coalesce(upper_value, lower_value) - lower_value)
+    SELECT credential_id, bucket,
+           CASE WHEN others < 1 THEN 0
+                ELSE lower_value + frac * (coalesce(upper_value, lower_value) - lower_value)
            END AS population_p95
     FROM (
-        SELECT c.credential_id, c.bucket,
+        SELECT c.credential_id, c.bucket, s.others, s.frac,
                CASE WHEN s.lo < me.i THEN x0.value ELSE x1.value END AS lower_value,
                CASE WHEN s.lo + 1 < me.i THEN x1.value ELSE x2.value END AS upper_value
         FROM candidates c
@@ -66,8 +66,7 @@ population AS (
         LEFT JOIN ranked x0 ON x0.i = s.lo
         LEFT JOIN ranked x1 ON x1.i = s.lo + 1
         LEFT JOIN ranked x2 ON x2.i = s.lo + 2
-    ) c
-    CROSS JOIN spread s
+    )
 ),
 detail AS (
     SELECT c.credential_id, c.bucket,
