@@ -6,9 +6,10 @@
 
 The requests are a synthetic world (`forensics synth`, seed 1: a week, 50 ordinary tenants and
 every scenario and look-alike) ingested once, then copied in SQL until the table has the wanted
-number of rows: copy k shifts every principal (tenant, credential, user, session, request id and
-the client address's last two octets) so that the copies are distinct principals with the world's
-shapes, not the same principal with k times the traffic. The key inventory and revocations are
+number of rows: copy k renames every principal (tenant, credential, user, session, request id)
+and moves every client network to a block of its own (see `_moved_networks`), so that the copies
+are distinct principals with the world's shapes, not the same principal with k times the
+traffic, and no two copies share an address or a network. The key inventory and revocations are
 copied with the same renaming; provider usage and the other reference tables are kept as
 ingested.
 
@@ -32,6 +33,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -67,6 +72,44 @@ def _world_case(workdir: Path, python: str) -> Path:
     return case
 
 
+# Copy k's IPv4 block: block number n = k * 1024 + the /24's rank in the world (public blocks)
+# or k * 64 + its rank (private ones), written as 11-99.x.y.0/24 or 10.x.y.0/24: every copy's
+# networks are distinct from every other copy's and from the world's. ASN, category and place
+# stay as enriched. An IPv6 /64 gets copy k in its fourth group.
+_V4_MOVE = (
+    "WHEN net_rank IS NOT NULL THEN"
+    " CASE WHEN net_private THEN '10.' || ((k * 64 + net_rank) // 256) || '.'"
+    " || ((k * 64 + net_rank) % 256)"
+    " ELSE (11 + (k * 1024 + net_rank) // 65536) || '.' || ((k * 1024 + net_rank) // 256 % 256)"
+    " || '.' || ((k * 1024 + net_rank) % 256) END"
+)
+_V6_MOVE = (
+    "WHEN {column} LIKE '%:%' THEN regexp_replace({column},"
+    " '^([0-9a-f]+:[0-9a-f]+:[0-9a-f]+:)[0-9a-f]+', '\\1' || printf('%x', k))"
+    " ELSE {column}"
+)
+_PRIVATE = r"regexp_full_match(client_net, '(10\..*|192\.168\..*|172\.(1[6-9]|2[0-9]|3[01])\..*)')"
+
+
+def _moved_networks(con: duckdb.DuckDBPyConnection, copies: int) -> None:
+    """The world's requests as TEMP table `world`, each with its IPv4 /24's rank among the
+    world's public (or private) blocks: the numbers copy k's block is made of (`_V4_MOVE`)."""
+    con.execute(
+        "CREATE TEMP TABLE world AS SELECT r.*, n.net_rank, n.net_private FROM requests r"
+        " LEFT JOIN (SELECT client_net, private AS net_private,"
+        " row_number() OVER (PARTITION BY private ORDER BY client_net) - 1 AS net_rank"
+        f" FROM (SELECT DISTINCT client_net, {_PRIVATE} AS private FROM requests"
+        " WHERE regexp_full_match(client_net, '[0-9.]+/24'))) n USING (client_net)"
+    )
+    [(public, private)] = con.execute(
+        "SELECT max(net_rank) FILTER (WHERE NOT net_private),"
+        " max(net_rank) FILTER (WHERE net_private) FROM world"
+    ).fetchall()
+    fits = (public or 0) < 1024 and (private or 0) < 64 and copies * 64 <= 65536
+    if not fits:
+        raise SystemExit(f"{copies} copies of {public} + {private} networks do not fit the blocks")
+
+
 def _scaled_case(workdir: Path, source: Path, rows: int) -> Path:
     """A copy of the world case whose requests table has `rows` rows (see the docstring)."""
     import duckdb
@@ -80,25 +123,20 @@ def _scaled_case(workdir: Path, source: Path, rows: int) -> Path:
     con = duckdb.connect(str(tmp))
     base = int(con.execute("SELECT count(*) FROM requests").fetchall()[0][0])
     copies = -(-rows // base)
-    con.execute("CREATE TEMP TABLE world AS SELECT * FROM requests")
+    columns = [r[0] for r in con.execute("DESCRIBE requests").fetchall()]
+    _moved_networks(con, copies)
     con.execute("DELETE FROM requests")
-    columns = [r[0] for r in con.execute("DESCRIBE world").fetchall()]
     shifted = {
         "tenant_id": "CASE WHEN k = 0 THEN tenant_id ELSE tenant_id || '~' || k END",
         "credential_id": "CASE WHEN k = 0 THEN credential_id ELSE credential_id || '~' || k END",
         "user_id": "CASE WHEN k = 0 THEN user_id ELSE user_id || '~' || k END",
         "session_id": "CASE WHEN k = 0 THEN session_id ELSE session_id || '~' || k END",
         "request_id": "CASE WHEN k = 0 THEN request_id ELSE request_id || '~' || k END",
-        # another /24 per copy (the third octet moves), so that copies of tenants on one cloud
-        # do not pile up in the same /24; ASN and country stay as enriched
-        "client_ip": "CASE WHEN k = 0 OR NOT regexp_full_match(client_ip, '[0-9.]+') THEN client_ip"
-        " ELSE regexp_replace(client_ip, '\\.[0-9]+\\.[0-9]+$',"
-        " '.' || CAST((k * 7) % 256 AS VARCHAR) || '.' || CAST((k * 13 + 1) % 254 + 1 AS VARCHAR))"
-        " END",
-        # client_net follows client_ip's move: a.b.c.0/24 becomes a.b.(k*7 % 256).0/24
-        "client_net": "CASE WHEN k = 0 OR NOT regexp_full_match(client_net, '[0-9.]+/24')"
-        " THEN client_net ELSE regexp_replace(client_net, '\\.[0-9]+\\.0/24$',"
-        " '.' || CAST((k * 7) % 256 AS VARCHAR) || '.0/24') END",
+        "client_ip": f"CASE WHEN k = 0 OR client_net IS NULL THEN client_ip {_V4_MOVE}"
+        " || regexp_extract(client_ip, '\\.[0-9]+$')"
+        f" {_V6_MOVE.format(column='client_ip')} END",
+        "client_net": f"CASE WHEN k = 0 OR client_net IS NULL THEN client_net {_V4_MOVE} || '.0/24'"
+        f" {_V6_MOVE.format(column='client_net')} END",
     }
     select = ", ".join(shifted.get(c, c) for c in columns)
     step = 20
