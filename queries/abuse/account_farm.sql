@@ -109,7 +109,8 @@ clusters AS (
            median(attempts) FILTER (WHERE farm) AS median_attempts,
            max(attempts) FILTER (WHERE farm) AS max_attempts,
            median(form_seconds) FILTER (WHERE farm) AS form_seconds,
-           list(client_ip ORDER BY client_ip) FILTER (WHERE farm) AS address_list
+           -- the first 20 farm addresses (an ordered list of them all took 2 GiB at 35,000)
+           min_by(client_ip, client_ip, 20) FILTER (WHERE farm) AS address_list
     FROM judged
     GROUP BY bucket, user_agent
     HAVING count(*) FILTER (WHERE farm) >= $min_addresses
@@ -222,7 +223,7 @@ SELECT
         refused := refused,
         rate_limited := rate_limited,
         statuses := status_counts,
-        sample_addresses := address_list[1:20],
+        sample_addresses := address_list,
         bucket_start := bucket,
         window_hours := CAST($window_hours AS BIGINT)
     ) AS evidence,

@@ -61,7 +61,7 @@ per_credential AS (
            min(ts) FILTER (WHERE hit AND retired) AS first_retired_use,
            list_sort(list(DISTINCT issuer) FILTER (WHERE hit AND issuer IS NOT NULL)) AS issuers,
            list_sort(list(DISTINCT key_id) FILTER (WHERE hit AND key_id IS NOT NULL)) AS key_ids,
-           list(request_id ORDER BY ts, request_id)
+           min_by(request_id, (ts, request_id), 20)
                FILTER (WHERE hit AND request_id IS NOT NULL) AS request_ids,
            sum(est_cost_usd) FILTER (WHERE hit) AS est_cost_usd
     FROM (SELECT *, NOT refused AND (long_lived OR no_exp OR retired) AS hit FROM flagged)

@@ -112,7 +112,7 @@ per_key AS (
            max(created_at) AS created_at,
            max(expires_at) AS expires_at,
            list_sort(list_distinct(flatten(list(coalesce(owners, []))))) AS owners,
-           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
+           min_by(request_id, (ts, request_id), 20) FILTER (WHERE request_id IS NOT NULL)
                AS request_ids,
            sum(est_cost_usd) AS est_cost_usd
     FROM hits

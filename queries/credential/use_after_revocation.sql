@@ -42,7 +42,7 @@ per_credential AS (
            count(*) FILTER (WHERE NOT refused) AS requests_after,
            count(*) FILTER (WHERE refused) AS refused_after,
            count(DISTINCT client_ip) FILTER (WHERE NOT refused) AS client_ips_after,
-           list(request_id ORDER BY ts, request_id)
+           min_by(request_id, (ts, request_id), 20)
                FILTER (WHERE NOT refused AND request_id IS NOT NULL) AS request_ids,
            sum(est_cost_usd) FILTER (WHERE NOT refused) AS est_cost_usd
     FROM after

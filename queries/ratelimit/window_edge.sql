@@ -44,7 +44,7 @@ edge AS (
 ),
 bursts AS (
     SELECT principal_type, principal_id, bucket, boundary, count(*) AS n,
-           list(request_id ORDER BY ts, request_id) FILTER (WHERE request_id IS NOT NULL)
+           min_by(request_id, (ts, request_id), 20) FILTER (WHERE request_id IS NOT NULL)
                AS request_ids
     FROM edge
     GROUP BY ALL
