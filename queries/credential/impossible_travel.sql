@@ -62,10 +62,13 @@ per_day AS (
            any_value(tenant_id) AS tenant_id,
            min(p_ts) AS window_start, max(ts) AS window_end,
            count(*) AS jumps,
+           -- equal speeds (jumps under a minute all count as a minute) go to the latest jump:
+           -- the evidence must not change from one run to the next
            arg_max(struct_pack(p_country, country, p_lat, p_lon, lat, lon, p_ip, client_ip,
-                               p_asn, asn, km, hours, kmh), kmh) AS fastest,
-           list_distinct(flatten(list([p_country, country]))) AS countries,
-           -- sorted: list_distinct keeps no order, and the 20 kept must not depend on the engine
+                               p_asn, asn, km, hours, kmh), (kmh, ts, request_id)) AS fastest,
+           -- sorted: list_distinct keeps no order, and the lists must not depend on the run or
+           -- the engine
+           list_sort(list_distinct(flatten(list([p_country, country])))) AS countries,
            list_sort(list_distinct(flatten(list([p_request_id, request_id])))) AS request_ids,
            sum(coalesce(p_cost, 0) + coalesce(est_cost_usd, 0)) AS est_cost_usd
     FROM jumps
