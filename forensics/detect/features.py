@@ -64,6 +64,25 @@ def materialize(
         con.execute(f"CREATE OR REPLACE TABLE {into}.{name} AS {scoped(name)}", scope)
 
 
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_UNITS |= {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def share_of_memory(con: duckdb.DuckDBPyConnection) -> float:
+    """How much of DuckDB's memory limit the in-memory tables take (the materialised features,
+    mostly): 0.0 when the limit is not a size this reads."""
+    [(limit, used)] = con.execute(
+        "SELECT current_setting('memory_limit'), (SELECT sum(memory_usage_bytes"
+        " + temporary_storage_bytes) FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE')"
+    ).fetchall()
+    number, _, unit = str(limit).partition(" ")
+    try:
+        limit_bytes = float(number) * _UNITS[unit]
+    except (KeyError, ValueError):
+        return 0.0
+    return float(used or 0) / limit_bytes if limit_bytes > 0 else 0.0
+
+
 def expose(con: duckdb.DuckDBPyConnection, names: list[str], into: str) -> None:
     """On `con`, a TEMP view of each feature over its table in `into`: it shadows the case's
     unscoped view of the same name (and a read-only connection's TEMP one) for this

@@ -14,7 +14,10 @@
 -- Per-window counts come from the shared `principal_hours` features; inter-arrival gaps are
 -- computed from `requests` only for the windows that could pass the gap route.
 WITH hours AS (
-    SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
+    -- the columns read below only: two parts of the query read this, so it is materialised
+    SELECT principal_type, principal_id, tenant_id, hour, target, endpoint, model_family,
+           requests, stream_requests, first_ts, last_ts, est_cost_usd,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
     FROM principal_hours
     WHERE principal_type IN ('credential', 'ip')
       AND ($since IS NULL OR last_ts >= $since)

@@ -8,7 +8,9 @@
 -- window_hours. Tenants whose first request in scope falls in the window raise the score.
 -- The networks, tenants and counts come from the shared `principal_hours` features.
 WITH scoped AS (
-    SELECT *, time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
+    -- the columns read below only: two parts of the query read this, so it is materialised
+    SELECT tenant_id, first_ts, last_ts, asn, asn_category, client_net, requests, est_cost_usd,
+           time_bucket(to_hours(CAST($window_hours AS BIGINT)), hour) AS bucket
     FROM principal_hours
     WHERE tenant_id IS NOT NULL
       AND ($since IS NULL OR last_ts >= $since)

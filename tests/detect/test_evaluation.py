@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from forensics.case import db
 from forensics.cli import cli
+from forensics.detect import features
+from forensics.detect.evaluation import CROWDED, Evaluation
 from forensics.detect.load import default_dirs, load_detectors
 from forensics.detect.runner import run_detectors
 from forensics.synth import SynthConfig, synthesize
@@ -135,4 +137,28 @@ def test_a_session_has_the_case_macros(tmp_path: Path) -> None:
         assert other.execute("SELECT cred_fp('sk-test-123') LIKE 'cred:%'").fetchall() == [(True,)]
     finally:
         other.close()
+        con.close()
+
+
+def test_features_that_crowd_the_memory_limit_leave_one_detector_at_a_time(
+    world_case: Path, tmp_path: Path
+) -> None:
+    case = tmp_path / "crowded.duckdb"
+    shutil.copy(world_case, case)
+    scope = {"since": None, "until": None, "tenant": None}
+    con = db.connect(case)
+    try:
+        with Evaluation(con, "a" * 32, ["principal_hours"], scope, workers=2) as roomy:
+            [(features_bytes,)] = con.execute(
+                "SELECT sum(memory_usage_bytes) FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'"
+            ).fetchall()
+            assert roomy.workers == 2  # DuckDB's default limit: most of the machine's memory
+        assert features_bytes > 0
+        # a limit under four times the features' size: they crowd it
+        con.execute(f"SET memory_limit = '{int(features_bytes * 3)}B'")
+        assert features.share_of_memory(con) == 0.0  # nothing materialised now
+        with Evaluation(con, "b" * 32, ["principal_hours"], scope, workers=2) as crowded:
+            assert features.share_of_memory(con) > CROWDED
+            assert crowded.workers == 1
+    finally:
         con.close()
