@@ -13,24 +13,33 @@ WITH slow AS (
     GROUP BY principal_id
     HAVING max(max_latency_ms) > 60000
 ),
-minutes AS (
-    SELECT credential_id, time_bucket(INTERVAL 1 MINUTE, ts) AS minute, count(*) AS n
+busy_minutes AS (
+    -- integer keys (a hash of the credential, the minute's number): nearly every request is a
+    -- group of its own here, and strings made this the detector's costliest step
+    SELECT hash(credential_id) AS ck
     FROM requests
     WHERE credential_id IS NOT NULL AND ts IS NOT NULL
       AND ($since IS NULL OR ts >= $since)
       AND ($until IS NULL OR ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
-    GROUP BY ALL
+    GROUP BY hash(credential_id), epoch_us(ts) // 60000000
     HAVING count(*) >= $min_concurrency / 2
 ),
 candidates AS (
     -- Only these credentials can reach min_concurrency. When no generation of a credential
     -- lasts over a minute, the ones in flight at any moment started in that minute or the one
     -- before, so one of the two minutes holds half of min_concurrency requests at least;
-    -- credentials with longer generations are always computed.
+    -- credentials with longer generations are always computed. (A credential whose hash
+    -- equals a busy one's is computed too: more candidates, the same findings.)
     SELECT credential_id FROM slow
     UNION
-    SELECT credential_id FROM minutes
+    SELECT principal_id
+    FROM principal_hours
+    WHERE principal_type = 'credential'
+      AND hash(principal_id) IN (SELECT ck FROM busy_minutes)
+      AND ($since IS NULL OR last_ts >= $since)
+      AND ($until IS NULL OR first_ts <= $until)
+      AND ($tenant IS NULL OR tenant_id = $tenant)
 ),
 scoped AS (
     -- integer keys (a hash of the credential, microseconds) keep the event sort cheap
