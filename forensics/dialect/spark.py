@@ -28,6 +28,7 @@ meaning does not, or nothing maps at all:
   []                                      a list of text: Spark types an empty ARRAY() as void
   list_distinct(l)                        NULLs dropped, as DuckDB does
   list_inner_product(a, b)                aggregate over zip_with
+  list_sum(l)                             aggregate over its non-NULL members, from the first
   timezone(zone, ts)                      from_utc_timestamp (the session time zone is UTC)
   list_has_any(a, b)                      arrays_overlap (sqlglot writes &&, not Spark's)
   regexp_full_match(s, p)                 s RLIKE '^(?:p)$'
@@ -183,6 +184,16 @@ def _inner_product(node: exp.Anonymous) -> exp.Expr:
     )
 
 
+def _list_sum(node: exp.Anonymous) -> exp.Expr:
+    """The sum of a list's non-NULL members, NULL for none; the first member is the start, so
+    the sum keeps the members' type (Spark's aggregate wants the start's type throughout)."""
+    members = f"filter({sql(node.expressions[0])}, _x -> _x IS NOT NULL)"
+    return parse(
+        f"aggregate(slice({members}, 2, greatest(size({members}), 1)),"
+        f" try_element_at({members}, 1), (_acc, _v) -> _acc + _v)"
+    )
+
+
 def _has_all(node: exp.Anonymous) -> exp.Expr:
     """Every element of the second list is in the first."""
     whole, part = (sql(e) for e in node.expressions[:2])
@@ -289,6 +300,7 @@ ANONYMOUS.update(
         "LIST_INNER_PRODUCT": _inner_product,
         "LIST_DOT_PRODUCT": _inner_product,
         "LIST_HAS_ALL": _has_all,
+        "LIST_SUM": _list_sum,
         **dict.fromkeys(_TO_UNIT, _to_unit),
     }
 )

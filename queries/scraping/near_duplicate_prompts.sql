@@ -80,24 +80,23 @@ windowed AS (
 ),
 clusters AS (
     SELECT scale, principal_type, principal_id, bucket, prompt_prefix_fp, count(*) AS n,
-           any_value(min_requests) AS min_requests,
-           row_number() OVER (PARTITION BY scale, principal_type, principal_id, bucket
-                              ORDER BY count(*) DESC, prompt_prefix_fp) AS rk
+           any_value(min_requests) AS min_requests
     FROM windowed
     GROUP BY scale, principal_type, principal_id, bucket, prompt_prefix_fp
 ),
 judged AS (
+    -- the max_clusters largest clusters of the window, largest first (ties: the smaller
+    -- prefix first)
     SELECT scale, principal_type, principal_id, bucket,
            sum(n) AS requests,
            count(*) AS distinct_prefixes,
-           sum(n) FILTER (WHERE rk <= $max_clusters) AS top_requests,
-           list(n ORDER BY rk) FILTER (WHERE rk <= $max_clusters) AS top_counts,
-           list(format('0x{:016x}', prompt_prefix_fp) ORDER BY rk)
-               FILTER (WHERE rk <= $max_clusters) AS top_prefixes
+           min_by(n, (-n, prompt_prefix_fp), $max_clusters) AS top_counts,
+           min_by(prompt_prefix_fp, (-n, prompt_prefix_fp), $max_clusters) AS top_fps
     FROM clusters
     GROUP BY scale, principal_type, principal_id, bucket
     HAVING sum(n) >= any_value(min_requests)
-       AND sum(n) FILTER (WHERE rk <= $max_clusters) >= $min_cluster_share * sum(n)
+       AND list_sum(min_by(n, (-n, prompt_prefix_fp), $max_clusters))
+           >= $min_cluster_share * sum(n)
 ),
 per_window AS (
     -- a slow window holding a burst window of the same principal is left out
@@ -115,11 +114,11 @@ hits AS (
            min(s.ts) AS first_seen,
            max(s.ts) AS last_seen,
            min_by(s.request_id, (s.ts, s.request_id), 20)
-               FILTER (WHERE s.request_id IS NOT NULL AND c.rk <= $max_clusters) AS request_ids,
+               FILTER (WHERE s.request_id IS NOT NULL
+                         AND list_contains(w.top_fps, s.prompt_prefix_fp)) AS request_ids,
            sum(s.est_cost_usd) AS est_cost_usd
     FROM windowed s
     JOIN per_window w USING (scale, principal_type, principal_id, bucket)
-    JOIN clusters c USING (scale, principal_type, principal_id, bucket, prompt_prefix_fp)
     GROUP BY s.scale, s.principal_type, s.principal_id, s.bucket
 )
 SELECT
@@ -128,20 +127,20 @@ SELECT
     h.tenant_id,
     h.first_seen AS window_start,
     h.last_seen AS window_end,
-    round(least(100, 40 + 40 * (w.top_requests / w.requests)
+    round(least(100, 40 + 40 * (list_sum(w.top_counts) / w.requests)
                      + 10 * log10(w.requests / k.min_requests)), 1)::DOUBLE AS score,
     format('{} {} sent {} short prompts within {} minutes, {}% of them sharing {} prefix(es)'
            || ' out of {} distinct.',
            h.principal_type, h.principal_id, w.requests, k.minutes,
-           round(100 * w.top_requests / w.requests, 1), array_length(w.top_counts),
+           round(100 * list_sum(w.top_counts) / w.requests, 1), array_length(w.top_counts),
            w.distinct_prefixes) AS summary,
     struct_pack(
         requests := w.requests,
         distinct_prefixes := w.distinct_prefixes,
-        top_cluster_share := round(w.top_requests / w.requests, 3)::DOUBLE,
+        top_cluster_share := round(list_sum(w.top_counts) / w.requests, 3)::DOUBLE,
         top_cluster_shares := list_transform(w.top_counts,
                                   lambda n: round(n / w.requests, 3)::DOUBLE),
-        sample_prefix_fps := w.top_prefixes,
+        sample_prefix_fps := list_transform(w.top_fps, lambda f: format('0x{:016x}', f)),
         scale := h.scale,
         bucket_start := h.bucket,
         window_minutes := k.minutes,

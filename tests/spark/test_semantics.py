@@ -121,3 +121,13 @@ def test_lists_patterns_and_hashes(engines):
     )
     assert duck == sparked
     assert duck[0][1] == ["a", "b"]
+
+
+def test_list_sum_skips_nulls_and_keeps_the_members_type(engines: tuple[Any, Any]) -> None:
+    duck, sparked = both(
+        engines,
+        "SELECT list_sum([3, NULL, 4]) AS a, list_sum([2.5::DOUBLE, 0.5]) AS b, list_sum([7]) AS c,"
+        " list_sum(CAST([] AS BIGINT[])) AS d, list_sum([NULL::BIGINT]) AS e",
+    )
+    assert duck == sparked
+    assert duck[0] == [7, 3.0, 7, None, None]
