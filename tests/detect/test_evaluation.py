@@ -154,11 +154,15 @@ def test_features_that_crowd_the_memory_limit_leave_one_detector_at_a_time(
             ).fetchall()
             assert roomy.workers == 2  # DuckDB's default limit: most of the machine's memory
         assert features_bytes > 0
-        # a limit under four times the features' size: they crowd it
-        con.execute(f"SET memory_limit = '{int(features_bytes * 3)}B'")
-        assert features.share_of_memory(con) == 0.0  # nothing materialised now
+        # the share counts every in-memory table: a TEMP table of some 100 MB under a 256 MB
+        # limit crowds it (a limit near the features' own few MB leaves no room to compute them)
+        con.execute("SET memory_limit = '256MB'")
+        assert features.share_of_memory(con) < CROWDED
+        con.execute(
+            "CREATE TEMP TABLE ballast AS SELECT i, repeat('x', 100) AS s FROM range(1000000) t(i)"
+        )
+        assert features.share_of_memory(con) > CROWDED
         with Evaluation(con, "b" * 32, ["principal_hours"], scope, workers=2) as crowded:
-            assert features.share_of_memory(con) > CROWDED
             assert crowded.workers == 1
     finally:
         con.close()
