@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from forensics.case import db
+from forensics.case.principals import TYPES, present_types
 from forensics.cli import cli
 from forensics.detect.inline_tests import run_case
 from forensics.detect.load import default_dirs, load_detectors
@@ -120,6 +121,59 @@ def test_no_finding_costs_more_than_its_principal_spent(detected: Path) -> None:
             " WHERE principal_type = 'provider_key'"
         ).fetchone()
         assert provider[0] >= 1 and provider[0] == provider[1]
+    finally:
+        con.close()
+
+
+def test_stored_costs_are_the_principals_requests_in_the_window(detected: Path) -> None:
+    """Each stored finding and incident cost is what request_principals gives for it, recomputed
+    here with the plain join: the runner's joins read only the branches of the findings' types
+    (principals.present_types) and must not lose or add a request by it."""
+    con = db.connect(detected, read_only=True)
+    try:
+        types = [
+            r[0] for r in con.execute("SELECT DISTINCT principal_type FROM findings").fetchall()
+        ]
+        assert {"credential", "tenant"} <= set(types), types
+        assert present_types(con, "findings") == ", ".join(f"'{t}'" for t in TYPES if t in types)
+        con.execute("CREATE TEMP TABLE nothing (principal_type VARCHAR)")
+        assert present_types(con, "nothing") == "NULL"  # IN (NULL): no request at all
+        findings = con.execute(
+            """
+            SELECT f.finding_id, f.est_cost_usd, (
+                SELECT sum(p.est_cost_usd) FROM request_principals p
+                WHERE p.principal_type = f.principal_type AND p.principal_id = f.principal_id
+                  AND p.ts BETWEEN f.window_start AND f.window_end)
+            FROM findings f
+            """
+        ).fetchall()
+        assert len(findings) >= 10
+        for finding_id, stored, plain in findings:
+            assert (stored is None) == (plain is None), finding_id
+            assert stored is None or stored == pytest.approx(plain, rel=1e-9), finding_id
+        incidents = con.execute(
+            """
+            WITH members AS (
+                SELECT i.incident_id, i.first_seen, i.last_seen, f.principal_type,
+                       f.principal_id
+                FROM incidents i, unnest(i.finding_ids) AS u(finding_id)
+                JOIN findings f USING (finding_id)
+            ),
+            requests AS (
+                SELECT DISTINCT m.incident_id, p.request_row, p.est_cost_usd
+                FROM members m JOIN request_principals p
+                  ON p.principal_type = m.principal_type AND p.principal_id = m.principal_id
+                 AND p.ts BETWEEN m.first_seen AND m.last_seen
+            )
+            SELECT i.incident_id, i.est_cost_usd, (SELECT sum(r.est_cost_usd) FROM requests r
+                                                    WHERE r.incident_id = i.incident_id)
+            FROM incidents i
+            """
+        ).fetchall()
+        assert len(incidents) >= 5
+        for incident_id, stored, plain in incidents:
+            assert (stored is None) == (plain is None), incident_id
+            assert stored is None or stored == pytest.approx(plain, rel=1e-9), incident_id
     finally:
         con.close()
 

@@ -16,6 +16,7 @@ import datetime as dt
 import duckdb
 
 from forensics import sql
+from forensics.case.principals import present_types
 
 DEFAULT_GAP = "6 hours"
 EXTRA_DETECTOR_BONUS = 5  # score added per distinct detector beyond the first
@@ -28,5 +29,6 @@ def build_incidents(con: duckdb.DuckDBPyConnection, gap: str | dt.timedelta = DE
     (the runner does) so readers never see the table empty.
     """
     con.execute("DELETE FROM incidents")
-    rows = con.execute(sql.read("incidents"), {"gap": gap, "bonus": EXTRA_DETECTOR_BONUS})
+    text = sql.read("incidents").replace("/*types*/", present_types(con, "findings"))
+    rows = con.execute(text, {"gap": gap, "bonus": EXTRA_DETECTOR_BONUS})
     return int(rows.fetchall()[0][0])

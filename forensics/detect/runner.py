@@ -40,6 +40,7 @@ import duckdb
 from forensics import sql
 from forensics._version import __version__
 from forensics.case.db import sandbox
+from forensics.case.principals import present_types
 from forensics.detect import features
 from forensics.detect.evaluation import NEW, WORKERS, Evaluation, EvaluatorFactory
 from forensics.detect.incidents import DEFAULT_GAP, build_incidents
@@ -190,7 +191,9 @@ def _write(
         )
         _store_detectors(con, result, detectors, bound)
         con.execute(
-            sql.read("store_findings").replace("/*suppression*/", sql.read("suppression")),
+            sql.read("store_findings")
+            .replace("/*suppression*/", sql.read("suppression"))
+            .replace("/*types*/", present_types(con, NEW)),
             {**run, "max_samples": MAX_REQUESTS_PER_FINDING},
         )
         con.execute(

@@ -80,33 +80,39 @@ incident AS (
     FROM grouped JOIN diagnosis d USING (i_type, i_id, session)
     GROUP BY i_type, i_id, session
 ),
+numbered AS MATERIALIZED (
+    -- a number for each incident: the costs below group by it, not by the 32-character id
+    SELECT *, row_number() OVER () AS no FROM incident
+),
 members AS (
-    SELECT incident_id, first_seen, last_seen, m.t AS principal_type, m.id AS principal_id,
+    SELECT no, first_seen, last_seen, m.t AS principal_type, m.id AS principal_id,
            len(principals) = 1 AS alone
-    FROM (SELECT incident_id, first_seen, last_seen, principals, unnest(principals) AS m
-          FROM incident)
+    FROM (SELECT no, first_seen, last_seen, principals, unnest(principals) AS m
+          FROM numbered)
 ),
 requested AS (
     -- each request once per incident, however many of its principals it belongs to: a
     -- principal's requests are distinct already, so only the requests of an incident of
     -- several principals are grouped one by one
-    SELECT incident_id, sum(est_cost_usd) AS est_cost_usd
+    SELECT no, sum(est_cost_usd) AS est_cost_usd
     FROM (
-        SELECT incident_id,
+        SELECT no,
                CASE WHEN any_value(alone) THEN sum(est_cost_usd)
                     ELSE any_value(est_cost_usd) END AS est_cost_usd
         FROM (
-            SELECT m.incident_id, m.alone, p.request_row, p.est_cost_usd
+            SELECT m.no, m.alone, p.request_row, p.est_cost_usd
             FROM members m
             JOIN request_principals p
               ON p.principal_type = m.principal_type AND p.principal_id = m.principal_id
              AND p.ts BETWEEN m.first_seen AND m.last_seen
+            -- the types of the findings (forensics/case/principals.py present_types)
+            WHERE p.principal_type IN (/*types*/)
         )
-        GROUP BY incident_id, CASE WHEN NOT alone THEN request_row END
+        GROUP BY no, CASE WHEN NOT alone THEN request_row END
     )
-    GROUP BY incident_id
+    GROUP BY no
 )
 SELECT i.incident_id, i.principal_type, i.principal_id, i.tenant_id, i.first_seen, i.last_seen,
        i.score, i.severity, i.detectors, i.primary_detector, i.finding_ids,
        r.est_cost_usd, i.provider_cost_usd
-FROM incident i LEFT JOIN requested r USING (incident_id)
+FROM numbered i LEFT JOIN requested r USING (no)

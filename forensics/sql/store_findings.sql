@@ -14,6 +14,8 @@ WITH costs AS (
     JOIN request_principals p
       ON p.principal_type = n.principal_type AND p.principal_id = n.principal_id
      AND p.ts BETWEEN n.window_start AND n.window_end
+    -- the types of the findings (forensics/case/principals.py present_types)
+    WHERE p.principal_type IN (/*types*/)
     GROUP BY n.finding_id
 )
 SELECT n.finding_id, n.detector_id, n.detector_version, $run, n.severity, n.score,
