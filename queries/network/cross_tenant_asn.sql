@@ -30,41 +30,66 @@ networked AS (
     WHERE (s.asn IS NOT NULL AND s.asn_category IS NULL)
        OR ((s.asn IS NULL OR s.asn_category = 'hosting') AND s.client_net IS NOT NULL)
 ),
+tenant_hits AS (
+    -- each tenant once per network and window. Tenants are counted in two steps, not with
+    -- count(DISTINCT): DuckDB estimates a DISTINCT aggregate's rows far above its input
+    -- (trillions at 10M requests), then builds the read-back's hash table on `requests`
+    -- instead of on the few hits (at 50M requests in a lake: 13 s instead of 4 s)
+    SELECT ptype, network, bucket, tenant_id,
+           min(first_ts) AS first_ts,
+           max(last_ts) AS last_ts,
+           sum(requests) AS requests,
+           any_value(tenant_first_ts) >= bucket AS new_tenant,
+           any_value(asn_category) AS asn_category,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM networked
+    GROUP BY ptype, network, bucket, tenant_id
+),
 hits AS (
     SELECT ptype, network, bucket,
            min(first_ts) AS window_start,
            max(last_ts) AS window_end,
            sum(requests) AS requests,
-           count(DISTINCT tenant_id) AS tenants,
-           count(DISTINCT tenant_id) FILTER (WHERE tenant_first_ts >= bucket) AS new_tenants,
-           list(DISTINCT tenant_id ORDER BY tenant_id) AS tenant_list,
+           count(*) AS tenants,
+           count(*) FILTER (WHERE new_tenant) AS new_tenants,
+           list(tenant_id ORDER BY tenant_id) AS tenant_list,
            any_value(asn_category) AS asn_category,
            sum(est_cost_usd) AS est_cost_usd
-    FROM networked
+    FROM tenant_hits
     GROUP BY ptype, network, bucket
-    HAVING count(DISTINCT tenant_id) >= $min_tenants
+    HAVING count(*) >= $min_tenants
 ),
 seen AS (
-    -- client addresses and sample requests, read back from `requests` for the hits only
-    SELECT h.ptype, h.network, h.bucket,
-           count(DISTINCT r.client_ip) AS client_ips,
-           any_value(r.as_org) AS as_org,
-           min_by(r.request_id, (r.ts, r.request_id), 20)
-               FILTER (WHERE r.request_id IS NOT NULL) AS request_ids
-    FROM (SELECT ts, request_id, client_ip, as_org,
-                 time_bucket(to_hours(CAST($window_hours AS BIGINT)), ts) AS bucket,
-                 CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN 'asn' ELSE 'cidr' END
-                     AS ptype,
-                 CASE WHEN asn IS NOT NULL AND asn_category IS NULL THEN CAST(asn AS VARCHAR)
-                      ELSE client_net END AS network
-          FROM requests
-          WHERE tenant_id IS NOT NULL
-            AND (asn_category IS NULL OR asn_category = 'hosting')
-            AND ($since IS NULL OR ts >= $since)
-            AND ($until IS NULL OR ts <= $until)
-            AND ($tenant IS NULL OR tenant_id = $tenant)) r
-    JOIN hits h
-      ON r.ptype = h.ptype AND r.network = h.network AND r.bucket = h.bucket
+    -- client addresses and sample requests, read back from `requests` for the hits only: an
+    -- ASN's requests joined on the number and a network's on its client_net, as they are
+    -- stored (not on text made for every request); a kind without hits reads nothing
+    SELECT ptype, network, bucket,
+           count(DISTINCT client_ip) AS client_ips,
+           any_value(as_org) AS as_org,
+           min_by(request_id, (ts, request_id), 20) FILTER (WHERE request_id IS NOT NULL)
+               AS request_ids
+    FROM (
+        SELECT h.ptype, h.network, h.bucket, r.ts, r.request_id, r.client_ip, r.as_org
+        FROM requests r
+        JOIN (SELECT *, CAST(network AS BIGINT) AS asn FROM hits WHERE ptype = 'asn') h
+          ON r.asn = h.asn AND r.ts >= h.bucket
+         AND r.ts < h.bucket + to_hours(CAST($window_hours AS BIGINT))
+        WHERE r.tenant_id IS NOT NULL AND r.asn_category IS NULL
+          AND ($since IS NULL OR r.ts >= $since)
+          AND ($until IS NULL OR r.ts <= $until)
+          AND ($tenant IS NULL OR r.tenant_id = $tenant)
+        UNION ALL
+        SELECT h.ptype, h.network, h.bucket, r.ts, r.request_id, r.client_ip, r.as_org
+        FROM requests r
+        JOIN (SELECT * FROM hits WHERE ptype = 'cidr') h
+          ON r.client_net = h.network AND r.ts >= h.bucket
+         AND r.ts < h.bucket + to_hours(CAST($window_hours AS BIGINT))
+        WHERE r.tenant_id IS NOT NULL
+          AND (r.asn_category = 'hosting' OR (r.asn IS NULL AND r.asn_category IS NULL))
+          AND ($since IS NULL OR r.ts >= $since)
+          AND ($until IS NULL OR r.ts <= $until)
+          AND ($tenant IS NULL OR r.tenant_id = $tenant)
+    )
     GROUP BY ALL
 ),
 sampled AS (
