@@ -42,11 +42,13 @@ per_window AS (
            max(last_ts) AS last_seen,
            sum(requests) AS requests,
            sum(stream_requests) AS stream_requests,
-           count(DISTINCT target) AS targets,
-           count(DISTINCT model_family) AS model_families,
+           -- one target and one model family: the least and the greatest are the same (or
+           -- none is known); cheaper than counting distinct values, which only says "<= 1"
+           min(target) AS target,
+           max(target) AS last_target,
+           min(model_family) AS model_family,
+           max(model_family) AS last_model_family,
            any_value(endpoint) AS endpoint,
-           any_value(target) AS target,
-           any_value(model_family) AS model_family,
            sum(est_cost_usd) AS est_cost_usd
     FROM hours
     GROUP BY principal_type, principal_id, bucket
@@ -64,7 +66,9 @@ measured AS (
     FROM per_window JOIN hourly USING (principal_type, principal_id, bucket)
     -- requests without a known endpoint or model (errors the gateway answered itself)
     -- do not count as a second one
-    WHERE stream_requests = 0 AND targets <= 1 AND model_families <= 1
+    WHERE stream_requests = 0
+      AND target IS NOT DISTINCT FROM last_target
+      AND model_family IS NOT DISTINCT FROM last_model_family
 ),
 candidates AS (
     SELECT * FROM measured
