@@ -4,16 +4,17 @@
 -- requests are not counted. Days with browser calls (an Origin header) are left to
 -- credential.browser_exposed.
 -- Per-day networks come from the shared `principal_hours` features.
-WITH daily AS (
+WITH placed AS (
+    -- first per credential, day, ASN and country: the distinct counts below then read a few
+    -- rows per day instead of every hour, target and network of it
     SELECT principal_id AS credential_id,
            date_trunc('day', hour AT TIME ZONE 'UTC') AS day,
+           asn, country,
            arg_min(tenant_id, first_ts) AS tenant_id,
            min(first_ts) AS first_seen,
            max(last_ts) AS last_seen,
            sum(requests) AS requests,
-           count(DISTINCT asn) AS asns,
-           count(DISTINCT country) AS countries,
-           sum(origin_requests) > 0 AS any_origin,
+           sum(origin_requests) AS origin_requests,
            sum(est_cost_usd) AS est_cost_usd
     FROM principal_hours
     WHERE principal_type = 'credential'
@@ -22,6 +23,19 @@ WITH daily AS (
       AND ($until IS NULL OR first_ts <= $until)
       AND ($tenant IS NULL OR tenant_id = $tenant)
     GROUP BY ALL
+),
+daily AS (
+    SELECT credential_id, day,
+           arg_min(tenant_id, first_seen) AS tenant_id,
+           min(first_seen) AS first_seen,
+           max(last_seen) AS last_seen,
+           sum(requests) AS requests,
+           count(DISTINCT asn) AS asns,
+           count(DISTINCT country) AS countries,
+           sum(origin_requests) > 0 AS any_origin,
+           sum(est_cost_usd) AS est_cost_usd
+    FROM placed
+    GROUP BY credential_id, day
 ),
 baselined AS (
     SELECT *,
