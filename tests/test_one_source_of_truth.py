@@ -125,6 +125,13 @@ def test_no_finding_costs_more_than_its_principal_spent(detected: Path) -> None:
         con.close()
 
 
+def assert_same_costs(rows: list[tuple[str, float | None, float | None]]) -> None:
+    """Each (id, stored cost, recomputed cost): both unknown, or equal but for float sums."""
+    for ident, stored, plain in rows:
+        assert (stored is None) == (plain is None), ident
+        assert stored is None or stored == pytest.approx(plain, rel=1e-9), ident
+
+
 def test_stored_costs_are_the_principals_requests_in_the_window(detected: Path) -> None:
     """Each stored finding and incident cost is what request_principals gives for it, recomputed
     here with the plain join: the runner's joins read only the branches of the findings' types
@@ -148,9 +155,7 @@ def test_stored_costs_are_the_principals_requests_in_the_window(detected: Path) 
             """
         ).fetchall()
         assert len(findings) >= 10
-        for finding_id, stored, plain in findings:
-            assert (stored is None) == (plain is None), finding_id
-            assert stored is None or stored == pytest.approx(plain, rel=1e-9), finding_id
+        assert_same_costs(findings)
         incidents = con.execute(
             """
             WITH members AS (
@@ -171,9 +176,7 @@ def test_stored_costs_are_the_principals_requests_in_the_window(detected: Path) 
             """
         ).fetchall()
         assert len(incidents) >= 5
-        for incident_id, stored, plain in incidents:
-            assert (stored is None) == (plain is None), incident_id
-            assert stored is None or stored == pytest.approx(plain, rel=1e-9), incident_id
+        assert_same_costs(incidents)
     finally:
         con.close()
 
