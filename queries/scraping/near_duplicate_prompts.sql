@@ -91,7 +91,8 @@ judged AS (
            sum(n) AS requests,
            count(*) AS distinct_prefixes,
            min_by(n, (-n, prompt_prefix_fp), $max_clusters) AS top_counts,
-           min_by(prompt_prefix_fp, (-n, prompt_prefix_fp), $max_clusters) AS top_fps
+           min_by(prompt_prefix_fp, (-n, prompt_prefix_fp), $max_clusters) AS top_fps,
+           list_sum(min_by(n, (-n, prompt_prefix_fp), $max_clusters)) AS top_requests
     FROM clusters
     GROUP BY scale, principal_type, principal_id, bucket
     HAVING sum(n) >= any_value(min_requests)
@@ -127,17 +128,17 @@ SELECT
     h.tenant_id,
     h.first_seen AS window_start,
     h.last_seen AS window_end,
-    round(least(100, 40 + 40 * (list_sum(w.top_counts) / w.requests)
+    round(least(100, 40 + 40 * (w.top_requests / w.requests)
                      + 10 * log10(w.requests / k.min_requests)), 1)::DOUBLE AS score,
     format('{} {} sent {} short prompts within {} minutes, {}% of them sharing {} prefix(es)'
            || ' out of {} distinct.',
            h.principal_type, h.principal_id, w.requests, k.minutes,
-           round(100 * list_sum(w.top_counts) / w.requests, 1), array_length(w.top_counts),
+           round(100 * w.top_requests / w.requests, 1), array_length(w.top_counts),
            w.distinct_prefixes) AS summary,
     struct_pack(
         requests := w.requests,
         distinct_prefixes := w.distinct_prefixes,
-        top_cluster_share := round(list_sum(w.top_counts) / w.requests, 3)::DOUBLE,
+        top_cluster_share := round(w.top_requests / w.requests, 3)::DOUBLE,
         top_cluster_shares := list_transform(w.top_counts,
                                   lambda n: round(n / w.requests, 3)::DOUBLE),
         sample_prefix_fps := list_transform(w.top_fps, lambda f: format('0x{:016x}', f)),
