@@ -350,17 +350,24 @@ def is_read_only(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(read_only)
 
 
-def sandbox(con: duckdb.DuckDBPyConnection, *, allow_files: bool = False) -> None:
+def sandbox(
+    con: duckdb.DuckDBPyConnection, *, allow_files: bool = False, lock: bool = True
+) -> None:
     """Lock `con` down for SQL the tool did not write (ad hoc SQL, detectors).
 
     External access goes off (no COPY TO, EXPORT, ATTACH, INSTALL, LOAD, and no file, glob or
     network read: only the case file itself stays open), unless `allow_files` (`forensics sql
-    --allow-files`, reading only: statements that write are refused before they run). Then the
-    configuration is locked, so no SET, RESET or PRAGMA can undo any of it. DuckDB keeps these
-    settings per database, for every connection to it in this process, and for good: call this
-    last, after the connection's own setup. A connection sandboxed already is left as it is.
+    --allow-files`, reading only: statements that write are refused before they run); DuckDB
+    cannot turn it back on while the database runs. Then the configuration is locked, so no
+    SET, RESET or PRAGMA can change any setting. DuckDB keeps these settings per database, for
+    every connection to it in this process, and for good: call this last, after the
+    connection's own setup. A connection sandboxed already is left as it is.
+
+    `lock=False` does all but the lock, for a caller with a setting of its own still to change
+    while SQL it did not write runs, none of which can set anything (the runner: the threads
+    its detectors share, each detector one guarded SELECT); it calls `sandbox(con)` after.
     """
-    if con.execute("SELECT current_setting('lock_configuration')").fetchall() == [(True,)]:
+    if is_locked(con):
         if external_access(con) and not allow_files:
             raise CaseError("the case connection is locked with external access on")
         return
@@ -368,7 +375,13 @@ def sandbox(con: duckdb.DuckDBPyConnection, *, allow_files: bool = False) -> Non
         con.execute(setting)
     if not allow_files:
         con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    if lock:
+        con.execute("SET lock_configuration = true")
+
+
+def is_locked(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con`'s configuration is locked (`sandbox`): no SET, RESET or PRAGMA changes it."""
+    return con.execute("SELECT current_setting('lock_configuration')").fetchall() == [(True,)]
 
 
 def external_access(con: duckdb.DuckDBPyConnection) -> bool:

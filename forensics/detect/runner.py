@@ -15,9 +15,11 @@ A run has two phases.
    detector that ran over the same scope superseded by this run, rebuilds `incidents` and closes
    the run. A crash leaves the whole run or none of it.
 
-The connection is sandboxed first (`case.db.sandbox`: no file, network, extension or setting
-for the rest of its life) and each SELECT is refused before it runs if it calls what a detector
-may not (`forensics.detect.guard`: files, environment, sequences, side effects). A detector
+The connection is sandboxed first (`case.db.sandbox`: no file, network or extension for the
+rest of its life) and each SELECT is refused before it runs if it calls what a detector may not
+(`forensics.detect.guard`: files, environment, sequences, side effects). Its configuration is
+locked (no setting either) once the detectors have run: until then the evaluation sets the
+threads they share, and a detector, one SELECT, cannot set anything. A detector
 still running after `timeout` seconds is interrupted (`interrupt()` of its connection, from a
 timer thread) and recorded as failed; the run goes on with the next one.
 
@@ -115,7 +117,8 @@ def run_detectors(
     result = RunResult(run_id=uuid.uuid4().hex)
     started = dt.datetime.now(dt.UTC)
     bound: dict[str, dict[str, Any]] = {}
-    sandbox(con)
+    # locked below, once the detectors have run: the evaluation sets the threads they share
+    sandbox(con, lock=False)
     shared = features.used_by(t for d in detectors for t in d.tables)
 
     def params(detector: Detector) -> dict[str, Any]:
@@ -128,27 +131,31 @@ def run_detectors(
         return Evaluation(con, run_id, shared, scope, workers)
 
     make = evaluator or on_duckdb
-    with make(con, result.run_id, shared, scope.params()) as evaluation:
-        result.features_seconds = evaluation.features_seconds
-        for outcome in evaluation.run(detectors, params, timeout):
-            result.seconds[outcome.detector_id] = outcome.seconds
-            if outcome.error is not None:
-                result.errors[outcome.detector_id] = outcome.error
-            if progress is not None:
-                progress(outcome.detector_id, outcome.seconds, outcome.rows, outcome.error)
-        result.status = "errors" if result.errors else "ok"
-        _write(con, result, started, detectors, bound, scope, incident_gap, evaluation.engine)
-        for detector_id, total, hidden in con.execute(
-            "SELECT detector_id, count(*), count(*) FILTER (WHERE suppressed) FROM findings"
-            " WHERE run_id = $run GROUP BY detector_id",
-            {"run": result.run_id},
-        ).fetchall():
-            result.findings[detector_id] = int(total)
-            result.suppressed[detector_id] = int(hidden)
-        for detector in detectors:
-            if detector.id not in result.errors:
-                result.findings.setdefault(detector.id, 0)
-                result.suppressed.setdefault(detector.id, 0)
+    try:
+        with make(con, result.run_id, shared, scope.params()) as evaluation:
+            result.features_seconds = evaluation.features_seconds
+            for outcome in evaluation.run(detectors, params, timeout):
+                result.seconds[outcome.detector_id] = outcome.seconds
+                if outcome.error is not None:
+                    result.errors[outcome.detector_id] = outcome.error
+                if progress is not None:
+                    progress(outcome.detector_id, outcome.seconds, outcome.rows, outcome.error)
+            sandbox(con)
+            result.status = "errors" if result.errors else "ok"
+            _write(con, result, started, detectors, bound, scope, incident_gap, evaluation.engine)
+    finally:
+        sandbox(con)  # locked even when the run stops midway
+    for detector_id, total, hidden in con.execute(
+        "SELECT detector_id, count(*), count(*) FILTER (WHERE suppressed) FROM findings"
+        " WHERE run_id = $run GROUP BY detector_id",
+        {"run": result.run_id},
+    ).fetchall():
+        result.findings[detector_id] = int(total)
+        result.suppressed[detector_id] = int(hidden)
+    for detector in detectors:
+        if detector.id not in result.errors:
+            result.findings.setdefault(detector.id, 0)
+            result.suppressed.setdefault(detector.id, 0)
     return result
 
 

@@ -7,14 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
 from forensics.case import db
 from forensics.cli import cli
-from forensics.detect import features
+from forensics.detect import evaluation, features
 from forensics.detect.evaluation import CROWDED, Evaluation
 from forensics.detect.load import default_dirs, load_detectors
 from forensics.detect.runner import run_detectors
@@ -88,6 +91,7 @@ def test_a_stopped_run_stores_nothing_and_leaves_no_scratch(world_case: Path, tm
             raise KeyboardInterrupt
 
     con = db.connect(case)
+    con.execute(f"SET threads = {THREADS}")
     try:
         with pytest.raises(KeyboardInterrupt):
             run_detectors(con, detectors, progress=ctrl_c, workers=2)
@@ -99,9 +103,69 @@ def test_a_stopped_run_stores_nothing_and_leaves_no_scratch(world_case: Path, tm
             "  AND view_name IN ('principal_hours', '_run_new'))"
         ).fetchall()
         assert left == [(0, 0, 0, 0)]
+        # the threads the workers shared are given back, and the configuration is locked
+        assert _settings(con) == [(THREADS, True)]
         # the connection still works, and a later run on it finds what a fresh one does
         result = run_detectors(con, detectors, workers=2)
         assert result.errors == {} and sum(result.findings.values()) > 10
+    finally:
+        con.close()
+
+
+THREADS = 4  # set on the case, whatever the machine's cores: two workers get two each
+
+
+def _settings(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    return con.execute(
+        "SELECT current_setting('threads'), current_setting('lock_configuration')"
+    ).fetchall()
+
+
+def test_workers_share_the_threads_and_give_them_back(
+    world_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers run their detectors on half the threads each; the one with nothing left to
+    start gives its half to the other; after the run the threads are as they were, and the
+    configuration is locked."""
+    case = tmp_path / "threads.duckdb"
+    shutil.copy(world_case, case)
+    detectors, _ = load_detectors(default_dirs([]))
+    seen: list[tuple[str, int, bool]] = []
+    lock = threading.Lock()
+    evaluate = evaluation.evaluate
+
+    def watched(con: duckdb.DuckDBPyConnection, *args: Any) -> int:
+        [(threads, locked)] = _settings(con)
+        with lock:
+            seen.append((args[1].id, int(threads), bool(locked)))
+        return evaluate(con, *args)
+
+    monkeypatch.setattr(evaluation, "evaluate", watched)
+    con = db.connect(case)
+    con.execute(f"SET threads = {THREADS}")
+    try:
+        result = run_detectors(con, detectors, workers=2)
+        assert result.errors == {}
+        assert _settings(con) == [(THREADS, True)]
+    finally:
+        con.close()
+    assert sorted(d for d, _, _ in seen) == sorted(d.id for d in detectors)
+    assert not any(locked for _, _, locked in seen)  # locked only once they have run
+    # each detector started on a half; only the last to start can start on more, once the
+    # other worker has nothing left to start
+    assert {threads for _, threads, _ in seen[:-1]} == {THREADS // 2}
+    assert seen[-1][1] in (THREADS // 2, THREADS)
+
+
+def test_one_worker_keeps_every_thread(world_case: Path, tmp_path: Path) -> None:
+    case = tmp_path / "one.duckdb"
+    shutil.copy(world_case, case)
+    detectors, _ = load_detectors(default_dirs([]))
+    con = db.connect(case)
+    con.execute(f"SET threads = {THREADS}")
+    try:
+        run_detectors(con, detectors[:3], workers=1)
+        assert _settings(con) == [(THREADS, True)]
     finally:
         con.close()
 

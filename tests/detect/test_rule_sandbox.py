@@ -5,6 +5,7 @@ on real case files."""
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from pathlib import Path
@@ -183,6 +184,54 @@ def test_the_sandboxed_connection_refuses_what_the_guard_would_miss(
         assert tables_containing(con, "root:x:0:0") == []
         with pytest.raises(duckdb.InvalidInputException, match="configuration has been locked"):
             con.execute("SET enable_external_access = true")
+    finally:
+        con.close()
+
+
+def test_no_detector_changes_a_setting_before_the_run_locks_them(
+    tmp_path: Path, case: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run locks the configuration only once its detectors have run (it sets the threads
+    they share): a detector that tries to change a setting in the meantime, by a second
+    statement or by a comment meant to end the SELECT early, changes nothing, even with the
+    parse-tree guard of calls switched off."""
+    rules = tmp_path / "rules"
+    tries = {
+        "t.second_statement": SQL.format(summary="'x'") + "; SET threads = 7",
+        "t.comment_to_the_end": SQL.format(summary="'x'").rstrip()
+        + " -- ) q) x); SET memory_limit = '17MB'; SELECT * FROM (SELECT 1",
+        "t.pragma": "PRAGMA threads = 7",
+        "t.comment_then_set": SQL.format(summary="'x'") + "/* ; */ ; RESET threads",
+    }
+    rule(rules, "t.plain", "'x'")
+    [plain], problems = load_detectors([rules])
+    assert problems == []
+    for detector_id, text in tries.items():
+        rule(rules, detector_id, "'x'").write_text(text, encoding="utf-8")
+    _, problems = load_detectors([rules])  # loading refuses them first: the runner must too
+    assert sorted(p.path.stem for p in problems) == [
+        "comment_then_set",
+        "pragma",
+        "second_statement",
+    ]
+    detectors = [
+        dataclasses.replace(plain, id=detector_id, sql=text) for detector_id, text in tries.items()
+    ]
+    monkeypatch.setattr(forensics.detect.guard.Guard, "judge", lambda self, calls: [])
+    con = db.connect(case)
+    con.execute("SET threads = 4")
+    con.execute("SET memory_limit = '1GB'")
+    setting = "SELECT current_setting('threads'), current_setting('memory_limit')"
+    before = con.execute(setting).fetchall()
+    try:
+        result = run_detectors(con, detectors, workers=2)
+        assert sorted(result.errors) == ["t.comment_then_set", "t.pragma", "t.second_statement"]
+        assert all("must be exactly one SELECT" in e for e in result.errors.values())
+        # the comment ends at the end of its line: what follows it in the file is not SQL
+        assert result.findings == {"t.comment_to_the_end": 1}
+        assert con.execute(setting).fetchall() == before
+        with pytest.raises(duckdb.InvalidInputException, match="configuration has been locked"):
+            con.execute("SET threads = 1")
     finally:
         con.close()
 
