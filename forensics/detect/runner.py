@@ -19,9 +19,9 @@ The connection is sandboxed first (`case.db.sandbox`: no file, network or extens
 rest of its life) and each SELECT is refused before it runs if it calls what a detector may not
 (`forensics.detect.guard`: files, environment, sequences, side effects). Its configuration is
 locked (no setting either) once the detectors have run: until then the evaluation sets the
-threads they share, and a detector, one SELECT, cannot set anything. A detector
-still running after `timeout` seconds is interrupted (`interrupt()` of its connection, from a
-timer thread) and recorded as failed; the run goes on with the next one.
+threads they share, and a detector, one SELECT, cannot set anything. A detector still running
+after `timeout` seconds is interrupted (`interrupt()` of its connection, from a timer thread)
+and recorded as failed; the run goes on with the next one.
 
 Every run's findings are its own (the finding id hashes the run too); superseded findings stay
 queryable with their run and are not counted by `findings`, `incidents` or the reports.
