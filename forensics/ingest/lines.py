@@ -97,24 +97,21 @@ def ahead(
 def split_lines(data: bytes | bytearray) -> tuple[pa.Array, np.ndarray]:
     """The lines of `data` as an Arrow array without their "\n" / "\r\n", and their lengths.
 
-    numpy finds the newlines; the array first spans the bytes as they are (each line with its
-    newline, no copy), then one Arrow kernel drops the last character of every line. Arrow's
-    cast checks UTF-8 (it raises pa.ArrowInvalid when a line is not).
+    One Arrow kernel splits the text at its newlines (memchr speed, a single copy of the
+    bytes), after one cast of the whole buffer has checked that it is UTF-8 (it raises
+    pa.ArrowInvalid when a line is not). A chunk without a carriage return skips the second
+    kernel that drops them.
     """
     if not data.endswith(b"\n"):
         data = bytes(data) + b"\n"
-    b = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(b == 10)
-    offsets = np.empty(len(ends) + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1
-    has_cr = (ends > offsets[:-1]) & (b[np.maximum(ends - 1, 0)] == 13)
-    lengths = ends - offsets[:-1] - has_cr
-    raw = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
-    lines = pc.utf8_slice_codeunits(raw.cast(pa.large_string()), 0, -1)
-    if has_cr.any():
+    span = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    whole = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, span, pa.py_buffer(data)])
+    parts = pc.split_pattern(whole.cast(pa.large_string()), "\n").flatten()
+    lines = parts.slice(0, len(parts) - 1)  # what follows the last newline: nothing
+    lengths = pc.binary_length(lines).to_numpy()
+    if data.find(b"\r") >= 0:
+        has_cr = pc.ends_with(lines, "\r").to_numpy(zero_copy_only=False)
+        lengths = lengths - has_cr
         lines = pc.utf8_rtrim(lines, characters="\r")
     return lines, lengths
 
