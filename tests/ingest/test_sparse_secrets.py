@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from forensics.case import db
 from forensics.case.db import salt
 from forensics.case.fingerprints import fingerprint
-from forensics.ingest import canonical
+from forensics.ingest import canonical, decompress, reader, staged
 from tests.conftest import load, rows, tables_containing
 from tests.ingest.test_kong import kong_record
 from tests.ingest.test_litellm import CSV_COLUMNS, to_csv
@@ -141,3 +142,30 @@ def test_a_csv_export_is_never_read_in_two_passes(tmp_path: Path) -> None:
         assert tables_containing(con, ANTHROPIC[14:34]) == []
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(("held", "passes"), [(staged.RESCRUB_LINES, 1), (1, 3)])
+def test_the_second_pass_waits_for_the_lines_of_several_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: int, passes: int
+) -> None:
+    """The three carriers fall in three chunks: their lines are scrubbed in one pass at the end
+    of the file, or in a pass each when fewer lines may wait; the case is the same either way."""
+    monkeypatch.setattr(decompress, "RAW_BLOCK", 64 * 1024)
+    chunked = functools.partial(reader.read_chunks, chunk_bytes=256 * 1024)
+    monkeypatch.setattr(reader, "read_chunks", chunked)
+    monkeypatch.setattr(staged, "RESCRUB_LINES", held)
+    calls: list[int] = []
+    real = staged._second_pass
+    monkeypatch.setattr(staged, "_second_pass", lambda *a: calls.append(1) or real(*a))
+    text = access_log()
+    sparse = _ingest(tmp_path, text, None)
+    dense = _ingest(tmp_path, text, True)
+    try:
+        assert len(calls) == passes
+        assert sparse.execute("SELECT count(*) FROM requests").fetchall() == [(LINES,)]
+        assert _comparable(sparse) == _comparable(dense)
+        for key in KEY_OF_LINE.values():
+            assert tables_containing(sparse, key[8:28]) == []
+    finally:
+        sparse.close()
+        dense.close()

@@ -44,8 +44,8 @@ def test_many_chunks_load_whole(
     case: duckdb.DuckDBPyConnection, log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = []
-    real = staged._canonical
-    monkeypatch.setattr(staged, "_canonical", lambda *a: made.append(1) or real(*a))
+    real = staged._first_pass
+    monkeypatch.setattr(staged, "_first_pass", lambda *a: made.append(1) or real(*a))
     result = ingest_file(case, log)
     assert len(made) > 10
     assert (result.status, result.rows_read, result.rows_loaded) == ("loaded", 600, 600)
@@ -70,7 +70,7 @@ def _fails(real: Callable[..., Any], on_call: int, error: BaseException) -> Call
     ("module", "name", "on_call", "error"),
     [
         # the canonical stage's thread: raised in the caller's (ingest_paths makes it one line)
-        (staged, "_canonical", 5, duckdb.ConversionException("Conversion Error: made to fail")),
+        (staged, "_first_pass", 5, duckdb.ConversionException("Conversion Error: made to fail")),
         # the caller's thread, while the other two are at work
         (pipeline, "quarantine_rows", 3, OSError(28, "No space left on device")),
     ],
