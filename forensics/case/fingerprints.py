@@ -195,6 +195,14 @@ def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
             CASE WHEN t IS NULL OR NOT regexp_matches(t, {sql_str(ANY_SECRET)}) THEN t
                  ELSE list_reduce(list_prepend(t, secrets_in(t)),
                                   lambda acc, m: replace(acc, m, cred_fp(key_text(m)))) END""",
+        # Each string of a list scrubbed. A lambda's regular expressions are compiled again for
+        # every vector of rows it runs on (several milliseconds for these), so the lambda runs
+        # only for a list whose strings, joined by '&', match: a match inside one string is a
+        # match in the joined text, and the '&' before it stands for the start of the string
+        # that QUERY_PATTERN's '^' needs.
+        f"""CREATE OR REPLACE TEMP MACRO scrub_list(l) AS
+            CASE WHEN NOT regexp_matches(array_to_string(l, '&'), {sql_str(ANY_SECRET)}) THEN l
+                 ELSE list_transform(l, lambda x: scrub(x)) END""",
         f"""CREATE OR REPLACE TEMP MACRO is_jwt(t) AS
             coalesce(regexp_full_match(t, {sql_str(JWT_PATTERN)}), false)""",
         # base64url JSON segment of a JWT, decoded without verification.

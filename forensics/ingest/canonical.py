@@ -165,18 +165,16 @@ SELECT
   {_CLEAN["issuer"]} AS issuer,
   {_CLEAN["key_id"]} AS key_id,
   {_CLEAN["token_tenant"]} AS token_tenant,
-  CASE WHEN _claims IS NOT NULL THEN list_transform(
+  CASE WHEN _claims IS NOT NULL THEN scrub_list(
     CASE WHEN json_type(_claims, '$.aud') = 'ARRAY' THEN json_extract_string(_claims, '$.aud[*]')
          WHEN json_extract_string(_claims, '$.aud') IS NOT NULL
-             THEN [json_extract_string(_claims, '$.aud')] END,
-    lambda x: scrub(x)) END AS token_audience,
+             THEN [json_extract_string(_claims, '$.aud')] END) END AS token_audience,
   epoch_claim(_claims, '$.iat') AS token_iat,
   epoch_claim(_claims, '$.exp') AS token_exp,
-  CASE WHEN _claims IS NOT NULL THEN list_transform(
+  CASE WHEN _claims IS NOT NULL THEN scrub_list(
     CASE WHEN json_type(_claims, '$.scp') = 'ARRAY' THEN json_extract_string(_claims, '$.scp[*]')
          ELSE string_split(coalesce(json_extract_string(_claims, '$.scope'),
-                                    json_extract_string(_claims, '$.scp')), ' ') END,
-    lambda x: scrub(x)) END AS scopes,
+                                    json_extract_string(_claims, '$.scp')), ' ') END) END AS scopes,
   {_CLEAN["client_id"]} AS client_id,
   _ip AS client_ip,
   client_net_of(_ip) AS client_net,

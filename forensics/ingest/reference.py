@@ -157,7 +157,7 @@ def scrubbed(con: duckdb.DuckDBPyConnection, select: str) -> str:
         if typ == "VARCHAR":
             replaced.append(f"scrub({name}) AS {name}")
         elif typ == "VARCHAR[]":
-            replaced.append(f"list_transform({name}, lambda x: scrub(x)) AS {name}")
+            replaced.append(f"scrub_list({name}) AS {name}")
         elif typ == "JSON":
             replaced.append(f"TRY_CAST(scrub(CAST({name} AS VARCHAR)) AS JSON) AS {name}")
     if not replaced:

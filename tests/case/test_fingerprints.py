@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from forensics.case import db
 from forensics.case.fingerprints import fingerprint
@@ -92,3 +95,43 @@ def test_gateway_redacted_values_are_not_fingerprints(case):
         "SELECT cred_fp('REDACTED'), cred_fp(''), cred_fp(NULL), scrub('Bearer REDACTED')"
     ).fetchall()
     assert got == [(None, None, None, "Bearer REDACTED")]
+
+
+# Pieces of the strings in a list: keys whole and cut, what the patterns stand on (a name and
+# '=', a quote, a scheme word), the '&' that joins them in scrub_list's test, plain words.
+LIST_PIECES = [
+    KEYS["openai-project"],
+    KEYS["anthropic"][:30],
+    "token=",
+    "api_key=",
+    "&",
+    "?",
+    '"secret": "',
+    '"',
+    "Bearer ",
+    "abcdefgh12",
+    "read:all",
+    " ",
+    "ZZ",
+]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.lists(st.sampled_from(LIST_PIECES), max_size=5).map("".join)),
+        max_size=4,
+    )
+)
+def test_a_list_is_scrubbed_as_each_of_its_strings(
+    case: duckdb.DuckDBPyConnection, strings: list[str | None]
+) -> None:
+    """scrub_list skips the scrubber's lambda when the joined strings hold nothing: never when
+    one of them does (a value standing at the start of its string among them)."""
+    [(fast, each)] = case.execute(
+        "SELECT scrub_list($l), list_transform($l, lambda x: scrub(x))",
+        {"l": strings},
+    ).fetchall()
+    assert fast == each
