@@ -161,6 +161,12 @@ MACROS = [
                  WHEN regexp_matches(a, '^[0-9.]+:[0-9]+$') THEN split_part(a, ':', 1)
                  ELSE a END,
             '^(?i)::ffff:([0-9]{1,3}(\\.[0-9]{1,3}){3})$', '\\1')""",
+    # --- records ------------------------------------------------------------------------
+    # A line holding a JSON array (batched records), white space before it allowed. Most lines
+    # start with their '{' or '[': only the others are trimmed (a copy of the line).
+    """CREATE OR REPLACE TEMP MACRO json_array_line(line) AS
+        starts_with(line, '[')
+        OR (NOT starts_with(line, '{') AND starts_with(ltrim(line), '['))""",
     # --- request shape ------------------------------------------------------------------
     f"""CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
         CASE WHEN p IS NULL THEN NULL
@@ -202,9 +208,9 @@ MACROS = [
     # n is prompt_norm(left(t, 256)), passed in so that it is computed once per row.
     """CREATE OR REPLACE TEMP MACRO prompt_fp_from(t, n) AS
         CASE WHEN t IS NULL THEN NULL ELSE
-        ('0x' || substr(sha256(regexp_replace(left(
+        ('0x' || substr(sha256(translate(left(
             CASE WHEN length(t) <= 256 OR length(n) > 64 THEN n ELSE prompt_norm(t) END, 64),
-            '[1-9]', '0', 'g')), 1, 16))::UBIGINT END""",
+            '123456789', '000000000')), 1, 16))::UBIGINT END""",
     """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
         prompt_fp_from(t, prompt_norm(left(t, 256)))""",
     # Text of one message content: a plain string, or a list of parts (strings or objects with

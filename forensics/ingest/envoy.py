@@ -202,7 +202,7 @@ FROM (
   SELECT *,
     CASE WHEN js AND j IS NULL THEN {JSON_LINE_ERROR}
          WHEN NOT js AND t.start_time = '' THEN
-           CASE WHEN starts_with(ltrim(line), '[') AND json_valid(line)
+           CASE WHEN json_array_line(line) AND json_valid(line)
                 THEN 'JSON value is not an object'
                 ELSE 'does not match the Envoy default or Istio text access-log format' END
          WHEN e.start_time IS NULL THEN 'no start_time: not an Envoy access-log record'
