@@ -217,7 +217,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, salt: bytes) -> None:
             try(to_timestamp(TRY_CAST(json_extract_string(j, name) AS DOUBLE)))""",
         # Basic auth carries "user:password": the user name is not a secret.
         """CREATE OR REPLACE TEMP MACRO basic_user(v) AS
-            CASE WHEN regexp_matches(coalesce(v, ''), '(?i)^basic\\s+')
+            CASE WHEN regexp_matches(v, '(?i)^basic\\s+')  -- NULL: no pattern run
                  THEN nullif(split_part(try(decode(from_base64(
                       trim(regexp_replace(v, '(?i)^basic\\s+', ''))))), ':', 1), '') END""",
     ]

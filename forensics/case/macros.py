@@ -185,8 +185,9 @@ MACROS = [
             '(-v[0-9]+(:[0-9]+)?|@[0-9]{8}|@latest)$', ''),
             '(-[0-9]{4}-[0-9]{2}-[0-9]{2}|-[0-9]{8}|-[0-9]{4}|-[0-9]{3}|-latest)$', '') END""",
     """CREATE OR REPLACE TEMP MACRO error_type_of(status, code, finish) AS
-        CASE WHEN regexp_matches(lower(coalesce(code, '') || ' ' || coalesce(finish, '')),
-                                 'content_filter|content_policy|safety|moderation|prohibited')
+        CASE WHEN (code IS NOT NULL OR finish IS NOT NULL)  -- no pattern run on ' '
+                  AND regexp_matches(lower(coalesce(code, '') || ' ' || coalesce(finish, '')),
+                                     'content_filter|content_policy|safety|moderation|prohibited')
                   THEN 'content_filter'
              WHEN status = 429 THEN 'rate_limited'
              WHEN status IN (401, 403, 407) THEN 'auth'

@@ -124,15 +124,16 @@ WITH s AS (
          last_user_text(_parts) AS _last_user,
          strip_port(client_ip) AS _addr, first_xff(xff) AS _hop
   FROM u
+), n AS (
+  SELECT *, ip_num(_addr) AS _addr_num FROM t  -- parsed once for the two tests below
 ), t2 AS (
   -- The client address is an IP address or nothing: a host name in the address field goes to
   -- client_host, any other text (or the first X-Forwarded-For hop, which the client writes) to
   -- client_addr_raw, scrubbed.
-  SELECT *, CASE WHEN ip_num(_addr) IS NOT NULL THEN _addr
+  SELECT *, CASE WHEN _addr_num IS NOT NULL THEN _addr
                  WHEN _addr IS NULL AND ip_num(_hop) IS NOT NULL THEN _hop END AS _ip,
-         CASE WHEN ip_num(_addr) IS NULL AND is_host_name(_addr) THEN _addr END
-           AS _host_name
-  FROM t
+         CASE WHEN _addr_num IS NULL AND is_host_name(_addr) THEN _addr END AS _host_name
+  FROM n
 ), v AS (
   SELECT *, prompt_norm(left(_last_user, 256)) AS _norm,
          [{_TEXT_LIST}] AS _texts,
