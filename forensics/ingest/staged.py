@@ -34,7 +34,8 @@ Step = Callable[[str], AbstractContextManager[None]]
 """A timer of named steps (pipeline.Timings.step)."""
 
 # `_rows` takes the rows of an executed statement, which DuckDB copies once more on the way to
-# Arrow, and says so: that copy is cheaper than planning the canonical SELECT twice.
+# Arrow, and says so. On a chunk of payload-heavy records that copy is far cheaper than planning
+# the canonical SELECT twice; on a web log's 566,000-row chunk the two cost about the same.
 warnings.filterwarnings(
     "ignore", "Arrow output on a DB-API result", UserWarning, r"forensics\.ingest\.staged"
 )
