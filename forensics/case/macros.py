@@ -162,11 +162,13 @@ MACROS = [
                  ELSE a END,
             '^(?i)::ffff:([0-9]{1,3}(\\.[0-9]{1,3}){3})$', '\\1')""",
     # --- records ------------------------------------------------------------------------
-    # A line holding a JSON array (batched records), white space before it allowed. Most lines
-    # start with their '{' or '[': only the others are trimmed (a copy of the line).
-    """CREATE OR REPLACE TEMP MACRO json_array_line(line) AS
-        starts_with(line, '[')
-        OR (NOT starts_with(line, '{') AND starts_with(ltrim(line), '['))""",
+    # Whether a line's JSON opens with `c` ('{' an object, '[' an array of batched records),
+    # white space before it allowed. Most lines start with their '{' or '[', which ltrim keeps:
+    # only the others are trimmed (a copy of the line).
+    """CREATE OR REPLACE TEMP MACRO json_opens(line, c) AS
+        starts_with(line, c)
+        OR (NOT starts_with(line, '{') AND NOT starts_with(line, '[')
+            AND starts_with(ltrim(line), c))""",
     # --- request shape ------------------------------------------------------------------
     f"""CREATE OR REPLACE TEMP MACRO endpoint_of(p) AS
         CASE WHEN p IS NULL THEN NULL

@@ -146,7 +146,7 @@ FROM (SELECT *, {_ERROR} AS err_
                  list_transform(map_entries(r.RequestHeaders),
                      lambda e: {{'k': lower(trim(e.key)), 'v': nullif(trim(e.value), '')}}) AS hl
       FROM (SELECT line_no, line,
-                   unnest(CASE WHEN json_array_line(line)
+                   unnest(CASE WHEN json_opens(line, '[')
                                THEN coalesce(try(json_transform(line, '{_MANY}')), [NULL])
                                ELSE [try(json_transform(line, '{_ONE}'))] END) AS r
             FROM chunk_lines))))

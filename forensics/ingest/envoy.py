@@ -202,7 +202,7 @@ FROM (
   SELECT *,
     CASE WHEN js AND j IS NULL THEN {JSON_LINE_ERROR}
          WHEN NOT js AND t.start_time = '' THEN
-           CASE WHEN json_array_line(line) AND json_valid(line)
+           CASE WHEN json_opens(line, '[') AND json_valid(line)
                 THEN 'JSON value is not an object'
                 ELSE 'does not match the Envoy default or Istio text access-log format' END
          WHEN e.start_time IS NULL THEN 'no start_time: not an Envoy access-log record'
@@ -224,7 +224,7 @@ FROM (
                  CASE WHEN js THEN try(json_transform(line, '{_JSON_RECORD}')) END AS j,
                  CASE WHEN NOT js
                       THEN regexp_extract(line, {sql_str(TEXT_QUICK_RE)}, {TEXT_GROUPS!r}) END AS t0
-          FROM (SELECT line_no, line, starts_with(ltrim(line), '{{') AS js FROM chunk_lines))))))
+          FROM (SELECT line_no, line, json_opens(line, '{{') AS js FROM chunk_lines))))))
 """
 
 

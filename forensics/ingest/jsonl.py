@@ -135,7 +135,7 @@ def json_error(line: str) -> str:
 # Each line is one record, or a JSON array of records (batched shippers): `rec` is the record
 # text, NULL when an array line does not parse.
 RECORDS = """
-SELECT line_no, line, unnest(CASE WHEN json_array_line(line)
+SELECT line_no, line, unnest(CASE WHEN json_opens(line, '[')
            THEN coalesce(try(json_extract(line, '$[*]'))::VARCHAR[], [NULL::VARCHAR])
            ELSE [line] END) AS rec
 FROM chunk_lines

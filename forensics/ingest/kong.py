@@ -86,7 +86,7 @@ SELECT line_no, line, r, epoch_ts(r.started_at, 'ms') AS ts_,
                lambda b: json_exists(b, '$.usage') OR json_exists(b, '$.meta'))[1], '{_LEGACY}'))
            END) AS ai
 FROM (
-  SELECT line_no, line, unnest(CASE WHEN json_array_line(line)
+  SELECT line_no, line, unnest(CASE WHEN json_opens(line, '[')
                    THEN coalesce(try(json_transform(line, '{_MANY}')), [NULL])
                    ELSE [try(json_transform(line, '{_ONE}'))] END) AS r
   FROM chunk_lines)

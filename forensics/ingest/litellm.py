@@ -247,7 +247,7 @@ FROM (SELECT *, {_ERROR} AS err_
                      WHEN hdr IS NOT NULL THEN
                        [CASE WHEN NOT is_hdr AND csv_ok AND len(f_) = hdr.n
                              THEN {_CSV_RECORD} END]
-                     WHEN json_array_line(line)
+                     WHEN json_opens(line, '[')
                        THEN coalesce(try(json_transform(line, '{_MANY}')), [NULL])
                      ELSE [try(json_transform(line, '{_ONE}'))] END) AS r
         FROM (SELECT *, list_transform(raw_, lambda f: nullif({_UNQUOTE}, '')) AS f_,

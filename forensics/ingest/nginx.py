@@ -186,7 +186,7 @@ SELECT line_no, r, ts_, rq, request, method_, uri_, err_,
 FROM (
   SELECT *,
     CASE WHEN r IS NULL THEN {JSON_LINE_ERROR}
-         WHEN NOT starts_with(ltrim(line), '{{') THEN 'JSON value is not an object'
+         WHEN NOT json_opens(line, '{{') THEN 'JSON value is not an object'
          WHEN time_raw IS NULL THEN 'no time field (time_iso8601, time_local, msec, @timestamp)'
          {time_error("time_raw", "ts_", "ISO 8601, dd/Mon/yyyy:HH:MM:SS +hhmm or epoch")}
          WHEN coalesce({_val("remote_addr")}, request, uri_, {_val("status")}) IS NULL

@@ -155,3 +155,20 @@ def test_client_net_matches_the_ipaddress_module(con, address):
     else:
         groups = block.network_address.exploded.split(":")[:4]
         assert got == ":".join(g.lstrip("0") or "0" for g in groups) + "::/64"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([" ", "\t", "\n", "\u00a0", "\u3000", "\ufeff", "{", "[", "x", '"']),
+        max_size=6,
+    ).map("".join),
+    st.sampled_from(["{", "["]),
+)
+def test_json_opens_as_the_trimmed_line_starts(con, line, c):
+    """json_opens trims only lines that start with neither bracket: the same answer as
+    trimming every line."""
+    [(fast, trimmed)] = con.execute(
+        "SELECT json_opens($l, $c), starts_with(ltrim($l), $c)", {"l": line, "c": c}
+    ).fetchall()
+    assert fast == trimmed
