@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ingest import GNU_TIME, Run, forensics_cmd, sql, timed, tree_state
+from ingest import GNU_TIME, Run, forensics_cmd, median_run, sql, timed, tree_state
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -65,11 +65,6 @@ def repeated_log(copies: int) -> Path:
                 f.write(data)
         tmp.rename(out)
     return out
-
-
-def median_run(runs: list[Run]) -> Run:
-    """The run with the median wall time (the middle one of an odd number)."""
-    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:

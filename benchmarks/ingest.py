@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -233,6 +233,13 @@ def skipped(run: Run, db: Path, lines: int) -> Check:
     )
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median wall time (the middle one of an odd number), with the largest
+    peak RSS of them all."""
+    middle = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+    return replace(middle, rss_mib=max(r.rss_mib for r in runs))
+
+
 def fmt_row(cells: list[str], widths: list[int]) -> str:
     return "  ".join(
         c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the synth world (1)")
     p.add_argument(
-        "--repeat", type=int, default=1, help="run each timed step N times, keep the fastest"
+        "--repeat", type=int, default=1, help="run each timed step N times; the median counts"
     )
     p.add_argument("--workdir", type=Path, help="where the case databases go (default: temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the case databases in --workdir")
@@ -307,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     failures: list[str] = []
     try:
-        # Each step into a fresh database; with --repeat the steps take turns and the fastest
-        # run of each counts (a shared machine only ever makes a run slower).
+        # Each step into a fresh database; with --repeat the steps take turns and the median run
+        # of each counts, with the largest peak RSS of its runs.
         fresh = [
             (
                 "floor read_json",
@@ -322,22 +329,16 @@ def main(argv: list[str] | None = None) -> int:
                 [*fx, "--db", str(dbs["enriched"]), "ingest", "-q", "--asn-db", str(tsv), str(log)],
             ),
         ]
-        results: dict[str, Run] = {}
+        taken: dict[str, list[Run]] = {name: [] for name, _, _ in fresh}
         for _ in range(max(1, a.repeat)):
             for name, db_key, cmd in fresh:
                 for stale in (dbs[db_key], dbs[db_key].with_name(dbs[db_key].name + ".wal")):
                     stale.unlink(missing_ok=True)
-                run = timed(name, cmd, workdir)
-                best = results.get(name)
-                if best is None or (run.returncode == 0 and run.seconds < best.seconds):
-                    if best is not None:
-                        run.rss_mib = max(run.rss_mib, best.rss_mib)
-                    results[name] = run
-                elif best is not None:
-                    best.rss_mib = max(best.rss_mib, run.rss_mib)
-            if results["floor read_json"].returncode != 0:
-                print(results["floor read_json"].stderr, file=sys.stderr)
+                taken[name].append(timed(name, cmd, workdir))
+            if taken["floor read_json"][-1].returncode != 0:
+                print(taken["floor read_json"][-1].stderr, file=sys.stderr)
                 return 1
+        results = {name: median_run(runs) for name, runs in taken.items()}
         results["re-ingest (skip)"] = timed(
             "re-ingest (skip)",
             [*fx, "--db", str(dbs["enriched"]), "ingest", "-q", str(log)],
@@ -346,10 +347,15 @@ def main(argv: list[str] | None = None) -> int:
         floor = results["floor read_json"]
         floor_rows = int(floor.stdout.strip().splitlines()[-1].split()[0])
         runs.extend(results.values())
-        for name, run in results.items():
+        every = [*(r for each in taken.values() for r in each), results["re-ingest (skip)"]]
+        for run in every:
             if run.returncode != 0:
-                failures.append(f"{name}: exit {run.returncode}: {run.stderr.strip()[-400:]}")
+                failures.append(f"{run.step}: exit {run.returncode}: {run.stderr.strip()[-400:]}")
         print_table(runs, lines, size, floor.seconds)
+        if a.repeat > 1:
+            print()
+            for name, each in taken.items():
+                print(f"{name}: runs of {', '.join(f'{r.seconds:.2f}' for r in each)} s")
         print()
         checks = [
             Check(
