@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 
-from forensics.ingest.base import Adapter, Options, Staging, head_json
+from forensics.ingest.base import Adapter, Options, Staging, head_json, json_records
 from forensics.ingest.jsonl import epoch_to_ts, iso_to_ts, json_error, redact_secrets
 from forensics.sqltext import sql_str
 
@@ -68,7 +68,6 @@ RECORD: dict[str, str] = {f: "VARCHAR" for f in FIELDS} | {
     "RequestHeaders": "MAP(VARCHAR, VARCHAR)"
 }
 _ONE = json.dumps(RECORD)
-_MANY = json.dumps([RECORD])
 
 # Header names, lower case, first present wins.
 TENANT_HEADERS = (
@@ -145,11 +144,7 @@ FROM (SELECT *, {_ERROR} AS err_
                  {_field("EdgeEndTimestamp")} AS end_,
                  list_transform(map_entries(r.RequestHeaders),
                      lambda e: {{'k': lower(trim(e.key)), 'v': nullif(trim(e.value), '')}}) AS hl
-      FROM (SELECT line_no, line,
-                   unnest(CASE WHEN json_opens(line, '[')
-                               THEN coalesce(try(json_transform(line, '{_MANY}')), [NULL])
-                               ELSE [try(json_transform(line, '{_ONE}'))] END) AS r
-            FROM chunk_lines))))
+      FROM ({json_records(_ONE)}))))
 """
 
 COLUMNS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from forensics.ingest.base import Adapter, Options, Staging, head_json
+from forensics.ingest.base import Adapter, Options, Staging, head_json, json_records
 
 _HEADERS = {
     h: "VARCHAR"
@@ -75,7 +75,6 @@ RECORD = {
     "ai": {"proxy": _AI_BLOCK, "payload": {"request": "VARCHAR", "response": "VARCHAR"}},
 }
 _ONE = json.dumps(RECORD)
-_MANY = json.dumps([RECORD])
 _LEGACY = json.dumps(_AI_BLOCK)
 
 # Records, one per line or many per array line; r is NULL when the line is not JSON.
@@ -85,11 +84,7 @@ SELECT line_no, line, r, epoch_ts(r.started_at, 'ms') AS ts_,
            try(json_transform(list_filter(json_extract(line, '$.ai.*'),
                lambda b: json_exists(b, '$.usage') OR json_exists(b, '$.meta'))[1], '{_LEGACY}'))
            END) AS ai
-FROM (
-  SELECT line_no, line, unnest(CASE WHEN json_opens(line, '[')
-                   THEN coalesce(try(json_transform(line, '{_MANY}')), [NULL])
-                   ELSE [try(json_transform(line, '{_ONE}'))] END) AS r
-  FROM chunk_lines)
+FROM ({json_records(_ONE)})
 """
 
 _ERROR = """
