@@ -120,10 +120,12 @@ MACROS = [
                  lambda g: lpad(lower(g), 4, '0')), '') END""",
     # The client's network block, one definition for every detector and principal: the /24 of
     # an IPv4 address ("203.0.113.0/24"), the /64 of an IPv6 one ("2001:db8:0:1::/64").
+    # The /64 is the first four groups of the 32 hex digits, each without its leading zeros
+    # but one digit, by two regular expressions: as a lambda over the group offsets, which
+    # reads `h` (all of ip6_hex) from inside, it cost ~60 us an IPv6 row, 14 times as much.
     """CREATE OR REPLACE TEMP MACRO net64_of_hex(h) AS
-        CASE WHEN h IS NOT NULL THEN array_to_string(list_transform([1, 5, 9, 13],
-            lambda i: coalesce(nullif(ltrim(substr(h, i, 4), '0'), ''), '0')), ':') || '::/64'
-        END""",
+        ltrim(regexp_replace(regexp_replace(left(h, 16), '([0-9a-f]{4})', ':\\1', 'g'),
+                             ':0{1,3}([0-9a-f])', ':\\1', 'g'), ':') || '::/64'""",
     """CREATE OR REPLACE TEMP MACRO net24_of(ip) AS
         regexp_extract(ip, '^([0-9]+\\.[0-9]+\\.[0-9]+)\\.[0-9]+$', 1) || '.0/24'""",
     """CREATE OR REPLACE TEMP MACRO client_net_of(ip) AS
@@ -211,9 +213,9 @@ MACROS = [
     # n is prompt_norm(left(t, 256)), passed in so that it is computed once per row.
     """CREATE OR REPLACE TEMP MACRO prompt_fp_from(t, n) AS
         CASE WHEN t IS NULL THEN NULL ELSE
-        ('0x' || substr(sha256(translate(left(
+        ('0x' || substr(sha256(regexp_replace(left(
             CASE WHEN length(t) <= 256 OR length(n) > 64 THEN n ELSE prompt_norm(t) END, 64),
-            '123456789', '000000000')), 1, 16))::UBIGINT END""",
+            '[1-9]', '0', 'g')), 1, 16))::UBIGINT END""",
     """CREATE OR REPLACE TEMP MACRO prompt_fp(t) AS
         prompt_fp_from(t, prompt_norm(left(t, 256)))""",
     # Text of one message content: a plain string, or a list of parts (strings or objects with

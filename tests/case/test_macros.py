@@ -53,6 +53,33 @@ def test_ip_num_matches_python(con, ip):
         assert con.execute("SELECT ip_num($ip)", {"ip": exploded}).fetchall()[0][0] == expected
 
 
+def ip6_hex_reference(text: str) -> str | None:
+    """How the case reads hex-and-colon text that is not a valid address too: the groups
+    before and after the first "::" (empty ones dropped, anything after a second "::" too),
+    zeros between them up to eight groups, each group cut or padded to four digits."""
+    head, tail = text.split("::")[:2] if "::" in text else (text, "")
+    h = [g for g in head.split(":") if g]
+    t = [g for g in tail.split(":") if g]
+    if len(h) + len(t) > 8:
+        return None
+    return "".join(g.lower()[:4].rjust(4, "0") for g in [*h, *["0"] * (8 - len(h) - len(t)), *t])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0aF9:", min_size=1, max_size=48).filter(lambda s: ":" in s))
+def test_ip_num_reads_any_hex_and_colon_text_one_way(con, text):
+    # malformed text too (too many groups, groups of five digits, ":::", two "::"): the /64
+    # is cut from the same 32 digits as the number (the reference passes on the lambda that
+    # cut it before, too)
+    hex_digits = ip6_hex_reference(text)
+    got = con.execute("SELECT ip_num($ip), client_net_of($ip)", {"ip": text}).fetchall()[0]
+    if hex_digits is None:
+        assert got == (None, None)
+    else:
+        groups = [hex_digits[i : i + 4].lstrip("0") or "0" for i in range(0, 16, 4)]
+        assert got == (int(hex_digits, 16), ":".join(groups) + "::/64")
+
+
 def test_dual_stack_addresses_are_ipv4(con):
     got = con.execute(
         "SELECT strip_port('::ffff:203.0.113.5'), strip_port('[2001:db8::1]:443'),"
