@@ -231,20 +231,22 @@ MACROS = [
     # Every piece of prompt text in a request body, in order, with who said it: chat
     # messages, Responses API input items, Gemini contents, the Anthropic system prompt and
     # plain input / prompt values (embeddings, completions).
+    # (One flatten of the five lists, none of them NULL: a chain of `||` copies the growing
+    # list at every step, twice the time.)
     """CREATE OR REPLACE TEMP MACRO prompt_parts(rq) AS
-        CASE WHEN rq IS NULL THEN NULL ELSE
-          [{'role': 'system', 'text': content_text(rq.system)}]
-          || coalesce(list_transform(rq.messages,
-                 lambda m: {'role': m.role, 'text': content_text(m.content)}), [])
-          || coalesce(list_transform(rq.contents, lambda c: {'role': coalesce(c.role, 'user'),
+        CASE WHEN rq IS NULL THEN NULL ELSE flatten([
+          [{'role': 'system', 'text': content_text(rq.system)}],
+          coalesce(list_transform(rq.messages,
+                 lambda m: {'role': m.role, 'text': content_text(m.content)}), []),
+          coalesce(list_transform(rq.contents, lambda c: {'role': coalesce(c.role, 'user'),
                  'text': array_to_string(list_transform(c.parts, lambda x: x.text), chr(10))}),
-                 [])
-          || CASE WHEN starts_with(rq.input, '[{') AND json_valid(rq.input)
+                 []),
+          CASE WHEN starts_with(rq.input, '[{') AND json_valid(rq.input)
                   THEN list_transform(json_extract(rq.input, '$[*]'), lambda i: {
                       'role': coalesce(json_extract_string(i, '$.role'), 'user'),
                       'text': content_text(json_extract_string(i, '$.content'))})
-                  ELSE [{'role': 'user', 'text': content_text(rq.input)}] END
-          || [{'role': 'user', 'text': content_text(rq.prompt)}]
+                  ELSE [{'role': 'user', 'text': content_text(rq.input)}] END,
+          [{'role': 'user', 'text': content_text(rq.prompt)}]])
         END""",
     # The last thing the user said, and how much prompt text there is in all.
     # (Parameter names must not collide with field names used inside prompt_parts.)
