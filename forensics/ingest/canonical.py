@@ -91,8 +91,11 @@ _TEXTS: dict[str, str] = {
     "token_id": "json_extract_string(_claims, '$.jti')",
     "issuer": "json_extract_string(_claims, '$.iss')",
     # the first of the tenant claims ($tenant_claims: --tenant-claim, else tenant_id, tid, ...)
-    "token_tenant": "list_filter(list_transform($tenant_claims, lambda c: json_extract_string("
-    "_claims, '$.\"' || replace(c, '\"', '') || '\"')), lambda v: v IS NOT NULL)[1]",
+    # (only where there are claims: a lambda that reads a column of the row costs for every
+    # vector it runs on)
+    "token_tenant": "CASE WHEN _claims IS NOT NULL THEN list_filter(list_transform($tenant_claims,"
+    " lambda c: json_extract_string(_claims, '$.\"' || replace(c, '\"', '') || '\"')),"
+    " lambda v: v IS NOT NULL)[1] END",
     "key_id": "json_extract_string(_jh, '$.kid')",
     "client_id": "coalesce(json_extract_string(_claims, '$.client_id'),"
     " json_extract_string(_claims, '$.azp'), json_extract_string(_claims, '$.cid'))",
