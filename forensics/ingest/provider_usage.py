@@ -640,10 +640,11 @@ class AnthropicUsage(_ProviderPages):
         )
 
     def columns(self) -> dict[str, str]:
+        # every value of the cache_creation object, read by position: a key a JSON path
+        # cannot name ("", a quote) must neither stop the file nor drop its tokens
         writes = (
-            "list_sum(list_transform(json_keys(r, '$.cache_creation'),"
-            " lambda k: TRY_CAST(json_extract_string(r, '$.cache_creation.\"' || k || '\"')"
-            " AS BIGINT)))"
+            "CASE WHEN json_type(r, '$.cache_creation') = 'OBJECT' THEN list_sum(list_transform("
+            "json_extract_string(r, '$.cache_creation.*'), lambda v: TRY_CAST(v AS BIGINT))) END"
         )
         parts = [_n("$.uncached_input_tokens"), _n("$.cache_read_input_tokens"), writes]
         total = (

@@ -365,6 +365,28 @@ def test_anthropic_usage_maps_every_column(case, tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    ("cache_creation", "writes"),
+    [
+        ({"": None}, None),  # found by the fuzz test: a DuckDB error escaped the file
+        ({"": 5, 'a"b': 7, "ephemeral_5m_input_tokens": 60000}, 60012),
+        ({"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": "20"}, 120),
+        ({"nested": {"tokens": 3}}, None),
+        (5, None),  # not an object: no cache writes read from it
+    ],
+)
+def test_anthropic_cache_writes_under_any_key(case, tmp_path, cache_creation, writes):
+    # cache_creation's keys are not for a JSON path to name: an empty one or one with a quote
+    # neither stops the file nor drops its tokens
+    result_ = an_result(cache_creation=cache_creation)
+    page = an_page(("2026-01-01T08:00:00Z", "2026-01-01T09:00:00Z", [result_]))
+    result = load(case, tmp_path, dump(page), name="anthropic.jsonl")
+    assert (result.status, result.rows_loaded, result.reconciles) == ("loaded", 1, True)
+    (row,) = usage_rows(case)
+    assert row["cache_creation_input_tokens"] == writes
+    assert row["input_tokens"] == 182000 + 940000 + (writes or 0)
+
+
 def test_anthropic_cost_cents_to_dollars_and_every_column(case, tmp_path):
     page = an_page(("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", [an_cost()]))
     result = load(case, tmp_path, dump(page))
