@@ -37,6 +37,13 @@ INGEST_FORMATS = (
 )
 
 
+def _claim_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """--tenant-claim values: a claim is named by at least one character besides quotes."""
+    if any(not name.replace('"', "") for name in names):
+        raise click.BadParameter("a claim name must not be empty", param_hint="--tenant-claim")
+    return names
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
@@ -74,6 +81,7 @@ INGEST_FORMATS = (
     "tenant_claims",
     multiple=True,
     metavar="CLAIM",
+    callback=lambda _ctx, _param, names: _claim_names(names),
     help="JWT claim that names the token's tenant, kept in requests.token_tenant (repeatable,"
     " first present wins; default tenant_id, tid, tenant, org_id).",
 )

@@ -83,3 +83,15 @@ def test_a_custom_claim_with_a_url_name_and_a_planted_key(tmp_path: Path) -> Non
     finally:
         case.close()
     assert json.loads(options)["tenant_claims"] == [claim]
+
+
+def test_an_empty_claim_name_is_refused_before_any_file(tmp_path: Path) -> None:
+    log = tmp_path / "kong.log"
+    log.write_text(json.dumps(kong_record()) + "\n")
+    for name in ("", '""'):
+        out = CliRunner().invoke(
+            cli, ["--db", str(tmp_path / "c.duckdb"), "ingest", "--tenant-claim", name, str(log)]
+        )
+        assert out.exit_code == 2, out.output
+        assert "a claim name must not be empty" in out.output
+        assert "JSON path" not in out.output
