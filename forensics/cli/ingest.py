@@ -37,7 +37,9 @@ INGEST_FORMATS = (
 )
 
 
-def _claim_names(names: tuple[str, ...]) -> tuple[str, ...]:
+def _claim_names(
+    _ctx: click.Context, _param: click.Parameter, names: tuple[str, ...]
+) -> tuple[str, ...]:
     """--tenant-claim values: a claim is named by at least one character besides quotes."""
     if any(not name.replace('"', "") for name in names):
         raise click.BadParameter("a claim name must not be empty", param_hint="--tenant-claim")
@@ -81,7 +83,7 @@ def _claim_names(names: tuple[str, ...]) -> tuple[str, ...]:
     "tenant_claims",
     multiple=True,
     metavar="CLAIM",
-    callback=lambda _ctx, _param, names: _claim_names(names),
+    callback=_claim_names,
     help="JWT claim that names the token's tenant, kept in requests.token_tenant (repeatable,"
     " first present wins; default tenant_id, tid, tenant, org_id).",
 )
